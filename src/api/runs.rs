@@ -1,0 +1,281 @@
+//! `GET /get_pipeline_info`: filtered, paginated runs.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::Json;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorMessage};
+use super::AppState;
+use crate::domain::numbers::{bool_from_str, int_from_str};
+use crate::domain::{FieldError, FlexDateTime, LocItem, PipelineInfo, ValidationErrors};
+use crate::repository::{Page, RunFilter};
+
+pub const MAX_LIMIT: i64 = 10_000;
+pub const DEFAULT_LIMIT: i64 = 100;
+
+/// Query parameters of `GET /get_pipeline_info` (documentation only; the
+/// `RunQuery` extractor does the parsing so that every error is collected).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct RunQueryParams {
+    /// Keep runs whose `start_utc` is at or after this time (ISO 8601, date
+    /// or Unix timestamp; a value without zone counts as UTC).
+    #[param(value_type = Option<String>, example = "2025-08-01T00:00:00Z")]
+    start_utc: Option<String>,
+    /// Keep runs whose `end_utc` is at or before this time.
+    #[param(value_type = Option<String>, example = "2025-08-31T23:59:59Z")]
+    end_utc: Option<String>,
+    /// Keep runs with at least this many rows.
+    min_rowcount: Option<i64>,
+    /// Keep runs with at most this many rows.
+    max_rowcount: Option<i64>,
+    /// Exact, case-sensitive pipeline name; empty means no filter.
+    pipeline_name: Option<String>,
+    /// Exact script name; empty means no filter.
+    script_name: Option<String>,
+    /// Exact pipeline type; empty means no filter.
+    pipeline_type: Option<String>,
+    /// Exact environment; empty means no filter.
+    environment: Option<String>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 10000, default = 100)]
+    limit: Option<i64>,
+    /// Matches to skip before the page starts.
+    #[param(minimum = 0, default = 0)]
+    offset: Option<i64>,
+    /// Return every match, ignoring `limit` and `offset` (`true/false`,
+    /// `1/0`, `yes/no`, `on/off`, `t/f`, `y/n`).
+    #[param(default = false)]
+    all_data: Option<bool>,
+}
+
+/// A validated `/get_pipeline_info` query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunQuery {
+    pub filter: RunFilter,
+    pub page: Page,
+}
+
+/// Reads query parameters, checking each and collecting every problem.
+struct QueryReader {
+    values: HashMap<String, String>,
+    errors: ValidationErrors,
+}
+
+impl QueryReader {
+    fn new(query: Option<&str>) -> Self {
+        // A repeated parameter takes its last value, as Starlette does.
+        let values = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+        Self {
+            values,
+            errors: ValidationErrors::default(),
+        }
+    }
+
+    fn parsed<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, FieldError>,
+    ) -> Option<T> {
+        let raw = self.values.get(name)?;
+        match parse(raw) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                let loc = vec![LocItem::from("query"), LocItem::from(name)];
+                self.errors.push(error.at(loc, Value::String(raw.clone())));
+                None
+            }
+        }
+    }
+
+    fn datetime(&mut self, name: &str) -> Option<FlexDateTime> {
+        self.parsed(name, |raw| {
+            FlexDateTime::parse(raw).map_err(|e| e.into_field_error())
+        })
+    }
+
+    fn bounded(&mut self, name: &str, min: i64, max: Option<i64>) -> Option<i64> {
+        self.parsed(name, |raw| {
+            let value = int_from_str(raw)?;
+            if value < min {
+                return Err(FieldError::new(
+                    "greater_than_equal",
+                    format!("Input should be greater than or equal to {min}"),
+                )
+                .with_ctx("ge", min));
+            }
+            match max {
+                Some(max) if value > max => Err(FieldError::new(
+                    "less_than_equal",
+                    format!("Input should be less than or equal to {max}"),
+                )
+                .with_ctx("le", max)),
+                _ => Ok(value),
+            }
+        })
+    }
+
+    fn integer(&mut self, name: &str) -> Option<i64> {
+        self.parsed(name, int_from_str)
+    }
+
+    /// A string filter; an empty value means no filter.
+    fn text(&self, name: &str) -> Option<String> {
+        self.values.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
+impl RunQuery {
+    pub fn parse(query: Option<&str>) -> Result<Self, ValidationErrors> {
+        let mut q = QueryReader::new(query);
+        let start_utc = q.datetime("start_utc");
+        let end_utc = q.datetime("end_utc");
+        let min_rowcount = q.integer("min_rowcount");
+        let max_rowcount = q.integer("max_rowcount");
+        let filter = RunFilter {
+            start_utc,
+            end_utc,
+            min_rowcount,
+            max_rowcount,
+            pipeline_name: q.text("pipeline_name"),
+            script_name: q.text("script_name"),
+            pipeline_type: q.text("pipeline_type"),
+            environment: q.text("environment"),
+        };
+        let limit = q
+            .bounded("limit", 1, Some(MAX_LIMIT))
+            .unwrap_or(DEFAULT_LIMIT);
+        let offset = q.bounded("offset", 0, None).unwrap_or(0);
+        let all_data = q.parsed("all_data", bool_from_str).unwrap_or(false);
+        let page = if all_data {
+            Page::All
+        } else {
+            Page::Window {
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+                offset: usize::try_from(offset).unwrap_or(usize::MAX),
+            }
+        };
+        q.errors.into_result(|| RunQuery { filter, page })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RunQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(RunQuery::parse(parts.uri.query())?)
+    }
+}
+
+/// One page of runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PipelineInfoResponse {
+    /// Number of runs matching the filters.
+    #[schema(example = 1)]
+    pub total: u64,
+    /// Number of runs in `results`.
+    #[schema(example = 1)]
+    pub count: usize,
+    /// The runs, latest `start_utc` first.
+    #[schema(value_type = Vec<PipelineInfo>)]
+    pub results: Vec<Arc<PipelineInfo>>,
+    /// Distinct pipeline names in `results`, sorted.
+    #[schema(example = json!(["sales_daily"]))]
+    pub pipelines: Vec<String>,
+}
+
+/// Query pipeline runs
+///
+/// Runs matching every given filter, latest `start_utc` first (equal times
+/// in insertion order), one page at a time; `all_data=true` returns every
+/// match.
+#[utoipa::path(
+    get,
+    path = "/get_pipeline_info",
+    tag = "runs",
+    params(RunQueryParams),
+    responses(
+        (status = 200, description = "Matching runs", body = PipelineInfoResponse),
+        (status = 422, description = "A query parameter is invalid", body = ValidationErrors),
+        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
+    )
+)]
+pub async fn get_pipeline_info(
+    State(state): State<AppState>,
+    query: RunQuery,
+) -> Result<Json<PipelineInfoResponse>, ApiError> {
+    let page = state.repository.get_page(&query.filter, query.page).await?;
+    let pipelines: BTreeSet<&str> = page
+        .records
+        .iter()
+        .filter_map(|r| r.pipeline_name())
+        .collect();
+    let pipelines = pipelines.into_iter().map(str::to_owned).collect();
+    Ok(Json(PipelineInfoResponse {
+        total: page.total,
+        count: page.records.len(),
+        pipelines,
+        results: page.records,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let q = RunQuery::parse(None).unwrap();
+        assert_eq!(
+            q.page,
+            Page::Window {
+                limit: 100,
+                offset: 0
+            }
+        );
+        assert_eq!(q.filter, RunFilter::default());
+    }
+
+    #[test]
+    fn last_repeated_value_wins_and_empty_text_is_no_filter() {
+        let q = RunQuery::parse(Some("limit=5&limit=7&pipeline_name=&environment=prod")).unwrap();
+        assert_eq!(
+            q.page,
+            Page::Window {
+                limit: 7,
+                offset: 0
+            }
+        );
+        assert_eq!(q.filter.pipeline_name, None);
+        assert_eq!(q.filter.environment.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn every_bad_parameter_is_reported() {
+        let errors = RunQuery::parse(Some(
+            "limit=0&offset=-1&start_utc=x&all_data=perhaps&min_rowcount=1.5",
+        ))
+        .unwrap_err()
+        .detail;
+        let kinds: Vec<&str> = errors.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "datetime_from_date_parsing",
+                "int_parsing",
+                "greater_than_equal",
+                "greater_than_equal",
+                "bool_parsing"
+            ]
+        );
+    }
+}

@@ -1,0 +1,423 @@
+//! A datetime that remembers how it was written: naive or aware, and which
+//! offset. The Python service echoed values back in the zone they came in,
+//! and files in the field mix naive local times with UTC ones, so converting
+//! on input would change what clients read back.
+
+use std::fmt;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+use super::validation::FieldError;
+
+/// Unix timestamps above this (in absolute value) are milliseconds.
+const MILLISECOND_WATERSHED: f64 = 2e10;
+
+/// Why a text is not a datetime, worded as pydantic words it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateTimeParseError(&'static str);
+
+impl DateTimeParseError {
+    pub fn reason(&self) -> &'static str {
+        self.0
+    }
+
+    pub fn into_field_error(self) -> FieldError {
+        FieldError::new(
+            "datetime_from_date_parsing",
+            format!("Input should be a valid datetime or date, {}", self.0),
+        )
+        .with_ctx("error", self.0)
+    }
+}
+
+const TOO_SHORT: DateTimeParseError = DateTimeParseError("input is too short");
+const EXTRA_CHARACTERS: DateTimeParseError =
+    DateTimeParseError("unexpected extra characters at the end of the input");
+const BAD_YEAR: DateTimeParseError = DateTimeParseError("invalid character in year");
+const BAD_DATE_SEP: DateTimeParseError = DateTimeParseError("invalid date separator, expected `-`");
+const BAD_MONTH: DateTimeParseError = DateTimeParseError("invalid character in month");
+const BAD_DAY: DateTimeParseError = DateTimeParseError("invalid character in day");
+const MONTH_RANGE: DateTimeParseError =
+    DateTimeParseError("month value is outside expected range of 1-12");
+const DAY_RANGE: DateTimeParseError = DateTimeParseError("day value is outside expected range");
+const YEAR_TOO_SMALL: DateTimeParseError =
+    DateTimeParseError("years before 1600 are not supported");
+const DATE_TOO_SMALL: DateTimeParseError =
+    DateTimeParseError("dates before 1600 are not supported as unix timestamps");
+const DATE_TOO_LARGE: DateTimeParseError =
+    DateTimeParseError("dates after 9999 are not supported as unix timestamps");
+/// Only reported internally: a time part that fails makes the whole value
+/// fall back to date parsing, whose message is what the client sees.
+const BAD_TIME: DateTimeParseError = DateTimeParseError("invalid time");
+
+/// A run timestamp: naive wall-clock time, or aware with a fixed UTC offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlexDateTime {
+    naive: NaiveDateTime,
+    /// Offset east of UTC in seconds; `None` for a naive value.
+    offset_seconds: Option<i32>,
+}
+
+impl FlexDateTime {
+    pub fn naive(naive: NaiveDateTime) -> Self {
+        Self {
+            naive,
+            offset_seconds: None,
+        }
+    }
+
+    /// An aware value; `None` when the offset is a day or more.
+    pub fn aware(naive: NaiveDateTime, offset_seconds: i32) -> Option<Self> {
+        (offset_seconds.abs() < 86_400).then_some(Self {
+            naive,
+            offset_seconds: Some(offset_seconds),
+        })
+    }
+
+    /// The wall-clock reading, as written.
+    pub fn wall_clock(&self) -> NaiveDateTime {
+        self.naive
+    }
+
+    pub fn offset_seconds(&self) -> Option<i32> {
+        self.offset_seconds
+    }
+
+    pub fn is_aware(&self) -> bool {
+        self.offset_seconds.is_some()
+    }
+
+    /// Microseconds since the Unix epoch, treating a naive value as UTC, so
+    /// that naive and aware values compare instead of failing.
+    pub fn instant_micros(&self) -> i64 {
+        let local = self.naive.and_utc().timestamp_micros();
+        local - i64::from(self.offset_seconds.unwrap_or(0)) * 1_000_000
+    }
+
+    /// Parses every text form the contract accepts.
+    pub fn parse(text: &str) -> Result<Self, DateTimeParseError> {
+        let bytes = text.as_bytes();
+        if let Ok(value) = parse_date_time(bytes) {
+            return Ok(value);
+        }
+        if let Some(number) = timestamp_text(text) {
+            return Self::from_timestamp(number);
+        }
+        // Like pydantic, a value that is not a datetime is tried as a plain
+        // date, and the date parser's complaint is the one reported.
+        let date = parse_date_prefix(bytes)?;
+        if bytes.len() > 10 {
+            return Err(EXTRA_CHARACTERS);
+        }
+        Ok(Self::naive(date.and_time(NaiveTime::MIN)))
+    }
+
+    /// A Unix timestamp in seconds (milliseconds above 2e10), aware UTC.
+    pub fn from_timestamp(value: f64) -> Result<Self, DateTimeParseError> {
+        let seconds_value = if value.abs() > MILLISECOND_WATERSHED {
+            value / 1000.0
+        } else {
+            value
+        };
+        if !seconds_value.is_finite() {
+            return Err(DATE_TOO_LARGE);
+        }
+        let mut seconds = seconds_value.floor();
+        let mut micros = ((seconds_value - seconds) * 1_000_000.0).round();
+        if micros >= 1_000_000.0 {
+            seconds += 1.0;
+            micros -= 1_000_000.0;
+        }
+        // 1600-01-01 and 9999-12-31T23:59:59, the range pydantic supports.
+        if seconds < -11_676_096_000.0 {
+            return Err(DATE_TOO_SMALL);
+        }
+        if seconds > 253_402_300_799.0 {
+            return Err(DATE_TOO_LARGE);
+        }
+        let moment =
+            DateTime::from_timestamp(seconds as i64, micros as u32 * 1000).ok_or(DATE_TOO_LARGE)?;
+        Ok(Self {
+            naive: moment.naive_utc(),
+            offset_seconds: Some(0),
+        })
+    }
+
+    /// Reads a JSON value: a string in any accepted form or a number.
+    pub fn from_json(value: &Value) -> Result<Self, FieldError> {
+        match value {
+            Value::String(text) => Self::parse(text).map_err(DateTimeParseError::into_field_error),
+            Value::Number(number) => number
+                .as_f64()
+                .ok_or(DATE_TOO_LARGE)
+                .and_then(Self::from_timestamp)
+                .map_err(DateTimeParseError::into_field_error),
+            _ => Err(FieldError::new(
+                "datetime_type",
+                "Input should be a valid datetime",
+            )),
+        }
+    }
+}
+
+/// `-?digits[.digits]`: the texts read as Unix timestamps.
+fn timestamp_text(text: &str) -> Option<f64> {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (unsigned, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || fraction.is_some_and(|f| !digits(f)) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+fn digit(bytes: &[u8], index: usize, error: DateTimeParseError) -> Result<u32, DateTimeParseError> {
+    match bytes.get(index) {
+        Some(b) if b.is_ascii_digit() => Ok(u32::from(b - b'0')),
+        _ => Err(error),
+    }
+}
+
+fn two_digits(
+    bytes: &[u8],
+    index: usize,
+    error: DateTimeParseError,
+) -> Result<u32, DateTimeParseError> {
+    Ok(digit(bytes, index, error)? * 10 + digit(bytes, index + 1, error)?)
+}
+
+/// `YYYY-MM-DD` at the start of `bytes`, ignoring what follows.
+fn parse_date_prefix(bytes: &[u8]) -> Result<NaiveDate, DateTimeParseError> {
+    if bytes.len() < 10 {
+        return Err(TOO_SHORT);
+    }
+    let year = two_digits(bytes, 0, BAD_YEAR)? * 100 + two_digits(bytes, 2, BAD_YEAR)?;
+    if year < 1600 {
+        return Err(YEAR_TOO_SMALL);
+    }
+    if bytes[4] != b'-' {
+        return Err(BAD_DATE_SEP);
+    }
+    let month = two_digits(bytes, 5, BAD_MONTH)?;
+    if bytes[7] != b'-' {
+        return Err(BAD_DATE_SEP);
+    }
+    let day = two_digits(bytes, 8, BAD_DAY)?;
+    if !(1..=12).contains(&month) {
+        return Err(MONTH_RANGE);
+    }
+    NaiveDate::from_ymd_opt(year as i32, month, day).ok_or(DAY_RANGE)
+}
+
+/// `YYYY-MM-DD?HH:MM[:SS[.fraction]][zone]`.
+fn parse_date_time(bytes: &[u8]) -> Result<FlexDateTime, DateTimeParseError> {
+    let date = parse_date_prefix(bytes)?;
+    if !matches!(bytes.get(10), Some(b'T' | b't' | b' ' | b'_')) {
+        return Err(BAD_TIME);
+    }
+    let hour = two_digits(bytes, 11, BAD_TIME)?;
+    if bytes.get(13) != Some(&b':') {
+        return Err(BAD_TIME);
+    }
+    let minute = two_digits(bytes, 14, BAD_TIME)?;
+    let mut pos = 16;
+    let mut second = 0;
+    let mut micros = 0;
+    if bytes.get(pos) == Some(&b':') {
+        second = two_digits(bytes, pos + 1, BAD_TIME)?;
+        pos += 3;
+        if bytes.get(pos) == Some(&b'.') {
+            pos += 1;
+            let start = pos;
+            while bytes.get(pos).is_some_and(u8::is_ascii_digit) {
+                pos += 1;
+            }
+            let count = pos - start;
+            if count == 0 || count > 9 {
+                return Err(BAD_TIME);
+            }
+            // Kept to microseconds, truncated.
+            for i in 0..6 {
+                let d = if i < count {
+                    u32::from(bytes[start + i] - b'0')
+                } else {
+                    0
+                };
+                micros = micros * 10 + d;
+            }
+        }
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return Err(BAD_TIME);
+    }
+    let time = NaiveTime::from_hms_micro_opt(hour, minute, second, micros).ok_or(BAD_TIME)?;
+    let naive = date.and_time(time);
+    let offset = parse_zone(&bytes[pos..])?;
+    match offset {
+        None => Ok(FlexDateTime::naive(naive)),
+        Some(seconds) => FlexDateTime::aware(naive, seconds).ok_or(BAD_TIME),
+    }
+}
+
+/// Nothing, `Z`, `±HH:MM` or `±HHMM`.
+fn parse_zone(rest: &[u8]) -> Result<Option<i32>, DateTimeParseError> {
+    let sign = match rest.first() {
+        None => return Ok(None),
+        Some(b'Z' | b'z') if rest.len() == 1 => return Ok(Some(0)),
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        Some(_) => return Err(BAD_TIME),
+    };
+    let hours = two_digits(rest, 1, BAD_TIME)?;
+    let minutes_at = if rest.get(3) == Some(&b':') { 4 } else { 3 };
+    let minutes = two_digits(rest, minutes_at, BAD_TIME)?;
+    if rest.len() != minutes_at + 2 || hours > 23 || minutes > 59 {
+        return Err(BAD_TIME);
+    }
+    Ok(Some(sign * (hours * 3600 + minutes * 60) as i32))
+}
+
+impl fmt::Display for FlexDateTime {
+    /// `2025-08-14T22:49:07[.500000][Z|±HH:MM]`, as pydantic serialises.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = &self.naive;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            n.year(),
+            n.month(),
+            n.day(),
+            n.hour(),
+            n.minute(),
+            n.second()
+        )?;
+        let micros = n.nanosecond() / 1000;
+        if micros != 0 {
+            write!(f, ".{micros:06}")?;
+        }
+        match self.offset_seconds {
+            None => Ok(()),
+            Some(0) => f.write_str("Z"),
+            Some(offset) => {
+                let sign = if offset < 0 { '-' } else { '+' };
+                let minutes = offset.abs() / 60;
+                write!(f, "{sign}{:02}:{:02}", minutes / 60, minutes % 60)
+            }
+        }
+    }
+}
+
+impl Serialize for FlexDateTime {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn shown(text: &str) -> String {
+        FlexDateTime::parse(text)
+            .unwrap_or_else(|e| panic!("{text}: {}", e.reason()))
+            .to_string()
+    }
+
+    fn reason(text: &str) -> &'static str {
+        FlexDateTime::parse(text).expect_err(text).reason()
+    }
+
+    #[test]
+    fn accepted_forms_keep_their_zone() {
+        assert_eq!(shown("2025-08-14"), "2025-08-14T00:00:00");
+        assert_eq!(shown("2025-08-14T22:49:07"), "2025-08-14T22:49:07");
+        assert_eq!(shown("2025-08-14t22:49:07"), "2025-08-14T22:49:07");
+        assert_eq!(shown("2025-08-14 22:49:07"), "2025-08-14T22:49:07");
+        assert_eq!(shown("2025-08-14_22:49"), "2025-08-14T22:49:00");
+        assert_eq!(shown("2025-08-14T22:49:07Z"), "2025-08-14T22:49:07Z");
+        assert_eq!(shown("2025-08-14T22:49:07z"), "2025-08-14T22:49:07Z");
+        assert_eq!(shown("2025-08-14T22:49:07+00:00"), "2025-08-14T22:49:07Z");
+        assert_eq!(
+            shown("2025-08-14T22:49:07+0530"),
+            "2025-08-14T22:49:07+05:30"
+        );
+        assert_eq!(
+            shown("2025-08-14T22:49:07-03:00"),
+            "2025-08-14T22:49:07-03:00"
+        );
+        assert_eq!(
+            shown("2025-08-14T22:49:07.5Z"),
+            "2025-08-14T22:49:07.500000Z"
+        );
+        assert_eq!(
+            shown("2025-08-14T22:49:07.123456789"),
+            "2025-08-14T22:49:07.123456"
+        );
+        assert_eq!(shown("2025-08-14T22:49:07.000000"), "2025-08-14T22:49:07");
+    }
+
+    #[test]
+    fn digits_are_unix_timestamps_in_utc() {
+        assert_eq!(shown("1755211747"), "2025-08-14T22:49:07Z");
+        assert_eq!(shown("20250814"), "1970-08-23T09:13:34Z");
+        assert_eq!(shown("1755211747500"), "2025-08-14T22:49:07.500000Z");
+        assert_eq!(shown("1755211747.25"), "2025-08-14T22:49:07.250000Z");
+        let from_number = FlexDateTime::from_json(&json!(1755211747)).unwrap();
+        assert_eq!(from_number.to_string(), "2025-08-14T22:49:07Z");
+    }
+
+    #[test]
+    fn rejected_forms_say_why_like_pydantic() {
+        assert_eq!(reason("2025/08/14"), "invalid date separator, expected `-`");
+        assert_eq!(reason("2025-8-14"), "input is too short");
+        assert_eq!(reason(" 2025-08-14"), "invalid character in year");
+        assert_eq!(
+            reason("2025-08-14T25:00:00"),
+            "unexpected extra characters at the end of the input"
+        );
+        assert_eq!(
+            reason("2025-08-14T10:00:00+05"),
+            "unexpected extra characters at the end of the input"
+        );
+        assert_eq!(reason("abc"), "input is too short");
+        assert_eq!(reason(""), "input is too short");
+        assert_eq!(
+            reason("2025-13-01"),
+            "month value is outside expected range of 1-12"
+        );
+        assert_eq!(reason("2025-02-30"), "day value is outside expected range");
+        assert_eq!(reason("2025-0a-01"), "invalid character in month");
+    }
+
+    #[test]
+    fn non_strings_are_type_errors() {
+        for value in [json!(null), json!(true), json!([1]), json!({})] {
+            assert_eq!(
+                FlexDateTime::from_json(&value).unwrap_err().kind,
+                "datetime_type"
+            );
+        }
+        let err = FlexDateTime::from_json(&json!("nope")).unwrap_err();
+        assert_eq!(err.kind, "datetime_from_date_parsing");
+        assert_eq!(
+            err.msg,
+            "Input should be a valid datetime or date, input is too short"
+        );
+    }
+
+    #[test]
+    fn naive_values_compare_as_utc() {
+        let naive = FlexDateTime::parse("2025-09-02T12:00:00").unwrap();
+        let utc = FlexDateTime::parse("2025-09-02T12:00:00Z").unwrap();
+        let ahead = FlexDateTime::parse("2025-09-02T14:00:00+02:00").unwrap();
+        assert_eq!(naive.instant_micros(), utc.instant_micros());
+        assert_eq!(ahead.instant_micros(), utc.instant_micros());
+        assert!(!naive.is_aware() && utc.is_aware());
+    }
+}

@@ -1,0 +1,8 @@
+//! pipeline-service: records and serves metadata about data-pipeline runs.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod repository;
+pub mod startup;
+pub mod telemetry;

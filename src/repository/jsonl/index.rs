@@ -1,0 +1,185 @@
+//! The in-memory view of a JSON Lines file: every valid record once, an
+//! ordering by start time, and per-group summaries kept up to date as records
+//! arrive, so queries never re-read or re-parse the file.
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary};
+use crate::repository::{Page, RunFilter, RunPage};
+
+/// Records in file order plus the indexes queries use.
+#[derive(Debug, Default)]
+pub struct RunIndex {
+    records: Vec<Arc<PipelineInfo>>,
+    /// Start instants, parallel to `records`, for cache-friendly ordering.
+    starts: Vec<i64>,
+    /// Positions into `records`, ascending by (start instant, later insertion
+    /// first); read backwards it is the answer order: newest start first,
+    /// equal starts in insertion order.
+    order: Vec<u32>,
+    summaries: SummaryIndex,
+}
+
+impl RunIndex {
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Adds records in insertion order.
+    pub fn extend(&mut self, batch: Vec<PipelineInfo>) {
+        let first_new = self.records.len();
+        let resort = batch.len() > 64 && batch.len() > self.records.len() / 8;
+        for record in batch {
+            self.push(record, !resort);
+        }
+        if resort && self.records.len() > first_new {
+            let starts = &self.starts;
+            self.order = (0..self.records.len() as u32).collect();
+            self.order
+                .sort_unstable_by_key(|&i| (starts[i as usize], Reverse(i)));
+        }
+    }
+
+    fn push(&mut self, record: PipelineInfo, place_in_order: bool) {
+        let position = self.records.len() as u32;
+        let start = record.start_utc().instant_micros();
+        self.summaries.add(&record, position);
+        self.records.push(Arc::new(record));
+        self.starts.push(start);
+        if place_in_order {
+            let key = (start, Reverse(position));
+            let starts = &self.starts;
+            let at = self
+                .order
+                .partition_point(|&i| (starts[i as usize], Reverse(i)) < key);
+            self.order.insert(at, position);
+        }
+    }
+
+    /// Matches in answer order, starting after any records that fall before
+    /// the `start_utc` bound (found by binary search, not by scanning).
+    fn matches<'a>(&'a self, filter: &'a RunFilter) -> impl Iterator<Item = &'a Arc<PipelineInfo>> {
+        let first = match filter.start_utc {
+            Some(bound) => {
+                let bound = bound.instant_micros();
+                self.order
+                    .partition_point(|&i| self.starts[i as usize] < bound)
+            }
+            None => 0,
+        };
+        self.order[first..]
+            .iter()
+            .rev()
+            .map(|&i| &self.records[i as usize])
+            .filter(move |r| filter.matches(r))
+    }
+
+    pub fn count(&self, filter: &RunFilter) -> u64 {
+        self.matches(filter).count() as u64
+    }
+
+    pub fn select(&self, filter: &RunFilter, page: Page) -> Vec<Arc<PipelineInfo>> {
+        self.matches(filter)
+            .skip(page.offset())
+            .take(page.limit())
+            .cloned()
+            .collect()
+    }
+
+    /// A page and the total in one pass.
+    pub fn page(&self, filter: &RunFilter, page: Page) -> RunPage {
+        let (offset, limit) = (page.offset(), page.limit());
+        let mut total = 0u64;
+        let mut records = Vec::new();
+        for record in self.matches(filter) {
+            let index = total as usize;
+            if index >= offset && index - offset < limit {
+                records.push(record.clone());
+            }
+            total += 1;
+        }
+        RunPage { total, records }
+    }
+
+    pub fn summaries(&self) -> Vec<PipelineSummary> {
+        self.summaries.snapshot()
+    }
+}
+
+type GroupKey = [Option<String>; 4];
+
+#[derive(Debug)]
+struct GroupStats {
+    first_seen: u32,
+    total_runs: u64,
+    last_run: FlexDateTime,
+    duration_sum: f64,
+    duration_count: u64,
+    rowcount_sum: i128,
+    rowcount_count: u64,
+}
+
+/// Running aggregates per (pipeline_name, script_name, pipeline_type, environment).
+#[derive(Debug, Default)]
+struct SummaryIndex {
+    groups: HashMap<GroupKey, GroupStats>,
+}
+
+impl SummaryIndex {
+    fn add(&mut self, record: &PipelineInfo, position: u32) {
+        let key = [
+            record.pipeline_name().map(str::to_owned),
+            record.script_name().map(str::to_owned),
+            record.pipeline_type().map(str::to_owned),
+            record.environment().map(str::to_owned),
+        ];
+        let stats = self.groups.entry(key).or_insert_with(|| GroupStats {
+            first_seen: position,
+            total_runs: 0,
+            last_run: record.start_utc(),
+            duration_sum: 0.0,
+            duration_count: 0,
+            rowcount_sum: 0,
+            rowcount_count: 0,
+        });
+        stats.total_runs += 1;
+        // Strictly later only: among equal instants the first one seen wins.
+        if record.start_utc().instant_micros() > stats.last_run.instant_micros() {
+            stats.last_run = record.start_utc();
+        }
+        if record.elapsed_seconds() > 0.0 {
+            stats.duration_sum += record.elapsed_seconds();
+            stats.duration_count += 1;
+        }
+        if record.rowcount() > 0 {
+            stats.rowcount_sum += i128::from(record.rowcount());
+            stats.rowcount_count += 1;
+        }
+    }
+
+    /// Latest run first; groups with the same last run keep the order in
+    /// which they first appeared.
+    fn snapshot(&self) -> Vec<PipelineSummary> {
+        let mut groups: Vec<(&GroupKey, &GroupStats)> = self.groups.iter().collect();
+        groups.sort_by_key(|(_, s)| (Reverse(s.last_run.instant_micros()), s.first_seen));
+        groups
+            .into_iter()
+            .map(|(key, s)| PipelineSummary {
+                pipeline_name: key[0].clone(),
+                script_name: key[1].clone(),
+                pipeline_type: key[2].clone(),
+                environment: key[3].clone(),
+                total_runs: s.total_runs,
+                last_run: Some(s.last_run),
+                avg_duration: mean(s.duration_sum, s.duration_count),
+                avg_rowcount: mean(s.rowcount_sum as f64, s.rowcount_count),
+            })
+            .collect()
+    }
+}
+
+fn mean(sum: f64, count: u64) -> Option<f64> {
+    (count > 0).then(|| sum / count as f64)
+}

@@ -1,0 +1,324 @@
+//! JSON Lines storage. The file is the source of truth: other processes may
+//! append to it, replace it or truncate it, and the next query reflects that.
+//! Records live in memory with their indexes; only new bytes are ever read.
+
+mod index;
+pub mod legacy;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use parking_lot::{Mutex, RwLock};
+use serde_json::Value;
+
+use self::index::RunIndex;
+use super::{Page, PipelineInfoRepository, RepositoryError, RunFilter, RunPage};
+use crate::domain::{PipelineInfo, PipelineSummary};
+
+/// What identifies one state of the file: which file (device and inode),
+/// how long, last modified when. Equal stamps mean nothing to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    device: u64,
+    inode: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> std::io::Result<Option<Self>> {
+        match fs::metadata(path) {
+            Ok(meta) => Ok(Some(Self {
+                device: meta.dev(),
+                inode: meta.ino(),
+                len: meta.len(),
+                modified: meta.modified().ok(),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn same_file(&self, other: &Self) -> bool {
+        self.device == other.device && self.inode == other.inode
+    }
+}
+
+/// How far into the file we have read.
+#[derive(Debug, Default)]
+struct ReadCursor {
+    stamp: Option<FileStamp>,
+    /// Bytes taken into the index; what follows is unread or an unfinished line.
+    consumed: u64,
+    lines_read: u64,
+    /// The last line taken had no newline yet (a complete record written
+    /// without one); its newline, when it comes, is not a new line.
+    owes_newline: bool,
+}
+
+struct Inner {
+    path: PathBuf,
+    /// The stamp the index reflects; read on every query, so kept apart from
+    /// the cursor that a long reload holds.
+    current: RwLock<Option<FileStamp>>,
+    cursor: Mutex<ReadCursor>,
+    index: RwLock<RunIndex>,
+    /// Serialises this process's appends.
+    append_lock: Mutex<()>,
+}
+
+/// The embedded JSON Lines backend.
+#[derive(Clone)]
+pub struct JsonlRepository {
+    inner: Arc<Inner>,
+}
+
+impl JsonlRepository {
+    /// Opens `path` (which need not exist yet) and loads what it holds.
+    pub async fn open(path: impl Into<PathBuf>) -> Result<Self, RepositoryError> {
+        let repository = Self {
+            inner: Arc::new(Inner {
+                path: path.into(),
+                current: RwLock::new(None),
+                cursor: Mutex::new(ReadCursor::default()),
+                index: RwLock::new(RunIndex::default()),
+                append_lock: Mutex::new(()),
+            }),
+        };
+        let inner = repository.inner.clone();
+        run_blocking(move || inner.catch_up()).await?;
+        tracing::info!(
+            path = %repository.inner.path.display(),
+            records = repository.inner.index.read().len(),
+            "JSON Lines store loaded"
+        );
+        Ok(repository)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Brings the index up to date with the file. Costs one `stat` when
+    /// nothing changed; reading happens on the blocking pool.
+    async fn sync(&self) -> Result<(), RepositoryError> {
+        let stamp = FileStamp::of(&self.inner.path)?;
+        if *self.inner.current.read() == stamp {
+            return Ok(());
+        }
+        let inner = self.inner.clone();
+        run_blocking(move || inner.catch_up()).await
+    }
+}
+
+async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, RepositoryError> + Send + 'static,
+) -> Result<T, RepositoryError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| RepositoryError::Task(e.to_string()))?
+}
+
+impl Inner {
+    fn catch_up(&self) -> Result<(), RepositoryError> {
+        let mut cursor = self.cursor.lock();
+        let stamp = FileStamp::of(&self.path)?;
+        if cursor.stamp == stamp {
+            return Ok(());
+        }
+        let Some(now) = stamp else {
+            if cursor.stamp.is_some() {
+                tracing::warn!(path = %self.path.display(), "data file disappeared; serving no records");
+            }
+            *self.index.write() = RunIndex::default();
+            *cursor = ReadCursor::default();
+            *self.current.write() = None;
+            return Ok(());
+        };
+        let rewritten = match cursor.stamp {
+            None => cursor.consumed > 0,
+            Some(before) => {
+                !before.same_file(&now)
+                    || now.len < cursor.consumed
+                    || (now.len == before.len && now.modified != before.modified)
+            }
+        };
+        if rewritten {
+            tracing::info!(path = %self.path.display(), "data file replaced or truncated; reading it again");
+            *cursor = ReadCursor::default();
+        }
+        let batch = read_new_lines(&self.path, &mut cursor)?;
+        if rewritten || cursor.stamp.is_none() {
+            let mut fresh = RunIndex::default();
+            fresh.extend(batch);
+            *self.index.write() = fresh;
+        } else if !batch.is_empty() {
+            self.index.write().extend(batch);
+        }
+        cursor.stamp = Some(now);
+        *self.current.write() = Some(now);
+        Ok(())
+    }
+
+    /// Appends one line, starting a fresh line if the file ends without one
+    /// (an unfinished write by someone else must not swallow ours).
+    fn append(&self, line: &[u8]) -> Result<(), RepositoryError> {
+        let _guard = self.append_lock.lock();
+        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent)?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&self.path)?;
+        let len = file.metadata()?.len();
+        let mut last = [0u8; 1];
+        let needs_newline = len > 0 && {
+            file.read_exact_at(&mut last, len - 1)?;
+            last[0] != b'\n'
+        };
+        let mut bytes = Vec::with_capacity(line.len() + 2);
+        if needs_newline {
+            bytes.push(b'\n');
+        }
+        bytes.extend_from_slice(line);
+        bytes.push(b'\n');
+        file.write_all(&bytes)?;
+        Ok(())
+    }
+}
+
+/// Reads from the cursor to the end of the file and parses every complete
+/// line. A final line without a newline is taken only when it is already a
+/// valid record; otherwise it is an unfinished write and waits.
+fn read_new_lines(
+    path: &Path,
+    cursor: &mut ReadCursor,
+) -> Result<Vec<PipelineInfo>, RepositoryError> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    file.seek(SeekFrom::Start(cursor.consumed))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let mut rest: &[u8] = &bytes;
+    if cursor.owes_newline && rest.first() == Some(&b'\n') {
+        rest = &rest[1..];
+        cursor.consumed += 1;
+    }
+    if !rest.is_empty() {
+        cursor.owes_newline = false;
+    }
+    let mut records = Vec::new();
+    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        cursor.lines_read += 1;
+        if let Some(record) = parse_logged(&rest[..end], cursor.lines_read, path) {
+            records.push(record);
+        }
+        cursor.consumed += end as u64 + 1;
+        rest = &rest[end + 1..];
+    }
+    if !rest.is_empty() {
+        if let Ok(Some(record)) = parse_line(rest) {
+            records.push(record);
+            cursor.lines_read += 1;
+            cursor.consumed += rest.len() as u64;
+            cursor.owes_newline = true;
+        }
+    }
+    Ok(records)
+}
+
+fn parse_logged(line: &[u8], line_number: u64, path: &Path) -> Option<PipelineInfo> {
+    match parse_line(line) {
+        Ok(record) => record,
+        Err(reason) => {
+            tracing::warn!(path = %path.display(), line = line_number, %reason, "skipping invalid line");
+            None
+        }
+    }
+}
+
+/// One line of the file: `Ok(None)` when blank, the reason when invalid.
+pub fn parse_line(line: &[u8]) -> Result<Option<PipelineInfo>, String> {
+    let text = std::str::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let mut value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    let Value::Object(fields) = &mut value else {
+        return Err(format!(
+            "expected a JSON object, found {}",
+            json_kind(&value)
+        ));
+    };
+    legacy::fill_missing_pipeline_name(fields);
+    PipelineInfo::parse(&value, "line")
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[async_trait]
+impl PipelineInfoRepository for JsonlRepository {
+    fn backend_name(&self) -> &'static str {
+        "jsonl"
+    }
+
+    async fn get_pipeline_info(
+        &self,
+        filter: &RunFilter,
+        page: Page,
+    ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError> {
+        self.sync().await?;
+        Ok(self.inner.index.read().select(filter, page))
+    }
+
+    async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError> {
+        self.sync().await?;
+        Ok(self.inner.index.read().count(filter))
+    }
+
+    async fn get_pipelines_summary(&self) -> Result<Vec<PipelineSummary>, RepositoryError> {
+        self.sync().await?;
+        Ok(self.inner.index.read().summaries())
+    }
+
+    async fn insert_pipeline_info(
+        &self,
+        record: PipelineInfo,
+    ) -> Result<Arc<PipelineInfo>, RepositoryError> {
+        let line = serde_json::to_vec(&record)?;
+        let inner = self.inner.clone();
+        run_blocking(move || {
+            inner.append(&line)?;
+            inner.catch_up()
+        })
+        .await?;
+        Ok(Arc::new(record))
+    }
+
+    async fn get_page(&self, filter: &RunFilter, page: Page) -> Result<RunPage, RepositoryError> {
+        self.sync().await?;
+        Ok(self.inner.index.read().page(filter, page))
+    }
+}

@@ -1,0 +1,125 @@
+//! Storage behind one trait, so the HTTP layer never knows which backend
+//! answers. The JSON Lines store is embedded; Oracle is the production one.
+
+pub mod jsonl;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary};
+
+/// Which records a query wants. Every field is optional; string filters are
+/// exact and case-sensitive. Both backends apply exactly these semantics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFilter {
+    /// Keep records whose `start_utc` is at or after this instant.
+    pub start_utc: Option<FlexDateTime>,
+    /// Keep records whose `end_utc` is at or before this instant.
+    pub end_utc: Option<FlexDateTime>,
+    pub min_rowcount: Option<i64>,
+    pub max_rowcount: Option<i64>,
+    pub pipeline_name: Option<String>,
+    pub script_name: Option<String>,
+    pub pipeline_type: Option<String>,
+    pub environment: Option<String>,
+}
+
+impl RunFilter {
+    /// Whether `record` passes every condition. Naive datetimes count as UTC.
+    pub fn matches(&self, record: &PipelineInfo) -> bool {
+        let text = |wanted: &Option<String>, actual: Option<&str>| match wanted {
+            Some(w) => actual == Some(w.as_str()),
+            None => true,
+        };
+        self.start_utc
+            .is_none_or(|b| record.start_utc().instant_micros() >= b.instant_micros())
+            && self
+                .end_utc
+                .is_none_or(|b| record.end_utc().instant_micros() <= b.instant_micros())
+            && self.min_rowcount.is_none_or(|m| record.rowcount() >= m)
+            && self.max_rowcount.is_none_or(|m| record.rowcount() <= m)
+            && text(&self.pipeline_name, record.pipeline_name())
+            && text(&self.script_name, record.script_name())
+            && text(&self.pipeline_type, record.pipeline_type())
+            && text(&self.environment, record.environment())
+    }
+}
+
+/// Which slice of the ordered matches to return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// `limit` records after skipping `offset`.
+    Window { limit: usize, offset: usize },
+    /// Every match.
+    All,
+}
+
+impl Page {
+    pub fn offset(&self) -> usize {
+        match self {
+            Page::Window { offset, .. } => *offset,
+            Page::All => 0,
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        match self {
+            Page::Window { limit, .. } => *limit,
+            Page::All => usize::MAX,
+        }
+    }
+}
+
+/// One page of matches with the number of all matches, taken together.
+#[derive(Debug, Clone, Default)]
+pub struct RunPage {
+    pub total: u64,
+    pub records: Vec<Arc<PipelineInfo>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    #[error("storage I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("storage task failed: {0}")]
+    Task(String),
+    #[error("record could not be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Storage for pipeline runs. Results are ordered by `start_utc` descending,
+/// ties in insertion order.
+#[async_trait]
+pub trait PipelineInfoRepository: Send + Sync {
+    /// `jsonl` or `oracle`.
+    fn backend_name(&self) -> &'static str;
+
+    /// The matching records of one page.
+    async fn get_pipeline_info(
+        &self,
+        filter: &RunFilter,
+        page: Page,
+    ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError>;
+
+    /// How many records match.
+    async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError>;
+
+    /// One summary per (pipeline_name, script_name, pipeline_type,
+    /// environment), latest run first.
+    async fn get_pipelines_summary(&self) -> Result<Vec<PipelineSummary>, RepositoryError>;
+
+    /// Stores one record; returns it as stored.
+    async fn insert_pipeline_info(
+        &self,
+        record: PipelineInfo,
+    ) -> Result<Arc<PipelineInfo>, RepositoryError>;
+
+    /// A page and the total count. Backends that can take both from one
+    /// snapshot override this so `total` always agrees with the page.
+    async fn get_page(&self, filter: &RunFilter, page: Page) -> Result<RunPage, RepositoryError> {
+        let total = self.count_pipeline_info(filter).await?;
+        let records = self.get_pipeline_info(filter, page).await?;
+        Ok(RunPage { total, records })
+    }
+}

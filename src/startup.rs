@@ -1,0 +1,106 @@
+//! Building and running the server. `Application` binds its own listener so
+//! tests can ask for port 0 and learn the port afterwards.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::api::{app, AppState};
+use crate::config::{Backend, Settings};
+use crate::repository::jsonl::JsonlRepository;
+use crate::repository::{PipelineInfoRepository, RepositoryError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the JSON Lines store: {0}")]
+    Storage(#[from] RepositoryError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "PIPELINE_BACKEND=oracle: the Oracle backend is not part of this build; \
+use PIPELINE_BACKEND=jsonl"
+    )]
+    OracleUnavailable,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+/// The repository the settings ask for. Never falls back to another backend.
+pub async fn build_repository(
+    settings: &Settings,
+) -> Result<Arc<dyn PipelineInfoRepository>, StartupError> {
+    match settings.backend {
+        Backend::Jsonl => Ok(Arc::new(JsonlRepository::open(&settings.jsonl_path).await?)),
+        Backend::Oracle => Err(StartupError::OracleUnavailable),
+    }
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let repository = build_repository(settings).await?;
+        Self::with_repository(settings, repository).await
+    }
+
+    /// Serves `repository` with the rest of `settings`.
+    pub async fn with_repository(
+        settings: &Settings,
+        repository: Arc<dyn PipelineInfoRepository>,
+    ) -> Result<Self, StartupError> {
+        let address = format!("{}:{}", settings.host, settings.port);
+        let listener = TcpListener::bind(&address)
+            .await
+            .map_err(|source| StartupError::Bind { address, source })?;
+        let router = app(AppState { repository }, &settings.cors);
+        Ok(Self { listener, router })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `signal` completes.
+    pub async fn run_until(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(address = %self.listener.local_addr()?, "serving");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(signal)
+            .await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
