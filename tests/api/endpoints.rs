@@ -1,0 +1,199 @@
+use serde_json::{json, Value};
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn root_names_the_service_backend_and_features() {
+    let app = spawn_app().await;
+    let body = app.get_json("/").await;
+    assert_eq!(body["backend"], "jsonl");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(body["features"].as_array().is_some_and(|f| !f.is_empty()));
+}
+
+#[tokio::test]
+async fn health_reports_healthy_with_backend_and_version() {
+    let app = spawn_app().await;
+    let body = app.get_json("/health").await;
+    assert_eq!(
+        body,
+        json!({"status": "healthy", "backend": "jsonl", "version": env!("CARGO_PKG_VERSION")})
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_answer_fastapi_404() {
+    let app = spawn_app().await;
+    let response = app.get("/no/such/thing").await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"detail": "Not Found"})
+    );
+}
+
+#[tokio::test]
+async fn wrong_methods_answer_405_with_allow_header() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .delete(format!("{}/pipelines", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"detail": "Method Not Allowed"})
+    );
+    let response = app
+        .client
+        .post(format!("{}/get_pipeline_info", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert!(response.headers()["allow"]
+        .to_str()
+        .unwrap()
+        .contains("GET"));
+}
+
+#[tokio::test]
+async fn openapi_document_describes_every_endpoint_and_status() {
+    let app = spawn_app().await;
+    let doc = app.get_json("/openapi.json").await;
+    let paths = doc["paths"].as_object().unwrap();
+    for path in ["/health", "/pipelines", "/get_pipeline_info"] {
+        assert!(paths.contains_key(path), "{path} missing");
+    }
+    assert!(!paths.contains_key("/"), "/ is not part of the document");
+    let post = &doc["paths"]["/pipelines"]["post"];
+    for status in ["201", "422", "500"] {
+        assert!(
+            post["responses"][status].is_object(),
+            "POST /pipelines {status}"
+        );
+    }
+    let query = &doc["paths"]["/get_pipeline_info"]["get"];
+    let params = query["parameters"].as_array().unwrap();
+    let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+    assert_eq!(limit["schema"]["minimum"], 1);
+    assert_eq!(limit["schema"]["maximum"], 10000);
+    assert_eq!(limit["schema"]["default"], 100);
+    assert!(query["responses"]["422"].is_object());
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for schema in [
+        "PipelineInfo",
+        "PipelineSummary",
+        "PipelineInfoResponse",
+        "ValidationErrors",
+    ] {
+        assert!(schemas.contains_key(schema), "{schema} missing");
+    }
+    assert_eq!(
+        schemas["PipelineInfo"]["example"]["date_code"],
+        "20250808_050701"
+    );
+    let described = schemas["PipelineInfo"]["properties"]["elapsed_human"]["description"].as_str();
+    assert!(described.is_some_and(|d| !d.is_empty()));
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served_without_internet() {
+    let app = spawn_app().await;
+    // reqwest follows the redirect from /docs to /docs/.
+    let page = app.get("/docs").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    let config = app.get("/docs/swagger-initializer.js").await;
+    assert_eq!(config.status(), 200);
+    assert!(config.text().await.unwrap().contains("/openapi.json"));
+    let bundle = app.get("/docs/swagger-ui-bundle.js").await;
+    assert_eq!(bundle.status(), 200);
+    assert!(
+        bundle.bytes().await.unwrap().len() > 100_000,
+        "the UI bundle is embedded"
+    );
+}
+
+#[tokio::test]
+async fn cors_allows_the_default_dev_origins_only() {
+    let app = spawn_app().await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/pipelines", app.address),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight("http://localhost:5173").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(refused
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}
+
+#[tokio::test]
+async fn cors_allow_all_and_custom_origins() {
+    use pipeline_service::config::RawSettings;
+    let all = crate::helpers::spawn_app_with(
+        None,
+        RawSettings {
+            cors_allow_all: Some("true".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let response = all
+        .client
+        .get(format!("{}/health", all.address))
+        .header("origin", "https://anything.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    let custom = crate::helpers::spawn_app_with(
+        None,
+        RawSettings {
+            cors_origins: Some("https://dash.example".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let ok = custom
+        .client
+        .get(format!("{}/health", custom.address))
+        .header("origin", "https://dash.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://dash.example"
+    );
+    let default_origin = custom
+        .client
+        .get(format!("{}/health", custom.address))
+        .header("origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
+    assert!(default_origin
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}

@@ -1,0 +1,163 @@
+//! Starts the real server on port 0 with a real temporary data file.
+
+use std::path::PathBuf;
+
+use pipeline_service::config::{RawSettings, Settings};
+use pipeline_service::startup::Application;
+use reqwest::Response;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub data_path: PathBuf,
+    _dir: TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+/// A server over an empty (not yet existing) data file.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(None, RawSettings::default()).await
+}
+
+/// A server over a data file that already holds `contents`.
+pub async fn spawn_app_with_file(contents: &str) -> TestApp {
+    spawn_app_with(Some(contents), RawSettings::default()).await
+}
+
+pub async fn spawn_app_with(contents: Option<&str>, raw: RawSettings) -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data_path = dir.path().join("runs").join("pipeline_data.jsonl");
+    if let Some(contents) = contents {
+        std::fs::create_dir_all(data_path.parent().unwrap()).unwrap();
+        std::fs::write(&data_path, contents).unwrap();
+    }
+    let raw = RawSettings {
+        host: Some("127.0.0.1".into()),
+        port: Some("0".into()),
+        jsonl_path: Some(data_path.display().to_string()),
+        ..raw
+    };
+    let settings = Settings::from_raw(raw).expect("valid test settings");
+    let application = Application::build(&settings)
+        .await
+        .expect("application starts");
+    let address = format!("http://{}", application.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        data_path,
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path_and_query: &str) -> Response {
+        self.client
+            .get(format!("{}{}", self.address, path_and_query))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_json(&self, path_and_query: &str) -> Value {
+        let response = self.get(path_and_query).await;
+        assert_eq!(response.status(), 200, "GET {path_and_query}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn post_run(&self, body: &Value) -> Response {
+        self.client
+            .post(format!("{}/pipelines", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Posts and insists on a 201.
+    pub async fn store(&self, body: &Value) -> Value {
+        let response = self.post_run(body).await;
+        assert_eq!(response.status(), 201, "POST {body}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn post_raw(&self, body: &str, content_type: Option<&str>) -> Response {
+        let mut request = self
+            .client
+            .post(format!("{}/pipelines", self.address))
+            .body(body.to_owned());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub fn file_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.data_path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// A valid run record; `changes` overrides or adds fields.
+pub fn run(changes: Value) -> Value {
+    let mut record = json!({
+        "start_local": "2025-08-08T05:07:01",
+        "end_local": "2025-08-08T05:29:06",
+        "start_utc": "2025-08-08T12:07:01Z",
+        "end_utc": "2025-08-08T12:29:06Z",
+        "elapsed_seconds": 1325.0,
+        "elapsed_human": "22m 5s",
+        "output_file": "/data/pipeline/sales_daily/output-20250808.csv",
+        "log_file": "/data/logs/sales_daily-20250808_050701.log",
+        "rowcount": 8543,
+        "pid": 48213,
+        "date_code": "20250808_050701",
+        "pipeline_name": "sales_daily",
+        "script_name": "sales_daily.py",
+        "pipeline_type": "batch",
+        "environment": "prod",
+        "archived_file": null
+    });
+    merge(&mut record, changes);
+    record
+}
+
+fn merge(record: &mut Value, changes: Value) {
+    if let (Some(target), Value::Object(extra)) = (record.as_object_mut(), changes) {
+        target.extend(extra);
+    }
+}
+
+/// A record whose times are `day` (1-28) of August 2025 at `hour`.
+pub fn run_on(day: u32, hour: u32, changes: Value) -> Value {
+    let start = format!("2025-08-{day:02}T{hour:02}:00:00Z");
+    let end = format!("2025-08-{day:02}T{hour:02}:30:00Z");
+    let mut record = run(json!({
+        "start_utc": start,
+        "end_utc": end,
+        "date_code": format!("202508{day:02}_{hour:02}0000"),
+    }));
+    merge(&mut record, changes);
+    record
+}
+
+/// The `field` of every result, in answer order.
+pub fn column(answer: &Value, field: &str) -> Vec<Value> {
+    answer["results"]
+        .as_array()
+        .expect("results array")
+        .iter()
+        .map(|r| r[field].clone())
+        .collect()
+}

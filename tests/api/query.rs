@@ -1,0 +1,259 @@
+use serde_json::{json, Value};
+
+use crate::helpers::{column, run, run_on, spawn_app, TestApp};
+
+/// Five runs over four days; `d1` and `d4b` are the odd ones out.
+async fn seeded() -> TestApp {
+    let app = spawn_app().await;
+    let runs = [
+        run_on(
+            1,
+            0,
+            json!({"date_code": "d1", "pipeline_name": "sales", "script_name": "s1.py", "environment": "prod", "rowcount": 10}),
+        ),
+        run_on(
+            2,
+            0,
+            json!({"date_code": "d2", "pipeline_name": "inventory", "script_name": "i.py", "environment": "dev", "rowcount": 0}),
+        ),
+        run_on(
+            3,
+            0,
+            json!({"date_code": "d3", "pipeline_name": "sales", "script_name": "s1.py", "pipeline_type": "stream", "environment": "dev", "rowcount": 500}),
+        ),
+        run_on(
+            4,
+            0,
+            json!({"date_code": "d4a", "pipeline_name": "sales", "script_name": "s2.py", "environment": "prod", "rowcount": 100}),
+        ),
+        run_on(
+            4,
+            0,
+            json!({"date_code": "d4b", "pipeline_name": "sales", "script_name": "s2.py", "environment": "prod", "rowcount": 100}),
+        ),
+    ];
+    for body in &runs {
+        app.store(body).await;
+    }
+    app
+}
+
+async fn codes(app: &TestApp, query: &str) -> Vec<String> {
+    let answer = app.get_json(&format!("/get_pipeline_info?{query}")).await;
+    let codes: Vec<String> = column(&answer, "date_code")
+        .into_iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(answer["count"], codes.len(), "{query}");
+    codes
+}
+
+#[tokio::test]
+async fn newest_start_first_and_equal_starts_in_insertion_order() {
+    let app = seeded().await;
+    assert_eq!(codes(&app, "").await, ["d4a", "d4b", "d3", "d2", "d1"]);
+}
+
+#[tokio::test]
+async fn each_filter_alone() {
+    let app = seeded().await;
+    let cases: [(&str, &[&str]); 13] = [
+        ("pipeline_name=sales", &["d4a", "d4b", "d3", "d1"]),
+        ("pipeline_name=SALES", &[]),
+        ("script_name=s1.py", &["d3", "d1"]),
+        ("pipeline_type=stream", &["d3"]),
+        ("environment=dev", &["d3", "d2"]),
+        ("min_rowcount=100", &["d4a", "d4b", "d3"]),
+        ("max_rowcount=10", &["d2", "d1"]),
+        ("min_rowcount=10&max_rowcount=10", &["d1"]),
+        ("start_utc=2025-08-03T00:00:00Z", &["d4a", "d4b", "d3"]),
+        ("start_utc=2025-08-03T00:00:00.000001Z", &["d4a", "d4b"]),
+        ("end_utc=2025-08-02T00:30:00Z", &["d2", "d1"]),
+        ("end_utc=2025-08-02T00:29:59Z", &["d1"]),
+        (
+            "start_utc=2025-08-02T02:00:00%2B02:00",
+            &["d4a", "d4b", "d3", "d2"],
+        ),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(codes(&app, query).await, expected, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn filters_combine_with_and() {
+    let app = seeded().await;
+    assert_eq!(
+        codes(&app, "pipeline_name=sales&environment=prod&min_rowcount=50").await,
+        ["d4a", "d4b"]
+    );
+    assert_eq!(
+        codes(
+            &app,
+            "pipeline_name=sales&start_utc=2025-08-02&end_utc=2025-08-03T23:59:59Z"
+        )
+        .await,
+        ["d3"]
+    );
+    assert_eq!(
+        codes(
+            &app,
+            "environment=dev&script_name=i.py&pipeline_type=batch&max_rowcount=0"
+        )
+        .await,
+        ["d2"]
+    );
+}
+
+#[tokio::test]
+async fn empty_text_filters_and_unknown_parameters_are_ignored() {
+    let app = seeded().await;
+    let all = codes(&app, "").await;
+    assert_eq!(
+        codes(
+            &app,
+            "pipeline_name=&script_name=&pipeline_type=&environment="
+        )
+        .await,
+        all
+    );
+    assert_eq!(codes(&app, "colour=blue&pipeline=sales").await, all);
+}
+
+#[tokio::test]
+async fn naive_and_aware_values_compare_as_utc() {
+    let app = spawn_app().await;
+    app.store(&run(json!({"date_code": "naive", "start_utc": "2025-09-02T12:00:00", "end_utc": "2025-09-02T12:10:00"}))).await;
+    app.store(&run(json!({"date_code": "aware", "start_utc": "2025-09-02T13:00:00+02:00", "end_utc": "2025-09-02T13:10:00+02:00"}))).await;
+    // 13:00+02:00 is 11:00Z, earlier than the naive 12:00.
+    assert_eq!(codes(&app, "").await, ["naive", "aware"]);
+    assert_eq!(
+        codes(&app, "start_utc=2025-09-02").await,
+        ["naive", "aware"]
+    );
+    assert_eq!(
+        codes(&app, "start_utc=2025-09-02T11:30:00Z").await,
+        ["naive"]
+    );
+    assert_eq!(
+        codes(&app, "start_utc=2025-09-02T11:30:00").await,
+        ["naive"]
+    );
+    assert_eq!(codes(&app, "end_utc=2025-09-02T11:10:00").await, ["aware"]);
+}
+
+#[tokio::test]
+async fn pagination_edges() {
+    let app = seeded().await;
+    let page = app.get_json("/get_pipeline_info?limit=2&offset=1").await;
+    assert_eq!(
+        (page["total"].as_u64(), page["count"].as_u64()),
+        (Some(5), Some(2))
+    );
+    assert_eq!(column(&page, "date_code"), [json!("d4b"), json!("d3")]);
+    let past = app.get_json("/get_pipeline_info?offset=5").await;
+    assert_eq!(
+        (past["total"].as_u64(), past["count"].as_u64()),
+        (Some(5), Some(0))
+    );
+    assert_eq!(past["results"], json!([]));
+    assert_eq!(past["pipelines"], json!([]));
+    let far = app.get_json("/get_pipeline_info?offset=1000000000").await;
+    assert_eq!(far["count"], 0);
+    let big = app.get_json("/get_pipeline_info?limit=10000").await;
+    assert_eq!(big["count"], 5);
+    let all = app
+        .get_json("/get_pipeline_info?all_data=true&limit=1&offset=3")
+        .await;
+    assert_eq!(
+        (all["total"].as_u64(), all["count"].as_u64()),
+        (Some(5), Some(5))
+    );
+    for spelling in ["1", "yes", "On", "T", "y", "TRUE"] {
+        let all = app
+            .get_json(&format!("/get_pipeline_info?all_data={spelling}&limit=1"))
+            .await;
+        assert_eq!(all["count"], 5, "{spelling}");
+    }
+    for spelling in ["0", "no", "off", "f", "n", "False"] {
+        let some = app
+            .get_json(&format!("/get_pipeline_info?all_data={spelling}&limit=1"))
+            .await;
+        assert_eq!(some["count"], 1, "{spelling}");
+    }
+}
+
+#[tokio::test]
+async fn pipelines_lists_the_sorted_distinct_names_of_the_page() {
+    let app = seeded().await;
+    app.store(&run_on(
+        5,
+        0,
+        json!({"date_code": "anon", "pipeline_name": null}),
+    ))
+    .await;
+    let page = app.get_json("/get_pipeline_info?limit=3").await;
+    assert_eq!(page["pipelines"], json!(["sales"]));
+    let all = app.get_json("/get_pipeline_info?all_data=true").await;
+    assert_eq!(all["pipelines"], json!(["inventory", "sales"]));
+}
+
+#[tokio::test]
+async fn summaries_group_by_all_four_fields_and_average_positive_values() {
+    let app = spawn_app().await;
+    let group = json!({"pipeline_name": "etl", "script_name": "etl.py", "pipeline_type": "batch", "environment": "prod"});
+    let with = |day: u32, changes: Value| {
+        let mut body = run_on(day, 0, group.clone());
+        body.as_object_mut()
+            .unwrap()
+            .extend(changes.as_object().unwrap().clone());
+        body
+    };
+    app.store(&with(1, json!({"elapsed_seconds": 10.0, "rowcount": 100})))
+        .await;
+    app.store(&with(
+        3,
+        json!({"elapsed_seconds": 0.0, "rowcount": 0, "start_utc": "2025-08-03T05:30:00+05:30"}),
+    ))
+    .await;
+    app.store(&with(2, json!({"elapsed_seconds": 20.0, "rowcount": 300})))
+        .await;
+    app.store(&with(
+        2,
+        json!({"environment": "dev", "elapsed_seconds": 0.0, "rowcount": 0}),
+    ))
+    .await;
+    app.store(&run_on(1, 0, json!({"pipeline_name": null, "script_name": null, "pipeline_type": null, "environment": null}))).await;
+    let summaries = app.get_json("/pipelines").await["pipelines"].clone();
+    assert_eq!(summaries.as_array().unwrap().len(), 3);
+    assert_eq!(
+        summaries[0],
+        json!({"pipeline_name": "etl", "script_name": "etl.py", "pipeline_type": "batch",
+               "environment": "prod", "total_runs": 3, "last_run": "2025-08-03T05:30:00+05:30",
+               "avg_duration": 15.0, "avg_rowcount": 200.0})
+    );
+    assert_eq!(summaries[1]["environment"], "dev");
+    assert_eq!(summaries[1]["avg_duration"], Value::Null);
+    assert_eq!(summaries[1]["avg_rowcount"], Value::Null);
+    assert_eq!(summaries[2]["pipeline_name"], Value::Null);
+    assert_eq!(summaries[2]["total_runs"], 1);
+}
+
+#[tokio::test]
+async fn summaries_with_the_same_last_run_keep_first_appearance_order() {
+    let app = spawn_app().await;
+    app.store(&run_on(1, 0, json!({"pipeline_name": "b"})))
+        .await;
+    app.store(&run_on(1, 0, json!({"pipeline_name": "a"})))
+        .await;
+    app.store(&run_on(1, 0, json!({"pipeline_name": "c"})))
+        .await;
+    let summaries = app.get_json("/pipelines").await;
+    let names: Vec<&str> = summaries["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["pipeline_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["b", "a", "c"]);
+}
