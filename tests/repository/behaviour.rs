@@ -1,0 +1,140 @@
+//! What every backend must do, whatever it stores in.
+
+use pipeline_service::domain::FlexDateTime;
+use pipeline_service::repository::{Page, RunFilter};
+use serde_json::json;
+
+use crate::backends::{every_backend, record};
+
+fn codes(records: &[std::sync::Arc<pipeline_service::domain::PipelineInfo>]) -> Vec<String> {
+    records.iter().map(|r| r.date_code().to_owned()).collect()
+}
+
+const ALL: Page = Page::All;
+
+#[tokio::test]
+async fn insert_returns_the_record_and_reads_find_it() {
+    for store in every_backend().await {
+        let repo = &store.repository;
+        let original = record(0, json!({"start_utc": "2025-08-01T02:00:00+02:00"}));
+        let stored = repo.insert_pipeline_info(original.clone()).await.unwrap();
+        assert_eq!(*stored, original);
+        let found = repo
+            .get_pipeline_info(&RunFilter::default(), ALL)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(*found[0], original, "{}: zone kept", repo.backend_name());
+    }
+}
+
+#[tokio::test]
+async fn order_is_start_descending_with_insertion_tiebreak() {
+    for store in every_backend().await {
+        let repo = &store.repository;
+        for (minutes, code) in [(5, "a"), (9, "b"), (5, "c"), (1, "d"), (9, "e")] {
+            repo.insert_pipeline_info(record(minutes, json!({"date_code": code})))
+                .await
+                .unwrap();
+        }
+        let all = repo
+            .get_pipeline_info(&RunFilter::default(), ALL)
+            .await
+            .unwrap();
+        assert_eq!(
+            codes(&all),
+            ["b", "e", "a", "c", "d"],
+            "{}",
+            repo.backend_name()
+        );
+        let page = repo
+            .get_pipeline_info(
+                &RunFilter::default(),
+                Page::Window {
+                    limit: 2,
+                    offset: 1,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(codes(&page), ["e", "a"]);
+    }
+}
+
+#[tokio::test]
+async fn filters_count_and_page_agree() {
+    for store in every_backend().await {
+        let repo = &store.repository;
+        for minutes in 0..20 {
+            let env = if minutes % 2 == 0 { "prod" } else { "dev" };
+            repo.insert_pipeline_info(record(
+                minutes,
+                json!({"environment": env, "rowcount": minutes}),
+            ))
+            .await
+            .unwrap();
+        }
+        let filter = RunFilter {
+            environment: Some("prod".into()),
+            min_rowcount: Some(4),
+            max_rowcount: Some(15),
+            start_utc: Some(FlexDateTime::parse("2025-08-01T00:05:00").unwrap()),
+            ..RunFilter::default()
+        };
+        let count = repo.count_pipeline_info(&filter).await.unwrap();
+        let all = repo.get_pipeline_info(&filter, ALL).await.unwrap();
+        assert_eq!(
+            codes(&all),
+            ["m14", "m12", "m10", "m8", "m6"],
+            "{}",
+            repo.backend_name()
+        );
+        assert_eq!(count, 5);
+        let page = repo
+            .get_page(
+                &filter,
+                Page::Window {
+                    limit: 2,
+                    offset: 4,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (page.total, codes(&page.records)),
+            (5, vec!["m6".to_owned()])
+        );
+    }
+}
+
+#[tokio::test]
+async fn summaries_average_only_positive_values() {
+    for store in every_backend().await {
+        let repo = &store.repository;
+        let rows = [(0, 0.0, 0), (1, 30.0, 10), (2, 90.0, 0), (3, 0.0, 30)];
+        for (minutes, elapsed, rowcount) in rows {
+            repo.insert_pipeline_info(record(
+                minutes,
+                json!({"elapsed_seconds": elapsed, "rowcount": rowcount}),
+            ))
+            .await
+            .unwrap();
+        }
+        repo.insert_pipeline_info(record(
+            100,
+            json!({"environment": null, "elapsed_seconds": 0.0, "rowcount": 0}),
+        ))
+        .await
+        .unwrap();
+        let summaries = repo.get_pipelines_summary().await.unwrap();
+        assert_eq!(summaries.len(), 2, "{}", repo.backend_name());
+        let latest = &summaries[0];
+        assert_eq!(latest.environment, None);
+        assert_eq!((latest.avg_duration, latest.avg_rowcount), (None, None));
+        let etl = &summaries[1];
+        assert_eq!(etl.total_runs, 4);
+        assert_eq!(etl.avg_duration, Some(60.0));
+        assert_eq!(etl.avg_rowcount, Some(20.0));
+        assert_eq!(etl.last_run.unwrap().to_string(), "2025-08-01T00:03:00Z");
+    }
+}

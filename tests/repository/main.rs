@@ -1,0 +1,6 @@
+//! Repository behaviour, written once and run against every backend that is
+//! available, plus property tests of filtering and pagination.
+
+mod backends;
+mod behaviour;
+mod properties;
