@@ -4,18 +4,29 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser};
+use clap::{Args, Parser, Subcommand};
 
 /// Command line; each flag can also come from the environment variable shown.
 #[derive(Debug, Parser)]
 #[command(
     name = "pipeline-service",
     version,
-    about = "Records and serves metadata about data-pipeline runs."
+    about = "Records and serves metadata about data-pipeline runs. Without a command, serves the HTTP API."
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     #[command(flatten)]
     pub settings: RawSettings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Exit 0 when the server at HOST:PORT answers /health with 200
+    /// (for container health checks; needs no curl).
+    Healthcheck,
 }
 
 /// Settings as given, before validation.

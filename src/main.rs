@@ -1,9 +1,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pipeline_service::config::{Cli, Settings};
+use pipeline_service::config::{Cli, Command, Settings};
 use pipeline_service::startup::{Application, StartupError};
-use pipeline_service::telemetry;
+use pipeline_service::{probe, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -15,6 +15,19 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Healthcheck => match probe::health_ok(&settings) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(reason) => {
+                eprintln!("pipeline-service: unhealthy: {reason}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn serve(settings: Settings) -> ExitCode {
     telemetry::install(telemetry::build_subscriber(settings.log_format, "info"));
     let application = match Application::build(&settings).await {
         Ok(application) => application,

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::MatchedPath;
-use axum::http::{HeaderValue, Request, Response, StatusCode};
+use axum::http::{HeaderValue, Request, Response, StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -45,7 +46,7 @@ pub fn app(state: AppState, cors: &CorsPolicy) -> Router {
         .route("/get_pipeline_info", get(runs::get_pipeline_info))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .fallback(|| async { ApiError::NotFound })
+        .fallback(not_found)
         .with_state(state)
         .layer(cors_layer(cors))
         .layer(CatchPanicLayer::custom(panic_response))
@@ -56,6 +57,29 @@ pub fn app(state: AppState, cors: &CorsPolicy) -> Router {
                 .on_response(log_response)
                 .on_failure(()),
         )
+}
+
+/// Routes a trailing slash is redirected away from, as Starlette does.
+const SLASHLESS_ROUTES: &[&str] = &[
+    "/health",
+    "/pipelines",
+    "/get_pipeline_info",
+    "/openapi.json",
+];
+
+/// 404, except that `/pipelines/` and the like redirect (307) to the route
+/// without the slash, so clients written against FastAPI keep working.
+async fn not_found(uri: Uri) -> Response<Body> {
+    if let Some(route) = uri.path().strip_suffix('/') {
+        if SLASHLESS_ROUTES.contains(&route) {
+            let target = match uri.query() {
+                Some(query) => format!("{route}?{query}"),
+                None => route.to_owned(),
+            };
+            return Redirect::temporary(&target).into_response();
+        }
+    }
+    ApiError::NotFound.into_response()
 }
 
 fn request_span(request: &Request<Body>) -> Span {

@@ -197,3 +197,22 @@ async fn cors_allow_all_and_custom_origins() {
         .get("access-control-allow-origin")
         .is_none());
 }
+
+#[tokio::test]
+async fn a_trailing_slash_redirects_like_starlette() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("{}/get_pipeline_info/?limit=5", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 307);
+    assert_eq!(response.headers()["location"], "/get_pipeline_info?limit=5");
+    let followed = app.get("/pipelines/").await;
+    assert_eq!(followed.status(), 200);
+    assert_eq!(app.get("/nothing/").await.status(), 404);
+}

@@ -84,9 +84,12 @@ fn sigterm_stops_the_server_gracefully() {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
-    let health = std::net::TcpStream::connect(&address);
-    assert!(health.is_ok(), "listening on {address}");
-    drop(health);
+    let port = address.rsplit(':').next().unwrap();
+    let probe = service(&[("PORT", port)])
+        .arg("healthcheck")
+        .status()
+        .unwrap();
+    assert!(probe.success(), "healthcheck against {address}");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -106,4 +109,17 @@ fn sigterm_stops_the_server_gracefully() {
         rest.iter().any(|l| l.contains("shutdown signal received")),
         "{rest:?}"
     );
+}
+
+#[test]
+fn healthcheck_fails_when_nothing_listens() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port().to_string();
+    drop(free);
+    let output = service(&[("PORT", &port)])
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unhealthy"));
 }
