@@ -6,7 +6,7 @@ use super::error::ErrorMessage;
 use super::health::HealthResponse;
 use super::pipelines::PipelineListResponse;
 use super::runs::PipelineInfoResponse;
-use crate::domain::{PipelineInfo, PipelineSummary, ValidationError, ValidationErrors};
+use crate::domain::{LocItem, PipelineInfo, PipelineSummary, ValidationError, ValidationErrors};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +31,7 @@ summaries.",
         ErrorMessage,
         ValidationErrors,
         ValidationError,
+        LocItem,
     )),
     tags(
         (name = "runs", description = "Query recorded runs"),

@@ -27,10 +27,10 @@ pub const DEFAULT_LIMIT: i64 = 100;
 pub struct RunQueryParams {
     /// Keep runs whose `start_utc` is at or after this time (ISO 8601, date
     /// or Unix timestamp; a value without zone counts as UTC).
-    #[param(value_type = Option<String>, example = "2025-08-01T00:00:00Z")]
+    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-01T00:00:00Z")]
     start_utc: Option<String>,
     /// Keep runs whose `end_utc` is at or before this time.
-    #[param(value_type = Option<String>, example = "2025-08-31T23:59:59Z")]
+    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-31T23:59:59Z")]
     end_utc: Option<String>,
     /// Keep runs with at least this many rows.
     min_rowcount: Option<i64>,

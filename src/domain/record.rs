@@ -53,16 +53,16 @@ pub struct PipelineInfo {
     /// Local wall-clock start time, usually naive (`2025-08-08T05:07:01`).
     /// Accepts ISO 8601 with `T`, `t`, space or `_` between date and time, an
     /// optional `Z`/`±HH:MM` zone, a bare date, or a Unix timestamp.
-    #[schema(value_type = String, example = "2025-08-08T05:07:01")]
+    #[schema(value_type = String, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-08T05:07:01")]
     start_local: FlexDateTime,
     /// Local wall-clock end time.
-    #[schema(value_type = String, example = "2025-08-08T05:29:06")]
+    #[schema(value_type = String, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-08T05:29:06")]
     end_local: FlexDateTime,
     /// Start time in UTC, usually aware (`…Z` or `…+00:00`).
-    #[schema(value_type = String, example = "2025-08-08T12:07:01Z")]
+    #[schema(value_type = String, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-08T12:07:01Z")]
     start_utc: FlexDateTime,
     /// End time in UTC.
-    #[schema(value_type = String, example = "2025-08-08T12:29:06Z")]
+    #[schema(value_type = String, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-08T12:29:06Z")]
     end_utc: FlexDateTime,
     /// Run duration in seconds (finite).
     #[schema(example = 1325.0)]
@@ -290,7 +290,7 @@ pub struct PipelineSummary {
     #[schema(example = 42)]
     pub total_runs: u64,
     /// The greatest `start_utc` of the group, in the zone it was stored with.
-    #[schema(value_type = Option<String>, example = "2025-08-08T12:07:01Z")]
+    #[schema(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-08T12:07:01Z")]
     pub last_run: Option<FlexDateTime>,
     /// Mean `elapsed_seconds` over the runs where it is above zero; null if none.
     #[schema(example = 1290.5)]

@@ -77,13 +77,13 @@ pub struct ValidationError {
     #[schema(example = "missing")]
     pub kind: &'static str,
     /// Where the problem is: `body` or `query`, then the field name.
-    #[schema(value_type = Vec<Object>, example = json!(["body", "rowcount"]))]
+    #[schema(example = json!(["body", "rowcount"]))]
     pub loc: Vec<LocItem>,
     /// Human-readable explanation.
     #[schema(example = "Field required")]
     pub msg: String,
     /// The offending input.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub input: Value,
     /// Extra facts about the rule that failed, such as a bound.
     #[serde(skip_serializing_if = "Option::is_none")]
