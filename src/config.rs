@@ -53,6 +53,30 @@ pub struct RawSettings {
     /// Log line format: text or json.
     #[arg(long, env = "LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Sync the data file to disk before acknowledging an insert (true/false).
+    #[arg(long, env = "PIPELINE_JSONL_FSYNC")]
+    pub jsonl_fsync: Option<String>,
+    /// Comma-separated API keys; when set, writes need an X-API-Key header.
+    #[arg(long, env = "PIPELINE_API_KEYS", hide_env_values = true)]
+    pub api_keys: Option<String>,
+    /// File with one API key per line (blank lines and # comments ignored).
+    #[arg(long, env = "PIPELINE_API_KEYS_FILE")]
+    pub api_keys_file: Option<String>,
+    /// Require an API key for reads too (true/false).
+    #[arg(long, env = "PIPELINE_API_KEYS_FOR_READS")]
+    pub api_keys_for_reads: Option<String>,
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "PIPELINE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<String>,
+    /// Seconds a request may take before it is answered 503.
+    #[arg(long, env = "PIPELINE_REQUEST_TIMEOUT_S")]
+    pub request_timeout_s: Option<String>,
+    /// API requests served at once; more are refused with 503 and Retry-After.
+    #[arg(long, env = "PIPELINE_MAX_CONCURRENCY")]
+    pub max_concurrency: Option<String>,
+    /// Most label sets the per-pipeline metrics export.
+    #[arg(long, env = "PIPELINE_METRICS_MAX_SERIES")]
+    pub metrics_max_series: Option<String>,
 }
 
 pub const DEFAULT_HOST: &str = "127.0.0.1";
@@ -96,6 +120,62 @@ pub enum CorsPolicy {
     Origins(Vec<String>),
 }
 
+/// API keys. Never printed: `Debug` shows only how many there are.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ApiKeys(Vec<String>);
+
+impl ApiKeys {
+    pub fn new(keys: Vec<String>) -> Self {
+        Self(keys)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn keys(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKeys({} redacted)", self.0.len())
+    }
+}
+
+/// Who must present an API key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthPolicy {
+    /// Empty: no authentication at all.
+    pub keys: ApiKeys,
+    /// Reads need a key too, not only writes.
+    pub protect_reads: bool,
+}
+
+/// Bounds that keep one client from exhausting the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout: std::time::Duration,
+    pub max_concurrency: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_S),
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+        }
+    }
+}
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_REQUEST_TIMEOUT_S: u64 = 30;
+pub const DEFAULT_MAX_CONCURRENCY: usize = 512;
+pub const DEFAULT_METRICS_MAX_SERIES: usize = 1000;
+
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -103,8 +183,12 @@ pub struct Settings {
     pub port: u16,
     pub backend: Backend,
     pub jsonl_path: PathBuf,
+    pub jsonl_fsync: bool,
     pub cors: CorsPolicy,
     pub log_format: LogFormat,
+    pub auth: AuthPolicy,
+    pub limits: Limits,
+    pub metrics_max_series: usize,
 }
 
 /// A setting that cannot be used; the message names the variable.
@@ -139,7 +223,7 @@ pub fn parse_flag(variable: &'static str, value: &str) -> Result<bool, ConfigErr
 impl Settings {
     /// Checks every raw value.
     pub fn from_raw(raw: RawSettings) -> Result<Self, ConfigError> {
-        let host = raw.host.unwrap_or_else(|| DEFAULT_HOST.to_owned());
+        let host = raw.host.clone().unwrap_or_else(|| DEFAULT_HOST.to_owned());
         if host.trim().is_empty() {
             return Err(ConfigError::new("HOST", "must not be empty"));
         }
@@ -192,15 +276,135 @@ impl Settings {
                 ))
             }
         };
+        let jsonl_fsync = match raw.jsonl_fsync.as_deref() {
+            None => true,
+            Some(value) if value.trim().is_empty() => true,
+            Some(value) => parse_flag("PIPELINE_JSONL_FSYNC", value)?,
+        };
+        let auth = parse_auth(&raw)?;
+        let limits = Limits {
+            max_body_bytes: bounded(
+                "PIPELINE_MAX_BODY_BYTES",
+                raw.max_body_bytes.as_deref(),
+                DEFAULT_MAX_BODY_BYTES as u64,
+                1,
+                1 << 30,
+            )? as usize,
+            request_timeout: std::time::Duration::from_secs(bounded(
+                "PIPELINE_REQUEST_TIMEOUT_S",
+                raw.request_timeout_s.as_deref(),
+                DEFAULT_REQUEST_TIMEOUT_S,
+                1,
+                86_400,
+            )?),
+            max_concurrency: bounded(
+                "PIPELINE_MAX_CONCURRENCY",
+                raw.max_concurrency.as_deref(),
+                DEFAULT_MAX_CONCURRENCY as u64,
+                1,
+                1_000_000,
+            )? as usize,
+        };
+        let metrics_max_series = bounded(
+            "PIPELINE_METRICS_MAX_SERIES",
+            raw.metrics_max_series.as_deref(),
+            DEFAULT_METRICS_MAX_SERIES as u64,
+            0,
+            1_000_000,
+        )? as usize;
         Ok(Self {
             host,
             port,
             backend,
             jsonl_path,
+            jsonl_fsync,
             cors,
             log_format,
+            auth,
+            limits,
+            metrics_max_series,
         })
     }
+}
+
+/// A whole number in `min..=max`, or `default` when unset.
+fn bounded(
+    variable: &'static str,
+    value: Option<&str>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(text) = value.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(default);
+    };
+    match text.parse::<u64>() {
+        Ok(number) if (min..=max).contains(&number) => Ok(number),
+        _ => Err(ConfigError::new(
+            variable,
+            format!("{text:?} is not a whole number from {min} to {max}"),
+        )),
+    }
+}
+
+fn parse_auth(raw: &RawSettings) -> Result<AuthPolicy, ConfigError> {
+    let mut keys: Vec<String> = raw
+        .api_keys
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(path) = raw
+        .api_keys_file
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+    {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(
+                "PIPELINE_API_KEYS_FILE",
+                format!("cannot read {path:?}: {e}"),
+            )
+        })?;
+        let before = keys.len();
+        keys.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+        if keys.len() == before {
+            return Err(ConfigError::new(
+                "PIPELINE_API_KEYS_FILE",
+                format!("{path:?} holds no key"),
+            ));
+        }
+    }
+    if keys
+        .iter()
+        .any(|k| !k.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(ConfigError::new(
+            "PIPELINE_API_KEYS",
+            "keys must be printable ASCII without spaces",
+        ));
+    }
+    let protect_reads = match raw.api_keys_for_reads.as_deref() {
+        None => false,
+        Some(value) => parse_flag("PIPELINE_API_KEYS_FOR_READS", value)?,
+    };
+    if protect_reads && keys.is_empty() {
+        return Err(ConfigError::new(
+            "PIPELINE_API_KEYS_FOR_READS",
+            "needs PIPELINE_API_KEYS or PIPELINE_API_KEYS_FILE",
+        ));
+    }
+    Ok(AuthPolicy {
+        keys: ApiKeys::new(keys),
+        protect_reads,
+    })
 }
 
 fn parse_origins(value: Option<&str>) -> Result<Vec<String>, ConfigError> {
@@ -281,6 +485,97 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(settings(log).unwrap_err().variable, "LOG_FORMAT");
+    }
+
+    #[test]
+    fn limits_and_flags_are_checked() {
+        let s = settings(RawSettings::default()).unwrap();
+        assert!(s.jsonl_fsync);
+        assert_eq!(s.limits, Limits::default());
+        let raw = RawSettings {
+            jsonl_fsync: Some("false".into()),
+            max_body_bytes: Some("2048".into()),
+            request_timeout_s: Some("5".into()),
+            max_concurrency: Some("8".into()),
+            ..Default::default()
+        };
+        let s = settings(raw).unwrap();
+        assert!(!s.jsonl_fsync);
+        assert_eq!(s.limits.max_body_bytes, 2048);
+        assert_eq!(s.limits.request_timeout.as_secs(), 5);
+        assert_eq!(s.limits.max_concurrency, 8);
+        for (raw, variable) in [
+            (
+                RawSettings {
+                    max_body_bytes: Some("0".into()),
+                    ..Default::default()
+                },
+                "PIPELINE_MAX_BODY_BYTES",
+            ),
+            (
+                RawSettings {
+                    request_timeout_s: Some("-1".into()),
+                    ..Default::default()
+                },
+                "PIPELINE_REQUEST_TIMEOUT_S",
+            ),
+            (
+                RawSettings {
+                    max_concurrency: Some("lots".into()),
+                    ..Default::default()
+                },
+                "PIPELINE_MAX_CONCURRENCY",
+            ),
+            (
+                RawSettings {
+                    jsonl_fsync: Some("maybe".into()),
+                    ..Default::default()
+                },
+                "PIPELINE_JSONL_FSYNC",
+            ),
+        ] {
+            assert_eq!(settings(raw).unwrap_err().variable, variable);
+        }
+    }
+
+    #[test]
+    fn api_keys_come_from_the_variable_and_the_file_and_are_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, "# ops team\nfile-key-1\n\n  file-key-2  \n").unwrap();
+        let raw = RawSettings {
+            api_keys: Some("env-key, other-key".into()),
+            api_keys_file: Some(file.display().to_string()),
+            api_keys_for_reads: Some("yes".into()),
+            ..Default::default()
+        };
+        let s = settings(raw).unwrap();
+        assert_eq!(
+            s.auth.keys.keys(),
+            ["env-key", "other-key", "file-key-1", "file-key-2"]
+        );
+        assert!(s.auth.protect_reads);
+        let printed = format!("{s:?}");
+        assert!(
+            !printed.contains("env-key") && !printed.contains("file-key"),
+            "{printed}"
+        );
+        let missing = RawSettings {
+            api_keys_file: Some(dir.path().join("nope").display().to_string()),
+            ..Default::default()
+        };
+        assert_eq!(
+            settings(missing).unwrap_err().variable,
+            "PIPELINE_API_KEYS_FILE"
+        );
+        let reads_without_keys = RawSettings {
+            api_keys_for_reads: Some("true".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            settings(reads_without_keys).unwrap_err().variable,
+            "PIPELINE_API_KEYS_FOR_READS"
+        );
     }
 
     #[test]

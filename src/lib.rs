@@ -3,6 +3,7 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod metrics;
 pub mod probe;
 pub mod repository;
 pub mod startup;

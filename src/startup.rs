@@ -39,7 +39,9 @@ pub async fn build_repository(
     settings: &Settings,
 ) -> Result<Arc<dyn PipelineInfoRepository>, StartupError> {
     match settings.backend {
-        Backend::Jsonl => Ok(Arc::new(JsonlRepository::open(&settings.jsonl_path).await?)),
+        Backend::Jsonl => Ok(Arc::new(
+            JsonlRepository::open_with(&settings.jsonl_path, settings.jsonl_fsync).await?,
+        )),
         Backend::Oracle => Err(StartupError::OracleUnavailable),
     }
 }
@@ -59,7 +61,9 @@ impl Application {
         let listener = TcpListener::bind(&address)
             .await
             .map_err(|source| StartupError::Bind { address, source })?;
-        let router = app(AppState { repository }, &settings.cors);
+        // Built now so that a bad metric definition fails at startup, not on a request.
+        std::sync::LazyLock::force(&crate::metrics::METRICS);
+        let router = app(AppState::new(repository, settings), settings);
         Ok(Self { listener, router })
     }
 

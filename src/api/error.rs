@@ -1,6 +1,7 @@
 //! The one error type handlers return, and how each case is answered.
 
-use axum::http::StatusCode;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -27,9 +28,24 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("no API key")]
+    MissingApiKey,
+    #[error("wrong API key")]
+    WrongApiKey,
+    #[error("body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("request timed out")]
+    Timeout,
+    #[error("too many requests in flight")]
+    Overloaded,
 }
 
 pub const INTERNAL_ERROR: &str = "Internal server error";
+
+/// The cause of a 5xx answer, carried to the request log line (never to
+/// the client).
+#[derive(Debug, Clone)]
+pub struct ErrorCause(pub String);
 
 pub fn detail(status: StatusCode, text: &str) -> Response {
     (
@@ -39,6 +55,13 @@ pub fn detail(status: StatusCode, text: &str) -> Response {
         }),
     )
         .into_response()
+}
+
+/// A generic 500 whose cause goes to the log only.
+pub fn internal_error(cause: String) -> Response {
+    let mut response = detail(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR);
+    response.extensions_mut().insert(ErrorCause(cause));
+    response
 }
 
 impl IntoResponse for ApiError {
@@ -51,11 +74,30 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed => {
                 detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
             }
-            ApiError::Storage(cause) => {
-                // The cause is for operators; clients get a generic text.
-                tracing::error!(error = %cause, "request failed in storage");
-                detail(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR)
+            ApiError::MissingApiKey => {
+                let mut response = detail(StatusCode::UNAUTHORIZED, "Not authenticated");
+                response
+                    .headers_mut()
+                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("APIKey"));
+                response
             }
+            ApiError::WrongApiKey => detail(StatusCode::FORBIDDEN, "Invalid API key"),
+            ApiError::PayloadTooLarge(limit) => detail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("Request body too large: the limit is {limit} bytes"),
+            ),
+            ApiError::Timeout => detail(StatusCode::SERVICE_UNAVAILABLE, "Request timed out"),
+            ApiError::Overloaded => {
+                let mut response = detail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Server busy, retry shortly",
+                );
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+            }
+            ApiError::Storage(cause) => internal_error(cause.to_string()),
         }
     }
 }

@@ -4,10 +4,15 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use crate::domain::{FieldError, LocItem, ValidationErrors};
+
+/// The body size limit in force, so a 413 can say what it is.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
 
 /// The request body as JSON. Bodies are parsed as JSON when the content
 /// type is absent or JSON (`application/json`, `application/*+json`), as
@@ -22,10 +27,19 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             None => true,
             Some(value) => value.to_str().map(is_json_content_type).unwrap_or(false),
         };
-        let bytes = Bytes::from_request(req, state).await.map_err(|_| {
-            let error = FieldError::new("missing", "Field required")
-                .at(vec![LocItem::from("body")], Value::Null);
-            ApiError::Validation(ValidationErrors::single(error))
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map(|l| l.0)
+            .unwrap_or(usize::MAX);
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(limit)
+            } else {
+                // The client went away or sent a broken body: nothing usable arrived.
+                let error = FieldError::missing().at(vec![LocItem::from("body")], Value::Null);
+                ApiError::Validation(ValidationErrors::single(error))
+            }
         })?;
         if bytes.is_empty() {
             let error = FieldError::missing().at(vec![LocItem::from("body")], Value::Null);

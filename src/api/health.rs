@@ -1,11 +1,14 @@
 //! Service identity and liveness.
 
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use crate::metrics::METRICS;
 
 /// What this service can do, listed at `/`.
 pub const FEATURES: &[&str] = &[
@@ -65,4 +68,31 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
         backend: state.repository.backend_name(),
         version: env!("CARGO_PKG_VERSION"),
     })
+}
+
+/// Prometheus metrics
+///
+/// HTTP, storage and process metrics, and per-pipeline gauges of the latest
+/// run (`pipeline_last_run_timestamp_seconds`, `pipeline_last_duration_seconds`,
+/// `pipeline_last_rowcount`, `pipeline_runs_total`) for alerting on pipelines
+/// that stop running or misbehave.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"))
+)]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let activity = match state.repository.get_pipeline_activity().await {
+        Ok(activity) => activity,
+        Err(error) => {
+            tracing::warn!(%error, "per-pipeline metrics unavailable");
+            Vec::new()
+        }
+    };
+    let text = METRICS.render(activity, state.metrics_max_series);
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
 }

@@ -2,61 +2,107 @@
 
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod health;
+pub mod observe;
 pub mod openapi;
 pub mod pipelines;
 pub mod runs;
 
 use std::any::Any;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::MatchedPath;
-use axum::http::{HeaderValue, Request, Response, StatusCode, Uri};
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Request, Response, Uri};
+use axum::middleware;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use axum::Router;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::timeout::TimeoutLayer;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use self::error::{detail, ApiError, INTERNAL_ERROR};
-use crate::config::CorsPolicy;
+use self::error::{internal_error, ApiError};
+use self::observe::REQUEST_ID_HEADER;
+use crate::config::{AuthPolicy, CorsPolicy, Settings};
 use crate::repository::PipelineInfoRepository;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub repository: Arc<dyn PipelineInfoRepository>,
+    pub auth: Arc<AuthPolicy>,
+    /// Cap on per-pipeline metric label sets.
+    pub metrics_max_series: usize,
+}
+
+impl AppState {
+    pub fn new(repository: Arc<dyn PipelineInfoRepository>, settings: &Settings) -> Self {
+        Self {
+            repository,
+            auth: Arc::new(settings.auth.clone()),
+            metrics_max_series: settings.metrics_max_series,
+        }
+    }
 }
 
 /// The complete application: routes, documentation and middleware.
-pub fn app(state: AppState, cors: &CorsPolicy) -> Router {
-    Router::new()
-        .route("/", get(health::root))
-        .route("/health", get(health::health))
+pub fn app(state: AppState, settings: &Settings) -> Router {
+    let limits = settings.limits;
+    // The data routes: authenticated, size-limited, time-limited, and shed
+    // when too many are in flight. Probes, metrics and docs stay outside so
+    // an overloaded service still answers its orchestrator.
+    let data = Router::new()
         .route(
             "/pipelines",
             get(pipelines::list_pipelines).post(pipelines::create_pipeline_run),
         )
         .route("/get_pipeline_info", get(runs::get_pipeline_info))
+        .route_layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .route_layer(axum::Extension(extract::BodyLimit(limits.max_body_bytes)))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::require_api_key,
+        ))
+        .route_layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(guard::limit_error))
+                .layer(LoadShedLayer::new())
+                .layer(GlobalConcurrencyLimitLayer::new(limits.max_concurrency))
+                .layer(TimeoutLayer::new(limits.request_timeout)),
+        );
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    Router::new()
+        .route("/", get(health::root))
+        .route("/health", get(health::health))
+        .route("/metrics", get(health::metrics))
+        .merge(data)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(not_found)
         .with_state(state)
-        .layer(cors_layer(cors))
+        .layer(cors_layer(&settings.cors))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(observe::observe))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
                 .on_request(())
-                .on_response(log_response)
+                .on_response(())
                 .on_failure(()),
         )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
 /// Routes a trailing slash is redirected away from, as Starlette does.
@@ -82,39 +128,24 @@ async fn not_found(uri: Uri) -> Response<Body> {
     ApiError::NotFound.into_response()
 }
 
+/// The span every log line of a request belongs to.
 fn request_span(request: &Request<Body>) -> Span {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    tracing::info_span!(
-        "request",
-        method = %request.method(),
-        route = %route,
-        path = %request.uri().path(),
-    )
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("request", request_id)
 }
 
-fn log_response(response: &Response<Body>, latency: Duration, _span: &Span) {
-    let status = response.status().as_u16();
-    let latency_ms = latency.as_secs_f64() * 1000.0;
-    if response.status().is_server_error() {
-        tracing::error!(status, latency_ms, "request finished");
-    } else {
-        tracing::info!(status, latency_ms, "request finished");
-    }
-}
-
-/// A handler panic is a server fault: log it, answer a generic 500.
+/// A handler panic is a server fault: answer a generic 500, log the cause.
 fn panic_response(cause: Box<dyn Any + Send + 'static>) -> Response<Body> {
     let message = cause
         .downcast_ref::<String>()
         .map(String::as_str)
         .or_else(|| cause.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
-    tracing::error!(panic = message, "request handler panicked");
-    detail(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR)
+    internal_error(format!("handler panicked: {message}"))
 }
 
 fn cors_layer(policy: &CorsPolicy) -> CorsLayer {

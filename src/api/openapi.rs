@@ -1,6 +1,7 @@
 //! The OpenAPI document served at `/openapi.json`.
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorMessage;
 use super::health::HealthResponse;
@@ -18,6 +19,7 @@ summaries.",
     ),
     paths(
         super::health::health,
+        super::health::metrics,
         super::pipelines::list_pipelines,
         super::pipelines::create_pipeline_run,
         super::runs::get_pipeline_info,
@@ -33,6 +35,7 @@ summaries.",
         ValidationError,
         LocItem,
     )),
+    modifiers(&ApiKeyScheme),
     tags(
         (name = "runs", description = "Query recorded runs"),
         (name = "pipelines", description = "Record runs and read per-pipeline summaries"),
@@ -40,3 +43,20 @@ summaries.",
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the `X-API-Key` header so Swagger UI's Authorize button works.
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "Needed for writes when PIPELINE_API_KEYS or PIPELINE_API_KEYS_FILE is set, \
+and for reads too when PIPELINE_API_KEYS_FOR_READS=true.",
+            ))),
+        );
+    }
+}

@@ -32,8 +32,12 @@ pub struct PipelineListResponse {
     tag = "pipelines",
     responses(
         (status = 200, description = "Summaries, latest run first", body = PipelineListResponse),
+        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
+        (status = 403, description = "The API key is wrong", body = ErrorMessage),
         (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-    )
+        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+    ),
+    security((), ("api_key" = []))
 )]
 pub async fn list_pipelines(
     State(state): State<AppState>,
@@ -52,10 +56,15 @@ pub async fn list_pipelines(
     tag = "pipelines",
     request_body(content = PipelineInfo, description = "The finished run", content_type = "application/json"),
     responses(
-        (status = 201, description = "Stored; the normalised record", body = PipelineInfo),
+        (status = 201, description = "Stored and synced to disk; the normalised record", body = PipelineInfo),
+        (status = 401, description = "API keys are configured and none was sent", body = ErrorMessage),
+        (status = 403, description = "The API key is wrong", body = ErrorMessage),
+        (status = 413, description = "The body is larger than the configured limit", body = ErrorMessage),
         (status = 422, description = "The body is not a valid run record; every problem is listed", body = ValidationErrors),
         (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-    )
+        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+    ),
+    security(("api_key" = []), ())
 )]
 pub async fn create_pipeline_run(
     State(state): State<AppState>,

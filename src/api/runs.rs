@@ -3,9 +3,15 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::stream;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -13,8 +19,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorMessage};
 use super::AppState;
 use crate::domain::numbers::{bool_from_str, int_from_str};
+use crate::domain::record::check_length;
 use crate::domain::{FieldError, FlexDateTime, LocItem, PipelineInfo, ValidationErrors};
-use crate::repository::{Page, RunFilter};
+use crate::repository::{Page, RunFilter, RunPage};
 
 pub const MAX_LIMIT: i64 = 10_000;
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -129,8 +136,9 @@ impl QueryReader {
     }
 
     /// A string filter; an empty value means no filter.
-    fn text(&self, name: &str) -> Option<String> {
-        self.values.get(name).filter(|v| !v.is_empty()).cloned()
+    fn text(&mut self, name: &str) -> Option<String> {
+        self.parsed(name, |raw| check_length(raw).map(|()| raw.to_owned()))
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -205,27 +213,73 @@ pub struct PipelineInfoResponse {
     params(RunQueryParams),
     responses(
         (status = 200, description = "Matching runs", body = PipelineInfoResponse),
+        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
+        (status = 403, description = "The API key is wrong", body = ErrorMessage),
         (status = 422, description = "A query parameter is invalid", body = ValidationErrors),
         (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-    )
+        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+    ),
+    security((), ("api_key" = []))
 )]
 pub async fn get_pipeline_info(
     State(state): State<AppState>,
     query: RunQuery,
-) -> Result<Json<PipelineInfoResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let page = state.repository.get_page(&query.filter, query.page).await?;
-    let pipelines: BTreeSet<&str> = page
+    Ok(page_response(page))
+}
+
+/// Pages larger than this are streamed in chunks instead of being built
+/// whole in memory (an `all_data` answer can hold millions of runs).
+const STREAM_ABOVE: usize = 1000;
+const RECORDS_PER_CHUNK: usize = 256;
+
+fn page_response(page: RunPage) -> Response {
+    let names: BTreeSet<&str> = page
         .records
         .iter()
         .filter_map(|r| r.pipeline_name())
         .collect();
-    let pipelines = pipelines.into_iter().map(str::to_owned).collect();
-    Ok(Json(PipelineInfoResponse {
-        total: page.total,
-        count: page.records.len(),
-        pipelines,
-        results: page.records,
-    }))
+    let pipelines: Vec<String> = names.into_iter().map(str::to_owned).collect();
+    let count = page.records.len();
+    if count <= STREAM_ABOVE {
+        return Json(PipelineInfoResponse {
+            total: page.total,
+            count,
+            results: page.records,
+            pipelines,
+        })
+        .into_response();
+    }
+    // Same bytes as the serialised `PipelineInfoResponse`, field by field.
+    let head = format!(r#"{{"total":{},"count":{count},"results":["#, page.total);
+    let tail = format!(
+        "],\"pipelines\":{}}}",
+        serde_json::to_string(&pipelines).unwrap_or_else(|_| "[]".to_owned())
+    );
+    let records = page.records;
+    let chunks = (0..count).step_by(RECORDS_PER_CHUNK).map(move |start| {
+        let end = (start + RECORDS_PER_CHUNK).min(count);
+        let mut chunk = Vec::with_capacity((end - start) * 512);
+        for (offset, record) in records[start..end].iter().enumerate() {
+            if start + offset > 0 {
+                chunk.push(b',');
+            }
+            if let Err(error) = serde_json::to_writer(&mut chunk, record.as_ref()) {
+                tracing::error!(%error, "record could not be serialised");
+            }
+        }
+        Bytes::from(chunk)
+    });
+    let parts = std::iter::once(Bytes::from(head))
+        .chain(chunks)
+        .chain(std::iter::once(Bytes::from(tail)))
+        .map(Ok::<Bytes, Infallible>);
+    (
+        [(CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream::iter(parts)),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

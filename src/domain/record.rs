@@ -69,10 +69,13 @@ pub struct PipelineInfo {
     elapsed_seconds: f64,
     /// Run duration for people, e.g. `22m 5s`.
     #[schema(example = "22m 5s")]
+    #[schema(max_length = 4096)]
     elapsed_human: String,
     /// Path of the file the run produced.
+    #[schema(max_length = 4096)]
     output_file: String,
     /// Path of the run's log file.
+    #[schema(max_length = 4096)]
     log_file: String,
     /// Rows the run produced.
     #[schema(example = 8543)]
@@ -82,16 +85,22 @@ pub struct PipelineInfo {
     pid: i64,
     /// Run identifier derived from the start time, e.g. `20250808_050701`.
     #[schema(example = "20250808_050701")]
+    #[schema(max_length = 4096)]
     date_code: String,
     /// Pipeline name (inferred for legacy file lines that lack it).
+    #[schema(max_length = 4096)]
     pipeline_name: Option<String>,
     /// Script that ran the pipeline.
+    #[schema(max_length = 4096)]
     script_name: Option<String>,
     /// Kind of pipeline, e.g. `batch`.
+    #[schema(max_length = 4096)]
     pipeline_type: Option<String>,
     /// Environment, e.g. `prod`.
+    #[schema(max_length = 4096)]
     environment: Option<String>,
     /// Path of the compressed output, when archived.
+    #[schema(max_length = 4096)]
     archived_file: Option<String>,
 }
 
@@ -138,11 +147,30 @@ impl<'a> FieldReader<'a> {
     }
 }
 
+/// Longest accepted string, in characters: far above any real path or
+/// name, low enough that one record cannot carry megabytes of text.
+pub const MAX_STRING_CHARS: usize = 4096;
+
 fn string(value: &Value) -> Result<String, FieldError> {
     match value {
-        Value::String(text) => Ok(text.clone()),
+        Value::String(text) => {
+            check_length(text)?;
+            Ok(text.clone())
+        }
         _ => Err(FieldError::string_type()),
     }
+}
+
+/// pydantic's `string_too_long` for text over `MAX_STRING_CHARS`.
+pub fn check_length(text: &str) -> Result<(), FieldError> {
+    if text.len() > MAX_STRING_CHARS && text.chars().count() > MAX_STRING_CHARS {
+        return Err(FieldError::new(
+            "string_too_long",
+            format!("String should have at most {MAX_STRING_CHARS} characters"),
+        )
+        .with_ctx("max_length", MAX_STRING_CHARS));
+    }
+    Ok(())
 }
 
 impl PipelineInfo {

@@ -78,6 +78,18 @@ pub struct RunPage {
     pub records: Vec<Arc<PipelineInfo>>,
 }
 
+/// The latest state of one pipeline, for per-pipeline metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineActivity {
+    /// (pipeline_name, script_name, pipeline_type, environment).
+    pub key: [Option<String>; 4],
+    pub total_runs: u64,
+    /// `start_utc` of the latest run.
+    pub last_run: FlexDateTime,
+    pub last_elapsed_seconds: f64,
+    pub last_rowcount: i64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RepositoryError {
     #[error("storage I/O failed: {0}")]
@@ -108,6 +120,9 @@ pub trait PipelineInfoRepository: Send + Sync {
     /// One summary per (pipeline_name, script_name, pipeline_type,
     /// environment), latest run first.
     async fn get_pipelines_summary(&self) -> Result<Vec<PipelineSummary>, RepositoryError>;
+
+    /// Per-pipeline latest run, one entry per summary group.
+    async fn get_pipeline_activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError>;
 
     /// Stores one record; returns it as stored.
     async fn insert_pipeline_info(

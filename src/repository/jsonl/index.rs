@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary};
-use crate::repository::{Page, RunFilter, RunPage};
+use crate::repository::{Page, PipelineActivity, RunFilter, RunPage};
 
 /// Records in file order plus the indexes queries use.
 #[derive(Debug, Default)]
@@ -106,6 +106,10 @@ impl RunIndex {
     pub fn summaries(&self) -> Vec<PipelineSummary> {
         self.summaries.snapshot()
     }
+
+    pub fn activity(&self) -> Vec<PipelineActivity> {
+        self.summaries.activity()
+    }
 }
 
 type GroupKey = [Option<String>; 4];
@@ -115,6 +119,8 @@ struct GroupStats {
     first_seen: u32,
     total_runs: u64,
     last_run: FlexDateTime,
+    last_elapsed_seconds: f64,
+    last_rowcount: i64,
     duration_sum: f64,
     duration_count: u64,
     rowcount_sum: i128,
@@ -139,6 +145,8 @@ impl SummaryIndex {
             first_seen: position,
             total_runs: 0,
             last_run: record.start_utc(),
+            last_elapsed_seconds: record.elapsed_seconds(),
+            last_rowcount: record.rowcount(),
             duration_sum: 0.0,
             duration_count: 0,
             rowcount_sum: 0,
@@ -148,6 +156,8 @@ impl SummaryIndex {
         // Strictly later only: among equal instants the first one seen wins.
         if record.start_utc().instant_micros() > stats.last_run.instant_micros() {
             stats.last_run = record.start_utc();
+            stats.last_elapsed_seconds = record.elapsed_seconds();
+            stats.last_rowcount = record.rowcount();
         }
         if record.elapsed_seconds() > 0.0 {
             stats.duration_sum += record.elapsed_seconds();
@@ -175,6 +185,21 @@ impl SummaryIndex {
                 last_run: Some(s.last_run),
                 avg_duration: mean(s.duration_sum, s.duration_count),
                 avg_rowcount: mean(s.rowcount_sum as f64, s.rowcount_count),
+            })
+            .collect()
+    }
+}
+
+impl SummaryIndex {
+    fn activity(&self) -> Vec<PipelineActivity> {
+        self.groups
+            .iter()
+            .map(|(key, s)| PipelineActivity {
+                key: key.clone(),
+                total_runs: s.total_runs,
+                last_run: s.last_run,
+                last_elapsed_seconds: s.last_elapsed_seconds,
+                last_rowcount: s.last_rowcount,
             })
             .collect()
     }

@@ -4,10 +4,11 @@
 
 mod index;
 pub mod legacy;
+mod writer;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -16,9 +17,13 @@ use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 
+use tokio::sync::{mpsc, oneshot};
+
 use self::index::RunIndex;
-use super::{Page, PipelineInfoRepository, RepositoryError, RunFilter, RunPage};
+use self::writer::AppendRequest;
+use super::{Page, PipelineActivity, PipelineInfoRepository, RepositoryError, RunFilter, RunPage};
 use crate::domain::{PipelineInfo, PipelineSummary};
+use crate::metrics::METRICS;
 
 /// What identifies one state of the file: which file (device and inode),
 /// how long, last modified when. Equal stamps mean nothing to read.
@@ -63,32 +68,42 @@ struct ReadCursor {
 
 struct Inner {
     path: PathBuf,
+    /// Sync before acknowledging (off only for throwaway setups).
+    fsync: bool,
     /// The stamp the index reflects; read on every query, so kept apart from
     /// the cursor that a long reload holds.
     current: RwLock<Option<FileStamp>>,
     cursor: Mutex<ReadCursor>,
     index: RwLock<RunIndex>,
-    /// Serialises this process's appends.
-    append_lock: Mutex<()>,
 }
 
 /// The embedded JSON Lines backend.
 #[derive(Clone)]
 pub struct JsonlRepository {
     inner: Arc<Inner>,
+    /// The group-commit writer; dropping the last clone stops its thread.
+    writer: mpsc::UnboundedSender<AppendRequest>,
 }
 
 impl JsonlRepository {
-    /// Opens `path` (which need not exist yet) and loads what it holds.
+    /// Opens `path` (which need not exist yet) and loads what it holds;
+    /// inserts are synced to disk before they are acknowledged.
     pub async fn open(path: impl Into<PathBuf>) -> Result<Self, RepositoryError> {
+        Self::open_with(path, true).await
+    }
+
+    /// As `open`, choosing whether inserts are synced to disk.
+    pub async fn open_with(path: impl Into<PathBuf>, fsync: bool) -> Result<Self, RepositoryError> {
+        let inner = Arc::new(Inner {
+            path: path.into(),
+            fsync,
+            current: RwLock::new(None),
+            cursor: Mutex::new(ReadCursor::default()),
+            index: RwLock::new(RunIndex::default()),
+        });
         let repository = Self {
-            inner: Arc::new(Inner {
-                path: path.into(),
-                current: RwLock::new(None),
-                cursor: Mutex::new(ReadCursor::default()),
-                index: RwLock::new(RunIndex::default()),
-                append_lock: Mutex::new(()),
-            }),
+            writer: writer::spawn(inner.clone())?,
+            inner,
         };
         let inner = repository.inner.clone();
         run_blocking(move || inner.catch_up()).await?;
@@ -150,46 +165,25 @@ impl Inner {
         };
         if rewritten {
             tracing::info!(path = %self.path.display(), "data file replaced or truncated; reading it again");
+            METRICS.file_reloads.inc();
             *cursor = ReadCursor::default();
         }
         let batch = read_new_lines(&self.path, &mut cursor)?;
-        if rewritten || cursor.stamp.is_none() {
+        METRICS.records_loaded.inc_by(batch.len() as u64);
+        let records = if rewritten || cursor.stamp.is_none() {
             let mut fresh = RunIndex::default();
             fresh.extend(batch);
+            let records = fresh.len();
             *self.index.write() = fresh;
-        } else if !batch.is_empty() {
-            self.index.write().extend(batch);
-        }
+            records
+        } else {
+            let mut index = self.index.write();
+            index.extend(batch);
+            index.len()
+        };
+        METRICS.records_in_memory.set(records as i64);
         cursor.stamp = Some(now);
         *self.current.write() = Some(now);
-        Ok(())
-    }
-
-    /// Appends one line, starting a fresh line if the file ends without one
-    /// (an unfinished write by someone else must not swallow ours).
-    fn append(&self, line: &[u8]) -> Result<(), RepositoryError> {
-        let _guard = self.append_lock.lock();
-        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent)?;
-        }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&self.path)?;
-        let len = file.metadata()?.len();
-        let mut last = [0u8; 1];
-        let needs_newline = len > 0 && {
-            file.read_exact_at(&mut last, len - 1)?;
-            last[0] != b'\n'
-        };
-        let mut bytes = Vec::with_capacity(line.len() + 2);
-        if needs_newline {
-            bytes.push(b'\n');
-        }
-        bytes.extend_from_slice(line);
-        bytes.push(b'\n');
-        file.write_all(&bytes)?;
         Ok(())
     }
 }
@@ -241,6 +235,7 @@ fn parse_logged(line: &[u8], line_number: u64, path: &Path) -> Option<PipelineIn
     match parse_line(line) {
         Ok(record) => record,
         Err(reason) => {
+            METRICS.bad_lines.inc();
             tracing::warn!(path = %path.display(), line = line_number, %reason, "skipping invalid line");
             None
         }
@@ -303,17 +298,30 @@ impl PipelineInfoRepository for JsonlRepository {
         Ok(self.inner.index.read().summaries())
     }
 
+    async fn get_pipeline_activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
+        self.sync().await?;
+        Ok(self.inner.index.read().activity())
+    }
+
     async fn insert_pipeline_info(
         &self,
         record: PipelineInfo,
     ) -> Result<Arc<PipelineInfo>, RepositoryError> {
-        let line = serde_json::to_vec(&record)?;
-        let inner = self.inner.clone();
-        run_blocking(move || {
-            inner.append(&line)?;
-            inner.catch_up()
-        })
-        .await?;
+        let mut payload = serde_json::to_vec(&record)?;
+        payload.push(b'\n');
+        let (reply, stored) = oneshot::channel();
+        let request = AppendRequest {
+            payload,
+            records: 1,
+            reply,
+        };
+        let writer_gone = || RepositoryError::Task("the writer thread stopped".into());
+        self.writer.send(request).map_err(|_| writer_gone())?;
+        stored
+            .await
+            .map_err(|_| writer_gone())?
+            .map_err(|e| RepositoryError::Io(std::io::Error::other(e)))?;
+        METRICS.inserts.inc();
         Ok(Arc::new(record))
     }
 

@@ -1,0 +1,231 @@
+//! Prometheus metrics. One registry for the process, reachable from the
+//! HTTP layer and the storage code alike; rendered by `GET /metrics`.
+
+use std::sync::LazyLock;
+
+use parking_lot::Mutex;
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
+};
+
+use crate::repository::PipelineActivity;
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub http_in_flight: IntGauge,
+    pub inserts: IntCounter,
+    pub records_loaded: IntCounter,
+    pub bad_lines: IntCounter,
+    pub file_reloads: IntCounter,
+    pub records_in_memory: IntGauge,
+    pub sync_duration: Histogram,
+    pub commit_batch_size: Histogram,
+    pipeline_last_run: GaugeVec,
+    pipeline_last_duration: GaugeVec,
+    pipeline_last_rowcount: GaugeVec,
+    pipeline_runs: GaugeVec,
+    pipeline_series_dropped: IntGauge,
+    /// Serialises renders: each resets and refills the per-pipeline gauges.
+    render_lock: Mutex<()>,
+}
+
+const PIPELINE_LABELS: [&str; 4] = [
+    "pipeline_name",
+    "script_name",
+    "pipeline_type",
+    "environment",
+];
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+    // Names are constants of this module; a clash is a programming error
+    // caught by the tests, so the registration result is not propagated.
+    if let Err(error) = registry.register(Box::new(metric.clone())) {
+        tracing::error!(%error, "metric registration failed");
+    }
+    metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    register(
+        registry,
+        IntCounter::new(name, help).unwrap_or_else(|_| unreachable_metric(name)),
+    )
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    register(
+        registry,
+        IntGauge::new(name, help).unwrap_or_else(|_| unreachable_metric(name)),
+    )
+}
+
+fn pipeline_gauge(registry: &Registry, name: &str, help: &str) -> GaugeVec {
+    register(
+        registry,
+        GaugeVec::new(Opts::new(name, help), &PIPELINE_LABELS)
+            .unwrap_or_else(|_| unreachable_metric(name)),
+    )
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    register(
+        registry,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+            .unwrap_or_else(|_| unreachable_metric(name)),
+    )
+}
+
+#[cold]
+fn unreachable_metric(name: &str) -> ! {
+    panic!("metric {name} has an invalid definition")
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        #[cfg(target_os = "linux")]
+        if let Err(error) = registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )) {
+            tracing::error!(%error, "process metrics unavailable");
+        }
+        let latency = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        Self {
+            http_requests: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "http_requests_total",
+                        "HTTP requests answered, by method, matched route and status.",
+                    ),
+                    &["method", "route", "status"],
+                )
+                .unwrap_or_else(|_| unreachable_metric("http_requests_total")),
+            ),
+            http_duration: register(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "http_request_duration_seconds",
+                        "Time to answer HTTP requests.",
+                    )
+                    .buckets(latency.clone()),
+                    &["method", "route"],
+                )
+                .unwrap_or_else(|_| unreachable_metric("http_request_duration_seconds")),
+            ),
+            http_in_flight: gauge(
+                &registry,
+                "http_requests_in_flight",
+                "HTTP requests being answered now.",
+            ),
+            inserts: counter(
+                &registry,
+                "pipeline_inserts_total",
+                "Run records stored by this process.",
+            ),
+            records_loaded: counter(
+                &registry,
+                "jsonl_records_loaded_total",
+                "Valid records read from the data file.",
+            ),
+            bad_lines: counter(
+                &registry,
+                "jsonl_bad_lines_total",
+                "Data file lines skipped as invalid.",
+            ),
+            file_reloads: counter(
+                &registry,
+                "jsonl_file_reloads_total",
+                "Times the data file was read again from the start (replaced or truncated).",
+            ),
+            records_in_memory: gauge(&registry, "jsonl_records", "Records held in memory."),
+            sync_duration: histogram(
+                &registry,
+                "jsonl_sync_duration_seconds",
+                "Time to sync one group commit to disk.",
+                latency,
+            ),
+            commit_batch_size: histogram(
+                &registry,
+                "jsonl_commit_batch_records",
+                "Records written by one group commit.",
+                vec![
+                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0,
+                ],
+            ),
+            pipeline_last_run: pipeline_gauge(
+                &registry,
+                "pipeline_last_run_timestamp_seconds",
+                "Start of the latest run (Unix seconds, naive times as UTC).",
+            ),
+            pipeline_last_duration: pipeline_gauge(
+                &registry,
+                "pipeline_last_duration_seconds",
+                "elapsed_seconds of the latest run.",
+            ),
+            pipeline_last_rowcount: pipeline_gauge(
+                &registry,
+                "pipeline_last_rowcount",
+                "rowcount of the latest run.",
+            ),
+            pipeline_runs: pipeline_gauge(
+                &registry,
+                "pipeline_runs_total",
+                "Runs recorded for the pipeline.",
+            ),
+            pipeline_series_dropped: gauge(
+                &registry,
+                "pipeline_metrics_series_dropped",
+                "Pipelines left out of the per-pipeline metrics by the series cap.",
+            ),
+            render_lock: Mutex::new(()),
+            registry,
+        }
+    }
+
+    /// The text exposition, with per-pipeline gauges for the `max_series`
+    /// most recently active pipelines.
+    pub fn render(&self, mut activity: Vec<PipelineActivity>, max_series: usize) -> String {
+        let _guard = self.render_lock.lock();
+        activity.sort_by_key(|a| std::cmp::Reverse(a.last_run.instant_micros()));
+        let dropped = activity.len().saturating_sub(max_series);
+        activity.truncate(max_series);
+        for vec in [
+            &self.pipeline_last_run,
+            &self.pipeline_last_duration,
+            &self.pipeline_last_rowcount,
+            &self.pipeline_runs,
+        ] {
+            vec.reset();
+        }
+        for a in &activity {
+            let labels: Vec<&str> = a.key.iter().map(|v| v.as_deref().unwrap_or("")).collect();
+            self.pipeline_last_run
+                .with_label_values(&labels)
+                .set(a.last_run.instant_micros() as f64 / 1e6);
+            self.pipeline_last_duration
+                .with_label_values(&labels)
+                .set(a.last_elapsed_seconds);
+            self.pipeline_last_rowcount
+                .with_label_values(&labels)
+                .set(a.last_rowcount as f64);
+            self.pipeline_runs
+                .with_label_values(&labels)
+                .set(a.total_runs as f64);
+        }
+        self.pipeline_series_dropped.set(dropped as i64);
+        let mut buffer = Vec::new();
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            tracing::error!(%error, "metrics encoding failed");
+        }
+        String::from_utf8_lossy(&buffer).into_owned()
+    }
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
