@@ -161,3 +161,74 @@ pub fn column(answer: &Value, field: &str) -> Vec<Value> {
         .map(|r| r[field].clone())
         .collect()
 }
+
+/// The real binary, started with only `env` in its environment.
+pub struct ServiceProcess {
+    pub child: std::process::Child,
+    pub address: String,
+    /// Lines the process printed after its address line (drained by a
+    /// thread, so the server never blocks on a full pipe).
+    pub output: std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
+    drain: Option<std::thread::JoinHandle<()>>,
+}
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_pipeline-service");
+
+/// Starts the binary on port 0 and waits until it prints where it listens.
+pub fn start_service(env: &[(&str, &str)]) -> ServiceProcess {
+    use std::io::BufRead;
+    let mut command = std::process::Command::new(BINARY);
+    command.env_clear().env("PORT", "0");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("server prints its address")
+            .expect("readable output");
+        if let Some(rest) = line.split("address=").nth(1) {
+            break format!(
+                "http://{}",
+                rest.split_whitespace().next().unwrap_or_default()
+            );
+        }
+    };
+    let output = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let sink = output.clone();
+    let drain = std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().push(line);
+        }
+    });
+    ServiceProcess {
+        child,
+        address,
+        output,
+        drain: Some(drain),
+    }
+}
+
+impl ServiceProcess {
+    /// Waits for the process to end and returns everything it printed.
+    pub fn finished_output(&mut self) -> Vec<String> {
+        if let Some(drain) = self.drain.take() {
+            let _ = drain.join();
+        }
+        self.output.lock().clone()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,7 +1,9 @@
 //! Black-box tests of the HTTP API against the real server.
 
+mod durability;
 mod endpoints;
 mod file_source;
+mod hardening;
 mod helpers;
 mod ingest;
 mod process;

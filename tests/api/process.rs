@@ -1,10 +1,9 @@
 //! The real binary: configuration errors, `--help`, graceful shutdown.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_pipeline-service");
+use crate::helpers::{start_service, BINARY};
 
 fn service(env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BINARY);
@@ -68,28 +67,15 @@ fn help_lists_flags_and_their_variables() {
 fn sigterm_stops_the_server_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data.jsonl");
-    let mut child = service(&[
-        ("PORT", "0"),
-        ("PIPELINE_JSONL_PATH", data.to_str().unwrap()),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let address = loop {
-        let line = lines.next().expect("server prints its address").unwrap();
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
+    let mut server = start_service(&[("PIPELINE_JSONL_PATH", data.to_str().unwrap())]);
+    let address = server.address.clone();
     let port = address.rsplit(':').next().unwrap();
     let probe = service(&[("PORT", port)])
         .arg("healthcheck")
         .status()
         .unwrap();
     assert!(probe.success(), "healthcheck against {address}");
+    let child = &mut server.child;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -104,7 +90,7 @@ fn sigterm_stops_the_server_gracefully() {
         assert!(Instant::now() < deadline, "server did not stop");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let rest = server.finished_output();
     assert!(
         rest.iter().any(|l| l.contains("shutdown signal received")),
         "{rest:?}"
