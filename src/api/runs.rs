@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorMessage};
 use super::AppState;
 use crate::domain::numbers::{bool_from_str, int_from_str};
-use crate::domain::record::check_length;
+use crate::domain::record::{check_length, MAX_STRING_CHARS};
 use crate::domain::{FieldError, FlexDateTime, LocItem, PipelineInfo, ValidationErrors};
 use crate::repository::{Page, RunFilter, RunPage};
 
@@ -137,8 +137,10 @@ impl QueryReader {
 
     /// A string filter; an empty value means no filter.
     fn text(&mut self, name: &str) -> Option<String> {
-        self.parsed(name, |raw| check_length(raw).map(|()| raw.to_owned()))
-            .filter(|v| !v.is_empty())
+        self.parsed(name, |raw| {
+            check_length(raw, MAX_STRING_CHARS).map(|()| raw.to_owned())
+        })
+        .filter(|v| !v.is_empty())
     }
 }
 

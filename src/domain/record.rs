@@ -107,6 +107,8 @@ pub struct PipelineInfo {
 /// Collects per-field problems while reading one JSON object.
 struct FieldReader<'a> {
     root: &'static str,
+    /// Longest string accepted, for input from clients.
+    max_chars: Option<usize>,
     whole: &'a Value,
     fields: &'a Map<String, Value>,
     errors: ValidationErrors,
@@ -142,8 +144,19 @@ impl<'a> FieldReader<'a> {
     fn optional_string(&mut self, name: &str) -> Option<Option<String>> {
         match self.fields.get(name) {
             None | Some(Value::Null) => Some(None),
-            Some(_) => self.required(name, string).map(Some),
+            Some(_) => self.string(name).map(Some),
         }
+    }
+
+    fn string(&mut self, name: &str) -> Option<String> {
+        let max_chars = self.max_chars;
+        self.required(name, |value| {
+            let text = string(value)?;
+            if let Some(max) = max_chars {
+                check_length(&text, max)?;
+            }
+            Ok(text)
+        })
     }
 }
 
@@ -153,30 +166,41 @@ pub const MAX_STRING_CHARS: usize = 4096;
 
 fn string(value: &Value) -> Result<String, FieldError> {
     match value {
-        Value::String(text) => {
-            check_length(text)?;
-            Ok(text.clone())
-        }
+        Value::String(text) => Ok(text.clone()),
         _ => Err(FieldError::string_type()),
     }
 }
 
-/// pydantic's `string_too_long` for text over `MAX_STRING_CHARS`.
-pub fn check_length(text: &str) -> Result<(), FieldError> {
-    if text.len() > MAX_STRING_CHARS && text.chars().count() > MAX_STRING_CHARS {
+/// pydantic's `string_too_long` for text over `max` characters.
+pub fn check_length(text: &str, max: usize) -> Result<(), FieldError> {
+    if text.len() > max && text.chars().count() > max {
         return Err(FieldError::new(
             "string_too_long",
-            format!("String should have at most {MAX_STRING_CHARS} characters"),
+            format!("String should have at most {max} characters"),
         )
-        .with_ctx("max_length", MAX_STRING_CHARS));
+        .with_ctx("max_length", max));
     }
     Ok(())
 }
 
 impl PipelineInfo {
-    /// Validates a JSON value, collecting every problem. `root` is the first
+    /// Validates client input, collecting every problem. `root` is the first
     /// element of each error location (`"body"` for request bodies).
     pub fn parse(value: &Value, root: &'static str) -> Result<Self, ValidationErrors> {
+        Self::parse_with(value, root, Some(MAX_STRING_CHARS))
+    }
+
+    /// Validates a stored record. Strings of any length are kept: the
+    /// length limit guards the API, and must not hide runs already on file.
+    pub fn parse_stored(value: &Value) -> Result<Self, ValidationErrors> {
+        Self::parse_with(value, "line", None)
+    }
+
+    fn parse_with(
+        value: &Value,
+        root: &'static str,
+        max_chars: Option<usize>,
+    ) -> Result<Self, ValidationErrors> {
         let Value::Object(fields) = value else {
             let error = FieldError::new(
                 "model_attributes_type",
@@ -187,6 +211,7 @@ impl PipelineInfo {
         };
         let mut r = FieldReader {
             root,
+            max_chars,
             whole: value,
             fields,
             errors: ValidationErrors::default(),
@@ -196,12 +221,12 @@ impl PipelineInfo {
         let start_utc = r.required("start_utc", FlexDateTime::from_json);
         let end_utc = r.required("end_utc", FlexDateTime::from_json);
         let elapsed_seconds = r.required("elapsed_seconds", lenient_float);
-        let elapsed_human = r.required("elapsed_human", string);
-        let output_file = r.required("output_file", string);
-        let log_file = r.required("log_file", string);
+        let elapsed_human = r.string("elapsed_human");
+        let output_file = r.string("output_file");
+        let log_file = r.string("log_file");
         let rowcount = r.required("rowcount", lenient_int);
         let pid = r.required("pid", lenient_int);
-        let date_code = r.required("date_code", string);
+        let date_code = r.string("date_code");
         let pipeline_name = r.optional_string("pipeline_name");
         let script_name = r.optional_string("script_name");
         let pipeline_type = r.optional_string("pipeline_type");

@@ -232,3 +232,16 @@ async fn records_survive_a_restart_exactly_as_answered() {
         "not inferred"
     );
 }
+
+#[tokio::test]
+async fn stored_lines_with_very_long_strings_are_still_served() {
+    // The 4096-character limit guards the API; runs already on file stay visible.
+    let long = run_on(1, 0, json!({"output_file": "p".repeat(5000)})).to_string();
+    let app = spawn_app_with_file(&format!("{long}\n")).await;
+    let answer = app.get_json("/get_pipeline_info").await;
+    assert_eq!(answer["total"], 1);
+    assert_eq!(
+        answer["results"][0]["output_file"].as_str().unwrap().len(),
+        5000
+    );
+}

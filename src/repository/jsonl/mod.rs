@@ -257,7 +257,7 @@ pub fn parse_line(line: &[u8]) -> Result<Option<PipelineInfo>, String> {
         ));
     };
     legacy::fill_missing_pipeline_name(fields);
-    PipelineInfo::parse(&value, "line")
+    PipelineInfo::parse_stored(&value)
         .map(Some)
         .map_err(|e| e.to_string())
 }
