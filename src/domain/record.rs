@@ -414,6 +414,19 @@ mod tests {
     }
 
     #[test]
+    fn a_record_survives_a_write_and_read_unchanged() {
+        // Found by fuzzing: long float literals must parse correctly rounded.
+        let mut body = sample();
+        body["elapsed_seconds"] =
+            serde_json::from_str("3999999999999999999999999999999999999999999999999999999999900.0")
+                .unwrap();
+        let record = PipelineInfo::parse_stored(&body).unwrap();
+        let line = serde_json::to_string(&record).unwrap();
+        let again = PipelineInfo::parse_stored(&serde_json::from_str(&line).unwrap()).unwrap();
+        assert_eq!(again, record);
+    }
+
+    #[test]
     fn a_non_object_is_a_model_attributes_type_error() {
         let errors = PipelineInfo::parse(&json!([1, 2]), "body")
             .unwrap_err()
