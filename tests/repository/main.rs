@@ -3,4 +3,5 @@
 
 mod backends;
 mod behaviour;
+mod durability;
 mod properties;

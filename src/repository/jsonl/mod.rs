@@ -75,6 +75,8 @@ struct Inner {
     current: RwLock<Option<FileStamp>>,
     cursor: Mutex<ReadCursor>,
     index: RwLock<RunIndex>,
+    /// Group commits written by this process (each one write and one sync).
+    commits: std::sync::atomic::AtomicU64,
 }
 
 /// The embedded JSON Lines backend.
@@ -100,6 +102,7 @@ impl JsonlRepository {
             current: RwLock::new(None),
             cursor: Mutex::new(ReadCursor::default()),
             index: RwLock::new(RunIndex::default()),
+            commits: std::sync::atomic::AtomicU64::new(0),
         });
         let repository = Self {
             writer: writer::spawn(inner.clone())?,
@@ -117,6 +120,13 @@ impl JsonlRepository {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// How many group commits this repository has written.
+    pub fn commits(&self) -> u64 {
+        self.inner
+            .commits
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Brings the index up to date with the file. Costs one `stat` when

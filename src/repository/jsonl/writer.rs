@@ -57,6 +57,9 @@ fn run(inner: &Inner, mut receiver: mpsc::UnboundedReceiver<AppendRequest>) {
             e.to_string()
         });
         if result.is_ok() {
+            inner
+                .commits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             METRICS.commit_batch_size.observe(records as f64);
             // Make the new lines visible before anyone is told they are stored.
             if let Err(error) = inner.catch_up() {
