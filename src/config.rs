@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::repository::oracle::sql::OracleSchema;
+
 /// Command line; each flag can also come from the environment variable shown.
 #[derive(Debug, Parser)]
 #[command(
@@ -27,6 +29,14 @@ pub enum Command {
     /// Exit 0 when the server at HOST:PORT answers /health with 200
     /// (for container health checks; needs no curl).
     Healthcheck,
+    /// Load a JSON Lines file into the configured backend.
+    Import {
+        /// The file to load (same format and inference as the JSONL store).
+        file: PathBuf,
+    },
+    /// Print the Oracle DDL (table, identity, indexes) for ORACLE_TABLE and
+    /// ORACLE_COLUMN_MAP.
+    Ddl,
 }
 
 /// Settings as given, before validation.
@@ -77,6 +87,36 @@ pub struct RawSettings {
     /// Most label sets the per-pipeline metrics export.
     #[arg(long, env = "PIPELINE_METRICS_MAX_SERIES")]
     pub metrics_max_series: Option<String>,
+    /// Oracle connect string, e.g. host:1521/SERVICE.
+    #[arg(long, env = "ORACLE_DSN")]
+    pub oracle_dsn: Option<String>,
+    /// Oracle user name.
+    #[arg(long, env = "ORACLE_USER")]
+    pub oracle_user: Option<String>,
+    /// Oracle password.
+    #[arg(long, env = "ORACLE_PASSWORD", hide_env_values = true)]
+    pub oracle_password: Option<String>,
+    /// Table holding the runs: TABLE or SCHEMA.TABLE.
+    #[arg(long, env = "ORACLE_TABLE")]
+    pub oracle_table: Option<String>,
+    /// JSON object mapping record fields (and "id") to column names.
+    #[arg(long, env = "ORACLE_COLUMN_MAP")]
+    pub oracle_column_map: Option<String>,
+    /// Sessions the pool keeps open.
+    #[arg(long, env = "ORACLE_POOL_MIN")]
+    pub oracle_pool_min: Option<String>,
+    /// Most sessions the pool opens.
+    #[arg(long, env = "ORACLE_POOL_MAX")]
+    pub oracle_pool_max: Option<String>,
+    /// Seconds a request waits for a free session before answering 503.
+    #[arg(long, env = "ORACLE_POOL_TIMEOUT_S")]
+    pub oracle_pool_timeout_s: Option<String>,
+    /// Seconds one database call may take before it is cancelled.
+    #[arg(long, env = "ORACLE_CALL_TIMEOUT_S")]
+    pub oracle_call_timeout_s: Option<String>,
+    /// Seconds startup waits for the first sessions.
+    #[arg(long, env = "ORACLE_CONNECT_TIMEOUT_S")]
+    pub oracle_connect_timeout_s: Option<String>,
 }
 
 pub const DEFAULT_HOST: &str = "127.0.0.1";
@@ -153,6 +193,116 @@ pub struct AuthPolicy {
     pub protect_reads: bool,
 }
 
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+/// Where the Oracle runs live and how to reach them.
+#[derive(Debug, Clone)]
+pub struct OracleSettings {
+    pub dsn: String,
+    pub user: String,
+    pub password: Secret,
+    pub schema: OracleSchema,
+    pub pool_min: u32,
+    pub pool_max: u32,
+    pub pool_timeout: std::time::Duration,
+    pub call_timeout: std::time::Duration,
+    pub connect_timeout: std::time::Duration,
+}
+
+pub const DEFAULT_ORACLE_TABLE: &str = "PIPELINE_RUNS";
+
+/// The table and column map alone (all `pipeline-service ddl` needs).
+pub fn oracle_schema(raw: &RawSettings) -> Result<OracleSchema, ConfigError> {
+    let table = raw
+        .oracle_table
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(DEFAULT_ORACLE_TABLE);
+    crate::repository::oracle::sql::validate_table(table)
+        .map_err(|e| ConfigError::new("ORACLE_TABLE", e.0))?;
+    OracleSchema::new(table, raw.oracle_column_map.as_deref())
+        .map_err(|e| ConfigError::new("ORACLE_COLUMN_MAP", e.0))
+}
+
+fn oracle_settings(raw: &RawSettings) -> Result<OracleSettings, ConfigError> {
+    let missing: Vec<&str> = [
+        ("ORACLE_DSN", &raw.oracle_dsn),
+        ("ORACLE_USER", &raw.oracle_user),
+        ("ORACLE_PASSWORD", &raw.oracle_password),
+    ]
+    .iter()
+    .filter(|(_, value)| value.as_deref().is_none_or(|v| v.trim().is_empty()))
+    .map(|(name, _)| *name)
+    .collect();
+    if let Some(first) = missing.first() {
+        return Err(ConfigError::new(
+            first,
+            format!(
+                "required for PIPELINE_BACKEND=oracle; missing: {}",
+                missing.join(", ")
+            ),
+        ));
+    }
+    let schema = oracle_schema(raw)?;
+    let pool_min = bounded(
+        "ORACLE_POOL_MIN",
+        raw.oracle_pool_min.as_deref(),
+        1,
+        0,
+        10_000,
+    )? as u32;
+    let pool_max = bounded(
+        "ORACLE_POOL_MAX",
+        raw.oracle_pool_max.as_deref(),
+        8,
+        1,
+        10_000,
+    )? as u32;
+    if pool_min > pool_max {
+        return Err(ConfigError::new(
+            "ORACLE_POOL_MIN",
+            format!("{pool_min} is above ORACLE_POOL_MAX ({pool_max})"),
+        ));
+    }
+    let seconds = |variable, value: &Option<String>, default| {
+        bounded(variable, value.as_deref(), default, 1, 3600).map(std::time::Duration::from_secs)
+    };
+    Ok(OracleSettings {
+        dsn: raw.oracle_dsn.clone().unwrap_or_default(),
+        user: raw.oracle_user.clone().unwrap_or_default(),
+        password: Secret::new(raw.oracle_password.clone().unwrap_or_default()),
+        schema,
+        pool_min,
+        pool_max,
+        pool_timeout: seconds("ORACLE_POOL_TIMEOUT_S", &raw.oracle_pool_timeout_s, 5)?,
+        call_timeout: seconds("ORACLE_CALL_TIMEOUT_S", &raw.oracle_call_timeout_s, 30)?,
+        connect_timeout: seconds(
+            "ORACLE_CONNECT_TIMEOUT_S",
+            &raw.oracle_connect_timeout_s,
+            15,
+        )?,
+    })
+}
+
 /// Bounds that keep one client from exhausting the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -189,6 +339,8 @@ pub struct Settings {
     pub auth: AuthPolicy,
     pub limits: Limits,
     pub metrics_max_series: usize,
+    /// Present exactly when the backend is Oracle.
+    pub oracle: Option<OracleSettings>,
 }
 
 /// A setting that cannot be used; the message names the variable.
@@ -312,6 +464,10 @@ impl Settings {
             0,
             1_000_000,
         )? as usize;
+        let oracle = match backend {
+            Backend::Oracle => Some(oracle_settings(&raw)?),
+            Backend::Jsonl => None,
+        };
         Ok(Self {
             host,
             port,
@@ -323,6 +479,7 @@ impl Settings {
             auth,
             limits,
             metrics_max_series,
+            oracle,
         })
     }
 }
@@ -457,7 +614,14 @@ mod tests {
             backend: Some(b.into()),
             ..Default::default()
         };
-        assert_eq!(settings(raw("ORACLE")).unwrap().backend, Backend::Oracle);
+        let oracle = |b: &str| RawSettings {
+            backend: Some(b.into()),
+            oracle_dsn: Some("db:1521/FREEPDB1".into()),
+            oracle_user: Some("app".into()),
+            oracle_password: Some("pw".into()),
+            ..Default::default()
+        };
+        assert_eq!(settings(oracle("ORACLE")).unwrap().backend, Backend::Oracle);
         assert_eq!(settings(raw("Jsonl")).unwrap().backend, Backend::Jsonl);
         let err = settings(raw("postgres")).unwrap_err();
         assert_eq!(err.variable, "PIPELINE_BACKEND");
@@ -576,6 +740,114 @@ mod tests {
             settings(reads_without_keys).unwrap_err().variable,
             "PIPELINE_API_KEYS_FOR_READS"
         );
+    }
+
+    fn oracle_raw() -> RawSettings {
+        RawSettings {
+            backend: Some("oracle".into()),
+            oracle_dsn: Some("db:1521/FREEPDB1".into()),
+            oracle_user: Some("app".into()),
+            oracle_password: Some("hunter2-secret".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn oracle_needs_dsn_user_and_password_and_names_each_missing_one() {
+        let raw = RawSettings {
+            backend: Some("oracle".into()),
+            oracle_user: Some("app".into()),
+            ..Default::default()
+        };
+        let error = settings(raw).unwrap_err();
+        assert_eq!(error.variable, "ORACLE_DSN");
+        assert!(
+            error.reason.contains("ORACLE_DSN, ORACLE_PASSWORD"),
+            "{}",
+            error.reason
+        );
+        let s = settings(oracle_raw()).unwrap();
+        let oracle = s.oracle.as_ref().unwrap();
+        assert_eq!(oracle.schema.table(), "PIPELINE_RUNS");
+        assert_eq!((oracle.pool_min, oracle.pool_max), (1, 8));
+        assert_eq!(oracle.pool_timeout.as_secs(), 5);
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(settings(RawSettings::default()).unwrap().oracle.is_none());
+    }
+
+    #[test]
+    fn oracle_table_column_map_and_pool_errors_name_their_variable() {
+        let cases = [
+            (
+                RawSettings {
+                    oracle_table: Some("RUNS; DROP TABLE X".into()),
+                    ..oracle_raw()
+                },
+                "ORACLE_TABLE",
+            ),
+            (
+                RawSettings {
+                    oracle_table: Some("A.B.C".into()),
+                    ..oracle_raw()
+                },
+                "ORACLE_TABLE",
+            ),
+            (
+                RawSettings {
+                    oracle_column_map: Some("{bad".into()),
+                    ..oracle_raw()
+                },
+                "ORACLE_COLUMN_MAP",
+            ),
+            (
+                RawSettings {
+                    oracle_column_map: Some(r#"{"nope": "X"}"#.into()),
+                    ..oracle_raw()
+                },
+                "ORACLE_COLUMN_MAP",
+            ),
+            (
+                RawSettings {
+                    oracle_column_map: Some(r#"{"rowcount": "A B"}"#.into()),
+                    ..oracle_raw()
+                },
+                "ORACLE_COLUMN_MAP",
+            ),
+            (
+                RawSettings {
+                    oracle_pool_min: Some("9".into()),
+                    oracle_pool_max: Some("2".into()),
+                    ..oracle_raw()
+                },
+                "ORACLE_POOL_MIN",
+            ),
+            (
+                RawSettings {
+                    oracle_pool_max: Some("0".into()),
+                    ..oracle_raw()
+                },
+                "ORACLE_POOL_MAX",
+            ),
+            (
+                RawSettings {
+                    oracle_pool_timeout_s: Some("x".into()),
+                    ..oracle_raw()
+                },
+                "ORACLE_POOL_TIMEOUT_S",
+            ),
+        ];
+        for (raw, variable) in cases {
+            assert_eq!(settings(raw).unwrap_err().variable, variable);
+        }
+        let ok = RawSettings {
+            oracle_table: Some("OPS.RUNS".into()),
+            oracle_column_map: Some(r#"{"rowcount": "ROW_COUNT", "id": "RUN_ID"}"#.into()),
+            ..oracle_raw()
+        };
+        let schema = settings(ok).unwrap().oracle.unwrap().schema;
+        assert_eq!(schema.column("rowcount"), "ROW_COUNT");
+        assert_eq!(schema.table(), "OPS.RUNS");
     }
 
     #[test]

@@ -1,19 +1,29 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use pipeline_service::config::{Cli, Command, Settings};
-use pipeline_service::startup::{Application, StartupError};
+use pipeline_service::config::{oracle_schema, Backend, Cli, Command, Settings};
+use pipeline_service::import::import_file;
+use pipeline_service::repository::oracle::sql::ddl;
+use pipeline_service::startup::{build_repository, Application};
 use pipeline_service::{probe, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Ddl) = cli.command {
+        // Needs only the table and column map, not a database.
+        return match oracle_schema(&cli.settings) {
+            Ok(schema) => {
+                print!("{}", ddl(&schema));
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail_config(&error),
+        };
+    }
     let settings = match Settings::from_raw(cli.settings) {
         Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("pipeline-service: {error}");
-            return ExitCode::from(2);
-        }
+        Err(error) => return fail_config(&error),
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
@@ -24,7 +34,14 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Import { file } => import(settings, &file).await,
+        Command::Ddl => ExitCode::SUCCESS,
     }
+}
+
+fn fail_config(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("pipeline-service: {error}");
+    ExitCode::from(2)
 }
 
 async fn serve(settings: Settings) -> ExitCode {
@@ -34,18 +51,61 @@ async fn serve(settings: Settings) -> ExitCode {
         Err(error) => {
             tracing::error!(%error, "startup failed");
             eprintln!("pipeline-service: {error}");
-            let code = if matches!(error, StartupError::OracleUnavailable) {
-                2
-            } else {
-                1
-            };
-            return ExitCode::from(code);
+            return ExitCode::FAILURE;
         }
     };
     match application.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn import(settings: Settings, file: &std::path::Path) -> ExitCode {
+    telemetry::install(telemetry::build_subscriber(settings.log_format, "warn"));
+    if settings.backend == Backend::Jsonl
+        && std::fs::canonicalize(file).ok() == std::fs::canonicalize(&settings.jsonl_path).ok()
+    {
+        eprintln!(
+            "pipeline-service: import: {} is the store itself",
+            file.display()
+        );
+        return ExitCode::from(2);
+    }
+    let repository = match build_repository(&settings).await {
+        Ok(repository) => repository,
+        Err(error) => {
+            eprintln!("pipeline-service: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let on_terminal = std::io::stderr().is_terminal();
+    let result = import_file(repository.as_ref(), file, |report| {
+        if on_terminal {
+            eprint!(
+                "\r{} lines read, {} imported, {} skipped",
+                report.lines_read,
+                report.imported,
+                report.skipped.len()
+            );
+        }
+    })
+    .await;
+    if on_terminal {
+        eprintln!();
+    }
+    match result {
+        Ok(report) => {
+            for (line, reason) in &report.skipped {
+                eprintln!("skipped line {line}: {reason}");
+            }
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("pipeline-service: import failed: {error}");
             ExitCode::FAILURE
         }
     }

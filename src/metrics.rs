@@ -23,6 +23,9 @@ pub struct Metrics {
     pub records_in_memory: IntGauge,
     pub sync_duration: Histogram,
     pub commit_batch_size: Histogram,
+    pub oracle_pool_open: IntGauge,
+    pub oracle_pool_busy: IntGauge,
+    pub oracle_query_duration: HistogramVec,
     pipeline_last_run: GaugeVec,
     pipeline_last_duration: GaugeVec,
     pipeline_last_rowcount: GaugeVec,
@@ -149,7 +152,7 @@ impl Metrics {
                 &registry,
                 "jsonl_sync_duration_seconds",
                 "Time to sync one group commit to disk.",
-                latency,
+                latency.clone(),
             ),
             commit_batch_size: histogram(
                 &registry,
@@ -158,6 +161,28 @@ impl Metrics {
                 vec![
                     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0,
                 ],
+            ),
+            oracle_pool_open: gauge(
+                &registry,
+                "oracle_pool_open_sessions",
+                "Sessions the Oracle pool holds open.",
+            ),
+            oracle_pool_busy: gauge(
+                &registry,
+                "oracle_pool_busy_sessions",
+                "Oracle sessions in use.",
+            ),
+            oracle_query_duration: register(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "oracle_query_duration_seconds",
+                        "Time spent in Oracle calls, by operation.",
+                    )
+                    .buckets(latency.clone()),
+                    &["operation"],
+                )
+                .unwrap_or_else(|_| unreachable_metric("oracle_query_duration_seconds")),
             ),
             pipeline_last_run: pipeline_gauge(
                 &registry,

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::api::{app, AppState};
 use crate::config::{Backend, Settings};
 use crate::repository::jsonl::JsonlRepository;
+use crate::repository::oracle::{OraclePipelineRepository, OracleStartError};
 use crate::repository::{PipelineInfoRepository, RepositoryError};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,11 +23,8 @@ pub enum StartupError {
         address: String,
         source: std::io::Error,
     },
-    #[error(
-        "PIPELINE_BACKEND=oracle: the Oracle backend is not part of this build; \
-use PIPELINE_BACKEND=jsonl"
-    )]
-    OracleUnavailable,
+    #[error("PIPELINE_BACKEND=oracle: {0}")]
+    Oracle(#[from] OracleStartError),
 }
 
 pub struct Application {
@@ -42,7 +40,12 @@ pub async fn build_repository(
         Backend::Jsonl => Ok(Arc::new(
             JsonlRepository::open_with(&settings.jsonl_path, settings.jsonl_fsync).await?,
         )),
-        Backend::Oracle => Err(StartupError::OracleUnavailable),
+        Backend::Oracle => match &settings.oracle {
+            Some(oracle) => Ok(Arc::new(OraclePipelineRepository::connect(oracle).await?)),
+            None => Err(StartupError::Oracle(OracleStartError::Connect(
+                "Oracle settings are missing".into(),
+            ))),
+        },
     }
 }
 

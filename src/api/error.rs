@@ -97,7 +97,45 @@ impl IntoResponse for ApiError {
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
                 response
             }
+            ApiError::Storage(RepositoryError::Unavailable(cause)) => {
+                let mut response = detail(StatusCode::SERVICE_UNAVAILABLE, "Database unavailable");
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+                response.extensions_mut().insert(ErrorCause(cause));
+                response
+            }
             ApiError::Storage(cause) => internal_error(cause.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_a_503_with_retry_after_and_no_cause() {
+        let response = ApiError::Storage(RepositoryError::Unavailable(
+            "ORA-12541: no listener at db:1521".into(),
+        ))
+        .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "5");
+        let cause = response.extensions().get::<ErrorCause>().unwrap();
+        assert!(
+            cause.0.contains("ORA-12541"),
+            "the cause goes to the log line"
+        );
+    }
+
+    #[test]
+    fn other_storage_faults_are_a_generic_500() {
+        let response = ApiError::Storage(RepositoryError::Database(
+            "ORA-00942: table or view does not exist".into(),
+        ))
+        .into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.extensions().get::<ErrorCause>().is_some());
     }
 }

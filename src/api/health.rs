@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
@@ -95,4 +96,70 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
     )
+}
+
+/// How long readiness waits for the store.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Readiness answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyResponse {
+    /// `ready` or `unavailable`.
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// Storage backend in use.
+    #[schema(example = "jsonl")]
+    pub backend: &'static str,
+    /// Why the store is not ready (only when unavailable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Readiness probe
+///
+/// 200 when the store answers a trivial request within 3 seconds (Oracle:
+/// `SELECT 1 FROM DUAL`; JSON Lines: the file is readable and its folder
+/// writable), else 503 with the reason. Use it to route traffic; use
+/// `/health` for liveness.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The store answers", body = ReadyResponse),
+        (status = 503, description = "The store does not answer; `detail` says why", body = ReadyResponse),
+    )
+)]
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyResponse>) {
+    let backend = state.repository.backend_name();
+    let outcome = tokio::time::timeout(READY_TIMEOUT, state.repository.ready()).await;
+    let detail = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(error.to_string()),
+        Err(_) => Some(format!(
+            "no answer within {} seconds",
+            READY_TIMEOUT.as_secs()
+        )),
+    };
+    match detail {
+        None => (
+            StatusCode::OK,
+            Json(ReadyResponse {
+                status: "ready",
+                backend,
+                detail: None,
+            }),
+        ),
+        Some(detail) => {
+            tracing::warn!(%detail, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(ReadyResponse {
+                    status: "unavailable",
+                    backend,
+                    detail: Some(detail),
+                }),
+            )
+        }
+    }
 }

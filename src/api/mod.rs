@@ -85,6 +85,7 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
     Router::new()
         .route("/", get(health::root))
         .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .merge(data)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorMessage;
-use super::health::HealthResponse;
+use super::health::{HealthResponse, ReadyResponse};
 use super::pipelines::PipelineListResponse;
 use super::runs::PipelineInfoResponse;
 use crate::domain::{LocItem, PipelineInfo, PipelineSummary, ValidationError, ValidationErrors};
@@ -19,6 +19,7 @@ summaries.",
     ),
     paths(
         super::health::health,
+        super::health::ready,
         super::health::metrics,
         super::pipelines::list_pipelines,
         super::pipelines::create_pipeline_run,
@@ -30,6 +31,7 @@ summaries.",
         PipelineInfoResponse,
         PipelineListResponse,
         HealthResponse,
+        ReadyResponse,
         ErrorMessage,
         ValidationErrors,
         ValidationError,

@@ -2,6 +2,7 @@
 //! answers. The JSON Lines store is embedded; Oracle is the production one.
 
 pub mod jsonl;
+pub mod oracle;
 
 use std::sync::Arc;
 
@@ -98,6 +99,12 @@ pub enum RepositoryError {
     Task(String),
     #[error("record could not be encoded: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The store cannot be reached now (database down, pool exhausted,
+    /// call timed out); answered 503 so clients retry.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Database(String),
 }
 
 /// Storage for pipeline runs. Results are ordered by `start_utc` descending,
@@ -129,6 +136,13 @@ pub trait PipelineInfoRepository: Send + Sync {
         &self,
         record: PipelineInfo,
     ) -> Result<Arc<PipelineInfo>, RepositoryError>;
+
+    /// Stores many records together (one group commit on JSON Lines, array
+    /// DML on Oracle); all are stored or the error says none were.
+    async fn insert_many(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError>;
+
+    /// Whether the store answers a trivial request now (`/ready`).
+    async fn ready(&self) -> Result<(), RepositoryError>;
 
     /// A page and the total count. Backends that can take both from one
     /// snapshot override this so `total` always agrees with the page.

@@ -216,3 +216,31 @@ async fn a_trailing_slash_redirects_like_starlette() {
     assert_eq!(followed.status(), 200);
     assert_eq!(app.get("/nothing/").await.status(), 404);
 }
+
+#[tokio::test]
+async fn ready_when_the_store_can_be_read_and_written() {
+    let app = spawn_app().await;
+    let body = app.get_json("/ready").await;
+    assert_eq!(body, json!({"status": "ready", "backend": "jsonl"}));
+    let doc = app.get_json("/openapi.json").await;
+    assert!(doc["paths"]["/ready"]["get"]["responses"]["503"].is_object());
+}
+
+#[tokio::test]
+async fn not_ready_when_the_data_folder_cannot_be_written() {
+    let app = spawn_app().await;
+    // The data file's folder does not exist yet; put a plain file in its place.
+    let folder = app.data_path.parent().unwrap();
+    std::fs::write(folder, b"not a folder").unwrap();
+    let response = app.get("/ready").await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["backend"], "jsonl");
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    assert_eq!(
+        app.get("/health").await.status(),
+        200,
+        "liveness is unaffected"
+    );
+}

@@ -15,7 +15,11 @@ fn service(env: &[(&str, &str)]) -> Command {
 }
 
 fn fails_with_status_2(env: &[(&str, &str)], mentions: &str) {
-    let output = service(env).output().unwrap();
+    fails_with_status_2_for(&[], env, mentions);
+}
+
+fn fails_with_status_2_for(args: &[&str], env: &[(&str, &str)], mentions: &str) {
+    let output = service(env).args(args).output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{env:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(mentions), "{env:?}: {stderr}");
@@ -31,19 +35,116 @@ fn invalid_configuration_exits_with_status_2_naming_the_variable() {
 }
 
 #[test]
-fn the_oracle_backend_never_falls_back_to_jsonl() {
+fn the_oracle_backend_needs_its_credentials() {
+    let output = service(&[("PIPELINE_BACKEND", "oracle"), ("ORACLE_USER", "app")])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ORACLE_DSN") && stderr.contains("ORACLE_PASSWORD"),
+        "{stderr}"
+    );
+    fails_with_status_2(
+        &[
+            ("PIPELINE_BACKEND", "oracle"),
+            ("ORACLE_DSN", "db/x"),
+            ("ORACLE_USER", "u"),
+            ("ORACLE_PASSWORD", "p"),
+            ("ORACLE_COLUMN_MAP", r#"{"rowcount": "X;DROP"}"#),
+        ],
+        "ORACLE_COLUMN_MAP",
+    );
+}
+
+#[test]
+fn without_instant_client_oracle_startup_says_what_to_install_and_never_falls_back() {
+    // The build machines have no Oracle client library, so this runs for real.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data.jsonl");
     let output = service(&[
         ("PIPELINE_BACKEND", "Oracle"),
         ("PORT", "0"),
+        ("ORACLE_DSN", "127.0.0.1:1/NOWHERE"),
+        ("ORACLE_USER", "app"),
+        ("ORACLE_PASSWORD", "do-not-print-me"),
         ("PIPELINE_JSONL_PATH", data.to_str().unwrap()),
     ])
     .output()
     .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("PIPELINE_BACKEND=oracle"));
-    assert!(!data.exists());
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Install Oracle Instant Client"), "{stderr}");
+    assert!(stderr.contains("LD_LIBRARY_PATH"), "{stderr}");
+    let everything = format!("{stderr}{}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        !everything.contains("do-not-print-me"),
+        "the password never appears"
+    );
+    assert!(!data.exists(), "no JSON Lines fallback");
+}
+
+#[test]
+fn ddl_prints_the_table_for_the_configured_names() {
+    let output = service(&[
+        ("ORACLE_TABLE", "OPS.RUNS"),
+        ("ORACLE_COLUMN_MAP", r#"{"start_utc": "START_TS"}"#),
+    ])
+    .arg("ddl")
+    .output()
+    .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.starts_with("CREATE TABLE OPS.RUNS ("), "{text}");
+    assert!(text.contains("START_TS TIMESTAMP(6) WITH TIME ZONE NOT NULL"));
+    assert!(
+        text.contains("CREATE INDEX OPS.RUNS_NAME_START_IX ON OPS.RUNS (PIPELINE_NAME, START_TS);")
+    );
+    fails_with_status_2_for(&["ddl"], &[("ORACLE_TABLE", "A.B.C")], "ORACLE_TABLE");
+}
+
+#[test]
+fn import_loads_a_python_file_and_reports_skipped_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.jsonl");
+    let source = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/python_written.jsonl"
+    );
+    let output = service(&[("PIPELINE_JSONL_PATH", store.to_str().unwrap())])
+        .args(["import", source])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        summary.trim(),
+        "read 12 lines, imported 7 records, skipped 4 lines (lines 7, 8, 9, 10)"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("skipped line 7: expected a JSON object, found an array"),
+        "{stderr}"
+    );
+    let stored = std::fs::read_to_string(&store).unwrap();
+    assert_eq!(stored.lines().count(), 7);
+    assert!(
+        stored.contains(r#""pipeline_name":"inventory_sync""#),
+        "names inferred on import"
+    );
+    let again = service(&[("PIPELINE_JSONL_PATH", store.to_str().unwrap())])
+        .args(["import", store.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "importing the store into itself is refused"
+    );
 }
 
 #[test]

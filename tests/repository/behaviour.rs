@@ -138,3 +138,91 @@ async fn summaries_average_only_positive_values() {
         assert_eq!(etl.last_run.unwrap().to_string(), "2025-08-01T00:03:00Z");
     }
 }
+
+#[tokio::test]
+async fn many_records_are_stored_together_in_order() {
+    for store in every_backend().await {
+        let repo = &store.repository;
+        let batch: Vec<_> = (0..250)
+            .map(|i| record(i, json!({"rowcount": i})))
+            .collect();
+        assert_eq!(repo.insert_many(batch).await.unwrap(), 250);
+        assert_eq!(repo.insert_many(Vec::new()).await.unwrap(), 0);
+        assert_eq!(
+            repo.count_pipeline_info(&RunFilter::default())
+                .await
+                .unwrap(),
+            250
+        );
+        let newest = repo
+            .get_pipeline_info(
+                &RunFilter::default(),
+                Page::Window {
+                    limit: 2,
+                    offset: 0,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(codes(&newest), ["m249", "m248"], "{}", repo.backend_name());
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_store_is_ready() {
+    for store in every_backend().await {
+        store.repository.ready().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn activity_reports_each_groups_latest_run() {
+    for store in every_backend().await {
+        let repo = &store.repository;
+        repo.insert_pipeline_info(record(5, json!({"rowcount": 50, "elapsed_seconds": 5.0})))
+            .await
+            .unwrap();
+        repo.insert_pipeline_info(record(9, json!({"rowcount": 90, "elapsed_seconds": 9.0})))
+            .await
+            .unwrap();
+        repo.insert_pipeline_info(record(7, json!({"rowcount": 70})))
+            .await
+            .unwrap();
+        let activity = repo.get_pipeline_activity().await.unwrap();
+        assert_eq!(activity.len(), 1, "{}", repo.backend_name());
+        let latest = &activity[0];
+        assert_eq!(latest.total_runs, 3);
+        assert_eq!(latest.last_rowcount, 90);
+        assert_eq!(latest.last_elapsed_seconds, 9.0);
+        assert_eq!(latest.last_run.to_string(), "2025-08-01T00:09:00Z");
+    }
+}
+
+#[tokio::test]
+async fn import_loads_a_python_file_into_every_backend() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/python_written.jsonl"
+    );
+    for store in every_backend().await {
+        let repo = &store.repository;
+        let mut calls = 0;
+        let report = pipeline_service::import::import_file(
+            repo.as_ref(),
+            std::path::Path::new(fixture),
+            |_| calls += 1,
+        )
+        .await
+        .unwrap();
+        assert_eq!((report.lines_read, report.imported), (12, 7));
+        let skipped: Vec<u64> = report.skipped.iter().map(|(n, _)| *n).collect();
+        assert_eq!(skipped, [7, 8, 9, 10]);
+        assert!(calls >= 1);
+        let all = repo
+            .get_pipeline_info(&RunFilter::default(), ALL)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 7, "{}", repo.backend_name());
+        assert_eq!(all[0].start_utc().to_string(), "2025-09-03T06:00:00.250000");
+    }
+}

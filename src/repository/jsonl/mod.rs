@@ -122,6 +122,30 @@ impl JsonlRepository {
         &self.inner.path
     }
 
+    /// Appends `records` as one group-commit request and waits until they
+    /// are durable and visible.
+    async fn append(&self, records: &[PipelineInfo]) -> Result<usize, RepositoryError> {
+        let mut payload = Vec::with_capacity(records.len() * 512);
+        for record in records {
+            serde_json::to_writer(&mut payload, record)?;
+            payload.push(b'\n');
+        }
+        let (reply, stored) = oneshot::channel();
+        let request = AppendRequest {
+            payload,
+            records: records.len(),
+            reply,
+        };
+        let writer_gone = || RepositoryError::Task("the writer thread stopped".into());
+        self.writer.send(request).map_err(|_| writer_gone())?;
+        stored
+            .await
+            .map_err(|_| writer_gone())?
+            .map_err(|e| RepositoryError::Io(std::io::Error::other(e)))?;
+        METRICS.inserts.inc_by(records.len() as u64);
+        Ok(records.len())
+    }
+
     /// How many group commits this repository has written.
     pub fn commits(&self) -> u64 {
         self.inner
@@ -150,6 +174,31 @@ async fn run_blocking<T: Send + 'static>(
 }
 
 impl Inner {
+    /// Readable file (when it exists) and a folder we can create files in.
+    fn check_ready(&self) -> Result<(), RepositoryError> {
+        if self.path.exists() {
+            File::open(&self.path)?;
+        }
+        let folder = match self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => parent.to_path_buf(),
+            None => PathBuf::from("."),
+        };
+        let folder = if folder.exists() {
+            folder
+        } else {
+            // Inserts create missing folders; what matters is the nearest existing one.
+            folder
+                .ancestors()
+                .find(|a| a.exists())
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."))
+        };
+        let probe = folder.join(format!(".pipeline-service-ready-{}", std::process::id()));
+        fs::write(&probe, b"")?;
+        fs::remove_file(&probe)?;
+        Ok(())
+    }
+
     fn catch_up(&self) -> Result<(), RepositoryError> {
         let mut cursor = self.cursor.lock();
         let stamp = FileStamp::of(&self.path)?;
@@ -317,22 +366,17 @@ impl PipelineInfoRepository for JsonlRepository {
         &self,
         record: PipelineInfo,
     ) -> Result<Arc<PipelineInfo>, RepositoryError> {
-        let mut payload = serde_json::to_vec(&record)?;
-        payload.push(b'\n');
-        let (reply, stored) = oneshot::channel();
-        let request = AppendRequest {
-            payload,
-            records: 1,
-            reply,
-        };
-        let writer_gone = || RepositoryError::Task("the writer thread stopped".into());
-        self.writer.send(request).map_err(|_| writer_gone())?;
-        stored
-            .await
-            .map_err(|_| writer_gone())?
-            .map_err(|e| RepositoryError::Io(std::io::Error::other(e)))?;
-        METRICS.inserts.inc();
+        self.append(std::slice::from_ref(&record)).await?;
         Ok(Arc::new(record))
+    }
+
+    async fn insert_many(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
+        self.append(&records).await
+    }
+
+    async fn ready(&self) -> Result<(), RepositoryError> {
+        let inner = self.inner.clone();
+        run_blocking(move || inner.check_ready()).await
     }
 
     async fn get_page(&self, filter: &RunFilter, page: Page) -> Result<RunPage, RepositoryError> {

@@ -1,0 +1,470 @@
+//! The Oracle backend: the production store. Runs on tokio's blocking pool
+//! (ODPI-C calls block), with a session pool, call timeouts, a retry on a
+//! dead session for reads, and 503-class errors when the database is out of
+//! reach. The SQL itself lives in `sql.rs` so it can be checked without a
+//! database.
+
+pub mod sql;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use oracle::pool::{GetMode, Pool, PoolBuilder};
+use oracle::sql_type::{Timestamp, ToSql};
+use oracle::{Connection, Row};
+use serde_json::{Map, Value};
+
+use self::sql::{Bind, OracleSchema, Statement};
+use super::{Page, PipelineActivity, PipelineInfoRepository, RepositoryError, RunFilter};
+use crate::config::OracleSettings;
+use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary, FIELD_NAMES};
+use crate::metrics::METRICS;
+
+/// What to install when the Oracle client libraries cannot be loaded.
+pub const INSTANT_CLIENT_HELP: &str = "the Oracle client library (libclntsh) could not be loaded. \
+Install Oracle Instant Client (Basic or Basic Light, 19c or newer) from Oracle's download page, \
+then point the service at it: LD_LIBRARY_PATH=/opt/oracle/instantclient_23_5 (or register the folder \
+with ldconfig). The Dockerfile's `oracle` stage builds an image that includes it";
+
+#[derive(Clone)]
+pub struct OraclePipelineRepository {
+    pool: Arc<Pool>,
+    schema: Arc<OracleSchema>,
+    call_timeout: Duration,
+}
+
+/// Why the backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OracleStartError {
+    #[error("{INSTANT_CLIENT_HELP} (driver said: {0})")]
+    ClientMissing(String),
+    #[error("cannot open the Oracle session pool: {0}")]
+    Connect(String),
+    #[error("no Oracle session within {0:?}; is the database reachable?")]
+    ConnectTimeout(Duration),
+}
+
+/// ODPI-C reports a missing client library as DPI-1047.
+fn is_client_missing(error: &oracle::Error) -> bool {
+    error.to_string().contains("DPI-1047")
+}
+
+/// Errors that mean the session is gone, so a read may be retried on a
+/// fresh one: end-of-file on channel, not connected, session killed, and
+/// ODPI-C's closed-connection errors.
+fn is_dead_session(error: &oracle::Error) -> bool {
+    const DEAD: &[i32] = &[28, 1012, 2396, 3113, 3114, 3135, 12537, 12547, 12570, 12583];
+    if let Some(db) = error.db_error() {
+        if DEAD.contains(&db.code()) {
+            return true;
+        }
+    }
+    let text = error.to_string();
+    text.contains("DPI-1010") || text.contains("DPI-1080")
+}
+
+/// Errors that mean the database cannot be reached or answered too slowly,
+/// as opposed to a fault in our SQL: network, listener, pool and timeouts.
+fn is_unavailable(error: &oracle::Error) -> bool {
+    const UNREACHABLE: &[i32] = &[
+        1033, 1034, 1089, 12154, 12170, 12514, 12516, 12518, 12520, 12521, 12526, 12528, 12541,
+        12543, 24418, 24457, 24459, 24496,
+    ];
+    if is_dead_session(error) {
+        return true;
+    }
+    if let Some(db) = error.db_error() {
+        if UNREACHABLE.contains(&db.code()) {
+            return true;
+        }
+    }
+    let text = error.to_string();
+    // DPI-1067: call timeout exceeded.
+    text.contains("DPI-1067") || text.contains("DPI-1047")
+}
+
+fn classify(error: &oracle::Error) -> RepositoryError {
+    if is_unavailable(error) {
+        RepositoryError::Unavailable(error.to_string())
+    } else {
+        RepositoryError::Database(error.to_string())
+    }
+}
+
+/// A FlexDateTime as an Oracle timestamp; `with_zone` forces an offset
+/// (naive values count as UTC).
+fn timestamp(value: &FlexDateTime, with_zone: bool) -> oracle::Result<Timestamp> {
+    use chrono::{Datelike, Timelike};
+    let n = value.wall_clock();
+    let ts = Timestamp::new(
+        n.year(),
+        n.month(),
+        n.day(),
+        n.hour(),
+        n.minute(),
+        n.second(),
+        n.nanosecond(),
+    )?;
+    match value.offset_seconds() {
+        Some(offset) => ts.and_tz_offset(offset),
+        None if with_zone => ts.and_tz_offset(0),
+        None => Ok(ts),
+    }
+}
+
+fn from_timestamp(ts: &Timestamp) -> Option<FlexDateTime> {
+    let date = chrono::NaiveDate::from_ymd_opt(ts.year(), ts.month(), ts.day())?;
+    let time = chrono::NaiveTime::from_hms_nano_opt(
+        ts.hour(),
+        ts.minute(),
+        ts.second(),
+        ts.nanosecond() / 1000 * 1000,
+    )?;
+    let naive = date.and_time(time);
+    if ts.with_tz() {
+        FlexDateTime::aware(naive, ts.tz_offset())
+    } else {
+        Some(FlexDateTime::naive(naive))
+    }
+}
+
+/// Owned bind values for one statement.
+fn bind_values(binds: &[(String, Bind)]) -> oracle::Result<Vec<(String, Box<dyn ToSql>)>> {
+    binds
+        .iter()
+        .map(|(name, bind)| {
+            let value: Box<dyn ToSql> = match bind {
+                Bind::Text(text) => Box::new(text.clone()),
+                Bind::Integer(i) => Box::new(*i),
+                Bind::Float(f) => Box::new(*f),
+                Bind::Time(t) => Box::new(timestamp(t, false)?),
+                Bind::Instant(t) => Box::new(timestamp(t, true)?),
+            };
+            Ok((name.clone(), value))
+        })
+        .collect()
+}
+
+fn named(values: &[(String, Box<dyn ToSql>)]) -> Vec<(&str, &dyn ToSql)> {
+    values
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_ref()))
+        .collect()
+}
+
+fn text_or_null(row: &Row, index: usize) -> oracle::Result<Value> {
+    Ok(row
+        .get::<usize, Option<String>>(index)?
+        .map(Value::String)
+        .unwrap_or(Value::Null))
+}
+
+fn time_value(row: &Row, index: usize) -> oracle::Result<Value> {
+    Ok(row
+        .get::<usize, Option<Timestamp>>(index)?
+        .as_ref()
+        .and_then(from_timestamp)
+        .map(|t| Value::String(t.to_string()))
+        .unwrap_or(Value::Null))
+}
+
+/// A selected row (columns in `FIELD_NAMES` order) back into a record,
+/// through the same validation every other record passes.
+fn record_from_row(row: &Row) -> Result<PipelineInfo, RepositoryError> {
+    let mut fields = Map::new();
+    let column_error = |e: oracle::Error| RepositoryError::Database(e.to_string());
+    for (index, field) in FIELD_NAMES.iter().enumerate() {
+        let value = match *field {
+            "start_local" | "end_local" | "start_utc" | "end_utc" => time_value(row, index),
+            "elapsed_seconds" => row.get::<usize, f64>(index).map(Value::from),
+            "rowcount" | "pid" => row.get::<usize, i64>(index).map(Value::from),
+            _ => text_or_null(row, index),
+        }
+        .map_err(column_error)?;
+        fields.insert((*field).to_owned(), value);
+    }
+    PipelineInfo::parse_stored(&Value::Object(fields))
+        .map_err(|e| RepositoryError::Database(format!("stored row is not a valid record: {e}")))
+}
+
+impl OraclePipelineRepository {
+    /// Creates the session pool and checks one session. Blocks; call it from
+    /// a blocking context. The connect timeout bounds the whole attempt.
+    pub async fn connect(settings: &OracleSettings) -> Result<Self, OracleStartError> {
+        let owned = settings.clone();
+        let attempt = tokio::task::spawn_blocking(move || Self::connect_blocking(&owned));
+        match tokio::time::timeout(settings.connect_timeout, attempt).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(OracleStartError::Connect(join.to_string())),
+            Err(_) => Err(OracleStartError::ConnectTimeout(settings.connect_timeout)),
+        }
+    }
+
+    fn connect_blocking(settings: &OracleSettings) -> Result<Self, OracleStartError> {
+        let start_error = |e: oracle::Error| {
+            if is_client_missing(&e) {
+                OracleStartError::ClientMissing(e.to_string())
+            } else {
+                OracleStartError::Connect(e.to_string())
+            }
+        };
+        let mut builder = PoolBuilder::new(
+            settings.user.as_str(),
+            settings.password.expose(),
+            settings.dsn.as_str(),
+        );
+        builder
+            .min_connections(settings.pool_min)
+            .max_connections(settings.pool_max)
+            .connection_increment(1)
+            .get_mode(GetMode::TimedWait(settings.pool_timeout))
+            .stmt_cache_size(64);
+        let pool = builder.build().map_err(start_error)?;
+        let repository = Self {
+            pool: Arc::new(pool),
+            schema: Arc::new(settings.schema.clone()),
+            call_timeout: settings.call_timeout,
+        };
+        repository
+            .with_session("connect", false, |conn| {
+                conn.query_row(sql::PING, &[]).map(|_| ())
+            })
+            .map_err(|e| OracleStartError::Connect(e.to_string()))?;
+        Ok(repository)
+    }
+
+    fn session(&self) -> Result<Connection, RepositoryError> {
+        let conn = self.pool.get().map_err(|e| {
+            if is_client_missing(&e) {
+                RepositoryError::Unavailable(e.to_string())
+            } else {
+                // Timed out waiting for a free session, or cannot connect.
+                RepositoryError::Unavailable(format!("no database session: {e}"))
+            }
+        })?;
+        conn.set_call_timeout(Some(self.call_timeout))
+            .map_err(|e| classify(&e))?;
+        Ok(conn)
+    }
+
+    fn record_pool_gauges(&self) {
+        if let Ok(open) = self.pool.open_count() {
+            METRICS.oracle_pool_open.set(i64::from(open));
+        }
+        if let Ok(busy) = self.pool.busy_count() {
+            METRICS.oracle_pool_busy.set(i64::from(busy));
+        }
+    }
+
+    /// Runs `work` on a pooled session; a read that fails because its
+    /// session died is retried once on a fresh session.
+    fn with_session<T>(
+        &self,
+        operation: &'static str,
+        retry: bool,
+        work: impl Fn(&Connection) -> oracle::Result<T>,
+    ) -> Result<T, RepositoryError> {
+        let started = Instant::now();
+        let mut attempt = 0;
+        let result = loop {
+            let conn = self.session()?;
+            match work(&conn) {
+                Ok(value) => break Ok(value),
+                Err(error) if retry && attempt == 0 && is_dead_session(&error) => {
+                    tracing::warn!(%error, operation, "database session died; retrying once");
+                    attempt += 1;
+                    // Dropping the session returns it to the pool, which
+                    // discards it because it is dead.
+                    drop(conn);
+                }
+                Err(error) => break Err(classify(&error)),
+            }
+        };
+        METRICS
+            .oracle_query_duration
+            .with_label_values(&[operation])
+            .observe(started.elapsed().as_secs_f64());
+        self.record_pool_gauges();
+        result
+    }
+
+    /// Runs blocking work on tokio's blocking pool inside the caller's span.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Self) -> Result<T, RepositoryError> + Send + 'static,
+    ) -> Result<T, RepositoryError> {
+        let this = self.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| work(&this)))
+            .await
+            .map_err(|e| RepositoryError::Task(e.to_string()))?
+    }
+
+    fn query_records(
+        &self,
+        statement: &Statement,
+    ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError> {
+        let rows = self.with_session("select", true, |conn| {
+            let values = bind_values(&statement.binds)?;
+            let result = conn.query_named(&statement.sql, &named(&values))?;
+            result.collect::<oracle::Result<Vec<Row>>>()
+        })?;
+        rows.iter()
+            .map(|row| record_from_row(row).map(Arc::new))
+            .collect()
+    }
+
+    fn query_count(&self, statement: &Statement) -> Result<u64, RepositoryError> {
+        self.with_session("count", true, |conn| {
+            let values = bind_values(&statement.binds)?;
+            conn.query_row_named(&statement.sql, &named(&values))?
+                .get::<usize, i64>(0)
+        })
+        .map(|n| n.max(0) as u64)
+    }
+
+    /// Runs `;`-separated statements such as the output of `sql::ddl`.
+    /// Blocks; used by the test suite to create and drop its tables.
+    pub fn execute_script_blocking(&self, script: &str) -> Result<(), RepositoryError> {
+        self.with_session("ddl", false, |conn| {
+            for statement in script.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                conn.execute(statement, &[])?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn schema(&self) -> &OracleSchema {
+        &self.schema
+    }
+}
+
+#[async_trait]
+impl PipelineInfoRepository for OraclePipelineRepository {
+    fn backend_name(&self) -> &'static str {
+        "oracle"
+    }
+
+    async fn get_pipeline_info(
+        &self,
+        filter: &RunFilter,
+        page: Page,
+    ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError> {
+        let statement = sql::select_page(&self.schema, filter, page);
+        self.blocking(move |this| this.query_records(&statement))
+            .await
+    }
+
+    async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError> {
+        let statement = sql::count(&self.schema, filter);
+        self.blocking(move |this| this.query_count(&statement))
+            .await
+    }
+
+    async fn get_pipelines_summary(&self) -> Result<Vec<PipelineSummary>, RepositoryError> {
+        let statement = sql::summary(&self.schema);
+        self.blocking(move |this| {
+            this.with_session("summary", true, |conn| {
+                let rows = conn.query(&statement.sql, &[])?;
+                let mut summaries = Vec::new();
+                for row in rows {
+                    let row = row?;
+                    summaries.push(PipelineSummary {
+                        pipeline_name: row.get(0)?,
+                        script_name: row.get(1)?,
+                        pipeline_type: row.get(2)?,
+                        environment: row.get(3)?,
+                        total_runs: row.get::<usize, i64>(4)?.max(0) as u64,
+                        last_run: row
+                            .get::<usize, Option<Timestamp>>(5)?
+                            .as_ref()
+                            .and_then(from_timestamp),
+                        avg_duration: row.get(6)?,
+                        avg_rowcount: row.get(7)?,
+                    });
+                }
+                Ok(summaries)
+            })
+        })
+        .await
+    }
+
+    async fn get_pipeline_activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
+        let statement = sql::activity(&self.schema);
+        self.blocking(move |this| {
+            this.with_session("activity", true, |conn| {
+                let rows = conn.query(&statement.sql, &[])?;
+                let mut activity = Vec::new();
+                for row in rows {
+                    let row = row?;
+                    let Some(last_run) = row
+                        .get::<usize, Option<Timestamp>>(5)?
+                        .as_ref()
+                        .and_then(from_timestamp)
+                    else {
+                        continue;
+                    };
+                    activity.push(PipelineActivity {
+                        key: [row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?],
+                        total_runs: row.get::<usize, i64>(4)?.max(0) as u64,
+                        last_run,
+                        last_elapsed_seconds: row.get(6)?,
+                        last_rowcount: row.get(7)?,
+                    });
+                }
+                Ok(activity)
+            })
+        })
+        .await
+    }
+
+    async fn insert_pipeline_info(
+        &self,
+        record: PipelineInfo,
+    ) -> Result<Arc<PipelineInfo>, RepositoryError> {
+        let statement = sql::insert(&self.schema, &record);
+        self.blocking(move |this| {
+            this.with_session("insert", false, |conn| {
+                let values = bind_values(&statement.binds)?;
+                conn.execute_named(&statement.sql, &named(&values))?;
+                // Committed before the 201.
+                conn.commit()
+            })
+        })
+        .await?;
+        METRICS.inserts.inc();
+        Ok(Arc::new(record))
+    }
+
+    async fn insert_many(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
+        let count = records.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        let text = sql::insert_sql(&self.schema);
+        self.blocking(move |this| {
+            this.with_session("insert_many", false, |conn| {
+                let mut batch = conn.batch(&text, records.len().min(1000)).build()?;
+                for record in &records {
+                    let values = bind_values(&sql::insert_binds(record))?;
+                    batch.append_row_named(&named(&values))?;
+                }
+                batch.execute()?;
+                conn.commit()
+            })
+        })
+        .await?;
+        METRICS.inserts.inc_by(count as u64);
+        Ok(count)
+    }
+
+    async fn ready(&self) -> Result<(), RepositoryError> {
+        self.blocking(|this| {
+            this.with_session("ping", false, |conn| {
+                conn.query_row(sql::PING, &[]).map(|_| ())
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,385 @@
+//! SQL for the Oracle backend, built as text plus a bind list so it can be
+//! checked without a database. Identifiers come only from a validated
+//! `OracleSchema`; every value is a bind variable.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::domain::{FlexDateTime, PipelineInfo, FIELD_NAMES};
+use crate::repository::{Page, RunFilter};
+
+/// Why an Oracle table or column setting is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SchemaError(pub String);
+
+/// An unquoted Oracle identifier: a letter, then letters, digits, `_`, `$`
+/// or `#`, at most 128 characters. Quoted identifiers are not accepted, so
+/// nothing from configuration can break out of an identifier position.
+pub fn is_safe_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '#'))
+        && name.len() <= 128
+}
+
+/// `TABLE` or `SCHEMA.TABLE`, each part a safe identifier.
+pub fn validate_table(name: &str) -> Result<String, SchemaError> {
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() <= 2 && parts.iter().all(|p| is_safe_identifier(p)) {
+        Ok(name.to_owned())
+    } else {
+        Err(SchemaError(format!(
+            "{name:?} is not a valid table name (TABLE or SCHEMA.TABLE; letters, digits, _ $ #, starting with a letter)"
+        )))
+    }
+}
+
+/// The identity column's key in `ORACLE_COLUMN_MAP`, besides the record fields.
+pub const ID_FIELD: &str = "id";
+
+/// The table and its column names after `ORACLE_COLUMN_MAP`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OracleSchema {
+    table: String,
+    /// Column of each record field, in `FIELD_NAMES` order.
+    columns: Vec<String>,
+    id_column: String,
+}
+
+impl OracleSchema {
+    /// `column_map` is the raw `ORACLE_COLUMN_MAP` JSON (or nothing).
+    pub fn new(table: &str, column_map: Option<&str>) -> Result<Self, SchemaError> {
+        let table = validate_table(table)?;
+        let mut mapped: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(text) = column_map.filter(|t| !t.trim().is_empty()) {
+            let value: Value = serde_json::from_str(text)
+                .map_err(|e| SchemaError(format!("not valid JSON: {e}")))?;
+            let Value::Object(entries) = value else {
+                return Err(SchemaError(
+                    "must be a JSON object of field -> column".into(),
+                ));
+            };
+            for (field, column) in entries {
+                if field != ID_FIELD && !FIELD_NAMES.contains(&field.as_str()) {
+                    return Err(SchemaError(format!(
+                        "{field:?} is not a record field (known: {}, {ID_FIELD})",
+                        FIELD_NAMES.join(", ")
+                    )));
+                }
+                let Value::String(column) = column else {
+                    return Err(SchemaError(format!(
+                        "the column for {field:?} must be a string"
+                    )));
+                };
+                if !is_safe_identifier(&column) {
+                    return Err(SchemaError(format!(
+                        "{column:?} (for {field:?}) is not a safe column name (a letter, then letters, digits, _ $ #; at most 128)"
+                    )));
+                }
+                mapped.insert(field, column);
+            }
+        }
+        let column = |field: &str| {
+            mapped
+                .get(field)
+                .cloned()
+                .unwrap_or_else(|| field.to_ascii_uppercase())
+        };
+        Ok(Self {
+            table,
+            columns: FIELD_NAMES.iter().map(|f| column(f)).collect(),
+            id_column: column(ID_FIELD),
+        })
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The column holding `field`.
+    pub fn column(&self, field: &str) -> &str {
+        FIELD_NAMES
+            .iter()
+            .position(|f| *f == field)
+            .map(|i| self.columns[i].as_str())
+            .unwrap_or(self.id_column.as_str())
+    }
+
+    fn select_list(&self) -> String {
+        self.columns.join(", ")
+    }
+}
+
+/// A value bound to a placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Text(Option<String>),
+    Integer(i64),
+    Float(f64),
+    /// Bound as TIMESTAMP WITH TIME ZONE when aware, TIMESTAMP when naive.
+    Time(FlexDateTime),
+    /// A filter bound: naive values count as UTC, so always WITH TIME ZONE.
+    Instant(FlexDateTime),
+}
+
+/// SQL text and its binds, in placeholder order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub sql: String,
+    pub binds: Vec<(String, Bind)>,
+}
+
+fn where_clause(schema: &OracleSchema, filter: &RunFilter) -> (String, Vec<(String, Bind)>) {
+    let mut conditions = Vec::new();
+    let mut binds = Vec::new();
+    let mut add = |condition: String, name: &str, bind: Bind| {
+        conditions.push(condition);
+        binds.push((name.to_owned(), bind));
+    };
+    if let Some(bound) = filter.start_utc {
+        add(
+            format!("{} >= :start_utc", schema.column("start_utc")),
+            "start_utc",
+            Bind::Instant(bound),
+        );
+    }
+    if let Some(bound) = filter.end_utc {
+        add(
+            format!("{} <= :end_utc", schema.column("end_utc")),
+            "end_utc",
+            Bind::Instant(bound),
+        );
+    }
+    if let Some(min) = filter.min_rowcount {
+        add(
+            format!("{} >= :min_rowcount", schema.column("rowcount")),
+            "min_rowcount",
+            Bind::Integer(min),
+        );
+    }
+    if let Some(max) = filter.max_rowcount {
+        add(
+            format!("{} <= :max_rowcount", schema.column("rowcount")),
+            "max_rowcount",
+            Bind::Integer(max),
+        );
+    }
+    for (field, value) in [
+        ("pipeline_name", &filter.pipeline_name),
+        ("script_name", &filter.script_name),
+        ("pipeline_type", &filter.pipeline_type),
+        ("environment", &filter.environment),
+    ] {
+        if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
+            add(
+                format!("{} = :{field}", schema.column(field)),
+                field,
+                Bind::Text(Some(value.clone())),
+            );
+        }
+    }
+    let text = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    (text, binds)
+}
+
+/// One page, newest start first, ties by the identity column.
+pub fn select_page(schema: &OracleSchema, filter: &RunFilter, page: Page) -> Statement {
+    let (conditions, mut binds) = where_clause(schema, filter);
+    let mut sql = format!(
+        "SELECT {} FROM {}{conditions} ORDER BY {} DESC, {} ASC",
+        schema.select_list(),
+        schema.table,
+        schema.column("start_utc"),
+        schema.id_column,
+    );
+    if let Page::Window { limit, offset } = page {
+        sql.push_str(" OFFSET :page_offset ROWS FETCH NEXT :page_limit ROWS ONLY");
+        binds.push((
+            "page_offset".into(),
+            Bind::Integer(offset.min(i64::MAX as usize) as i64),
+        ));
+        binds.push((
+            "page_limit".into(),
+            Bind::Integer(limit.min(i64::MAX as usize) as i64),
+        ));
+    }
+    Statement { sql, binds }
+}
+
+pub fn count(schema: &OracleSchema, filter: &RunFilter) -> Statement {
+    let (conditions, binds) = where_clause(schema, filter);
+    Statement {
+        sql: format!("SELECT COUNT(*) FROM {}{conditions}", schema.table),
+        binds,
+    }
+}
+
+fn group_columns(schema: &OracleSchema) -> String {
+    [
+        "pipeline_name",
+        "script_name",
+        "pipeline_type",
+        "environment",
+    ]
+    .iter()
+    .map(|f| schema.column(f).to_owned())
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+/// Per-group summaries; averages count only positive values, as the JSON
+/// Lines backend does. Groups with the same last run keep the order of
+/// their first stored run.
+pub fn summary(schema: &OracleSchema) -> Statement {
+    let groups = group_columns(schema);
+    let start = schema.column("start_utc");
+    let elapsed = schema.column("elapsed_seconds");
+    let rows = schema.column("rowcount");
+    Statement {
+        sql: format!(
+            "SELECT {groups}, COUNT(*), MAX({start}), \
+AVG(CASE WHEN {elapsed} > 0 THEN {elapsed} END), \
+AVG(CASE WHEN {rows} > 0 THEN {rows} END) \
+FROM {table} GROUP BY {groups} ORDER BY MAX({start}) DESC, MIN({id}) ASC",
+            table = schema.table,
+            id = schema.id_column,
+        ),
+        binds: Vec::new(),
+    }
+}
+
+/// The latest run of every group with the group's run count.
+pub fn activity(schema: &OracleSchema) -> Statement {
+    let groups = group_columns(schema);
+    let start = schema.column("start_utc");
+    Statement {
+        sql: format!(
+            "SELECT {groups}, total_runs, {start}, {elapsed}, {rows} FROM (\
+SELECT t.*, COUNT(*) OVER (PARTITION BY {groups}) AS total_runs, \
+ROW_NUMBER() OVER (PARTITION BY {groups} ORDER BY {start} DESC, {id} ASC) AS latest \
+FROM {table} t) WHERE latest = 1",
+            elapsed = schema.column("elapsed_seconds"),
+            rows = schema.column("rowcount"),
+            table = schema.table,
+            id = schema.id_column,
+        ),
+        binds: Vec::new(),
+    }
+}
+
+/// The statement every inserted record uses.
+pub fn insert_sql(schema: &OracleSchema) -> String {
+    let placeholders: Vec<String> = FIELD_NAMES.iter().map(|f| format!(":{f}")).collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        schema.table,
+        schema.select_list(),
+        placeholders.join(", ")
+    )
+}
+
+/// The binds of one record, in `FIELD_NAMES` order.
+pub fn insert_binds(record: &PipelineInfo) -> Vec<(String, Bind)> {
+    let text = |v: Option<&str>| Bind::Text(v.map(str::to_owned));
+    let values = [
+        Bind::Time(record.start_local()),
+        Bind::Time(record.end_local()),
+        Bind::Time(record.start_utc()),
+        Bind::Time(record.end_utc()),
+        Bind::Float(record.elapsed_seconds()),
+        text(Some(record.elapsed_human())),
+        text(Some(record.output_file())),
+        text(Some(record.log_file())),
+        Bind::Integer(record.rowcount()),
+        Bind::Integer(record.pid()),
+        text(Some(record.date_code())),
+        text(record.pipeline_name()),
+        text(record.script_name()),
+        text(record.pipeline_type()),
+        text(record.environment()),
+        text(record.archived_file()),
+    ];
+    FIELD_NAMES
+        .iter()
+        .map(|f| (*f).to_owned())
+        .zip(values)
+        .collect()
+}
+
+pub fn insert(schema: &OracleSchema, record: &PipelineInfo) -> Statement {
+    Statement {
+        sql: insert_sql(schema),
+        binds: insert_binds(record),
+    }
+}
+
+/// The trivial query readiness runs.
+pub const PING: &str = "SELECT 1 FROM DUAL";
+
+/// Table, identity and indexes for `schema`. Local times are plain
+/// TIMESTAMP (wall-clock readings without a zone); UTC times keep their
+/// offset in TIMESTAMP WITH TIME ZONE.
+pub fn ddl(schema: &OracleSchema) -> String {
+    let types = [
+        "TIMESTAMP(6) NOT NULL",
+        "TIMESTAMP(6) NOT NULL",
+        "TIMESTAMP(6) WITH TIME ZONE NOT NULL",
+        "TIMESTAMP(6) WITH TIME ZONE NOT NULL",
+        "BINARY_DOUBLE NOT NULL",
+        "VARCHAR2(4000 CHAR) NOT NULL",
+        "VARCHAR2(4000 CHAR) NOT NULL",
+        "VARCHAR2(4000 CHAR) NOT NULL",
+        "NUMBER(19) NOT NULL",
+        "NUMBER(19) NOT NULL",
+        "VARCHAR2(4000 CHAR) NOT NULL",
+        "VARCHAR2(4000 CHAR)",
+        "VARCHAR2(4000 CHAR)",
+        "VARCHAR2(4000 CHAR)",
+        "VARCHAR2(4000 CHAR)",
+        "VARCHAR2(4000 CHAR)",
+    ];
+    let table = &schema.table;
+    let base = table.rsplit('.').next().unwrap_or(table);
+    let mut lines = vec![format!(
+        "    {} NUMBER GENERATED ALWAYS AS IDENTITY",
+        schema.id_column
+    )];
+    for (column, kind) in schema.columns.iter().zip(types) {
+        lines.push(format!("    {column} {kind}"));
+    }
+    lines.push(format!(
+        "    CONSTRAINT {base}_PK PRIMARY KEY ({})",
+        schema.id_column
+    ));
+    let index = |suffix: &str, columns: String| {
+        let schema_prefix = table
+            .rsplit_once('.')
+            .map(|(s, _)| format!("{s}."))
+            .unwrap_or_default();
+        format!("CREATE INDEX {schema_prefix}{base}_{suffix} ON {table} ({columns});")
+    };
+    [
+        format!("CREATE TABLE {table} (\n{}\n);", lines.join(",\n")),
+        index(
+            "NAME_START_IX",
+            format!(
+                "{}, {}",
+                schema.column("pipeline_name"),
+                schema.column("start_utc")
+            ),
+        ),
+        index("START_IX", schema.column("start_utc").to_owned()),
+        index("DATE_CODE_IX", schema.column("date_code").to_owned()),
+    ]
+    .join("\n")
+        + "\n"
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,338 @@
+use serde_json::json;
+
+use super::*;
+
+fn plain() -> OracleSchema {
+    OracleSchema::new("PIPELINE_RUNS", None).unwrap()
+}
+
+fn mapped() -> OracleSchema {
+    OracleSchema::new(
+        "ops.RUNS",
+        Some(
+            r#"{"start_utc": "START_TS", "end_utc": "END_TS", "rowcount": "ROW_COUNT",
+                 "pipeline_name": "PIPE", "environment": "ENV$", "elapsed_seconds": "SECS",
+                 "id": "RUN_ID"}"#,
+        ),
+    )
+    .unwrap()
+}
+
+const PLAIN_COLUMNS: &str =
+    "START_LOCAL, END_LOCAL, START_UTC, END_UTC, ELAPSED_SECONDS, ELAPSED_HUMAN, \
+OUTPUT_FILE, LOG_FILE, ROWCOUNT, PID, DATE_CODE, PIPELINE_NAME, SCRIPT_NAME, PIPELINE_TYPE, \
+ENVIRONMENT, ARCHIVED_FILE";
+
+const MAPPED_COLUMNS: &str = "START_LOCAL, END_LOCAL, START_TS, END_TS, SECS, ELAPSED_HUMAN, \
+OUTPUT_FILE, LOG_FILE, ROW_COUNT, PID, DATE_CODE, PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$, ARCHIVED_FILE";
+
+fn at(text: &str) -> FlexDateTime {
+    FlexDateTime::parse(text).unwrap()
+}
+
+fn names(statement: &Statement) -> Vec<&str> {
+    statement.binds.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+#[test]
+fn identifiers() {
+    for good in ["RUNS", "runs", "R", "A1_$#", &"X".repeat(128)] {
+        assert!(is_safe_identifier(good), "{good}");
+    }
+    for bad in [
+        "",
+        "1RUNS",
+        "_RUNS",
+        "RUNS;DROP",
+        "RU NS",
+        "\"RUNS\"",
+        "RUNS--",
+        "ÄRUNS",
+        &"X".repeat(129),
+    ] {
+        assert!(!is_safe_identifier(bad), "{bad}");
+    }
+    assert!(validate_table("OPS.RUNS").is_ok());
+    for bad in ["A.B.C", ".RUNS", "OPS.", "RUNS; DELETE FROM X", "OPS.1RUNS"] {
+        assert!(validate_table(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn column_map_errors() {
+    let cases = [
+        ("not json", "not valid JSON"),
+        ("[1]", "must be a JSON object"),
+        (r#"{"rowcnt": "X"}"#, "is not a record field"),
+        (r#"{"rowcount": 5}"#, "must be a string"),
+        (r#"{"rowcount": "ROW COUNT"}"#, "is not a safe column name"),
+        (
+            r#"{"rowcount": "X; DROP TABLE T"}"#,
+            "is not a safe column name",
+        ),
+        (r#"{"rowcount": "\"X\""}"#, "is not a safe column name"),
+    ];
+    for (map, message) in cases {
+        let error = OracleSchema::new("RUNS", Some(map)).unwrap_err();
+        assert!(error.0.contains(message), "{map}: {}", error.0);
+    }
+    assert!(OracleSchema::new("RUNS", Some("  ")).is_ok());
+}
+
+#[test]
+fn unfiltered_page() {
+    let s = select_page(
+        &plain(),
+        &RunFilter::default(),
+        Page::Window {
+            limit: 100,
+            offset: 200,
+        },
+    );
+    assert_eq!(
+        s.sql,
+        format!(
+            "SELECT {PLAIN_COLUMNS} FROM PIPELINE_RUNS ORDER BY START_UTC DESC, ID ASC \
+OFFSET :page_offset ROWS FETCH NEXT :page_limit ROWS ONLY"
+        )
+    );
+    assert_eq!(
+        s.binds,
+        vec![
+            ("page_offset".into(), Bind::Integer(200)),
+            ("page_limit".into(), Bind::Integer(100))
+        ]
+    );
+    let all = select_page(&plain(), &RunFilter::default(), Page::All);
+    assert_eq!(
+        all.sql,
+        format!("SELECT {PLAIN_COLUMNS} FROM PIPELINE_RUNS ORDER BY START_UTC DESC, ID ASC")
+    );
+    assert!(all.binds.is_empty());
+}
+
+#[test]
+fn each_filter_alone() {
+    let cases: Vec<(RunFilter, &str, Bind)> = vec![
+        (
+            RunFilter {
+                start_utc: Some(at("2025-08-01")),
+                ..Default::default()
+            },
+            "START_UTC >= :start_utc",
+            Bind::Instant(at("2025-08-01")),
+        ),
+        (
+            RunFilter {
+                end_utc: Some(at("2025-08-02T00:00:00+02:00")),
+                ..Default::default()
+            },
+            "END_UTC <= :end_utc",
+            Bind::Instant(at("2025-08-02T00:00:00+02:00")),
+        ),
+        (
+            RunFilter {
+                min_rowcount: Some(5),
+                ..Default::default()
+            },
+            "ROWCOUNT >= :min_rowcount",
+            Bind::Integer(5),
+        ),
+        (
+            RunFilter {
+                max_rowcount: Some(9),
+                ..Default::default()
+            },
+            "ROWCOUNT <= :max_rowcount",
+            Bind::Integer(9),
+        ),
+        (
+            RunFilter {
+                pipeline_name: Some("p".into()),
+                ..Default::default()
+            },
+            "PIPELINE_NAME = :pipeline_name",
+            Bind::Text(Some("p".into())),
+        ),
+        (
+            RunFilter {
+                script_name: Some("s".into()),
+                ..Default::default()
+            },
+            "SCRIPT_NAME = :script_name",
+            Bind::Text(Some("s".into())),
+        ),
+        (
+            RunFilter {
+                pipeline_type: Some("t".into()),
+                ..Default::default()
+            },
+            "PIPELINE_TYPE = :pipeline_type",
+            Bind::Text(Some("t".into())),
+        ),
+        (
+            RunFilter {
+                environment: Some("e".into()),
+                ..Default::default()
+            },
+            "ENVIRONMENT = :environment",
+            Bind::Text(Some("e".into())),
+        ),
+    ];
+    for (filter, condition, bind) in cases {
+        let c = count(&plain(), &filter);
+        assert_eq!(
+            c.sql,
+            format!("SELECT COUNT(*) FROM PIPELINE_RUNS WHERE {condition}")
+        );
+        assert_eq!(c.binds.len(), 1);
+        assert_eq!(c.binds[0].1, bind);
+        let p = select_page(
+            &plain(),
+            &filter,
+            Page::Window {
+                limit: 1,
+                offset: 0,
+            },
+        );
+        assert!(
+            p.sql.contains(&format!(" WHERE {condition} ORDER BY")),
+            "{}",
+            p.sql
+        );
+        assert_eq!(p.binds.len(), 3);
+    }
+}
+
+#[test]
+fn empty_text_filters_add_nothing() {
+    let filter = RunFilter {
+        pipeline_name: Some(String::new()),
+        ..Default::default()
+    };
+    assert_eq!(
+        count(&plain(), &filter).sql,
+        "SELECT COUNT(*) FROM PIPELINE_RUNS"
+    );
+}
+
+#[test]
+fn all_filters_combined_with_a_column_map() {
+    let filter = RunFilter {
+        start_utc: Some(at("2025-08-01")),
+        end_utc: Some(at("2025-08-31T23:59:59Z")),
+        min_rowcount: Some(1),
+        max_rowcount: Some(100),
+        pipeline_name: Some("sales".into()),
+        script_name: Some("s.py".into()),
+        pipeline_type: Some("batch".into()),
+        environment: Some("prod".into()),
+    };
+    let where_text =
+        "WHERE START_TS >= :start_utc AND END_TS <= :end_utc AND ROW_COUNT >= :min_rowcount \
+AND ROW_COUNT <= :max_rowcount AND PIPE = :pipeline_name AND SCRIPT_NAME = :script_name \
+AND PIPELINE_TYPE = :pipeline_type AND ENV$ = :environment";
+    let c = count(&mapped(), &filter);
+    assert_eq!(c.sql, format!("SELECT COUNT(*) FROM ops.RUNS {where_text}"));
+    assert_eq!(
+        names(&c),
+        [
+            "start_utc",
+            "end_utc",
+            "min_rowcount",
+            "max_rowcount",
+            "pipeline_name",
+            "script_name",
+            "pipeline_type",
+            "environment"
+        ]
+    );
+    let p = select_page(
+        &mapped(),
+        &filter,
+        Page::Window {
+            limit: 10,
+            offset: 0,
+        },
+    );
+    assert_eq!(
+        p.sql,
+        format!(
+            "SELECT {MAPPED_COLUMNS} FROM ops.RUNS {where_text} ORDER BY START_TS DESC, RUN_ID ASC \
+OFFSET :page_offset ROWS FETCH NEXT :page_limit ROWS ONLY"
+        )
+    );
+    assert_eq!(p.binds.len(), 10);
+}
+
+#[test]
+fn summary_averages_positive_values_in_sql() {
+    assert_eq!(
+        summary(&plain()).sql,
+        "SELECT PIPELINE_NAME, SCRIPT_NAME, PIPELINE_TYPE, ENVIRONMENT, COUNT(*), MAX(START_UTC), \
+AVG(CASE WHEN ELAPSED_SECONDS > 0 THEN ELAPSED_SECONDS END), AVG(CASE WHEN ROWCOUNT > 0 THEN ROWCOUNT END) \
+FROM PIPELINE_RUNS GROUP BY PIPELINE_NAME, SCRIPT_NAME, PIPELINE_TYPE, ENVIRONMENT \
+ORDER BY MAX(START_UTC) DESC, MIN(ID) ASC"
+    );
+    assert_eq!(
+        summary(&mapped()).sql,
+        "SELECT PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$, COUNT(*), MAX(START_TS), \
+AVG(CASE WHEN SECS > 0 THEN SECS END), AVG(CASE WHEN ROW_COUNT > 0 THEN ROW_COUNT END) \
+FROM ops.RUNS GROUP BY PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$ ORDER BY MAX(START_TS) DESC, MIN(RUN_ID) ASC"
+    );
+}
+
+#[test]
+fn activity_takes_the_latest_run_per_group() {
+    assert_eq!(
+        activity(&mapped()).sql,
+        "SELECT PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$, total_runs, START_TS, SECS, ROW_COUNT FROM (\
+SELECT t.*, COUNT(*) OVER (PARTITION BY PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$) AS total_runs, \
+ROW_NUMBER() OVER (PARTITION BY PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$ ORDER BY START_TS DESC, RUN_ID ASC) AS latest \
+FROM ops.RUNS t) WHERE latest = 1"
+    );
+}
+
+#[test]
+fn insert_binds_every_field_typed() {
+    let body = json!({
+        "start_local": "2025-08-08T05:07:01", "end_local": "2025-08-08T05:29:06",
+        "start_utc": "2025-08-08T12:07:01Z", "end_utc": "2025-08-08T12:29:06+02:00",
+        "elapsed_seconds": 1325.5, "elapsed_human": "22m 5s", "output_file": "/o", "log_file": "/l",
+        "rowcount": 8543, "pid": 7, "date_code": "d", "pipeline_name": "p"
+    });
+    let record = PipelineInfo::parse(&body, "body").unwrap();
+    let statement = insert(&mapped(), &record);
+    assert_eq!(
+        statement.sql,
+        format!(
+            "INSERT INTO ops.RUNS ({MAPPED_COLUMNS}) VALUES (:start_local, :end_local, :start_utc, :end_utc, \
+:elapsed_seconds, :elapsed_human, :output_file, :log_file, :rowcount, :pid, :date_code, :pipeline_name, \
+:script_name, :pipeline_type, :environment, :archived_file)"
+        )
+    );
+    assert_eq!(statement.binds[0].1, Bind::Time(at("2025-08-08T05:07:01")));
+    assert_eq!(
+        statement.binds[3].1,
+        Bind::Time(at("2025-08-08T12:29:06+02:00"))
+    );
+    assert_eq!(statement.binds[4].1, Bind::Float(1325.5));
+    assert_eq!(statement.binds[8].1, Bind::Integer(8543));
+    assert_eq!(statement.binds[11].1, Bind::Text(Some("p".into())));
+    assert_eq!(statement.binds[15].1, Bind::Text(None));
+    assert_eq!(names(&statement), FIELD_NAMES);
+}
+
+#[test]
+fn ddl_uses_the_mapped_names_and_creates_the_indexes() {
+    let text = ddl(&mapped());
+    assert!(text
+        .starts_with("CREATE TABLE ops.RUNS (\n    RUN_ID NUMBER GENERATED ALWAYS AS IDENTITY,\n"));
+    assert!(text.contains("    START_TS TIMESTAMP(6) WITH TIME ZONE NOT NULL,\n"));
+    assert!(text.contains("    START_LOCAL TIMESTAMP(6) NOT NULL,\n"));
+    assert!(text.contains("    ROW_COUNT NUMBER(19) NOT NULL,\n"));
+    assert!(text.contains("CONSTRAINT RUNS_PK PRIMARY KEY (RUN_ID)"));
+    assert!(text.contains("CREATE INDEX ops.RUNS_NAME_START_IX ON ops.RUNS (PIPE, START_TS);"));
+    assert!(text.contains("CREATE INDEX ops.RUNS_START_IX ON ops.RUNS (START_TS);"));
+    assert!(text.contains("CREATE INDEX ops.RUNS_DATE_CODE_IX ON ops.RUNS (DATE_CODE);"));
+}
