@@ -45,6 +45,21 @@ pub enum OracleStartError {
     ConnectTimeout(Duration),
 }
 
+/// Sessions use UTC as their time zone (unless the operator set `ORA_SDTZ`),
+/// so a value in a plain TIMESTAMP column compares as UTC against filter
+/// bounds, as naive values do in the JSON Lines store. The Oracle client
+/// reads `ORA_SDTZ` when it opens sessions.
+fn use_utc_sessions() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("ORA_SDTZ").is_none() {
+            // Set before the first session exists and only once; nothing
+            // else in the process reads this variable concurrently.
+            std::env::set_var("ORA_SDTZ", "UTC");
+        }
+    });
+}
+
 /// ODPI-C reports a missing client library as DPI-1047.
 fn is_client_missing(error: &oracle::Error) -> bool {
     error.to_string().contains("DPI-1047")
@@ -202,6 +217,7 @@ impl OraclePipelineRepository {
     }
 
     fn connect_blocking(settings: &OracleSettings) -> Result<Self, OracleStartError> {
+        use_utc_sessions();
         let start_error = |e: oracle::Error| {
             if is_client_missing(&e) {
                 OracleStartError::ClientMissing(e.to_string())

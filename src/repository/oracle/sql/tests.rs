@@ -336,3 +336,14 @@ fn ddl_uses_the_mapped_names_and_creates_the_indexes() {
     assert!(text.contains("CREATE INDEX ops.RUNS_START_IX ON ops.RUNS (START_TS);"));
     assert!(text.contains("CREATE INDEX ops.RUNS_DATE_CODE_IX ON ops.RUNS (DATE_CODE);"));
 }
+
+#[test]
+fn the_reference_ddl_file_matches_the_generated_ddl() {
+    let file = include_str!("../../../../sql/create_pipeline_runs.sql");
+    let statements: String = file
+        .lines()
+        .filter(|l| !l.starts_with("--") && !l.trim().is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(statements, ddl(&plain()));
+}
