@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use oracle::pool::{GetMode, Pool, PoolBuilder};
-use oracle::sql_type::{Timestamp, ToSql};
+use oracle::sql_type::{OracleType, Timestamp, ToSql};
 use oracle::{Connection, Row};
 use serde_json::{Map, Value};
 
@@ -462,8 +462,28 @@ impl PipelineInfoRepository for OraclePipelineRepository {
         self.blocking(move |this| {
             this.with_session("insert_many", false, |conn| {
                 let mut batch = conn.batch(&text, records.len().min(1000)).build()?;
+                // Array binds need one type per column for every row, so all
+                // times bind WITH TIME ZONE (naive ones at UTC). With UTC
+                // sessions that stores exactly what single inserts store, in
+                // either column type.
+                for (name, bind) in sql::insert_binds(&records[0]) {
+                    let kind = match bind {
+                        Bind::Time(_) | Bind::Instant(_) => OracleType::TimestampTZ(6),
+                        Bind::Float(_) => OracleType::BinaryDouble,
+                        Bind::Integer(_) => OracleType::Int64,
+                        Bind::Text(_) => OracleType::Varchar2(16_384),
+                    };
+                    batch.set_type(name.as_str(), &kind)?;
+                }
                 for record in &records {
-                    let values = bind_values(&sql::insert_binds(record))?;
+                    let binds: Vec<(String, Bind)> = sql::insert_binds(record)
+                        .into_iter()
+                        .map(|(name, bind)| match bind {
+                            Bind::Time(t) => (name, Bind::Instant(t)),
+                            other => (name, other),
+                        })
+                        .collect();
+                    let values = bind_values(&binds)?;
                     batch.append_row_named(&named(&values))?;
                 }
                 batch.execute()?;
