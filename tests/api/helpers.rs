@@ -109,26 +109,10 @@ impl TestApp {
     }
 }
 
-/// A valid run record; `changes` overrides or adds fields.
+/// A valid run record (`sample_record.json`); `changes` overrides or adds fields.
 pub fn run(changes: Value) -> Value {
-    let mut record = json!({
-        "start_local": "2025-08-08T05:07:01",
-        "end_local": "2025-08-08T05:29:06",
-        "start_utc": "2025-08-08T12:07:01Z",
-        "end_utc": "2025-08-08T12:29:06Z",
-        "elapsed_seconds": 1325.0,
-        "elapsed_human": "22m 5s",
-        "output_file": "/data/pipeline/sales_daily/output-20250808.csv",
-        "log_file": "/data/logs/sales_daily-20250808_050701.log",
-        "rowcount": 8543,
-        "pid": 48213,
-        "date_code": "20250808_050701",
-        "pipeline_name": "sales_daily",
-        "script_name": "sales_daily.py",
-        "pipeline_type": "batch",
-        "environment": "prod",
-        "archived_file": null
-    });
+    let mut record: Value =
+        serde_json::from_str(include_str!("../../sample_record.json")).expect("valid sample");
     merge(&mut record, changes);
     record
 }
