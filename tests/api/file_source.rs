@@ -245,3 +245,23 @@ async fn stored_lines_with_very_long_strings_are_still_served() {
         5000
     );
 }
+
+#[tokio::test]
+async fn a_file_rewritten_in_place_and_grown_is_read_again() {
+    let app = spawn_app().await;
+    app.store(&run_on(1, 0, json!({"date_code": "before"})))
+        .await;
+    assert_eq!(app.get_json("/get_pipeline_info").await["total"], 1);
+    // Same inode, longer than before: not an append, a different file.
+    let lines = format!(
+        "{}\n{}\n",
+        run_on(7, 0, json!({"date_code": "rewritten-1"})),
+        run_on(8, 0, json!({"date_code": "rewritten-2"}))
+    );
+    std::fs::write(&app.data_path, lines).unwrap();
+    let answer = app.get_json("/get_pipeline_info").await;
+    assert_eq!(
+        column(&answer, "date_code"),
+        [json!("rewritten-2"), json!("rewritten-1")]
+    );
+}

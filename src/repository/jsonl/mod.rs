@@ -64,6 +64,29 @@ struct ReadCursor {
     /// The last line taken had no newline yet (a complete record written
     /// without one); its newline, when it comes, is not a new line.
     owes_newline: bool,
+    /// The last bytes taken, to notice a file rewritten in place (same
+    /// inode, not shorter) instead of appended to.
+    tail: Vec<u8>,
+}
+
+/// How many of the last consumed bytes are compared on each catch-up.
+const TAIL_BYTES: usize = 64;
+
+impl ReadCursor {
+    /// Whether the bytes before `consumed` are still the ones we read.
+    fn still_matches(&self, path: &Path) -> std::io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        if self.tail.is_empty() {
+            return Ok(true);
+        }
+        let mut current = vec![0u8; self.tail.len()];
+        let file = File::open(path)?;
+        match file.read_exact_at(&mut current, self.consumed - self.tail.len() as u64) {
+            Ok(()) => Ok(current == self.tail),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 struct Inner {
@@ -220,6 +243,7 @@ impl Inner {
                 !before.same_file(&now)
                     || now.len < cursor.consumed
                     || (now.len == before.len && now.modified != before.modified)
+                    || !cursor.still_matches(&self.path)?
             }
         };
         if rewritten {
@@ -259,7 +283,8 @@ fn read_new_lines(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    file.seek(SeekFrom::Start(cursor.consumed))?;
+    let read_from = cursor.consumed;
+    file.seek(SeekFrom::Start(read_from))?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     let mut rest: &[u8] = &bytes;
@@ -287,6 +312,12 @@ fn read_new_lines(
             cursor.owes_newline = true;
         }
     }
+    // Remember the last bytes taken (this read's, after the older ones).
+    let taken = (cursor.consumed - read_from) as usize;
+    let mut tail = std::mem::take(&mut cursor.tail);
+    tail.extend_from_slice(&bytes[..taken.min(bytes.len())]);
+    let keep = tail.len().min(TAIL_BYTES);
+    cursor.tail = tail.split_off(tail.len() - keep);
     Ok(records)
 }
 
