@@ -37,6 +37,18 @@ pub enum Command {
     /// Print the Oracle DDL (table, identity, indexes) for ORACLE_TABLE and
     /// ORACLE_COLUMN_MAP.
     Ddl,
+    /// Write a realistic JSON Lines data file (for benchmarks and trials).
+    Gen {
+        /// How many lines to write.
+        #[arg(long)]
+        records: u64,
+        /// Where to write them.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed for reproducible data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 /// Settings as given, before validation.

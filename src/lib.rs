@@ -3,6 +3,7 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod generate;
 pub mod import;
 pub mod metrics;
 pub mod probe;

@@ -11,6 +11,9 @@ use pipeline_service::{probe, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Gen { records, out, seed }) = &cli.command {
+        return generate_file(*records, out, *seed);
+    }
     if let Some(Command::Ddl) = cli.command {
         // Needs only the table and column map, not a database.
         return match oracle_schema(&cli.settings) {
@@ -35,7 +38,34 @@ async fn main() -> ExitCode {
             }
         },
         Command::Import { file } => import(settings, &file).await,
-        Command::Ddl => ExitCode::SUCCESS,
+        Command::Ddl | Command::Gen { .. } => ExitCode::SUCCESS,
+    }
+}
+
+fn generate_file(records: u64, out: &std::path::Path, seed: u64) -> ExitCode {
+    let result = std::fs::File::create(out).and_then(|file| {
+        let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+        let summary = pipeline_service::generate::generate(&mut writer, records, seed)?;
+        std::io::Write::flush(&mut writer)?;
+        Ok(summary)
+    });
+    match result {
+        Ok(s) => {
+            println!(
+                "wrote {} lines ({} bytes) to {}: {} valid, {} legacy, {} corrupt",
+                s.lines,
+                s.bytes,
+                out.display(),
+                s.valid,
+                s.legacy,
+                s.corrupt
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("pipeline-service: gen: {}: {error}", out.display());
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -19,7 +19,28 @@ pub struct RunIndex {
     /// first); read backwards it is the answer order: newest start first,
     /// equal starts in insertion order.
     order: Vec<u32>,
+    /// Per string filter (pipeline_name, script_name, pipeline_type,
+    /// environment): the positions holding each value, in `order`'s order,
+    /// so a filtered query touches only its own records.
+    postings: [HashMap<Arc<str>, Vec<u32>>; 4],
     summaries: SummaryIndex,
+}
+
+/// The records a query has to look at.
+struct Plan<'a> {
+    /// Candidate positions, ascending like `order`.
+    candidates: &'a [u32],
+    /// Every candidate matches: no condition is left to check.
+    exact: bool,
+}
+
+fn text_fields(record: &PipelineInfo) -> [Option<&str>; 4] {
+    [
+        record.pipeline_name(),
+        record.script_name(),
+        record.pipeline_type(),
+        record.environment(),
+    ]
 }
 
 impl RunIndex {
@@ -39,7 +60,24 @@ impl RunIndex {
             self.order = (0..self.records.len() as u32).collect();
             self.order
                 .sort_unstable_by_key(|&i| (starts[i as usize], Reverse(i)));
+            self.rebuild_postings();
         }
+    }
+
+    fn rebuild_postings(&mut self) {
+        let mut postings: [HashMap<Arc<str>, Vec<u32>>; 4] = Default::default();
+        for &position in &self.order {
+            let record = &self.records[position as usize];
+            for (field, value) in text_fields(record).into_iter().enumerate() {
+                if let Some(value) = value {
+                    postings[field]
+                        .entry(Arc::from(value))
+                        .or_default()
+                        .push(position);
+                }
+            }
+        }
+        self.postings = postings;
     }
 
     fn push(&mut self, record: PipelineInfo, place_in_order: bool) {
@@ -51,46 +89,102 @@ impl RunIndex {
         if place_in_order {
             let key = (start, Reverse(position));
             let starts = &self.starts;
-            let at = self
-                .order
-                .partition_point(|&i| (starts[i as usize], Reverse(i)) < key);
+            let before = |&i: &u32| (starts[i as usize], Reverse(i)) < key;
+            let at = self.order.partition_point(before);
             self.order.insert(at, position);
+            let record = &self.records[position as usize];
+            for (field, value) in text_fields(record).into_iter().enumerate() {
+                if let Some(value) = value {
+                    let list = self.postings[field].entry(Arc::from(value)).or_default();
+                    let at = list.partition_point(before);
+                    list.insert(at, position);
+                }
+            }
         }
     }
 
-    /// Matches in answer order, starting after any records that fall before
-    /// the `start_utc` bound (found by binary search, not by scanning).
-    fn matches<'a>(&'a self, filter: &'a RunFilter) -> impl Iterator<Item = &'a Arc<PipelineInfo>> {
+    /// Chooses the candidates: the shortest posting list among the string
+    /// filters (or every record), cut at the `start_utc` bound by binary
+    /// search. When nothing else is asked, counting and paging need no scan.
+    fn plan<'a>(&'a self, filter: &RunFilter) -> Plan<'a> {
+        let wanted = [
+            &filter.pipeline_name,
+            &filter.script_name,
+            &filter.pipeline_type,
+            &filter.environment,
+        ];
+        let mut source: &[u32] = &self.order;
+        let mut text_conditions = 0;
+        for (field, value) in wanted.into_iter().enumerate() {
+            if let Some(value) = value {
+                text_conditions += 1;
+                let list = self.postings[field]
+                    .get(value.as_str())
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                if text_conditions == 1 || list.len() < source.len() {
+                    source = list;
+                }
+            }
+        }
         let first = match filter.start_utc {
             Some(bound) => {
                 let bound = bound.instant_micros();
-                self.order
-                    .partition_point(|&i| self.starts[i as usize] < bound)
+                source.partition_point(|&i| self.starts[i as usize] < bound)
             }
             None => 0,
         };
-        self.order[first..]
+        Plan {
+            candidates: &source[first..],
+            exact: text_conditions <= 1
+                && filter.end_utc.is_none()
+                && filter.min_rowcount.is_none()
+                && filter.max_rowcount.is_none(),
+        }
+    }
+
+    /// Matches in answer order (newest start first).
+    fn matches<'a>(&'a self, filter: &'a RunFilter) -> impl Iterator<Item = &'a Arc<PipelineInfo>> {
+        let plan = self.plan(filter);
+        plan.candidates
             .iter()
             .rev()
             .map(|&i| &self.records[i as usize])
-            .filter(move |r| filter.matches(r))
+            .filter(move |r| plan.exact || filter.matches(r))
     }
 
     pub fn count(&self, filter: &RunFilter) -> u64 {
-        self.matches(filter).count() as u64
+        let plan = self.plan(filter);
+        if plan.exact {
+            plan.candidates.len() as u64
+        } else {
+            self.matches(filter).count() as u64
+        }
     }
 
     pub fn select(&self, filter: &RunFilter, page: Page) -> Vec<Arc<PipelineInfo>> {
-        self.matches(filter)
-            .skip(page.offset())
-            .take(page.limit())
-            .cloned()
-            .collect()
+        self.page(filter, page).records
     }
 
-    /// A page and the total in one pass.
+    /// A page and the total together: O(log n + page) when the plan is
+    /// exact, one pass over the candidates otherwise.
     pub fn page(&self, filter: &RunFilter, page: Page) -> RunPage {
         let (offset, limit) = (page.offset(), page.limit());
+        let plan = self.plan(filter);
+        if plan.exact {
+            let total = plan.candidates.len();
+            let end = total.saturating_sub(offset);
+            let start = end.saturating_sub(limit);
+            let records = plan.candidates[start..end]
+                .iter()
+                .rev()
+                .map(|&i| self.records[i as usize].clone())
+                .collect();
+            return RunPage {
+                total: total as u64,
+                records,
+            };
+        }
         let mut total = 0u64;
         let mut records = Vec::new();
         for record in self.matches(filter) {
