@@ -104,6 +104,27 @@ pub struct PipelineInfo {
     archived_file: Option<String>,
 }
 
+/// A record's values already typed, for the fast loading path of stored
+/// lines (which has checked each one the way `parse_stored` would).
+pub struct RecordParts {
+    pub start_local: FlexDateTime,
+    pub end_local: FlexDateTime,
+    pub start_utc: FlexDateTime,
+    pub end_utc: FlexDateTime,
+    pub elapsed_seconds: f64,
+    pub elapsed_human: String,
+    pub output_file: String,
+    pub log_file: String,
+    pub rowcount: i64,
+    pub pid: i64,
+    pub date_code: String,
+    pub pipeline_name: Option<String>,
+    pub script_name: Option<String>,
+    pub pipeline_type: Option<String>,
+    pub environment: Option<String>,
+    pub archived_file: Option<String>,
+}
+
 /// Collects per-field problems while reading one JSON object.
 struct FieldReader<'a> {
     root: &'static str,
@@ -275,6 +296,29 @@ impl PipelineInfo {
             }),
             _ => Err(r.errors),
         }
+    }
+
+    /// Assembles a stored record from typed parts; `None` when the duration
+    /// is not finite (the one rule the types do not already carry).
+    pub(crate) fn from_parts(p: RecordParts) -> Option<Self> {
+        p.elapsed_seconds.is_finite().then_some(Self {
+            start_local: p.start_local,
+            end_local: p.end_local,
+            start_utc: p.start_utc,
+            end_utc: p.end_utc,
+            elapsed_seconds: p.elapsed_seconds,
+            elapsed_human: p.elapsed_human,
+            output_file: p.output_file,
+            log_file: p.log_file,
+            rowcount: p.rowcount,
+            pid: p.pid,
+            date_code: p.date_code,
+            pipeline_name: p.pipeline_name,
+            script_name: p.script_name,
+            pipeline_type: p.pipeline_type,
+            environment: p.environment,
+            archived_file: p.archived_file,
+        })
     }
 
     pub fn start_local(&self) -> FlexDateTime {

@@ -70,10 +70,12 @@ impl RunIndex {
             let record = &self.records[position as usize];
             for (field, value) in text_fields(record).into_iter().enumerate() {
                 if let Some(value) = value {
-                    postings[field]
-                        .entry(Arc::from(value))
-                        .or_default()
-                        .push(position);
+                    match postings[field].get_mut(value) {
+                        Some(list) => list.push(position),
+                        None => {
+                            postings[field].insert(Arc::from(value), vec![position]);
+                        }
+                    }
                 }
             }
         }
@@ -95,9 +97,14 @@ impl RunIndex {
             let record = &self.records[position as usize];
             for (field, value) in text_fields(record).into_iter().enumerate() {
                 if let Some(value) = value {
-                    let list = self.postings[field].entry(Arc::from(value)).or_default();
-                    let at = list.partition_point(before);
-                    list.insert(at, position);
+                    let postings = &mut self.postings[field];
+                    if !postings.contains_key(value) {
+                        postings.insert(Arc::from(value), Vec::new());
+                    }
+                    if let Some(list) = postings.get_mut(value) {
+                        let at = list.partition_point(before);
+                        list.insert(at, position);
+                    }
                 }
             }
         }
@@ -206,7 +213,7 @@ impl RunIndex {
     }
 }
 
-type GroupKey = [Option<String>; 4];
+type GroupKey = [Option<Arc<str>>; 4];
 
 #[derive(Debug)]
 struct GroupStats {
@@ -225,15 +232,28 @@ struct GroupStats {
 #[derive(Debug, Default)]
 struct SummaryIndex {
     groups: HashMap<GroupKey, GroupStats>,
+    /// One shared copy of each classification value, so building a group
+    /// key allocates nothing once a value has been seen.
+    names: std::collections::HashSet<Arc<str>>,
 }
 
 impl SummaryIndex {
+    fn intern(&mut self, value: Option<&str>) -> Option<Arc<str>> {
+        let value = value?;
+        if let Some(shared) = self.names.get(value) {
+            return Some(shared.clone());
+        }
+        let shared: Arc<str> = Arc::from(value);
+        self.names.insert(shared.clone());
+        Some(shared)
+    }
+
     fn add(&mut self, record: &PipelineInfo, position: u32) {
         let key = [
-            record.pipeline_name().map(str::to_owned),
-            record.script_name().map(str::to_owned),
-            record.pipeline_type().map(str::to_owned),
-            record.environment().map(str::to_owned),
+            self.intern(record.pipeline_name()),
+            self.intern(record.script_name()),
+            self.intern(record.pipeline_type()),
+            self.intern(record.environment()),
         ];
         let stats = self.groups.entry(key).or_insert_with(|| GroupStats {
             first_seen: position,
@@ -271,10 +291,10 @@ impl SummaryIndex {
         groups
             .into_iter()
             .map(|(key, s)| PipelineSummary {
-                pipeline_name: key[0].clone(),
-                script_name: key[1].clone(),
-                pipeline_type: key[2].clone(),
-                environment: key[3].clone(),
+                pipeline_name: key[0].as_deref().map(str::to_owned),
+                script_name: key[1].as_deref().map(str::to_owned),
+                pipeline_type: key[2].as_deref().map(str::to_owned),
+                environment: key[3].as_deref().map(str::to_owned),
                 total_runs: s.total_runs,
                 last_run: Some(s.last_run),
                 avg_duration: mean(s.duration_sum, s.duration_count),
@@ -289,7 +309,7 @@ impl SummaryIndex {
         self.groups
             .iter()
             .map(|(key, s)| PipelineActivity {
-                key: key.clone(),
+                key: key.clone().map(|v| v.as_deref().map(str::to_owned)),
                 total_runs: s.total_runs,
                 last_run: s.last_run,
                 last_elapsed_seconds: s.last_elapsed_seconds,

@@ -4,6 +4,7 @@
 
 mod index;
 pub mod legacy;
+mod load;
 mod writer;
 
 use std::fs::{self, File};
@@ -251,7 +252,9 @@ impl Inner {
             METRICS.file_reloads.inc();
             *cursor = ReadCursor::default();
         }
+        let started = std::time::Instant::now();
         let batch = read_new_lines(&self.path, &mut cursor)?;
+        let parsed = started.elapsed();
         METRICS.records_loaded.inc_by(batch.len() as u64);
         let records = if rewritten || cursor.stamp.is_none() {
             let mut fresh = RunIndex::default();
@@ -265,15 +268,22 @@ impl Inner {
             index.len()
         };
         METRICS.records_in_memory.set(records as i64);
+        tracing::debug!(
+            records,
+            parse_ms = parsed.as_millis() as u64,
+            index_ms = (started.elapsed() - parsed).as_millis() as u64,
+            "data file read"
+        );
         cursor.stamp = Some(now);
         *self.current.write() = Some(now);
         Ok(())
     }
 }
 
-/// Reads from the cursor to the end of the file and parses every complete
-/// line. A final line without a newline is taken only when it is already a
-/// valid record; otherwise it is an unfinished write and waits.
+/// Reads from the cursor to the end of the file, a bounded block at a time,
+/// and parses every complete line. A final line without a newline is taken
+/// only when it is already a valid record; otherwise it is an unfinished
+/// write and waits.
 fn read_new_lines(
     path: &Path,
     cursor: &mut ReadCursor,
@@ -283,53 +293,62 @@ fn read_new_lines(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    let read_from = cursor.consumed;
-    file.seek(SeekFrom::Start(read_from))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    let mut rest: &[u8] = &bytes;
-    if cursor.owes_newline && rest.first() == Some(&b'\n') {
-        rest = &rest[1..];
-        cursor.consumed += 1;
-    }
-    if !rest.is_empty() {
-        cursor.owes_newline = false;
-    }
+    file.seek(SeekFrom::Start(cursor.consumed))?;
     let mut records = Vec::new();
-    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-        cursor.lines_read += 1;
-        if let Some(record) = parse_logged(&rest[..end], cursor.lines_read, path) {
-            records.push(record);
+    // Bytes read but not yet taken: at most one unfinished line between blocks.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut block = vec![0u8; load::BLOCK_BYTES];
+    let mut first_block = true;
+    loop {
+        let read = read_block(&mut file, &mut block)?;
+        if read == 0 {
+            break;
         }
-        cursor.consumed += end as u64 + 1;
-        rest = &rest[end + 1..];
+        pending.extend_from_slice(&block[..read]);
+        let mut skip = 0;
+        if first_block && cursor.owes_newline && pending.first() == Some(&b'\n') {
+            skip = 1;
+        }
+        if first_block && pending.len() > skip {
+            cursor.owes_newline = false;
+        }
+        first_block = false;
+        let (taken, lines) =
+            load::take_complete_lines(&pending[skip..], cursor.lines_read + 1, path, &mut records);
+        cursor.lines_read += lines;
+        remember_taken(cursor, &pending[..skip + taken]);
+        pending.drain(..skip + taken);
     }
-    if !rest.is_empty() {
-        if let Ok(Some(record)) = parse_line(rest) {
+    if !pending.is_empty() {
+        if let Ok(Some(record)) = load::parse_any(&pending) {
             records.push(record);
             cursor.lines_read += 1;
-            cursor.consumed += rest.len() as u64;
             cursor.owes_newline = true;
+            remember_taken(cursor, &pending);
         }
     }
-    // Remember the last bytes taken (this read's, after the older ones).
-    let taken = (cursor.consumed - read_from) as usize;
-    let mut tail = std::mem::take(&mut cursor.tail);
-    tail.extend_from_slice(&bytes[..taken.min(bytes.len())]);
-    let keep = tail.len().min(TAIL_BYTES);
-    cursor.tail = tail.split_off(tail.len() - keep);
     Ok(records)
 }
 
-fn parse_logged(line: &[u8], line_number: u64, path: &Path) -> Option<PipelineInfo> {
-    match parse_line(line) {
-        Ok(record) => record,
-        Err(reason) => {
-            METRICS.bad_lines.inc();
-            tracing::warn!(path = %path.display(), line = line_number, %reason, "skipping invalid line");
-            None
+/// Fills `block` as far as the file allows; 0 at the end of the file.
+fn read_block(file: &mut File, block: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < block.len() {
+        match file.read(&mut block[filled..])? {
+            0 => break,
+            n => filled += n,
         }
     }
+    Ok(filled)
+}
+
+/// Advances the cursor over `taken` and keeps its last bytes.
+fn remember_taken(cursor: &mut ReadCursor, taken: &[u8]) {
+    cursor.consumed += taken.len() as u64;
+    let mut tail = std::mem::take(&mut cursor.tail);
+    tail.extend_from_slice(&taken[taken.len().saturating_sub(TAIL_BYTES)..]);
+    let keep = tail.len().min(TAIL_BYTES);
+    cursor.tail = tail.split_off(tail.len() - keep);
 }
 
 /// One line of the file: `Ok(None)` when blank, the reason when invalid.

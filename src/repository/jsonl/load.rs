@@ -1,0 +1,188 @@
+//! Turning file bytes into records quickly: a borrowing fast path for lines
+//! in the usual shape, the validating parser for everything else, lines
+//! split across threads, and the file read in bounded blocks.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::legacy::infer_pipeline_name;
+use super::parse_line;
+use crate::domain::record::RecordParts;
+use crate::domain::{FlexDateTime, PipelineInfo};
+use crate::metrics::METRICS;
+
+/// Bytes read from the file at a time, so memory stays bounded however big
+/// the file is.
+pub const BLOCK_BYTES: usize = 32 << 20;
+
+/// Fewer lines than this are parsed on the calling thread.
+const PARALLEL_ABOVE: usize = 4096;
+
+/// A line as the service and the Python service write it: every string
+/// without escapes, numbers as JSON numbers. Anything else (escapes, lenient
+/// values, duplicate keys, errors) takes the validating path.
+#[derive(Deserialize)]
+struct UsualLine<'a> {
+    start_local: &'a str,
+    end_local: &'a str,
+    start_utc: &'a str,
+    end_utc: &'a str,
+    elapsed_seconds: f64,
+    elapsed_human: &'a str,
+    output_file: &'a str,
+    log_file: &'a str,
+    rowcount: i64,
+    pid: i64,
+    date_code: &'a str,
+    /// Outer `None`: the key is absent (a legacy line; the name is inferred).
+    #[serde(default, deserialize_with = "present")]
+    pipeline_name: Option<Option<&'a str>>,
+    #[serde(default)]
+    script_name: Option<&'a str>,
+    #[serde(default)]
+    pipeline_type: Option<&'a str>,
+    #[serde(default)]
+    environment: Option<&'a str>,
+    #[serde(default)]
+    archived_file: Option<&'a str>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<&'de str>>, D::Error> {
+    Option::<&'de str>::deserialize(d).map(Some)
+}
+
+/// The fast path; `None` sends the line to the validating parser.
+fn parse_usual(line: &[u8]) -> Option<PipelineInfo> {
+    let raw: UsualLine = serde_json::from_slice(line).ok()?;
+    let time = |text: &str| FlexDateTime::parse(text).ok();
+    let pipeline_name = match raw.pipeline_name {
+        Some(name) => name.map(str::to_owned),
+        None => Some(infer_pipeline_name(raw.output_file, raw.log_file)),
+    };
+    PipelineInfo::from_parts(RecordParts {
+        start_local: time(raw.start_local)?,
+        end_local: time(raw.end_local)?,
+        start_utc: time(raw.start_utc)?,
+        end_utc: time(raw.end_utc)?,
+        elapsed_seconds: raw.elapsed_seconds,
+        elapsed_human: raw.elapsed_human.to_owned(),
+        output_file: raw.output_file.to_owned(),
+        log_file: raw.log_file.to_owned(),
+        rowcount: raw.rowcount,
+        pid: raw.pid,
+        date_code: raw.date_code.to_owned(),
+        pipeline_name,
+        script_name: raw.script_name.map(str::to_owned),
+        pipeline_type: raw.pipeline_type.map(str::to_owned),
+        environment: raw.environment.map(str::to_owned),
+        archived_file: raw.archived_file.map(str::to_owned),
+    })
+}
+
+/// One line: the fast path, else the full parser (which also explains why
+/// a line is invalid).
+pub fn parse_any(line: &[u8]) -> Result<Option<PipelineInfo>, String> {
+    match parse_usual(line) {
+        Some(record) => Ok(Some(record)),
+        None => parse_line(line),
+    }
+}
+
+/// Parses complete lines, in order, on all cores when there are many.
+fn parse_all(lines: &[&[u8]]) -> Vec<Result<Option<PipelineInfo>, String>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if lines.len() < PARALLEL_ABOVE || threads < 2 {
+        return lines.iter().map(|l| parse_any(l)).collect();
+    }
+    let per_thread = lines.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = lines
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || chunk.iter().map(|l| parse_any(l)).collect::<Vec<_>>())
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| vec![Err("parser thread failed".to_owned()); per_thread])
+            })
+            .collect()
+    })
+}
+
+/// Parses every complete line of `bytes` (each ending in `\n`); returns
+/// the records and how many bytes those lines took. Invalid lines are
+/// skipped with a warning naming their line number.
+pub fn take_complete_lines(
+    bytes: &[u8],
+    first_line_number: u64,
+    path: &Path,
+    records: &mut Vec<PipelineInfo>,
+) -> (usize, u64) {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    while let Some(end) = memchr(b'\n', &bytes[start..]) {
+        lines.push(&bytes[start..start + end]);
+        start += end + 1;
+    }
+    let parsed = parse_all(&lines);
+    for (offset, result) in parsed.into_iter().enumerate() {
+        match result {
+            Ok(Some(record)) => records.push(record),
+            Ok(None) => {}
+            Err(reason) => {
+                METRICS.bad_lines.inc();
+                let line = first_line_number + offset as u64;
+                tracing::warn!(path = %path.display(), line, %reason, "skipping invalid line");
+            }
+        }
+    }
+    (start, lines.len() as u64)
+}
+
+fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_path_agrees_with_the_validating_parser() {
+        let mut buffer = Vec::new();
+        crate::generate::generate(&mut buffer, 3000, 11).unwrap();
+        let text = String::from_utf8(buffer).unwrap();
+        let mut fast = 0;
+        for line in text.lines() {
+            let slow = parse_line(line.as_bytes()).ok().flatten();
+            if let Some(quick) = parse_usual(line.as_bytes()) {
+                fast += 1;
+                assert_eq!(Some(quick), slow, "{line}");
+            }
+            assert_eq!(parse_any(line.as_bytes()).ok().flatten(), slow);
+        }
+        assert!(
+            fast > 2900,
+            "most generated lines take the fast path ({fast})"
+        );
+    }
+
+    #[test]
+    fn unusual_lines_fall_back_and_keep_their_meaning() {
+        let lenient = br#"{"start_local": "2025-08-08 05:07:01", "end_local": "2025-08-08T05:29:06", "start_utc": 1754654821, "end_utc": "2025-08-08T12:29:06Z", "elapsed_seconds": "1325", "elapsed_human": "22m 5s", "output_file": "/o", "log_file": "/l", "rowcount": 8543.0, "pid": "7", "date_code": "d", "pipeline_name": null}"#;
+        assert!(parse_usual(lenient).is_none());
+        let record = parse_any(lenient).unwrap().unwrap();
+        assert_eq!(record.rowcount(), 8543);
+        assert_eq!(record.pipeline_name(), None, "a present null stays null");
+        let escaped = br#"{"start_local": "2025-08-08T05:07:01", "end_local": "2025-08-08T05:29:06", "start_utc": "2025-08-08T12:07:01Z", "end_utc": "2025-08-08T12:29:06Z", "elapsed_seconds": 1, "elapsed_human": "x", "output_file": "/data/caf\u00e9/out", "log_file": "/l", "rowcount": 1, "pid": 7, "date_code": "d"}"#;
+        let record = parse_any(escaped).unwrap().unwrap();
+        assert_eq!(record.output_file(), "/data/café/out");
+        assert_eq!(record.pipeline_name(), Some("unknown"));
+        let nan = br#"{"start_local": "2025-08-08T05:07:01", "end_local": "2025-08-08T05:29:06", "start_utc": "2025-08-08T12:07:01Z", "end_utc": "2025-08-08T12:29:06Z", "elapsed_seconds": 1e999, "elapsed_human": "x", "output_file": "/o", "log_file": "/l", "rowcount": 1, "pid": 7, "date_code": "d"}"#;
+        assert!(parse_any(nan).is_err());
+    }
+}
