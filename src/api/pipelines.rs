@@ -18,7 +18,8 @@ use crate::domain::{PipelineInfo, PipelineSummary, ValidationErrors};
 pub struct PipelineListResponse {
     /// One entry per (pipeline_name, script_name, pipeline_type,
     /// environment), latest run first.
-    pub pipelines: Vec<PipelineSummary>,
+    #[schema(value_type = Vec<PipelineSummary>)]
+    pub pipelines: Arc<[PipelineSummary]>,
 }
 
 /// Summarise pipelines

@@ -126,7 +126,7 @@ pub trait PipelineInfoRepository: Send + Sync {
 
     /// One summary per (pipeline_name, script_name, pipeline_type,
     /// environment), latest run first.
-    async fn get_pipelines_summary(&self) -> Result<Vec<PipelineSummary>, RepositoryError>;
+    async fn get_pipelines_summary(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError>;
 
     /// Per-pipeline latest run, one entry per summary group.
     async fn get_pipeline_activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError>;

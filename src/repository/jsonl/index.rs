@@ -204,8 +204,11 @@ impl RunIndex {
         RunPage { total, records }
     }
 
-    pub fn summaries(&self) -> Vec<PipelineSummary> {
-        self.summaries.snapshot()
+    pub fn summaries(&self) -> Arc<[PipelineSummary]> {
+        self.summaries
+            .cached
+            .get_or_init(|| Arc::from(self.summaries.snapshot()))
+            .clone()
     }
 
     pub fn activity(&self) -> Vec<PipelineActivity> {
@@ -235,6 +238,9 @@ struct SummaryIndex {
     /// One shared copy of each classification value, so building a group
     /// key allocates nothing once a value has been seen.
     names: std::collections::HashSet<Arc<str>>,
+    /// The sorted summaries, built on first request after a change, so a
+    /// busy `/pipelines` costs no sorting or copying.
+    cached: std::sync::OnceLock<Arc<[PipelineSummary]>>,
 }
 
 impl SummaryIndex {
@@ -249,6 +255,7 @@ impl SummaryIndex {
     }
 
     fn add(&mut self, record: &PipelineInfo, position: u32) {
+        self.cached = std::sync::OnceLock::new();
         let key = [
             self.intern(record.pipeline_name()),
             self.intern(record.script_name()),

@@ -402,7 +402,7 @@ impl PipelineInfoRepository for JsonlRepository {
         Ok(self.inner.index.read().count(filter))
     }
 
-    async fn get_pipelines_summary(&self) -> Result<Vec<PipelineSummary>, RepositoryError> {
+    async fn get_pipelines_summary(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
         self.sync().await?;
         Ok(self.inner.index.read().summaries())
     }

@@ -378,7 +378,7 @@ impl PipelineInfoRepository for OraclePipelineRepository {
             .await
     }
 
-    async fn get_pipelines_summary(&self) -> Result<Vec<PipelineSummary>, RepositoryError> {
+    async fn get_pipelines_summary(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
         let statement = sql::summary(&self.schema);
         self.blocking(move |this| {
             this.with_session("summary", true, |conn| {
@@ -400,7 +400,7 @@ impl PipelineInfoRepository for OraclePipelineRepository {
                         avg_rowcount: row.get(7)?,
                     });
                 }
-                Ok(summaries)
+                Ok(Arc::from(summaries))
             })
         })
         .await

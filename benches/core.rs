@@ -1,0 +1,101 @@
+//! Micro-benchmarks of the hot paths: parsing stored lines, planning and
+//! filtering queries over the in-memory index, and serialising a page.
+//!
+//!     cargo bench --bench core
+
+use std::sync::Arc;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use pipeline_service::domain::{FlexDateTime, PipelineInfo};
+use pipeline_service::repository::jsonl::{parse_line, JsonlRepository};
+use pipeline_service::repository::{Page, PipelineInfoRepository, RunFilter};
+
+fn generated(records: u64) -> Vec<u8> {
+    let mut buffer = Vec::new();
+    pipeline_service::generate::generate(&mut buffer, records, 42).expect("generate");
+    buffer
+}
+
+fn parsing(c: &mut Criterion) {
+    let data = generated(10_000);
+    let lines: Vec<&[u8]> = data
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut group = c.benchmark_group("parse");
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("validating parser, 10k lines", |b| {
+        b.iter(|| lines.iter().filter(|l| parse_line(l).is_ok()).count())
+    });
+    group.finish();
+    c.bench_function("parse/datetime", |b| {
+        b.iter(|| FlexDateTime::parse(black_box("2025-08-14T22:49:07.250000+05:30")))
+    });
+}
+
+fn loaded(records: u64) -> (JsonlRepository, tempfile::TempDir, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("runs.jsonl");
+    std::fs::write(&path, generated(records)).expect("write data");
+    let repository = runtime
+        .block_on(JsonlRepository::open(&path))
+        .expect("open");
+    (repository, dir, runtime)
+}
+
+fn querying(c: &mut Criterion) {
+    let (repository, _dir, runtime) = loaded(100_000);
+    let mut group = c.benchmark_group("query 100k");
+    let newest = RunFilter::default();
+    let selective = RunFilter {
+        pipeline_name: Some("ingest_orders".into()),
+        start_utc: Some(FlexDateTime::parse("2025-06-01T00:00:00Z").expect("date")),
+        ..RunFilter::default()
+    };
+    let scanning = RunFilter {
+        min_rowcount: Some(1000),
+        environment: Some("prod".into()),
+        ..RunFilter::default()
+    };
+    let page = Page::Window {
+        limit: 100,
+        offset: 0,
+    };
+    for (name, filter) in [
+        ("newest 100", &newest),
+        ("name + window", &selective),
+        ("rowcount + env", &scanning),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(repository.get_page(black_box(filter), page))
+                    .expect("page")
+            })
+        });
+    }
+    group.bench_function("summaries", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(repository.get_pipelines_summary())
+                .expect("summary")
+        })
+    });
+    group.finish();
+    let records: Vec<Arc<PipelineInfo>> = runtime
+        .block_on(repository.get_pipeline_info(&newest, page))
+        .expect("records");
+    let mut group = c.benchmark_group("serialise");
+    group.throughput(Throughput::Elements(records.len() as u64));
+    group.bench_function("100 records to JSON", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&records)).expect("json"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parsing, querying);
+criterion_main!(benches);
