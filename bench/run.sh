@@ -53,7 +53,7 @@ start_server() {
         kill -0 "$server_pid" 2>/dev/null || { echo "server on $file died" >&2; cat "$data/server-$port.log" >&2; exit 1; }
         sleep 0.01
     done
-    startup_s=$(echo "$(date +%s.%N) - $started" | bc)
+    startup_s=$(awk -v a="$(date +%s.%N)" -v b="$started" 'BEGIN { printf "%.2f", a - b }')
 }
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$server_pid/status"; }
@@ -84,7 +84,7 @@ latency_ms() {
 
 rows=()
 row() { rows+=("| $1 | $2 | $3 |"); }
-ratio() { echo "scale=2; $1 / $2" | bc; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # --- 100k records: query throughput relative to /health -------------------
 port=18601
@@ -155,7 +155,7 @@ if $have_wrk; then
     sync_file="$data/sync-probe"
     started=$(date +%s.%N)
     dd if=/dev/zero of="$sync_file" bs=512 count=1000 oflag=dsync status=none
-    syncs=$(echo "1000 / ($(date +%s.%N) - $started)" | bc)
+    syncs=$(awk -v a="$(date +%s.%N)" -v b="$started" 'BEGIN { printf "%.0f", 1000 / (a - b) }')
     rm -f "$sync_file"
     row "disk: one-at-a-time synced writes (dd oflag=dsync)" "context" "$syncs syncs/s"
 fi
