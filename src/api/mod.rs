@@ -44,6 +44,7 @@ pub struct AppState {
     pub auth: Arc<AuthPolicy>,
     /// Cap on per-pipeline metric label sets.
     pub metrics_max_series: usize,
+    pub summary_json: Arc<pipelines::SummaryJsonCache>,
 }
 
 impl AppState {
@@ -52,6 +53,7 @@ impl AppState {
             repository,
             auth: Arc::new(settings.auth.clone()),
             metrics_max_series: settings.metrics_max_series,
+            summary_json: Arc::default(),
         }
     }
 }

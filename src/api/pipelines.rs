@@ -2,8 +2,11 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -12,6 +15,7 @@ use super::error::{ApiError, ErrorMessage};
 use super::extract::JsonBody;
 use super::AppState;
 use crate::domain::{PipelineInfo, PipelineSummary, ValidationErrors};
+use crate::repository::RepositoryError;
 
 /// Every pipeline's summary.
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,11 +44,34 @@ pub struct PipelineListResponse {
     ),
     security((), ("api_key" = []))
 )]
-pub async fn list_pipelines(
-    State(state): State<AppState>,
-) -> Result<Json<PipelineListResponse>, ApiError> {
+pub async fn list_pipelines(State(state): State<AppState>) -> Result<Response, ApiError> {
     let pipelines = state.repository.get_pipelines_summary().await?;
-    Ok(Json(PipelineListResponse { pipelines }))
+    let body = state.summary_json.body_for(pipelines)?;
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The last `/pipelines` answer, reused while the repository hands out the
+/// same summary list (the JSON Lines store keeps one until a record arrives),
+/// so a busy dashboard costs no serialisation.
+#[derive(Default)]
+pub struct SummaryJsonCache {
+    last: parking_lot::Mutex<Option<(Arc<[PipelineSummary]>, Bytes)>>,
+}
+
+impl SummaryJsonCache {
+    fn body_for(&self, pipelines: Arc<[PipelineSummary]>) -> Result<Bytes, ApiError> {
+        if let Some((cached, body)) = self.last.lock().as_ref() {
+            if Arc::ptr_eq(cached, &pipelines) {
+                return Ok(body.clone());
+            }
+        }
+        let response = PipelineListResponse {
+            pipelines: pipelines.clone(),
+        };
+        let body = Bytes::from(serde_json::to_vec(&response).map_err(RepositoryError::from)?);
+        *self.last.lock() = Some((pipelines, body.clone()));
+        Ok(body)
+    }
 }
 
 /// Record a pipeline run

@@ -257,3 +257,20 @@ async fn summaries_with_the_same_last_run_keep_first_appearance_order() {
         .collect();
     assert_eq!(names, ["b", "a", "c"]);
 }
+
+#[tokio::test]
+async fn summaries_follow_new_records_between_requests() {
+    let app = spawn_app().await;
+    app.store(&run_on(1, 0, json!({}))).await;
+    let first = app.get_json("/pipelines").await;
+    assert_eq!(
+        first,
+        app.get_json("/pipelines").await,
+        "unchanged data, same answer"
+    );
+    assert_eq!(first["pipelines"][0]["total_runs"], 1);
+    app.store(&run_on(2, 0, json!({}))).await;
+    let second = app.get_json("/pipelines").await;
+    assert_eq!(second["pipelines"][0]["total_runs"], 2);
+    assert_eq!(second["pipelines"][0]["last_run"], "2025-08-02T00:00:00Z");
+}
