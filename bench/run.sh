@@ -18,7 +18,7 @@ else
 fi
 data=bench/data
 mkdir -p "$data"
-binary=target/release/pipeline-service
+binary="${CARGO_TARGET_DIR:-target}/release/pipeline-service"
 cargo build --release --quiet
 have_wrk=true
 command -v wrk >/dev/null || have_wrk=false

@@ -1,6 +1,8 @@
 //! The run record and its summary. A `PipelineInfo` can only be obtained by
 //! parsing, so every value in the system has passed the contract's rules.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -29,8 +31,10 @@ pub const FIELD_NAMES: [&str; 16] = [
     "archived_file",
 ];
 
-/// Metadata about one finished pipeline run.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+/// The wire shape of a run record, for the OpenAPI document only: the
+/// record itself is stored compactly (see `PipelineInfo`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
 #[schema(example = json!({
     "start_local": "2025-08-08T05:07:01",
     "end_local": "2025-08-08T05:29:06",
@@ -49,7 +53,7 @@ pub const FIELD_NAMES: [&str; 16] = [
     "environment": "prod",
     "archived_file": null
 }))]
-pub struct PipelineInfo {
+struct PipelineInfoSchema {
     /// Local wall-clock start time, usually naive (`2025-08-08T05:07:01`).
     /// Accepts ISO 8601 with `T`, `t`, space or `_` between date and time, an
     /// optional `Z`/`±HH:MM` zone, a bare date, or a Unix timestamp.
@@ -104,25 +108,83 @@ pub struct PipelineInfo {
     archived_file: Option<String>,
 }
 
+/// Metadata about one finished pipeline run.
+///
+/// Stored compactly because a store may hold millions: the five free-text
+/// values share one allocation, and the four classification values are
+/// shared strings that a store can intern.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineInfo {
+    start_local: FlexDateTime,
+    end_local: FlexDateTime,
+    start_utc: FlexDateTime,
+    end_utc: FlexDateTime,
+    elapsed_seconds: f64,
+    rowcount: i64,
+    pid: i64,
+    /// elapsed_human, output_file, log_file, date_code and archived_file,
+    /// back to back.
+    text: Box<str>,
+    /// Where each of the first four ends in `text`.
+    ends: [u32; 4],
+    has_archived_file: bool,
+    /// pipeline_name, script_name, pipeline_type, environment.
+    classes: [Option<Arc<str>>; 4],
+}
+
+impl utoipa::PartialSchema for PipelineInfo {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        PipelineInfoSchema::schema()
+    }
+}
+
+impl ToSchema for PipelineInfo {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("PipelineInfo")
+    }
+}
+
+impl Serialize for PipelineInfo {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = serializer.serialize_struct("PipelineInfo", FIELD_NAMES.len())?;
+        out.serialize_field("start_local", &self.start_local)?;
+        out.serialize_field("end_local", &self.end_local)?;
+        out.serialize_field("start_utc", &self.start_utc)?;
+        out.serialize_field("end_utc", &self.end_utc)?;
+        out.serialize_field("elapsed_seconds", &self.elapsed_seconds)?;
+        out.serialize_field("elapsed_human", self.elapsed_human())?;
+        out.serialize_field("output_file", self.output_file())?;
+        out.serialize_field("log_file", self.log_file())?;
+        out.serialize_field("rowcount", &self.rowcount)?;
+        out.serialize_field("pid", &self.pid)?;
+        out.serialize_field("date_code", self.date_code())?;
+        out.serialize_field("pipeline_name", &self.pipeline_name())?;
+        out.serialize_field("script_name", &self.script_name())?;
+        out.serialize_field("pipeline_type", &self.pipeline_type())?;
+        out.serialize_field("environment", &self.environment())?;
+        out.serialize_field("archived_file", &self.archived_file())?;
+        out.end()
+    }
+}
+
 /// A record's values already typed, for the fast loading path of stored
 /// lines (which has checked each one the way `parse_stored` would).
-pub struct RecordParts {
+pub struct RecordParts<'a> {
     pub start_local: FlexDateTime,
     pub end_local: FlexDateTime,
     pub start_utc: FlexDateTime,
     pub end_utc: FlexDateTime,
     pub elapsed_seconds: f64,
-    pub elapsed_human: String,
-    pub output_file: String,
-    pub log_file: String,
+    pub elapsed_human: &'a str,
+    pub output_file: &'a str,
+    pub log_file: &'a str,
     pub rowcount: i64,
     pub pid: i64,
-    pub date_code: String,
-    pub pipeline_name: Option<String>,
-    pub script_name: Option<String>,
-    pub pipeline_type: Option<String>,
-    pub environment: Option<String>,
-    pub archived_file: Option<String>,
+    pub date_code: &'a str,
+    /// pipeline_name, script_name, pipeline_type, environment.
+    pub classes: [Option<Arc<str>>; 4],
+    pub archived_file: Option<&'a str>,
 }
 
 /// Collects per-field problems while reading one JSON object.
@@ -276,49 +338,80 @@ impl PipelineInfo {
                     Some(environment),
                     Some(archived_file),
                 ),
-            ) if r.errors.is_empty() => Ok(Self {
+            ) if r.errors.is_empty() => Self::from_parts(RecordParts {
                 start_local,
                 end_local,
                 start_utc,
                 end_utc,
                 elapsed_seconds,
-                elapsed_human,
-                output_file,
-                log_file,
+                elapsed_human: &elapsed_human,
+                output_file: &output_file,
+                log_file: &log_file,
                 rowcount,
                 pid,
-                date_code,
-                pipeline_name,
-                script_name,
-                pipeline_type,
-                environment,
-                archived_file,
+                date_code: &date_code,
+                classes: [pipeline_name, script_name, pipeline_type, environment]
+                    .map(|value| value.map(Arc::from)),
+                archived_file: archived_file.as_deref(),
+            })
+            .ok_or_else(|| {
+                // Unreachable in practice: lenient_float already refuses
+                // non-finite values and no text is near 4 GiB.
+                let error = FieldError::new("finite_number", "Input should be a finite number").at(
+                    vec![LocItem::from(root), LocItem::from("elapsed_seconds")],
+                    Value::Null,
+                );
+                ValidationErrors::single(error)
             }),
             _ => Err(r.errors),
         }
     }
 
-    /// Assembles a stored record from typed parts; `None` when the duration
-    /// is not finite (the one rule the types do not already carry).
+    /// Assembles a record from typed parts; `None` when the duration is not
+    /// finite (the one rule the types do not already carry) or the text is
+    /// too large to index with 32-bit offsets.
     pub(crate) fn from_parts(p: RecordParts) -> Option<Self> {
-        p.elapsed_seconds.is_finite().then_some(Self {
+        if !p.elapsed_seconds.is_finite() {
+            return None;
+        }
+        let pieces = [p.elapsed_human, p.output_file, p.log_file, p.date_code];
+        let archived = p.archived_file.unwrap_or("");
+        let mut text =
+            String::with_capacity(pieces.iter().map(|t| t.len()).sum::<usize>() + archived.len());
+        let mut ends = [0u32; 4];
+        for (end, piece) in ends.iter_mut().zip(pieces) {
+            text.push_str(piece);
+            *end = u32::try_from(text.len()).ok()?;
+        }
+        text.push_str(archived);
+        u32::try_from(text.len()).ok()?;
+        Some(Self {
             start_local: p.start_local,
             end_local: p.end_local,
             start_utc: p.start_utc,
             end_utc: p.end_utc,
             elapsed_seconds: p.elapsed_seconds,
-            elapsed_human: p.elapsed_human,
-            output_file: p.output_file,
-            log_file: p.log_file,
             rowcount: p.rowcount,
             pid: p.pid,
-            date_code: p.date_code,
-            pipeline_name: p.pipeline_name,
-            script_name: p.script_name,
-            pipeline_type: p.pipeline_type,
-            environment: p.environment,
-            archived_file: p.archived_file,
+            text: text.into_boxed_str(),
+            ends,
+            has_archived_file: p.archived_file.is_some(),
+            classes: p.classes,
         })
+    }
+
+    /// pipeline_name, script_name, pipeline_type and environment, so a store
+    /// can replace them with shared copies (`intern_classes`).
+    pub fn classes(&self) -> &[Option<Arc<str>>; 4] {
+        &self.classes
+    }
+
+    /// Replaces each classification value by `intern(value)`, an equal string
+    /// shared with other records.
+    pub fn intern_classes(&mut self, mut intern: impl FnMut(&str) -> Arc<str>) {
+        for value in self.classes.iter_mut().flatten() {
+            *value = intern(value);
+        }
     }
 
     pub fn start_local(&self) -> FlexDateTime {
@@ -336,14 +429,22 @@ impl PipelineInfo {
     pub fn elapsed_seconds(&self) -> f64 {
         self.elapsed_seconds
     }
+    fn piece(&self, index: usize) -> &str {
+        let start = if index == 0 {
+            0
+        } else {
+            self.ends[index - 1] as usize
+        };
+        &self.text[start..self.ends[index] as usize]
+    }
     pub fn elapsed_human(&self) -> &str {
-        &self.elapsed_human
+        self.piece(0)
     }
     pub fn output_file(&self) -> &str {
-        &self.output_file
+        self.piece(1)
     }
     pub fn log_file(&self) -> &str {
-        &self.log_file
+        self.piece(2)
     }
     pub fn rowcount(&self) -> i64 {
         self.rowcount
@@ -352,22 +453,23 @@ impl PipelineInfo {
         self.pid
     }
     pub fn date_code(&self) -> &str {
-        &self.date_code
+        self.piece(3)
     }
     pub fn pipeline_name(&self) -> Option<&str> {
-        self.pipeline_name.as_deref()
+        self.classes[0].as_deref()
     }
     pub fn script_name(&self) -> Option<&str> {
-        self.script_name.as_deref()
+        self.classes[1].as_deref()
     }
     pub fn pipeline_type(&self) -> Option<&str> {
-        self.pipeline_type.as_deref()
+        self.classes[2].as_deref()
     }
     pub fn environment(&self) -> Option<&str> {
-        self.environment.as_deref()
+        self.classes[3].as_deref()
     }
     pub fn archived_file(&self) -> Option<&str> {
-        self.archived_file.as_deref()
+        self.has_archived_file
+            .then(|| &self.text[self.ends[3] as usize..])
     }
 }
 

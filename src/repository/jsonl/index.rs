@@ -73,7 +73,10 @@ impl RunIndex {
                     match postings[field].get_mut(value) {
                         Some(list) => list.push(position),
                         None => {
-                            postings[field].insert(Arc::from(value), vec![position]);
+                            let shared = record.classes()[field]
+                                .clone()
+                                .unwrap_or_else(|| Arc::from(value));
+                            postings[field].insert(shared, vec![position]);
                         }
                     }
                 }
@@ -82,7 +85,9 @@ impl RunIndex {
         self.postings = postings;
     }
 
-    fn push(&mut self, record: PipelineInfo, place_in_order: bool) {
+    fn push(&mut self, mut record: PipelineInfo, place_in_order: bool) {
+        // One shared copy of each classification value for the whole store.
+        record.intern_classes(|value| self.summaries.intern(value));
         let position = self.records.len() as u32;
         let start = record.start_utc().instant_micros();
         self.summaries.add(&record, position);
@@ -99,7 +104,10 @@ impl RunIndex {
                 if let Some(value) = value {
                     let postings = &mut self.postings[field];
                     if !postings.contains_key(value) {
-                        postings.insert(Arc::from(value), Vec::new());
+                        let shared = record.classes()[field]
+                            .clone()
+                            .unwrap_or_else(|| Arc::from(value));
+                        postings.insert(shared, Vec::new());
                     }
                     if let Some(list) = postings.get_mut(value) {
                         let at = list.partition_point(before);
@@ -244,24 +252,19 @@ struct SummaryIndex {
 }
 
 impl SummaryIndex {
-    fn intern(&mut self, value: Option<&str>) -> Option<Arc<str>> {
-        let value = value?;
+    fn intern(&mut self, value: &str) -> Arc<str> {
         if let Some(shared) = self.names.get(value) {
-            return Some(shared.clone());
+            return shared.clone();
         }
         let shared: Arc<str> = Arc::from(value);
         self.names.insert(shared.clone());
-        Some(shared)
+        shared
     }
 
     fn add(&mut self, record: &PipelineInfo, position: u32) {
         self.cached = std::sync::OnceLock::new();
-        let key = [
-            self.intern(record.pipeline_name()),
-            self.intern(record.script_name()),
-            self.intern(record.pipeline_type()),
-            self.intern(record.environment()),
-        ];
+        // The record's values are already interned: cloning them is cheap.
+        let key = record.classes().clone();
         let stats = self.groups.entry(key).or_insert_with(|| GroupStats {
             first_seen: position,
             total_runs: 0,

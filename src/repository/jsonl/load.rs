@@ -3,6 +3,7 @@
 //! split across threads, and the file read in bounded blocks.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -52,13 +53,44 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<&'de 
     Option::<&'de str>::deserialize(d).map(Some)
 }
 
+thread_local! {
+    /// Classification values seen by this parsing thread. Sharing them from
+    /// the start means a large load never allocates (and later frees) one
+    /// copy per record, which would leave the heap full of holes.
+    static NAMES: std::cell::RefCell<std::collections::HashSet<Arc<str>>> =
+        std::cell::RefCell::default();
+}
+
+/// Distinct values a thread remembers before starting afresh.
+const MAX_SHARED_NAMES: usize = 4096;
+
+fn shared(value: &str) -> Arc<str> {
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some(existing) = names.get(value) {
+            return existing.clone();
+        }
+        // Long-lived threads must not keep every value ever seen.
+        if names.len() >= MAX_SHARED_NAMES {
+            names.clear();
+        }
+        let created: Arc<str> = Arc::from(value);
+        names.insert(created.clone());
+        created
+    })
+}
+
 /// The fast path; `None` sends the line to the validating parser.
 fn parse_usual(line: &[u8]) -> Option<PipelineInfo> {
     let raw: UsualLine = serde_json::from_slice(line).ok()?;
     let time = |text: &str| FlexDateTime::parse(text).ok();
+    let inferred;
     let pipeline_name = match raw.pipeline_name {
-        Some(name) => name.map(str::to_owned),
-        None => Some(infer_pipeline_name(raw.output_file, raw.log_file)),
+        Some(name) => name,
+        None => {
+            inferred = infer_pipeline_name(raw.output_file, raw.log_file);
+            Some(inferred.as_str())
+        }
     };
     PipelineInfo::from_parts(RecordParts {
         start_local: time(raw.start_local)?,
@@ -66,17 +98,20 @@ fn parse_usual(line: &[u8]) -> Option<PipelineInfo> {
         start_utc: time(raw.start_utc)?,
         end_utc: time(raw.end_utc)?,
         elapsed_seconds: raw.elapsed_seconds,
-        elapsed_human: raw.elapsed_human.to_owned(),
-        output_file: raw.output_file.to_owned(),
-        log_file: raw.log_file.to_owned(),
+        elapsed_human: raw.elapsed_human,
+        output_file: raw.output_file,
+        log_file: raw.log_file,
         rowcount: raw.rowcount,
         pid: raw.pid,
-        date_code: raw.date_code.to_owned(),
-        pipeline_name,
-        script_name: raw.script_name.map(str::to_owned),
-        pipeline_type: raw.pipeline_type.map(str::to_owned),
-        environment: raw.environment.map(str::to_owned),
-        archived_file: raw.archived_file.map(str::to_owned),
+        date_code: raw.date_code,
+        classes: [
+            pipeline_name,
+            raw.script_name,
+            raw.pipeline_type,
+            raw.environment,
+        ]
+        .map(|value| value.map(shared)),
+        archived_file: raw.archived_file,
     })
 }
 
