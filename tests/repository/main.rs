@@ -4,4 +4,5 @@
 mod backends;
 mod behaviour;
 mod durability;
+mod ordering;
 mod properties;

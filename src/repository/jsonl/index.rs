@@ -6,6 +6,7 @@ use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::ordered::ChunkedList;
 use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary};
 use crate::repository::{Page, PipelineActivity, RunFilter, RunPage};
 
@@ -18,21 +19,31 @@ pub struct RunIndex {
     /// Positions into `records`, ascending by (start instant, later insertion
     /// first); read backwards it is the answer order: newest start first,
     /// equal starts in insertion order.
-    order: Vec<u32>,
+    order: ChunkedList,
     /// Per string filter (pipeline_name, script_name, pipeline_type,
     /// environment): the positions holding each value, in `order`'s order,
     /// so a filtered query touches only its own records.
-    postings: [HashMap<Arc<str>, Vec<u32>>; 4],
+    postings: [HashMap<Arc<str>, ChunkedList>; 4],
     summaries: SummaryIndex,
 }
 
 /// The records a query has to look at.
 struct Plan<'a> {
-    /// Candidate positions, ascending like `order`.
-    candidates: &'a [u32],
+    /// Candidate positions (ascending like `order`) from rank `first` on.
+    source: &'a ChunkedList,
+    first: usize,
     /// Every candidate matches: no condition is left to check.
     exact: bool,
 }
+
+impl Plan<'_> {
+    fn len(&self) -> usize {
+        self.source.len().saturating_sub(self.first)
+    }
+}
+
+/// Shared by every plan that has no candidates.
+static EMPTY: ChunkedList = ChunkedList::EMPTY;
 
 fn text_fields(record: &PipelineInfo) -> [Option<&str>; 4] {
     [
@@ -57,16 +68,17 @@ impl RunIndex {
         }
         if resort && self.records.len() > first_new {
             let starts = &self.starts;
-            self.order = (0..self.records.len() as u32).collect();
-            self.order
-                .sort_unstable_by_key(|&i| (starts[i as usize], Reverse(i)));
-            self.rebuild_postings();
+            let mut order: Vec<u32> = (0..self.records.len() as u32).collect();
+            order.sort_unstable_by_key(|&i| (starts[i as usize], Reverse(i)));
+            self.rebuild_postings(&order);
+            self.order = ChunkedList::from_sorted(order);
         }
     }
 
-    fn rebuild_postings(&mut self) {
-        let mut postings: [HashMap<Arc<str>, Vec<u32>>; 4] = Default::default();
-        for &position in &self.order {
+    fn rebuild_postings(&mut self, order: &[u32]) {
+        let mut lists: [HashMap<Arc<str>, Vec<u32>>; 4] = Default::default();
+        let postings = &mut lists;
+        for &position in order {
             let record = &self.records[position as usize];
             for (field, value) in text_fields(record).into_iter().enumerate() {
                 if let Some(value) = value {
@@ -82,7 +94,12 @@ impl RunIndex {
                 }
             }
         }
-        self.postings = postings;
+        self.postings = lists.map(|field| {
+            field
+                .into_iter()
+                .map(|(value, positions)| (value, ChunkedList::from_sorted(positions)))
+                .collect()
+        });
     }
 
     fn push(&mut self, mut record: PipelineInfo, place_in_order: bool) {
@@ -96,9 +113,8 @@ impl RunIndex {
         if place_in_order {
             let key = (start, Reverse(position));
             let starts = &self.starts;
-            let before = |&i: &u32| (starts[i as usize], Reverse(i)) < key;
-            let at = self.order.partition_point(before);
-            self.order.insert(at, position);
+            let before = |i: u32| (starts[i as usize], Reverse(i)) < key;
+            self.order.insert(position, before);
             let record = &self.records[position as usize];
             for (field, value) in text_fields(record).into_iter().enumerate() {
                 if let Some(value) = value {
@@ -107,11 +123,10 @@ impl RunIndex {
                         let shared = record.classes()[field]
                             .clone()
                             .unwrap_or_else(|| Arc::from(value));
-                        postings.insert(shared, Vec::new());
+                        postings.insert(shared, ChunkedList::default());
                     }
                     if let Some(list) = postings.get_mut(value) {
-                        let at = list.partition_point(before);
-                        list.insert(at, position);
+                        list.insert(position, before);
                     }
                 }
             }
@@ -128,15 +143,12 @@ impl RunIndex {
             &filter.pipeline_type,
             &filter.environment,
         ];
-        let mut source: &[u32] = &self.order;
+        let mut source: &ChunkedList = &self.order;
         let mut text_conditions = 0;
         for (field, value) in wanted.into_iter().enumerate() {
             if let Some(value) = value {
                 text_conditions += 1;
-                let list = self.postings[field]
-                    .get(value.as_str())
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]);
+                let list = self.postings[field].get(value.as_str()).unwrap_or(&EMPTY);
                 if text_conditions == 1 || list.len() < source.len() {
                     source = list;
                 }
@@ -145,12 +157,13 @@ impl RunIndex {
         let first = match filter.start_utc {
             Some(bound) => {
                 let bound = bound.instant_micros();
-                source.partition_point(|&i| self.starts[i as usize] < bound)
+                source.rank(|i| self.starts[i as usize] < bound)
             }
             None => 0,
         };
         Plan {
-            candidates: &source[first..],
+            source,
+            first,
             exact: text_conditions <= 1
                 && filter.end_utc.is_none()
                 && filter.min_rowcount.is_none()
@@ -161,17 +174,17 @@ impl RunIndex {
     /// Matches in answer order (newest start first).
     fn matches<'a>(&'a self, filter: &'a RunFilter) -> impl Iterator<Item = &'a Arc<PipelineInfo>> {
         let plan = self.plan(filter);
-        plan.candidates
-            .iter()
-            .rev()
-            .map(|&i| &self.records[i as usize])
-            .filter(move |r| plan.exact || filter.matches(r))
+        let exact = plan.exact;
+        plan.source
+            .iter_rev_from(plan.first)
+            .map(|i| &self.records[i as usize])
+            .filter(move |r| exact || filter.matches(r))
     }
 
     pub fn count(&self, filter: &RunFilter) -> u64 {
         let plan = self.plan(filter);
         if plan.exact {
-            plan.candidates.len() as u64
+            plan.len() as u64
         } else {
             self.matches(filter).count() as u64
         }
@@ -187,16 +200,14 @@ impl RunIndex {
         let (offset, limit) = (page.offset(), page.limit());
         let plan = self.plan(filter);
         if plan.exact {
-            let total = plan.candidates.len();
-            let end = total.saturating_sub(offset);
-            let start = end.saturating_sub(limit);
-            let records = plan.candidates[start..end]
-                .iter()
-                .rev()
-                .map(|&i| self.records[i as usize].clone())
+            let records = plan
+                .source
+                .iter_rev_from_skipping(plan.first, offset)
+                .take(limit)
+                .map(|i| self.records[i as usize].clone())
                 .collect();
             return RunPage {
-                total: total as u64,
+                total: plan.len() as u64,
                 records,
             };
         }

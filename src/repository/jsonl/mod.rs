@@ -5,6 +5,7 @@
 mod index;
 pub mod legacy;
 mod load;
+mod ordered;
 mod writer;
 
 use std::fs::{self, File};

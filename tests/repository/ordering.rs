@@ -1,0 +1,60 @@
+//! Out-of-order arrivals (backfills) keep answers ordered.
+
+use pipeline_service::repository::jsonl::JsonlRepository;
+use pipeline_service::repository::{Page, PipelineInfoRepository, RunFilter};
+use serde_json::json;
+
+use crate::backends::record;
+
+#[tokio::test]
+async fn thousands_of_backfilled_runs_arriving_one_by_one_stay_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let repository = JsonlRepository::open_with(dir.path().join("runs.jsonl"), false)
+        .await
+        .unwrap();
+    // Newest first, then older and older, with runs of equal start times.
+    let mut expected = Vec::new();
+    for i in 0..3000i64 {
+        let minutes = 10_000 - (i / 3);
+        let env = if i % 2 == 0 { "prod" } else { "dev" };
+        let code = format!("b{i}");
+        repository
+            .insert_pipeline_info(record(
+                minutes,
+                json!({"date_code": code, "environment": env}),
+            ))
+            .await
+            .unwrap();
+        expected.push((minutes, i, code));
+    }
+    expected.sort_by_key(|(minutes, i, _)| (std::cmp::Reverse(*minutes), *i));
+    let all = repository
+        .get_pipeline_info(&RunFilter::default(), Page::All)
+        .await
+        .unwrap();
+    let codes: Vec<&str> = all.iter().map(|r| r.date_code()).collect();
+    let wanted: Vec<&str> = expected.iter().map(|(_, _, c)| c.as_str()).collect();
+    assert_eq!(codes, wanted);
+    let prod = RunFilter {
+        environment: Some("prod".into()),
+        ..RunFilter::default()
+    };
+    let page = repository
+        .get_page(
+            &prod,
+            Page::Window {
+                limit: 5,
+                offset: 1000,
+            },
+        )
+        .await
+        .unwrap();
+    let prod_codes: Vec<&str> = wanted
+        .iter()
+        .filter(|c| c[1..].parse::<i64>().unwrap() % 2 == 0)
+        .copied()
+        .collect();
+    assert_eq!(page.total, 1500);
+    let page_codes: Vec<&str> = page.records.iter().map(|r| r.date_code()).collect();
+    assert_eq!(page_codes, prod_codes[1000..1005]);
+}
