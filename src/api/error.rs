@@ -105,6 +105,9 @@ impl IntoResponse for ApiError {
                 response.extensions_mut().insert(ErrorCause(cause));
                 response
             }
+            ApiError::Storage(RepositoryError::Invalid(errors)) => {
+                ApiError::Validation(errors).into_response()
+            }
             ApiError::Storage(cause) => internal_error(cause.to_string()),
         }
     }
@@ -127,6 +130,17 @@ mod tests {
             cause.0.contains("ORA-12541"),
             "the cause goes to the log line"
         );
+    }
+
+    #[test]
+    fn a_value_the_store_refuses_is_a_422() {
+        let entry = crate::domain::FieldError::new("string_too_long", "too long").at(
+            vec![crate::domain::LocItem::from("body")],
+            serde_json::Value::Null,
+        );
+        let response = ApiError::Storage(RepositoryError::Invalid(ValidationErrors::single(entry)))
+            .into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
 
     #[test]

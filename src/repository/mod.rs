@@ -105,6 +105,10 @@ pub enum RepositoryError {
     Unavailable(String),
     #[error("database error: {0}")]
     Database(String),
+    /// The store refused a value the API accepted (say, longer than a
+    /// database column); the client can fix it, so it is answered 422.
+    #[error("value refused by the store: {0}")]
+    Invalid(crate::domain::ValidationErrors),
 }
 
 /// Storage for pipeline runs. Results are ordered by `start_utc` descending,

@@ -18,7 +18,9 @@ use serde_json::{Map, Value};
 use self::sql::{Bind, OracleSchema, Statement};
 use super::{Page, PipelineActivity, PipelineInfoRepository, RepositoryError, RunFilter};
 use crate::config::OracleSettings;
-use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary, FIELD_NAMES};
+use crate::domain::{
+    FieldError, FlexDateTime, LocItem, PipelineInfo, PipelineSummary, ValidationErrors, FIELD_NAMES,
+};
 use crate::metrics::METRICS;
 
 /// What to install when the Oracle client libraries cannot be loaded.
@@ -105,6 +107,48 @@ fn classify(error: &oracle::Error) -> RepositoryError {
     } else {
         RepositoryError::Database(error.to_string())
     }
+}
+
+/// ORA-12899 ("value too large for column "S"."T"."C" (actual: a,
+/// maximum: m)") as a 422 on the field stored in column C.
+fn too_large_for_column(
+    error: &oracle::Error,
+    schema: &OracleSchema,
+    record: &PipelineInfo,
+) -> Option<RepositoryError> {
+    if error.db_error()?.code() != 12899 {
+        return None;
+    }
+    let message = error.to_string();
+    let (column, maximum) = column_limit(&message)?;
+    let field = FIELD_NAMES
+        .iter()
+        .find(|f| schema.column(f).eq_ignore_ascii_case(column))?;
+    let value = serde_json::to_value(record)
+        .ok()
+        .and_then(|v| v.get(*field).cloned())
+        .unwrap_or(Value::Null);
+    let error = FieldError::new(
+        "string_too_long",
+        format!("String should have at most {maximum} bytes to fit the database column"),
+    )
+    .with_ctx("max_length", maximum)
+    .at(vec![LocItem::from("body"), LocItem::from(*field)], value);
+    Some(RepositoryError::Invalid(ValidationErrors::single(error)))
+}
+
+/// The column and its limit from ORA-12899's message.
+fn column_limit(message: &str) -> Option<(&str, u64)> {
+    let column = message.split('"').nth(5)?;
+    let maximum = message
+        .split("maximum: ")
+        .nth(1)?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()?;
+    Some((column, maximum))
 }
 
 /// A FlexDateTime as an Oracle timestamp; `with_zone` forces an offset
@@ -279,7 +323,7 @@ impl OraclePipelineRepository {
         &self,
         operation: &'static str,
         retry: bool,
-        work: impl Fn(&Connection) -> oracle::Result<T>,
+        mut work: impl FnMut(&Connection) -> oracle::Result<T>,
     ) -> Result<T, RepositoryError> {
         let started = Instant::now();
         let mut attempt = 0;
@@ -440,17 +484,27 @@ impl PipelineInfoRepository for OraclePipelineRepository {
         record: PipelineInfo,
     ) -> Result<Arc<PipelineInfo>, RepositoryError> {
         let statement = sql::insert(&self.schema, &record);
+        let record = Arc::new(record);
+        let stored = record.clone();
         self.blocking(move |this| {
-            this.with_session("insert", false, |conn| {
+            let mut refused = None;
+            let result = this.with_session("insert", false, |conn| {
                 let values = bind_values(&statement.binds)?;
-                conn.execute_named(&statement.sql, &named(&values))?;
+                if let Err(error) = conn.execute_named(&statement.sql, &named(&values)) {
+                    refused = too_large_for_column(&error, &this.schema, &stored);
+                    return Err(error);
+                }
                 // Committed before the 201.
                 conn.commit()
-            })
+            });
+            match refused {
+                Some(invalid) => Err(invalid),
+                None => result,
+            }
         })
         .await?;
         METRICS.inserts.inc();
-        Ok(Arc::new(record))
+        Ok(record)
     }
 
     async fn insert_many(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
@@ -502,5 +556,38 @@ impl PipelineInfoRepository for OraclePipelineRepository {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_too_large_names_the_column_and_its_limit() {
+        let message = r#"ORA-12899: value too large for column "APP"."PIPELINE_RUNS"."OUTPUT_FILE" (actual: 4100, maximum: 4000)"#;
+        assert_eq!(column_limit(message), Some(("OUTPUT_FILE", 4000)));
+        assert_eq!(
+            column_limit("ORA-00942: table or view does not exist"),
+            None
+        );
+    }
+
+    #[test]
+    fn timestamps_round_trip_with_and_without_zone() {
+        for text in [
+            "2025-08-14T22:49:07.250000",
+            "2025-08-14T22:49:07+05:30",
+            "2025-08-14T22:49:07Z",
+        ] {
+            let value = FlexDateTime::parse(text).unwrap();
+            let oracle = timestamp(&value, false).unwrap();
+            assert_eq!(from_timestamp(&oracle), Some(value), "{text}");
+        }
+        let naive_bound = timestamp(&FlexDateTime::parse("2025-08-14").unwrap(), true).unwrap();
+        assert!(
+            naive_bound.with_tz() && naive_bound.tz_offset() == 0,
+            "naive bounds count as UTC"
+        );
     }
 }
