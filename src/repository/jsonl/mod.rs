@@ -5,6 +5,8 @@
 mod index;
 pub mod legacy;
 mod load;
+
+pub use self::load::parse_any;
 mod ordered;
 mod writer;
 
