@@ -45,15 +45,6 @@ impl Plan<'_> {
 /// Shared by every plan that has no candidates.
 static EMPTY: ChunkedList = ChunkedList::EMPTY;
 
-fn text_fields(record: &PipelineInfo) -> [Option<&str>; 4] {
-    [
-        record.pipeline_name(),
-        record.script_name(),
-        record.pipeline_type(),
-        record.environment(),
-    ]
-}
-
 impl RunIndex {
     pub fn len(&self) -> usize {
         self.records.len()
@@ -80,15 +71,14 @@ impl RunIndex {
         let postings = &mut lists;
         for &position in order {
             let record = &self.records[position as usize];
-            for (field, value) in text_fields(record).into_iter().enumerate() {
+            // Classification values are interned by `push`: the record's
+            // own shared strings serve as keys.
+            for (field, value) in record.classes().iter().enumerate() {
                 if let Some(value) = value {
-                    match postings[field].get_mut(value) {
+                    match postings[field].get_mut(value.as_ref()) {
                         Some(list) => list.push(position),
                         None => {
-                            let shared = record.classes()[field]
-                                .clone()
-                                .unwrap_or_else(|| Arc::from(value));
-                            postings[field].insert(shared, vec![position]);
+                            postings[field].insert(value.clone(), vec![position]);
                         }
                     }
                 }
@@ -116,18 +106,12 @@ impl RunIndex {
             let before = |i: u32| (starts[i as usize], Reverse(i)) < key;
             self.order.insert(position, before);
             let record = &self.records[position as usize];
-            for (field, value) in text_fields(record).into_iter().enumerate() {
+            for (field, value) in record.classes().iter().enumerate() {
                 if let Some(value) = value {
-                    let postings = &mut self.postings[field];
-                    if !postings.contains_key(value) {
-                        let shared = record.classes()[field]
-                            .clone()
-                            .unwrap_or_else(|| Arc::from(value));
-                        postings.insert(shared, ChunkedList::default());
-                    }
-                    if let Some(list) = postings.get_mut(value) {
-                        list.insert(position, before);
-                    }
+                    self.postings[field]
+                        .entry(value.clone())
+                        .or_default()
+                        .insert(position, before);
                 }
             }
         }
@@ -190,8 +174,26 @@ impl RunIndex {
         }
     }
 
+    /// One page without its total: stops once the page is full.
     pub fn select(&self, filter: &RunFilter, page: Page) -> Vec<Arc<PipelineInfo>> {
-        self.page(filter, page).records
+        let plan = self.plan(filter);
+        if plan.exact {
+            return self.exact_page(&plan, page);
+        }
+        self.matches(filter)
+            .skip(page.offset())
+            .take(page.limit())
+            .cloned()
+            .collect()
+    }
+
+    /// The page of an exact plan, stepping over whole chunks to its offset.
+    fn exact_page(&self, plan: &Plan<'_>, page: Page) -> Vec<Arc<PipelineInfo>> {
+        plan.source
+            .iter_rev_from_skipping(plan.first, page.offset())
+            .take(page.limit())
+            .map(|i| self.records[i as usize].clone())
+            .collect()
     }
 
     /// A page and the total together: O(log n + page) when the plan is
@@ -200,15 +202,9 @@ impl RunIndex {
         let (offset, limit) = (page.offset(), page.limit());
         let plan = self.plan(filter);
         if plan.exact {
-            let records = plan
-                .source
-                .iter_rev_from_skipping(plan.first, offset)
-                .take(limit)
-                .map(|i| self.records[i as usize].clone())
-                .collect();
             return RunPage {
                 total: plan.len() as u64,
-                records,
+                records: self.exact_page(&plan, page),
             };
         }
         let mut total = 0u64;

@@ -295,14 +295,11 @@ impl OraclePipelineRepository {
     }
 
     fn session(&self) -> Result<Connection, RepositoryError> {
-        let conn = self.pool.get().map_err(|e| {
-            if is_client_missing(&e) {
-                RepositoryError::Unavailable(e.to_string())
-            } else {
-                // Timed out waiting for a free session, or cannot connect.
-                RepositoryError::Unavailable(format!("no database session: {e}"))
-            }
-        })?;
+        // Timed out waiting for a free session, or cannot connect at all.
+        let conn = self
+            .pool
+            .get()
+            .map_err(|e| RepositoryError::Unavailable(format!("no database session: {e}")))?;
         conn.set_call_timeout(Some(self.call_timeout))
             .map_err(|e| classify(&e))?;
         Ok(conn)
