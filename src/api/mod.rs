@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, shared state, error answers and middleware.
 
+pub mod cursor;
 pub mod error;
 pub mod extract;
 pub mod guard;

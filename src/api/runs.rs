@@ -10,18 +10,18 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use futures_util::stream;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::cursor;
 use super::error::{ApiError, ErrorMessage};
 use super::AppState;
 use crate::domain::numbers::{bool_from_str, int_from_str};
 use crate::domain::record::{check_length, MAX_STRING_CHARS};
 use crate::domain::{FieldError, FlexDateTime, LocItem, PipelineInfo, ValidationErrors};
-use crate::repository::{Page, RunFilter, RunPage};
+use crate::repository::{Page, RunFilter, RunKey};
 
 pub const MAX_LIMIT: i64 = 10_000;
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -61,6 +61,23 @@ pub struct RunQueryParams {
     /// `1/0`, `yes/no`, `on/off`, `t/f`, `y/n`).
     #[param(default = false)]
     all_data: Option<bool>,
+    /// Keyset pagination: send it empty to start, then the `next_cursor` of
+    /// the previous page (with the same filters). Pages stay exact while
+    /// runs are being inserted. Not combinable with `offset` or `all_data`.
+    cursor: Option<String>,
+    /// `none` skips counting the matches (`total` is then null); cheaper for
+    /// dashboards that only page.
+    #[param(inline, default = "exact")]
+    count: Option<Counting>,
+}
+
+/// Whether `total` is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ToSchema, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Counting {
+    #[default]
+    Exact,
+    None,
 }
 
 /// A validated `/get_pipeline_info` query.
@@ -68,16 +85,20 @@ pub struct RunQueryParams {
 pub struct RunQuery {
     pub filter: RunFilter,
     pub page: Page,
+    /// Present when `cursor=` was sent: keyset paging after this key
+    /// (`None`: from the newest record).
+    pub cursor: Option<Option<RunKey>>,
+    pub counting: Counting,
 }
 
 /// Reads query parameters, checking each and collecting every problem.
-struct QueryReader {
+pub struct QueryReader {
     values: HashMap<String, String>,
     errors: ValidationErrors,
 }
 
 impl QueryReader {
-    fn new(query: Option<&str>) -> Self {
+    pub fn new(query: Option<&str>) -> Self {
         // A repeated parameter takes its last value, as Starlette does.
         let values = form_urlencoded::parse(query.unwrap_or("").as_bytes())
             .into_owned()
@@ -142,30 +163,84 @@ impl QueryReader {
         })
         .filter(|v| !v.is_empty())
     }
+
+    /// The filters every run query shares.
+    pub fn filter(&mut self) -> RunFilter {
+        let start_utc = self.datetime("start_utc");
+        let end_utc = self.datetime("end_utc");
+        let min_rowcount = self.integer("min_rowcount");
+        let max_rowcount = self.integer("max_rowcount");
+        RunFilter {
+            start_utc,
+            end_utc,
+            min_rowcount,
+            max_rowcount,
+            pipeline_name: self.text("pipeline_name"),
+            script_name: self.text("script_name"),
+            pipeline_type: self.text("pipeline_type"),
+            environment: self.text("environment"),
+        }
+    }
+
+    /// One of the `choices` (lower-case names), or an `enum` error.
+    pub fn choice<T: Copy>(&mut self, name: &str, choices: &[(&str, T)]) -> Option<T> {
+        self.parsed(name, |raw| {
+            choices
+                .iter()
+                .find(|(text, _)| *text == raw)
+                .map(|(_, value)| *value)
+                .ok_or_else(|| {
+                    let names: Vec<String> =
+                        choices.iter().map(|(t, _)| format!("'{t}'")).collect();
+                    let expected = match names.split_last() {
+                        Some((last, [])) => last.clone(),
+                        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                        None => String::new(),
+                    };
+                    FieldError::new("enum", format!("Input should be {expected}"))
+                        .with_ctx("expected", expected)
+                })
+        })
+    }
+
+    /// A problem with how parameters combine, reported at `name`.
+    fn conflict(&mut self, name: &str, message: &str) {
+        let raw = self.values.get(name).cloned().unwrap_or_default();
+        let loc = vec![LocItem::from("query"), LocItem::from(name)];
+        self.errors.push(
+            FieldError::new("value_error", format!("Value error, {message}"))
+                .at(loc, Value::String(raw)),
+        );
+    }
 }
 
 impl RunQuery {
     pub fn parse(query: Option<&str>) -> Result<Self, ValidationErrors> {
         let mut q = QueryReader::new(query);
-        let start_utc = q.datetime("start_utc");
-        let end_utc = q.datetime("end_utc");
-        let min_rowcount = q.integer("min_rowcount");
-        let max_rowcount = q.integer("max_rowcount");
-        let filter = RunFilter {
-            start_utc,
-            end_utc,
-            min_rowcount,
-            max_rowcount,
-            pipeline_name: q.text("pipeline_name"),
-            script_name: q.text("script_name"),
-            pipeline_type: q.text("pipeline_type"),
-            environment: q.text("environment"),
-        };
+        let filter = q.filter();
         let limit = q
             .bounded("limit", 1, Some(MAX_LIMIT))
             .unwrap_or(DEFAULT_LIMIT);
         let offset = q.bounded("offset", 0, None).unwrap_or(0);
         let all_data = q.parsed("all_data", bool_from_str).unwrap_or(false);
+        let counting = q
+            .choice(
+                "count",
+                &[("exact", Counting::Exact), ("none", Counting::None)],
+            )
+            .unwrap_or_default();
+        // The filters' fingerprint is only meaningful once they are valid.
+        let cursor = if q.errors.is_empty() {
+            q.parsed("cursor", |raw| cursor::decode(raw, &filter))
+        } else {
+            q.values.contains_key("cursor").then_some(None)
+        };
+        if cursor.is_some() && all_data {
+            q.conflict("cursor", "cursor cannot be combined with all_data=true");
+        }
+        if cursor.is_some() && offset > 0 {
+            q.conflict("cursor", "cursor cannot be combined with offset");
+        }
         let page = if all_data {
             Page::All
         } else {
@@ -174,7 +249,12 @@ impl RunQuery {
                 offset: usize::try_from(offset).unwrap_or(usize::MAX),
             }
         };
-        q.errors.into_result(|| RunQuery { filter, page })
+        q.errors.into_result(|| RunQuery {
+            filter,
+            page,
+            cursor,
+            counting,
+        })
     }
 }
 
@@ -187,27 +267,32 @@ impl<S: Send + Sync> FromRequestParts<S> for RunQuery {
 }
 
 /// One page of runs.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
 pub struct PipelineInfoResponse {
-    /// Number of runs matching the filters.
-    #[schema(example = 1)]
-    pub total: u64,
+    /// Number of runs matching the filters; null with `count=none`.
+    #[schema(example = 1, nullable)]
+    total: Option<u64>,
     /// Number of runs in `results`.
     #[schema(example = 1)]
-    pub count: usize,
+    count: usize,
     /// The runs, latest `start_utc` first.
-    #[schema(value_type = Vec<PipelineInfo>)]
-    pub results: Vec<Arc<PipelineInfo>>,
+    results: Vec<PipelineInfo>,
     /// Distinct pipeline names in `results`, sorted.
     #[schema(example = json!(["sales_daily"]))]
-    pub pipelines: Vec<String>,
+    pipelines: Vec<String>,
+    /// Only when `cursor` was sent: the cursor of the next page, null on
+    /// the last one.
+    #[schema(nullable, required = false)]
+    next_cursor: Option<String>,
 }
 
 /// Query pipeline runs
 ///
 /// Runs matching every given filter, latest `start_utc` first (equal times
 /// in insertion order), one page at a time; `all_data=true` returns every
-/// match.
+/// match. With `cursor` the pages are keyset pages that stay exact while
+/// runs arrive, and the answer carries `next_cursor`.
 #[utoipa::path(
     get,
     path = "/get_pipeline_info",
@@ -217,7 +302,7 @@ pub struct PipelineInfoResponse {
         (status = 200, description = "Matching runs", body = PipelineInfoResponse),
         (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
         (status = 403, description = "The API key is wrong", body = ErrorMessage),
-        (status = 422, description = "A query parameter is invalid", body = ValidationErrors),
+        (status = 422, description = "A query parameter is invalid (including a cursor issued for other filters)", body = ValidationErrors),
         (status = 500, description = "Unexpected server fault", body = ErrorMessage),
         (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
     ),
@@ -227,8 +312,49 @@ pub async fn get_pipeline_info(
     State(state): State<AppState>,
     query: RunQuery,
 ) -> Result<Response, ApiError> {
-    let page = state.repository.get_page(&query.filter, query.page).await?;
-    Ok(page_response(page))
+    let repository = &state.repository;
+    let counted = query.counting == Counting::Exact;
+    let answer = match query.cursor {
+        Some(after) => {
+            let page = repository
+                .get_after(&query.filter, after, query.page.limit())
+                .await?;
+            let total = match counted {
+                true => Some(repository.count_pipeline_info(&query.filter).await?),
+                false => None,
+            };
+            let next = page.next.map(|key| cursor::encode(key, &query.filter));
+            Answer {
+                total,
+                records: page.records,
+                next_cursor: Some(next),
+            }
+        }
+        None if counted => {
+            let page = repository.get_page(&query.filter, query.page).await?;
+            Answer {
+                total: Some(page.total),
+                records: page.records,
+                next_cursor: None,
+            }
+        }
+        None => Answer {
+            total: None,
+            records: repository
+                .get_pipeline_info(&query.filter, query.page)
+                .await?,
+            next_cursor: None,
+        },
+    };
+    Ok(answer.into_response())
+}
+
+/// What a run query answers, before it is written out.
+struct Answer {
+    total: Option<u64>,
+    records: Vec<Arc<PipelineInfo>>,
+    /// `Some` only for cursor queries (the inner `None` is the last page).
+    next_cursor: Option<Option<String>>,
 }
 
 /// Pages larger than this are streamed in chunks instead of being built
@@ -236,52 +362,64 @@ pub async fn get_pipeline_info(
 const STREAM_ABOVE: usize = 1000;
 const RECORDS_PER_CHUNK: usize = 256;
 
-fn page_response(page: RunPage) -> Response {
-    let names: BTreeSet<&str> = page
-        .records
-        .iter()
-        .filter_map(|r| r.pipeline_name())
-        .collect();
-    let pipelines: Vec<String> = names.into_iter().map(str::to_owned).collect();
-    let count = page.records.len();
-    if count <= STREAM_ABOVE {
-        return Json(PipelineInfoResponse {
-            total: page.total,
-            count,
-            results: page.records,
-            pipelines,
-        })
-        .into_response();
-    }
-    // Same bytes as the serialised `PipelineInfoResponse`, field by field.
-    let head = format!(r#"{{"total":{},"count":{count},"results":["#, page.total);
-    let tail = format!(
-        "],\"pipelines\":{}}}",
-        serde_json::to_string(&pipelines).unwrap_or_else(|_| "[]".to_owned())
-    );
-    let records = page.records;
-    let chunks = (0..count).step_by(RECORDS_PER_CHUNK).map(move |start| {
-        let end = (start + RECORDS_PER_CHUNK).min(count);
-        let mut chunk = Vec::with_capacity((end - start) * 512);
-        for (offset, record) in records[start..end].iter().enumerate() {
-            if start + offset > 0 {
-                chunk.push(b',');
-            }
-            if let Err(error) = serde_json::to_writer(&mut chunk, record.as_ref()) {
-                tracing::error!(%error, "record could not be serialised");
-            }
+impl IntoResponse for Answer {
+    /// Writes `PipelineInfoResponse` by hand: the records are serialised
+    /// straight into the body, and large answers are streamed.
+    fn into_response(self) -> Response {
+        let names: BTreeSet<&str> = self
+            .records
+            .iter()
+            .filter_map(|r| r.pipeline_name())
+            .collect();
+        let mut tail = format!("],\"pipelines\":{}", json(&names));
+        if let Some(next) = &self.next_cursor {
+            tail.push_str(&format!(",\"next_cursor\":{}", json(next)));
         }
-        Bytes::from(chunk)
-    });
-    let parts = std::iter::once(Bytes::from(head))
-        .chain(chunks)
-        .chain(std::iter::once(Bytes::from(tail)))
-        .map(Ok::<Bytes, Infallible>);
-    (
-        [(CONTENT_TYPE, "application/json")],
-        Body::from_stream(stream::iter(parts)),
-    )
-        .into_response()
+        tail.push('}');
+        let count = self.records.len();
+        let head = format!(
+            r#"{{"total":{},"count":{count},"results":["#,
+            json(&self.total)
+        );
+        let headers = [(CONTENT_TYPE, "application/json")];
+        if count <= STREAM_ABOVE {
+            let mut body = Vec::with_capacity(head.len() + tail.len() + count * 600);
+            body.extend_from_slice(head.as_bytes());
+            write_records(&self.records, 0, &mut body);
+            body.extend_from_slice(tail.as_bytes());
+            return (headers, body).into_response();
+        }
+        let records = self.records;
+        let chunk_of = move |start: usize| {
+            let end = (start + RECORDS_PER_CHUNK).min(count);
+            let mut chunk = Vec::with_capacity((end - start) * 600);
+            write_records(&records[start..end], start, &mut chunk);
+            Bytes::from(chunk)
+        };
+        let parts = std::iter::once(Bytes::from(head))
+            .chain((0..count).step_by(RECORDS_PER_CHUNK).map(chunk_of))
+            .chain(std::iter::once(Bytes::from(tail)))
+            .map(Ok::<Bytes, Infallible>);
+        (headers, Body::from_stream(stream::iter(parts))).into_response()
+    }
+}
+
+/// A JSON value as text (the values here always serialise).
+fn json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// Appends `records` as comma-separated JSON; `first` is the index of the
+/// first one in the whole array (no comma before index 0).
+fn write_records(records: &[Arc<PipelineInfo>], first: usize, out: &mut Vec<u8>) {
+    for (offset, record) in records.iter().enumerate() {
+        if first + offset > 0 {
+            out.push(b',');
+        }
+        if let Err(error) = serde_json::to_writer(&mut *out, record.as_ref()) {
+            tracing::error!(%error, "record could not be serialised");
+        }
+    }
 }
 
 #[cfg(test)]

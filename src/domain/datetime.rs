@@ -96,6 +96,18 @@ impl FlexDateTime {
         local - i64::from(self.offset_seconds.unwrap_or(0)) * 1_000_000
     }
 
+    /// The UTC instant `micros` after the epoch (out-of-range values clamp
+    /// to the epoch; a key made by this service is always in range).
+    pub fn from_instant_micros(micros: i64) -> Self {
+        let naive = chrono::DateTime::from_timestamp_micros(micros)
+            .unwrap_or_default()
+            .naive_utc();
+        Self {
+            naive,
+            offset_seconds: Some(0),
+        }
+    }
+
     /// Parses every text form the contract accepts.
     pub fn parse(text: &str) -> Result<Self, DateTimeParseError> {
         let bytes = text.as_bytes();

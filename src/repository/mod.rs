@@ -72,6 +72,24 @@ impl Page {
     }
 }
 
+/// A position in answer order: the start instant (microseconds since the
+/// epoch, naive values read as UTC) and the insertion tiebreak (the
+/// record's place in the file on JSON Lines, the identity column on Oracle).
+/// Keyset pages continue strictly after one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RunKey {
+    pub start_micros: i64,
+    pub seq: i64,
+}
+
+/// A keyset page: the records after a key and, when more follow, the key of
+/// the last one returned.
+#[derive(Debug, Clone, Default)]
+pub struct KeysetPage {
+    pub records: Vec<Arc<PipelineInfo>>,
+    pub next: Option<RunKey>,
+}
+
 /// One page of matches with the number of all matches, taken together.
 #[derive(Debug, Clone, Default)]
 pub struct RunPage {
@@ -124,6 +142,17 @@ pub trait PipelineInfoRepository: Send + Sync {
         filter: &RunFilter,
         page: Page,
     ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError>;
+
+    /// Up to `limit` matches strictly after `after` (from the newest when
+    /// `None`), with the key to continue from when more remain. Records
+    /// inserted meanwhile never shift a later page: none is repeated or
+    /// skipped.
+    async fn get_after(
+        &self,
+        filter: &RunFilter,
+        after: Option<RunKey>,
+        limit: usize,
+    ) -> Result<KeysetPage, RepositoryError>;
 
     /// How many records match.
     async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError>;

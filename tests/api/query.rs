@@ -274,3 +274,108 @@ async fn summaries_follow_new_records_between_requests() {
     assert_eq!(second["pipelines"][0]["total_runs"], 2);
     assert_eq!(second["pipelines"][0]["last_run"], "2025-08-02T00:00:00Z");
 }
+
+#[tokio::test]
+async fn cursor_pages_carry_next_cursor_until_the_last_page() {
+    let app = seeded().await;
+    let first = app.get_json("/get_pipeline_info?cursor=&limit=2").await;
+    assert_eq!(first["total"], 5);
+    assert_eq!(column(&first, "date_code"), [json!("d4a"), json!("d4b")]);
+    let next = first["next_cursor"]
+        .as_str()
+        .expect("a next cursor")
+        .to_owned();
+    let second = app
+        .get_json(&format!("/get_pipeline_info?limit=2&cursor={next}"))
+        .await;
+    assert_eq!(column(&second, "date_code"), [json!("d3"), json!("d2")]);
+    let next = second["next_cursor"].as_str().unwrap().to_owned();
+    let last = app
+        .get_json(&format!("/get_pipeline_info?limit=2&cursor={next}"))
+        .await;
+    assert_eq!(column(&last, "date_code"), [json!("d1")]);
+    assert_eq!(last["next_cursor"], Value::Null);
+    assert!(last.as_object().unwrap().contains_key("next_cursor"));
+    // Exactly filling the last page still ends with a null cursor.
+    let exact = app.get_json("/get_pipeline_info?cursor=&limit=5").await;
+    assert_eq!(exact["count"], 5);
+    assert_eq!(exact["next_cursor"], Value::Null);
+}
+
+#[tokio::test]
+async fn responses_without_cursor_are_unchanged_and_count_none_skips_total() {
+    let app = seeded().await;
+    let plain = app
+        .get("/get_pipeline_info?limit=1")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        plain.starts_with(r#"{"total":5,"count":1,"results":[{"#),
+        "{plain}"
+    );
+    assert!(plain.ends_with(r#"}],"pipelines":["sales"]}"#), "{plain}");
+    let uncounted = app.get_json("/get_pipeline_info?limit=1&count=none").await;
+    assert_eq!(uncounted["total"], Value::Null);
+    assert_eq!(uncounted["count"], 1);
+    let counted = app.get_json("/get_pipeline_info?limit=1&count=exact").await;
+    assert_eq!(counted["total"], 5);
+    let keyset = app
+        .get_json("/get_pipeline_info?limit=1&count=none&cursor=")
+        .await;
+    assert_eq!(keyset["total"], Value::Null);
+    assert!(keyset["next_cursor"].is_string());
+}
+
+#[tokio::test]
+async fn a_cursor_is_bound_to_its_filters() {
+    let app = seeded().await;
+    let first = app
+        .get_json("/get_pipeline_info?cursor=&limit=1&pipeline_name=sales")
+        .await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    // The same filters written differently are the same filters.
+    let same = app
+        .get(&format!(
+            "/get_pipeline_info?cursor={cursor}&limit=1&pipeline_name=sales&environment="
+        ))
+        .await;
+    assert_eq!(same.status(), 200);
+    for (query, wanted) in [
+        (
+            format!("cursor={cursor}&pipeline_name=inventory"),
+            "other filters",
+        ),
+        (format!("cursor={cursor}"), "other filters"),
+        ("cursor=bm90LWEtY3Vyc29y".to_owned(), "not a cursor"),
+        (
+            format!("cursor={cursor}&pipeline_name=sales&offset=1"),
+            "offset",
+        ),
+        ("cursor=&all_data=true".to_owned(), "all_data"),
+    ] {
+        let response = app.get(&format!("/get_pipeline_info?{query}")).await;
+        assert_eq!(response.status(), 422, "{query}");
+        let body: Value = response.json().await.unwrap();
+        let error = &body["detail"][0];
+        assert_eq!(error["loc"], json!(["query", "cursor"]), "{query}");
+        assert_eq!(error["type"], "value_error");
+        assert!(
+            error["msg"].as_str().unwrap().contains(wanted),
+            "{query}: {body}"
+        );
+    }
+    let response = app.get("/get_pipeline_info?count=some").await;
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["detail"][0]["type"], "enum");
+    assert_eq!(
+        body["detail"][0]["msg"],
+        "Input should be 'exact' or 'none'"
+    );
+    assert_eq!(
+        body["detail"][0]["ctx"],
+        json!({"expected": "'exact' or 'none'"})
+    );
+}

@@ -4,5 +4,6 @@
 mod backends;
 mod behaviour;
 mod durability;
+mod keyset;
 mod ordering;
 mod properties;

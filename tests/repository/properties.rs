@@ -197,3 +197,34 @@ proptest! {
         });
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Keyset pages also tile the answer, and `next` is absent exactly on
+    /// the last page.
+    #[test]
+    fn keyset_pages_tile_the_full_answer(specs in prop::collection::vec(spec(), 0..150), f in filter_spec(), size in 1usize..8) {
+        let records: Vec<PipelineInfo> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
+        runtime().block_on(async {
+            let (repo, _dir) = load(&records).await;
+            let filter = f.to_filter();
+            let full = codes(&repo.get_pipeline_info(&filter, Page::All).await.unwrap());
+            let mut tiled = Vec::new();
+            let mut after = None;
+            loop {
+                let page = repo.get_after(&filter, after, size).await.unwrap();
+                assert!(page.records.len() <= size);
+                tiled.extend(codes(&page.records));
+                match page.next {
+                    Some(key) => {
+                        assert_eq!(page.records.len(), size, "a short page has no next");
+                        after = Some(key);
+                    }
+                    None => break,
+                }
+            }
+            assert_eq!(tiled, full);
+        });
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::ordered::ChunkedList;
 use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary};
-use crate::repository::{Page, PipelineActivity, RunFilter, RunPage};
+use crate::repository::{KeysetPage, Page, PipelineActivity, RunFilter, RunKey, RunPage};
 
 /// Records in file order plus the indexes queries use.
 #[derive(Debug, Default)]
@@ -29,16 +29,24 @@ pub struct RunIndex {
 
 /// The records a query has to look at.
 struct Plan<'a> {
-    /// Candidate positions (ascending like `order`) from rank `first` on.
+    /// Candidate positions (ascending like `order`) of ranks `first..last`.
     source: &'a ChunkedList,
     first: usize,
+    last: usize,
     /// Every candidate matches: no condition is left to check.
     exact: bool,
 }
 
-impl Plan<'_> {
+impl<'a> Plan<'a> {
     fn len(&self) -> usize {
-        self.source.len().saturating_sub(self.first)
+        self.last.saturating_sub(self.first)
+    }
+
+    /// Candidates newest first, without the first `skip`.
+    fn positions(&self, skip: usize) -> impl Iterator<Item = u32> + 'a {
+        let above = self.source.len() - self.last;
+        self.source
+            .iter_rev_from_skipping(self.first, above.saturating_add(skip))
     }
 }
 
@@ -120,7 +128,7 @@ impl RunIndex {
     /// Chooses the candidates: the shortest posting list among the string
     /// filters (or every record), cut at the `start_utc` bound by binary
     /// search. When nothing else is asked, counting and paging need no scan.
-    fn plan<'a>(&'a self, filter: &RunFilter) -> Plan<'a> {
+    fn plan<'a>(&'a self, filter: &RunFilter, after: Option<RunKey>) -> Plan<'a> {
         let wanted = [
             &filter.pipeline_name,
             &filter.script_name,
@@ -145,9 +153,20 @@ impl RunIndex {
             }
             None => 0,
         };
+        // A keyset bound: only entries that come after the key in answer
+        // order, which sit below it in `order`.
+        let last = match after {
+            Some(key) => {
+                let bound = (key.start_micros, Reverse(key.seq));
+                let starts = &self.starts;
+                source.rank(|i| (starts[i as usize], Reverse(i64::from(i))) < bound)
+            }
+            None => source.len(),
+        };
         Plan {
             source,
             first,
+            last: last.max(first),
             exact: text_conditions <= 1
                 && filter.end_utc.is_none()
                 && filter.min_rowcount.is_none()
@@ -157,16 +176,46 @@ impl RunIndex {
 
     /// Matches in answer order (newest start first).
     fn matches<'a>(&'a self, filter: &'a RunFilter) -> impl Iterator<Item = &'a Arc<PipelineInfo>> {
-        let plan = self.plan(filter);
-        let exact = plan.exact;
-        plan.source
-            .iter_rev_from(plan.first)
+        self.matching_positions(filter, None)
             .map(|i| &self.records[i as usize])
-            .filter(move |r| exact || filter.matches(r))
+    }
+
+    /// Positions of the matches after `after`, in answer order.
+    fn matching_positions<'a>(
+        &'a self,
+        filter: &'a RunFilter,
+        after: Option<RunKey>,
+    ) -> impl Iterator<Item = u32> + 'a {
+        let plan = self.plan(filter, after);
+        let exact = plan.exact;
+        plan.positions(0)
+            .filter(move |&i| exact || filter.matches(&self.records[i as usize]))
+    }
+
+    /// Up to `limit` matches after `after`, and the key to continue from
+    /// when more remain.
+    pub fn after(&self, filter: &RunFilter, after: Option<RunKey>, limit: usize) -> KeysetPage {
+        let mut positions: Vec<u32> = self
+            .matching_positions(filter, after)
+            .take(limit.saturating_add(1))
+            .collect();
+        let more = positions.len() > limit;
+        positions.truncate(limit);
+        let next = positions.last().filter(|_| more).map(|&last| RunKey {
+            start_micros: self.starts[last as usize],
+            seq: i64::from(last),
+        });
+        KeysetPage {
+            records: positions
+                .iter()
+                .map(|&i| self.records[i as usize].clone())
+                .collect(),
+            next,
+        }
     }
 
     pub fn count(&self, filter: &RunFilter) -> u64 {
-        let plan = self.plan(filter);
+        let plan = self.plan(filter, None);
         if plan.exact {
             plan.len() as u64
         } else {
@@ -176,7 +225,7 @@ impl RunIndex {
 
     /// One page without its total: stops once the page is full.
     pub fn select(&self, filter: &RunFilter, page: Page) -> Vec<Arc<PipelineInfo>> {
-        let plan = self.plan(filter);
+        let plan = self.plan(filter, None);
         if plan.exact {
             return self.exact_page(&plan, page);
         }
@@ -189,8 +238,7 @@ impl RunIndex {
 
     /// The page of an exact plan, stepping over whole chunks to its offset.
     fn exact_page(&self, plan: &Plan<'_>, page: Page) -> Vec<Arc<PipelineInfo>> {
-        plan.source
-            .iter_rev_from_skipping(plan.first, page.offset())
+        plan.positions(page.offset())
             .take(page.limit())
             .map(|i| self.records[i as usize].clone())
             .collect()
@@ -200,7 +248,7 @@ impl RunIndex {
     /// exact, one pass over the candidates otherwise.
     pub fn page(&self, filter: &RunFilter, page: Page) -> RunPage {
         let (offset, limit) = (page.offset(), page.limit());
-        let plan = self.plan(filter);
+        let plan = self.plan(filter, None);
         if plan.exact {
             return RunPage {
                 total: plan.len() as u64,

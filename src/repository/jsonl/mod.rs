@@ -25,7 +25,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::index::RunIndex;
 use self::writer::AppendRequest;
-use super::{Page, PipelineActivity, PipelineInfoRepository, RepositoryError, RunFilter, RunPage};
+use super::{
+    KeysetPage, Page, PipelineActivity, PipelineInfoRepository, RepositoryError, RunFilter, RunKey,
+    RunPage,
+};
 use crate::domain::{PipelineInfo, PipelineSummary};
 use crate::metrics::METRICS;
 
@@ -410,6 +413,16 @@ impl PipelineInfoRepository for JsonlRepository {
     ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError> {
         self.sync().await?;
         Ok(self.inner.index.read().select(filter, page))
+    }
+
+    async fn get_after(
+        &self,
+        filter: &RunFilter,
+        after: Option<RunKey>,
+        limit: usize,
+    ) -> Result<KeysetPage, RepositoryError> {
+        self.sync().await?;
+        Ok(self.inner.index.read().after(filter, after, limit))
     }
 
     async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError> {

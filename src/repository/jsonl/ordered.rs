@@ -65,6 +65,7 @@ impl ChunkedList {
     }
 
     /// Entries from rank `from` to the end, last first.
+    #[cfg(test)]
     pub fn iter_rev_from(&self, from: usize) -> impl Iterator<Item = u32> + '_ {
         self.iter_rev_from_skipping(from, 0)
     }

@@ -16,7 +16,9 @@ use oracle::{Connection, Row};
 use serde_json::{Map, Value};
 
 use self::sql::{Bind, OracleSchema, Statement};
-use super::{Page, PipelineActivity, PipelineInfoRepository, RepositoryError, RunFilter};
+use super::{
+    KeysetPage, Page, PipelineActivity, PipelineInfoRepository, RepositoryError, RunFilter, RunKey,
+};
 use crate::config::OracleSettings;
 use crate::domain::{
     FieldError, FlexDateTime, LocItem, PipelineInfo, PipelineSummary, ValidationErrors, FIELD_NAMES,
@@ -411,6 +413,41 @@ impl PipelineInfoRepository for OraclePipelineRepository {
         let statement = sql::select_page(&self.schema, filter, page);
         self.blocking(move |this| this.query_records(&statement))
             .await
+    }
+
+    async fn get_after(
+        &self,
+        filter: &RunFilter,
+        after: Option<RunKey>,
+        limit: usize,
+    ) -> Result<KeysetPage, RepositoryError> {
+        let statement = sql::select_after(&self.schema, filter, after, limit.saturating_add(1));
+        self.blocking(move |this| {
+            let rows = this.with_session("select", true, |conn| {
+                let values = bind_values(&statement.binds)?;
+                let result = conn.query_named(&statement.sql, &named(&values))?;
+                result.collect::<oracle::Result<Vec<Row>>>()
+            })?;
+            let more = rows.len() > limit;
+            let mut records = Vec::with_capacity(rows.len().min(limit));
+            let mut next = None;
+            for row in rows.iter().take(limit) {
+                let record = record_from_row(row)?;
+                let id: i64 = row
+                    .get(FIELD_NAMES.len())
+                    .map_err(|e| RepositoryError::Database(e.to_string()))?;
+                next = Some(RunKey {
+                    start_micros: record.start_utc().instant_micros(),
+                    seq: id,
+                });
+                records.push(Arc::new(record));
+            }
+            Ok(KeysetPage {
+                records,
+                next: next.filter(|_| more),
+            })
+        })
+        .await
     }
 
     async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError> {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::domain::{FlexDateTime, PipelineInfo, FIELD_NAMES};
-use crate::repository::{Page, RunFilter};
+use crate::repository::{Page, RunFilter, RunKey};
 
 /// Why an Oracle table or column setting is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -209,6 +209,49 @@ pub fn select_page(schema: &OracleSchema, filter: &RunFilter, page: Page) -> Sta
             Bind::Integer(limit.min(i64::MAX as usize) as i64),
         ));
     }
+    Statement { sql, binds }
+}
+
+/// A keyset page: up to `fetch` rows strictly after `after` in answer order,
+/// each followed by its identity (column 16) so the next key can be made.
+/// The row-value comparison is spelled out so Oracle can use an index on
+/// (start, id).
+pub fn select_after(
+    schema: &OracleSchema,
+    filter: &RunFilter,
+    after: Option<RunKey>,
+    fetch: usize,
+) -> Statement {
+    let (conditions, mut binds) = where_clause(schema, filter);
+    let start = schema.column("start_utc");
+    let id = &schema.id_column;
+    let mut sql = format!(
+        "SELECT {}, {id} FROM {}{conditions}",
+        schema.select_list(),
+        schema.table,
+    );
+    if let Some(key) = after {
+        let joiner = if conditions.is_empty() {
+            " WHERE"
+        } else {
+            " AND"
+        };
+        sql.push_str(&format!(
+            "{joiner} ({start} < :after_start OR ({start} = :after_start AND {id} > :after_id))"
+        ));
+        binds.push((
+            "after_start".into(),
+            Bind::Instant(FlexDateTime::from_instant_micros(key.start_micros)),
+        ));
+        binds.push(("after_id".into(), Bind::Integer(key.seq)));
+    }
+    sql.push_str(&format!(
+        " ORDER BY {start} DESC, {id} ASC FETCH FIRST :page_limit ROWS ONLY"
+    ));
+    binds.push((
+        "page_limit".into(),
+        Bind::Integer(fetch.min(i64::MAX as usize) as i64),
+    ));
     Statement { sql, binds }
 }
 

@@ -347,3 +347,45 @@ fn the_reference_ddl_file_matches_the_generated_ddl() {
         .collect();
     assert_eq!(statements, ddl(&plain()));
 }
+
+#[test]
+fn keyset_page_continues_strictly_after_the_key() {
+    let filter = RunFilter {
+        environment: Some("prod".into()),
+        ..RunFilter::default()
+    };
+    let key = RunKey {
+        start_micros: 1_754_006_400_000_000,
+        seq: 17,
+    };
+    let statement = select_after(&mapped(), &filter, Some(key), 101);
+    assert_eq!(
+        statement.sql,
+        format!(
+            "SELECT {MAPPED_COLUMNS}, RUN_ID FROM ops.RUNS WHERE ENV$ = :environment \
+AND (START_TS < :after_start OR (START_TS = :after_start AND RUN_ID > :after_id)) \
+ORDER BY START_TS DESC, RUN_ID ASC FETCH FIRST :page_limit ROWS ONLY"
+        )
+    );
+    assert_eq!(
+        statement.binds,
+        [
+            ("environment".to_owned(), Bind::Text(Some("prod".into()))),
+            (
+                "after_start".to_owned(),
+                Bind::Instant(at("2025-08-01T00:00:00Z"))
+            ),
+            ("after_id".to_owned(), Bind::Integer(17)),
+            ("page_limit".to_owned(), Bind::Integer(101)),
+        ]
+    );
+    let first = select_after(&plain(), &RunFilter::default(), None, 5);
+    assert_eq!(
+        first.sql,
+        format!(
+            "SELECT {PLAIN_COLUMNS}, ID FROM PIPELINE_RUNS \
+ORDER BY START_UTC DESC, ID ASC FETCH FIRST :page_limit ROWS ONLY"
+        )
+    );
+    assert_eq!(names(&first), ["page_limit"]);
+}
