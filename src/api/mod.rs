@@ -2,6 +2,7 @@
 
 pub mod cursor;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod guard;
 pub mod health;
@@ -71,6 +72,10 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
             get(pipelines::list_pipelines).post(pipelines::create_pipeline_run),
         )
         .route("/get_pipeline_info", get(runs::get_pipeline_info))
+        .route(
+            "/download/pipeline_info",
+            get(export::download_pipeline_info),
+        )
         .route_layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .route_layer(axum::Extension(extract::BodyLimit(limits.max_body_bytes)))
         .route_layer(middleware::from_fn_with_state(

@@ -24,6 +24,7 @@ summaries.",
         super::pipelines::list_pipelines,
         super::pipelines::create_pipeline_run,
         super::runs::get_pipeline_info,
+        super::export::download_pipeline_info,
     ),
     components(schemas(
         PipelineInfo,

@@ -203,6 +203,11 @@ impl QueryReader {
         })
     }
 
+    /// The parsed value when every parameter was valid, else every problem.
+    pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, ValidationErrors> {
+        self.errors.into_result(value)
+    }
+
     /// A problem with how parameters combine, reported at `name`.
     fn conflict(&mut self, name: &str, message: &str) {
         let raw = self.values.get(name).cloned().unwrap_or_default();
@@ -249,7 +254,7 @@ impl RunQuery {
                 offset: usize::try_from(offset).unwrap_or(usize::MAX),
             }
         };
-        q.errors.into_result(|| RunQuery {
+        q.finish(|| RunQuery {
             filter,
             page,
             cursor,

@@ -2,6 +2,7 @@
 
 mod durability;
 mod endpoints;
+mod export;
 mod file_source;
 mod hardening;
 mod helpers;

@@ -1,0 +1,221 @@
+//! `GET /download/pipeline_info`: every matching run as a CSV or JSON Lines
+//! file, streamed one keyset page at a time, so memory stays constant
+//! however many runs match and runs arriving meanwhile never shift the file.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use futures_util::{stream, StreamExt};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorMessage};
+use super::runs::QueryReader;
+use super::AppState;
+use crate::domain::{PipelineInfo, ValidationErrors, FIELD_NAMES};
+use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter, RunKey};
+
+/// Runs fetched from the store per step of the stream.
+const PAGE: usize = 2000;
+
+/// The file format of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+}
+
+impl ExportFormat {
+    fn media_type(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "text/csv; charset=utf-8",
+            ExportFormat::Jsonl => "application/x-ndjson",
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Jsonl => "jsonl",
+        }
+    }
+
+    /// What precedes the first record.
+    fn header(self) -> Vec<u8> {
+        match self {
+            ExportFormat::Csv => csv_bytes(|w| w.write_record(FIELD_NAMES)),
+            ExportFormat::Jsonl => Vec::new(),
+        }
+    }
+
+    fn write(self, records: &[Arc<PipelineInfo>]) -> Vec<u8> {
+        match self {
+            ExportFormat::Csv => csv_bytes(|w| {
+                records
+                    .iter()
+                    .try_for_each(|record| w.serialize(record.as_ref()))
+            }),
+            ExportFormat::Jsonl => {
+                let mut out = Vec::with_capacity(records.len() * 600);
+                for record in records {
+                    if let Err(error) = serde_json::to_writer(&mut out, record.as_ref()) {
+                        tracing::error!(%error, "record could not be serialised");
+                    }
+                    out.push(b'\n');
+                }
+                out
+            }
+        }
+    }
+}
+
+/// CSV text written by `fill` (RFC 4180 quoting, CRLF-free `\n` rows).
+fn csv_bytes(fill: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) -> Vec<u8> {
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    if let Err(error) = fill(&mut writer) {
+        tracing::error!(%error, "CSV row could not be written");
+    }
+    // Flushing into memory cannot fail; an error here would be a bug.
+    writer.into_inner().unwrap_or_else(|error| {
+        tracing::error!(%error, "CSV buffer could not be flushed");
+        Vec::new()
+    })
+}
+
+/// Query parameters of the export (documentation; `ExportQuery` parses).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ExportQueryParams {
+    /// `csv` (header row, RFC 4180 quoting) or `jsonl` (one JSON record per line).
+    #[param(inline, default = "csv")]
+    format: Option<ExportFormat>,
+    /// As in `/get_pipeline_info`.
+    #[param(value_type = Option<String>, format = DateTime)]
+    start_utc: Option<String>,
+    /// As in `/get_pipeline_info`.
+    #[param(value_type = Option<String>, format = DateTime)]
+    end_utc: Option<String>,
+    min_rowcount: Option<i64>,
+    max_rowcount: Option<i64>,
+    pipeline_name: Option<String>,
+    script_name: Option<String>,
+    pipeline_type: Option<String>,
+    environment: Option<String>,
+}
+
+/// A validated export request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportQuery {
+    pub filter: RunFilter,
+    pub format: ExportFormat,
+}
+
+impl ExportQuery {
+    pub fn parse(query: Option<&str>) -> Result<Self, ValidationErrors> {
+        let mut q = QueryReader::new(query);
+        let filter = q.filter();
+        let format = q
+            .choice(
+                "format",
+                &[("csv", ExportFormat::Csv), ("jsonl", ExportFormat::Jsonl)],
+            )
+            .unwrap_or(ExportFormat::Csv);
+        q.finish(|| ExportQuery { filter, format })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ExportQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ExportQuery::parse(parts.uri.query())?)
+    }
+}
+
+/// Export runs as a file
+///
+/// Every run matching the filters (those of `/get_pipeline_info`), latest
+/// `start_utc` first, as a CSV or JSON Lines attachment. The file is
+/// streamed, so its size is not limited by memory; datetimes are written as
+/// in the JSON answers.
+#[utoipa::path(
+    get,
+    path = "/download/pipeline_info",
+    tag = "runs",
+    params(ExportQueryParams),
+    responses(
+        (status = 200, description = "The file, streamed", content(
+            (String = "text/csv"),
+            (String = "application/x-ndjson"),
+        ), headers(("content-disposition" = String, description = "attachment; filename=\"pipeline_info_<UTC time>.<csv|jsonl>\""))),
+        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
+        (status = 403, description = "The API key is wrong", body = ErrorMessage),
+        (status = 422, description = "A query parameter is invalid (including an unknown format)", body = ValidationErrors),
+        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
+        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+    ),
+    security((), ("api_key" = []))
+)]
+pub async fn download_pipeline_info(
+    State(state): State<AppState>,
+    query: ExportQuery,
+) -> Result<Response, ApiError> {
+    let repository = state.repository.clone();
+    // The first page is read before answering, so an unreachable store is
+    // still a proper error status rather than a broken download.
+    let first = repository.get_after(&query.filter, None, PAGE).await?;
+    let format = query.format;
+    let filename = format!(
+        "pipeline_info_{}.{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        format.extension()
+    );
+    let mut head = format.header();
+    head.extend_from_slice(&format.write(&first.records));
+    let rest = stream::unfold(
+        (repository, query.filter, first.next),
+        move |(repository, filter, after)| async move {
+            let after: RunKey = after?;
+            let next = next_chunk(repository.as_ref(), &filter, after, format).await;
+            Some(match next {
+                Ok((bytes, more)) => (Ok(bytes), (repository, filter, more)),
+                // Ending the body with an error aborts the transfer, so the
+                // client sees an incomplete download, never a short file.
+                Err(error) => {
+                    tracing::error!(%error, "export stopped");
+                    (Err(error), (repository, filter, None))
+                }
+            })
+        },
+    );
+    let body =
+        stream::once(async move { Ok::<Bytes, RepositoryError>(Bytes::from(head)) }).chain(rest);
+    Ok((
+        [
+            (CONTENT_TYPE, format.media_type().to_owned()),
+            (
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+async fn next_chunk(
+    repository: &dyn PipelineInfoRepository,
+    filter: &RunFilter,
+    after: RunKey,
+    format: ExportFormat,
+) -> Result<(Bytes, Option<RunKey>), RepositoryError> {
+    let page = repository.get_after(filter, Some(after), PAGE).await?;
+    Ok((Bytes::from(format.write(&page.records)), page.next))
+}

@@ -1,0 +1,183 @@
+//! `GET /download/pipeline_info`: CSV and JSON Lines files of the matches.
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use crate::helpers::{run_on, spawn_app, start_service, BINARY};
+
+const FIELDS: [&str; 16] = [
+    "start_local",
+    "end_local",
+    "start_utc",
+    "end_utc",
+    "elapsed_seconds",
+    "elapsed_human",
+    "output_file",
+    "log_file",
+    "rowcount",
+    "pid",
+    "date_code",
+    "pipeline_name",
+    "script_name",
+    "pipeline_type",
+    "environment",
+    "archived_file",
+];
+
+#[tokio::test]
+async fn csv_has_a_header_rfc4180_quoting_and_the_json_values() {
+    let app = spawn_app().await;
+    let awkward = "a \"quoted\", comma\nand a newline";
+    app.store(&run_on(
+        2,
+        0,
+        json!({"date_code": "d2", "output_file": awkward, "archived_file": "/a/b.gz"}),
+    ))
+    .await;
+    app.store(&run_on(
+        1,
+        0,
+        json!({"date_code": "d1", "start_utc": "2025-08-01T02:00:00+02:00", "pipeline_name": null}),
+    ))
+    .await;
+    let response = app.get("/download/pipeline_info?format=csv").await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+    let disposition = headers["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"pipeline_info_2")
+            && disposition.ends_with("Z.csv\""),
+        "{disposition}"
+    );
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("\"a \"\"quoted\"\", comma\nand a newline\""),
+        "{text}"
+    );
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>(), FIELDS);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    // The same values, in the same order, as the JSON answer.
+    let answer = app.get_json("/get_pipeline_info").await;
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(rows.len(), results.len());
+    for (row, record) in rows.iter().zip(results) {
+        for (field, cell) in FIELDS.iter().zip(row.iter()) {
+            let expected = match &record[*field] {
+                Value::String(text) => text.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            assert_eq!(cell, expected, "{field}");
+        }
+    }
+    assert_eq!(&rows[1][2], "2025-08-01T02:00:00+02:00");
+    assert_eq!(&rows[0][4], "1325.0");
+}
+
+#[tokio::test]
+async fn jsonl_lines_are_the_records_and_filters_apply() {
+    let app = spawn_app().await;
+    for (day, env) in [(1, "prod"), (2, "dev"), (3, "prod")] {
+        app.store(&run_on(
+            day,
+            0,
+            json!({"date_code": format!("d{day}"), "environment": env}),
+        ))
+        .await;
+    }
+    let response = app
+        .get("/download/pipeline_info?format=jsonl&environment=prod")
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let text = response.text().await.unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let expected = app.get_json("/get_pipeline_info?environment=prod").await;
+    assert_eq!(Value::Array(lines), expected["results"]);
+    assert!(text.ends_with('\n'));
+    // No match: an empty file (CSV keeps its header).
+    let empty = app
+        .get("/download/pipeline_info?environment=none")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(empty, format!("{}\n", FIELDS.join(",")));
+}
+
+#[tokio::test]
+async fn a_bad_format_or_filter_is_a_422() {
+    let app = spawn_app().await;
+    let response = app
+        .get("/download/pipeline_info?format=xml&min_rowcount=x")
+        .await;
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    let kinds: Vec<&str> = body["detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["int_parsing", "enum"]);
+    assert_eq!(body["detail"][1]["loc"], json!(["query", "format"]));
+    assert_eq!(body["detail"][1]["msg"], "Input should be 'csv' or 'jsonl'");
+}
+
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A million-row export is streamed: the server's resident memory while
+/// sending it stays within a few megabytes of what it was before.
+#[tokio::test]
+async fn a_million_row_csv_export_streams_in_constant_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.jsonl");
+    let generated = std::process::Command::new(BINARY)
+        .args(["gen", "--records", "1000000", "--seed", "7", "--out"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    let path_text = path.to_str().unwrap();
+    let service = start_service(&[("PIPELINE_JSONL_PATH", path_text)]);
+    let client = reqwest::Client::new();
+    let url = format!("{}/download/pipeline_info?format=csv", service.address);
+    let pid = service.child.id();
+    // Warm up (threads, buffers), then take the baseline.
+    let probe = client.get(format!("{}/get_pipeline_info?limit=1", service.address));
+    let total = probe.send().await.unwrap().json::<Value>().await.unwrap()["total"]
+        .as_u64()
+        .unwrap();
+    assert!(total > 990_000, "{total}");
+    let before = resident_kib(pid);
+    let mut body = client.get(&url).send().await.unwrap().bytes_stream();
+    let (mut rows, mut peak, mut chunks) = (0u64, before, 0u64);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.unwrap();
+        rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        chunks += 1;
+        if chunks % 64 == 0 {
+            peak = peak.max(resident_kib(pid));
+        }
+    }
+    peak = peak.max(resident_kib(pid));
+    // Generated values hold no newlines: one line per row plus the header.
+    assert_eq!(rows, total + 1);
+    let growth_mib = (peak.saturating_sub(before)) / 1024;
+    assert!(
+        growth_mib < 32,
+        "resident memory grew by {growth_mib} MiB while exporting (before {before} KiB, peak {peak} KiB)"
+    );
+}
