@@ -6,15 +6,6 @@
 -- service to a table whose columns are named differently (its key "id"
 -- names the identity column used to keep pages stable).
 --
--- start_local/end_local are wall-clock readings without a zone, so they are
--- plain TIMESTAMP; start_utc/end_utc keep their offset in TIMESTAMP WITH
--- TIME ZONE. Existing tables with other timestamp types work too: values
--- from a TIMESTAMP column read back naive, values from a WITH TIME ZONE
--- column read back with their stored offset.
---
--- Indexes: (PIPELINE_NAME, START_UTC) for one pipeline's runs in a window,
--- START_UTC for unfiltered pages and time windows, DATE_CODE for look-ups.
-
 CREATE TABLE PIPELINE_RUNS (
     ID NUMBER GENERATED ALWAYS AS IDENTITY,
     START_LOCAL TIMESTAMP(6) NOT NULL,
@@ -33,8 +24,17 @@ CREATE TABLE PIPELINE_RUNS (
     PIPELINE_TYPE VARCHAR2(4000 CHAR),
     ENVIRONMENT VARCHAR2(4000 CHAR),
     ARCHIVED_FILE VARCHAR2(4000 CHAR),
+    IDEMPOTENCY_KEY VARCHAR2(255 CHAR),
+    IDEMPOTENCY_FINGERPRINT VARCHAR2(64),
+    IDEMPOTENCY_AT TIMESTAMP(6) WITH TIME ZONE,
     CONSTRAINT PIPELINE_RUNS_PK PRIMARY KEY (ID)
 );
 CREATE INDEX PIPELINE_RUNS_NAME_START_IX ON PIPELINE_RUNS (PIPELINE_NAME, START_UTC);
-CREATE INDEX PIPELINE_RUNS_START_IX ON PIPELINE_RUNS (START_UTC);
+CREATE INDEX PIPELINE_RUNS_START_IX ON PIPELINE_RUNS (START_UTC, ID);
 CREATE INDEX PIPELINE_RUNS_DATE_CODE_IX ON PIPELINE_RUNS (DATE_CODE);
+CREATE UNIQUE INDEX PIPELINE_RUNS_IDEMPOTENCY_UX ON PIPELINE_RUNS (IDEMPOTENCY_KEY);
+--
+-- A table created before the idempotency columns existed gets them with
+-- `pipeline-service ddl --add-idempotency`:
+-- ALTER TABLE PIPELINE_RUNS ADD (IDEMPOTENCY_KEY VARCHAR2(255 CHAR), IDEMPOTENCY_FINGERPRINT VARCHAR2(64), IDEMPOTENCY_AT TIMESTAMP(6) WITH TIME ZONE);
+-- CREATE UNIQUE INDEX PIPELINE_RUNS_IDEMPOTENCY_UX ON PIPELINE_RUNS (IDEMPOTENCY_KEY);

@@ -36,7 +36,11 @@ pub enum Command {
     },
     /// Print the Oracle DDL (table, identity, indexes) for ORACLE_TABLE and
     /// ORACLE_COLUMN_MAP.
-    Ddl,
+    Ddl {
+        /// Print only what adds the idempotency columns to an existing table.
+        #[arg(long)]
+        add_idempotency: bool,
+    },
     /// Write a realistic JSON Lines data file (for benchmarks and trials).
     Gen {
         /// How many lines to write.
@@ -99,6 +103,15 @@ pub struct RawSettings {
     /// Most label sets the per-pipeline metrics export.
     #[arg(long, env = "PIPELINE_METRICS_MAX_SERIES")]
     pub metrics_max_series: Option<String>,
+    /// Most records one `POST /pipelines/bulk` may carry.
+    #[arg(long, env = "PIPELINE_MAX_BULK")]
+    pub max_bulk: Option<String>,
+    /// Largest accepted bulk request body in bytes.
+    #[arg(long, env = "PIPELINE_MAX_BULK_BYTES")]
+    pub max_bulk_bytes: Option<String>,
+    /// Seconds an Idempotency-Key protects against repeats (default 7 days).
+    #[arg(long, env = "PIPELINE_IDEMPOTENCY_RETENTION_S")]
+    pub idempotency_retention_s: Option<String>,
     /// Oracle connect string, e.g. host:1521/SERVICE.
     #[arg(long, env = "ORACLE_DSN")]
     pub oracle_dsn: Option<String>,
@@ -237,6 +250,8 @@ pub struct OracleSettings {
     pub pool_timeout: std::time::Duration,
     pub call_timeout: std::time::Duration,
     pub connect_timeout: std::time::Duration,
+    /// How long an Idempotency-Key protects against repeats.
+    pub key_retention: std::time::Duration,
 }
 
 pub const DEFAULT_ORACLE_TABLE: &str = "PIPELINE_RUNS";
@@ -312,6 +327,7 @@ fn oracle_settings(raw: &RawSettings) -> Result<OracleSettings, ConfigError> {
             &raw.oracle_connect_timeout_s,
             15,
         )?,
+        key_retention: key_retention(raw)?,
     })
 }
 
@@ -321,11 +337,15 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout: std::time::Duration,
     pub max_concurrency: usize,
+    pub max_bulk: usize,
+    pub max_bulk_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
+            max_bulk: DEFAULT_MAX_BULK,
+            max_bulk_bytes: DEFAULT_MAX_BULK_BYTES,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_S),
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
@@ -337,6 +357,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_REQUEST_TIMEOUT_S: u64 = 30;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 512;
 pub const DEFAULT_METRICS_MAX_SERIES: usize = 1000;
+pub const DEFAULT_MAX_BULK: usize = 10_000;
+pub const DEFAULT_MAX_BULK_BYTES: usize = 64 << 20;
 
 /// Validated settings.
 #[derive(Debug, Clone)]
@@ -351,6 +373,8 @@ pub struct Settings {
     pub auth: AuthPolicy,
     pub limits: Limits,
     pub metrics_max_series: usize,
+    /// How long an Idempotency-Key protects against repeats.
+    pub key_retention: std::time::Duration,
     /// Present exactly when the backend is Oracle.
     pub oracle: Option<OracleSettings>,
 }
@@ -468,7 +492,22 @@ impl Settings {
                 1,
                 1_000_000,
             )? as usize,
+            max_bulk: bounded(
+                "PIPELINE_MAX_BULK",
+                raw.max_bulk.as_deref(),
+                DEFAULT_MAX_BULK as u64,
+                1,
+                1_000_000,
+            )? as usize,
+            max_bulk_bytes: bounded(
+                "PIPELINE_MAX_BULK_BYTES",
+                raw.max_bulk_bytes.as_deref(),
+                DEFAULT_MAX_BULK_BYTES as u64,
+                1,
+                1 << 32,
+            )? as usize,
         };
+        let key_retention = key_retention(&raw)?;
         let metrics_max_series = bounded(
             "PIPELINE_METRICS_MAX_SERIES",
             raw.metrics_max_series.as_deref(),
@@ -491,9 +530,22 @@ impl Settings {
             auth,
             limits,
             metrics_max_series,
+            key_retention,
             oracle,
         })
     }
+}
+
+fn key_retention(raw: &RawSettings) -> Result<std::time::Duration, ConfigError> {
+    let default = crate::repository::insert::DEFAULT_KEY_RETENTION.as_secs();
+    bounded(
+        "PIPELINE_IDEMPOTENCY_RETENTION_S",
+        raw.idempotency_retention_s.as_deref(),
+        default,
+        1,
+        10 * 365 * 86_400,
+    )
+    .map(std::time::Duration::from_secs)
 }
 
 /// A whole number in `min..=max`, or `default` when unset.

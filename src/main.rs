@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pipeline_service::config::{oracle_schema, Backend, Cli, Command, Settings};
 use pipeline_service::import::import_file;
-use pipeline_service::repository::oracle::sql::ddl;
+use pipeline_service::repository::oracle::sql::{add_key_columns, ddl};
 use pipeline_service::startup::{build_repository, Application};
 use pipeline_service::{probe, telemetry};
 
@@ -14,9 +14,13 @@ async fn main() -> ExitCode {
     if let Some(Command::Gen { records, out, seed }) = &cli.command {
         return generate_file(*records, out, *seed);
     }
-    if let Some(Command::Ddl) = cli.command {
+    if let Some(Command::Ddl { add_idempotency }) = cli.command {
         // Needs only the table and column map, not a database.
         return match oracle_schema(&cli.settings) {
+            Ok(schema) if add_idempotency => {
+                print!("{}", add_key_columns(&schema));
+                ExitCode::SUCCESS
+            }
             Ok(schema) => {
                 print!("{}", ddl(&schema));
                 ExitCode::SUCCESS
@@ -38,7 +42,7 @@ async fn main() -> ExitCode {
             }
         },
         Command::Import { file } => import(settings, &file).await,
-        Command::Ddl | Command::Gen { .. } => ExitCode::SUCCESS,
+        Command::Ddl { .. } | Command::Gen { .. } => ExitCode::SUCCESS,
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{app, AppState};
 use crate::config::{Backend, Settings};
-use crate::repository::jsonl::JsonlRepository;
+use crate::repository::jsonl::{JsonlOptions, JsonlRepository};
 use crate::repository::oracle::{OraclePipelineRepository, OracleStartError};
 use crate::repository::{PipelineInfoRepository, RepositoryError};
 
@@ -38,7 +38,14 @@ pub async fn build_repository(
 ) -> Result<Arc<dyn PipelineInfoRepository>, StartupError> {
     match settings.backend {
         Backend::Jsonl => Ok(Arc::new(
-            JsonlRepository::open_with(&settings.jsonl_path, settings.jsonl_fsync).await?,
+            JsonlRepository::open_with(
+                &settings.jsonl_path,
+                JsonlOptions {
+                    fsync: settings.jsonl_fsync,
+                    key_retention: settings.key_retention,
+                },
+            )
+            .await?,
         )),
         Backend::Oracle => match &settings.oracle {
             Some(oracle) => Ok(Arc::new(OraclePipelineRepository::connect(oracle).await?)),

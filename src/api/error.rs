@@ -38,6 +38,11 @@ pub enum ApiError {
     Timeout,
     #[error("too many requests in flight")]
     Overloaded,
+    #[error("more than {0} items")]
+    TooManyItems(usize),
+    /// The request contradicts stored state (an idempotency key reused).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
 }
 
 pub const INTERNAL_ERROR: &str = "Internal server error";
@@ -86,6 +91,17 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("Request body too large: the limit is {limit} bytes"),
             ),
+            ApiError::TooManyItems(limit) => detail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("Too many records: the limit is {limit} per request"),
+            ),
+            ApiError::Conflict(text) => detail(StatusCode::CONFLICT, text),
+            ApiError::Storage(RepositoryError::KeyInFlight) => {
+                detail(StatusCode::CONFLICT, crate::api::bulk::KEY_IN_FLIGHT)
+            }
+            ApiError::Storage(RepositoryError::Unsupported(text)) => {
+                detail(StatusCode::NOT_IMPLEMENTED, &text)
+            }
             ApiError::Timeout => detail(StatusCode::SERVICE_UNAVAILABLE, "Request timed out"),
             ApiError::Overloaded => {
                 let mut response = detail(

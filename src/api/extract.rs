@@ -76,7 +76,7 @@ fn is_json_content_type(value: &str) -> bool {
 
 /// FastAPI's `json_invalid` entry: the location holds the character offset
 /// and `ctx.error` the Python decoder's wording.
-fn json_decode_error(bytes: &[u8], error: &serde_json::Error) -> ValidationErrors {
+pub fn json_decode_error(bytes: &[u8], error: &serde_json::Error) -> ValidationErrors {
     let text = String::from_utf8_lossy(bytes);
     let position = char_offset(&text, error.line(), error.column());
     let message = error.to_string();

@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, shared state, error answers and middleware.
 
+pub mod bulk;
 pub mod cursor;
 pub mod error;
 pub mod export;
@@ -47,6 +48,7 @@ pub struct AppState {
     /// Cap on per-pipeline metric label sets.
     pub metrics_max_series: usize,
     pub summary_json: Arc<pipelines::SummaryJsonCache>,
+    pub limits: crate::config::Limits,
 }
 
 impl AppState {
@@ -56,6 +58,7 @@ impl AppState {
             auth: Arc::new(settings.auth.clone()),
             metrics_max_series: settings.metrics_max_series,
             summary_json: Arc::default(),
+            limits: settings.limits,
         }
     }
 }
@@ -70,6 +73,10 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
         .route(
             "/pipelines",
             get(pipelines::list_pipelines).post(pipelines::create_pipeline_run),
+        )
+        .route(
+            "/pipelines/bulk",
+            axum::routing::post(bulk::create_pipeline_runs),
         )
         .route("/get_pipeline_info", get(runs::get_pipeline_info))
         .route(

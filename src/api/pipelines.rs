@@ -5,17 +5,21 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::bulk::{KEY_IN_FLIGHT, KEY_REUSED};
 use super::error::{ApiError, ErrorMessage};
 use super::extract::JsonBody;
 use super::AppState;
-use crate::domain::{PipelineInfo, PipelineSummary, ValidationErrors};
-use crate::repository::RepositoryError;
+use crate::domain::{
+    FieldError, IdempotencyKey, LocItem, PipelineInfo, PipelineSummary, ValidationErrors,
+};
+use crate::repository::{InsertOutcome, NewRun, RepositoryError};
 
 /// Every pipeline's summary.
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,28 +81,73 @@ impl SummaryJsonCache {
 /// Record a pipeline run
 ///
 /// Validates the body (lenient numbers, many datetime forms; unknown fields
-/// ignored), stores it, and answers with the record as stored.
+/// ignored), stores it, and answers with the record as stored. With an
+/// `Idempotency-Key` header, a repeat of the same record answers the
+/// original 201 (marked `Idempotent-Replayed: true`) and stores nothing.
 #[utoipa::path(
     post,
     path = "/pipelines",
     tag = "pipelines",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Names this insert (1-255 visible ASCII characters) so a retry stores nothing twice; remembered for PIPELINE_IDEMPOTENCY_RETENTION_S (7 days by default)"),
+    ),
     request_body(content = PipelineInfo, description = "The finished run", content_type = "application/json"),
     responses(
-        (status = 201, description = "Stored and synced to disk; the normalised record", body = PipelineInfo),
+        (status = 201, description = "Stored and synced to disk (or replayed); the normalised record", body = PipelineInfo,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this answer repeats an earlier insert with the same key"))),
         (status = 401, description = "API keys are configured and none was sent", body = ErrorMessage),
         (status = 403, description = "The API key is wrong", body = ErrorMessage),
+        (status = 409, description = "The Idempotency-Key was used with a different record, or its first request is still being stored", body = ErrorMessage),
         (status = 413, description = "The body is larger than the configured limit", body = ErrorMessage),
         (status = 422, description = "The body is not a valid run record; every problem is listed", body = ValidationErrors),
         (status = 500, description = "Unexpected server fault", body = ErrorMessage),
+        (status = 501, description = "Oracle only: the table lacks the idempotency columns", body = ErrorMessage),
         (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
     ),
     security(("api_key" = []), ())
 )]
 pub async fn create_pipeline_run(
     State(state): State<AppState>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<Arc<PipelineInfo>>), ApiError> {
+) -> Result<Response, ApiError> {
     let record = PipelineInfo::parse(&body, "body")?;
-    let stored = state.repository.insert_pipeline_info(record).await?;
-    Ok((StatusCode::CREATED, Json(stored)))
+    let Some(raw_key) = headers.get(IDEMPOTENCY_KEY) else {
+        let stored = state.repository.insert_pipeline_info(record).await?;
+        return Ok((StatusCode::CREATED, Json(stored)).into_response());
+    };
+    let key = raw_key
+        .to_str()
+        .map_err(|_| {
+            FieldError::new(
+                "value_error",
+                "Value error, Idempotency-Key must be visible ASCII characters without spaces",
+            )
+        })
+        .and_then(|text| IdempotencyKey::parse(text, &record))
+        .map_err(|error| {
+            let loc = vec![LocItem::from("header"), LocItem::from("idempotency-key")];
+            let input = Value::String(String::from_utf8_lossy(raw_key.as_bytes()).into_owned());
+            ValidationErrors::single(error.at(loc, input))
+        })?;
+    let run = NewRun {
+        record,
+        key: Some(key),
+    };
+    let outcome = state.repository.insert_runs(vec![run], true).await?;
+    match outcome.into_iter().next() {
+        Some(InsertOutcome::Created(stored)) => {
+            Ok((StatusCode::CREATED, Json(stored)).into_response())
+        }
+        Some(InsertOutcome::Replayed(original)) => Ok((
+            StatusCode::CREATED,
+            [("idempotent-replayed", "true")],
+            Json(original),
+        )
+            .into_response()),
+        Some(InsertOutcome::KeyInFlight) => Err(ApiError::Conflict(KEY_IN_FLIGHT)),
+        _ => Err(ApiError::Conflict(KEY_REUSED)),
+    }
 }
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";

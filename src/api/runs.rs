@@ -109,7 +109,7 @@ impl QueryReader {
         }
     }
 
-    fn parsed<T>(
+    pub fn parsed<T>(
         &mut self,
         name: &str,
         parse: impl FnOnce(&str) -> Result<T, FieldError>,

@@ -1,8 +1,11 @@
 //! Storage behind one trait, so the HTTP layer never knows which backend
 //! answers. The JSON Lines store is embedded; Oracle is the production one.
 
+pub mod insert;
 pub mod jsonl;
 pub mod oracle;
+
+pub use self::insert::{InsertOutcome, NewRun};
 
 use std::sync::Arc;
 
@@ -127,6 +130,13 @@ pub enum RepositoryError {
     /// database column); the client can fix it, so it is answered 422.
     #[error("value refused by the store: {0}")]
     Invalid(crate::domain::ValidationErrors),
+    /// The store lacks what a feature needs (say, the idempotency columns
+    /// of an Oracle table created before they existed).
+    #[error("not supported by this store: {0}")]
+    Unsupported(String),
+    /// Another request with the same idempotency key is being stored.
+    #[error("a request with the same idempotency key is being stored")]
+    KeyInFlight,
 }
 
 /// Storage for pipeline runs. Results are ordered by `start_utc` descending,
@@ -173,6 +183,15 @@ pub trait PipelineInfoRepository: Send + Sync {
     /// Stores many records together (one group commit on JSON Lines, array
     /// DML on Oracle); all are stored or the error says none were.
     async fn insert_many(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError>;
+
+    /// Stores runs that may carry idempotency keys, deciding each one's
+    /// outcome with `insert::plan`; everything stored is stored together.
+    /// With `atomic`, a failure of any run means none is stored.
+    async fn insert_runs(
+        &self,
+        runs: Vec<NewRun>,
+        atomic: bool,
+    ) -> Result<Vec<InsertOutcome>, RepositoryError>;
 
     /// Whether the store answers a trivial request now (`/ready`).
     async fn ready(&self) -> Result<(), RepositoryError>;

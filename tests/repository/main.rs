@@ -4,6 +4,7 @@
 mod backends;
 mod behaviour;
 mod durability;
+mod idempotency;
 mod keyset;
 mod ordering;
 mod properties;

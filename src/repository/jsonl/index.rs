@@ -58,6 +58,11 @@ impl RunIndex {
         self.records.len()
     }
 
+    /// The record at a file-order position.
+    pub fn record(&self, position: u32) -> Option<Arc<PipelineInfo>> {
+        self.records.get(position as usize).cloned()
+    }
+
     /// Adds records in insertion order.
     pub fn extend(&mut self, batch: Vec<PipelineInfo>) {
         let first_new = self.records.len();

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::keys::{Batch, KeyStamp, Loaded};
 use super::legacy::infer_pipeline_name;
-use super::parse_line;
+use super::parse_line_keyed;
 use crate::domain::record::RecordParts;
 use crate::domain::{FlexDateTime, PipelineInfo};
 use crate::metrics::METRICS;
@@ -47,6 +48,16 @@ struct UsualLine<'a> {
     environment: Option<&'a str>,
     #[serde(default)]
     archived_file: Option<&'a str>,
+    #[serde(default, rename = "_idempotency")]
+    idempotency: Option<UsualKey<'a>>,
+}
+
+/// The reserved `_idempotency` member of a line (see `KeyStamp`).
+#[derive(Deserialize)]
+struct UsualKey<'a> {
+    key: &'a str,
+    fingerprint: &'a str,
+    at: &'a str,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<&'de str>>, D::Error> {
@@ -81,8 +92,12 @@ fn shared(value: &str) -> Arc<str> {
 }
 
 /// The fast path; `None` sends the line to the validating parser.
-fn parse_usual(line: &[u8]) -> Option<PipelineInfo> {
+fn parse_usual(line: &[u8]) -> Option<Loaded> {
     let raw: UsualLine = serde_json::from_slice(line).ok()?;
+    let key = match raw.idempotency {
+        Some(k) => Some(KeyStamp::new(k.key, k.fingerprint, k.at)?),
+        None => None,
+    };
     let time = |text: &str| FlexDateTime::parse(text).ok();
     let inferred;
     let pipeline_name = match raw.pipeline_name {
@@ -113,29 +128,35 @@ fn parse_usual(line: &[u8]) -> Option<PipelineInfo> {
         .map(|value| value.map(shared)),
         archived_file: raw.archived_file,
     })
+    .map(|record| Loaded { record, key })
 }
 
 /// One line: the fast path, else the full parser (which also explains why
 /// a line is invalid).
 pub fn parse_any(line: &[u8]) -> Result<Option<PipelineInfo>, String> {
+    parse_keyed(line).map(|loaded| loaded.map(|l| l.record))
+}
+
+/// As `parse_any`, keeping the line's idempotency key.
+pub fn parse_keyed(line: &[u8]) -> Result<Option<Loaded>, String> {
     match parse_usual(line) {
-        Some(record) => Ok(Some(record)),
-        None => parse_line(line),
+        Some(loaded) => Ok(Some(loaded)),
+        None => parse_line_keyed(line),
     }
 }
 
 /// Parses complete lines, in order, on all cores when there are many.
-fn parse_all(lines: &[&[u8]]) -> Vec<Result<Option<PipelineInfo>, String>> {
+fn parse_all(lines: &[&[u8]]) -> Vec<Result<Option<Loaded>, String>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if lines.len() < PARALLEL_ABOVE || threads < 2 {
-        return lines.iter().map(|l| parse_any(l)).collect();
+        return lines.iter().map(|l| parse_keyed(l)).collect();
     }
     let per_thread = lines.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let workers: Vec<_> = lines
             .chunks(per_thread)
             .map(|chunk| {
-                scope.spawn(move || chunk.iter().map(|l| parse_any(l)).collect::<Vec<_>>())
+                scope.spawn(move || chunk.iter().map(|l| parse_keyed(l)).collect::<Vec<_>>())
             })
             .collect();
         workers
@@ -155,7 +176,7 @@ pub fn take_complete_lines(
     bytes: &[u8],
     first_line_number: u64,
     path: &Path,
-    records: &mut Vec<PipelineInfo>,
+    batch: &mut Batch,
 ) -> (usize, u64) {
     let mut lines = Vec::new();
     let mut start = 0;
@@ -166,7 +187,7 @@ pub fn take_complete_lines(
     let parsed = parse_all(&lines);
     for (offset, result) in parsed.into_iter().enumerate() {
         match result {
-            Ok(Some(record)) => records.push(record),
+            Ok(Some(loaded)) => batch.push(loaded),
             Ok(None) => {}
             Err(reason) => {
                 METRICS.bad_lines.inc();
@@ -185,6 +206,7 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repository::jsonl::parse_line;
 
     #[test]
     fn the_fast_path_agrees_with_the_validating_parser() {
@@ -196,7 +218,7 @@ mod tests {
             let slow = parse_line(line.as_bytes()).ok().flatten();
             if let Some(quick) = parse_usual(line.as_bytes()) {
                 fast += 1;
-                assert_eq!(Some(quick), slow, "{line}");
+                assert_eq!(Some(quick.record), slow, "{line}");
             }
             assert_eq!(parse_any(line.as_bytes()).ok().flatten(), slow);
         }

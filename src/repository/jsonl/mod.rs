@@ -3,6 +3,7 @@
 //! Records live in memory with their indexes; only new bytes are ever read.
 
 mod index;
+mod keys;
 pub mod legacy;
 mod load;
 
@@ -24,7 +25,9 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use self::index::RunIndex;
+use self::keys::{Batch, KeyStamp, KeyTable, Loaded};
 use self::writer::AppendRequest;
+use super::insert::{self, InsertOutcome, NewRun, DEFAULT_KEY_RETENTION};
 use super::{
     KeysetPage, Page, PipelineActivity, PipelineInfoRepository, RepositoryError, RunFilter, RunKey,
     RunPage,
@@ -105,8 +108,31 @@ struct Inner {
     current: RwLock<Option<FileStamp>>,
     cursor: Mutex<ReadCursor>,
     index: RwLock<RunIndex>,
+    /// Idempotency keys; always locked after `index` when both are needed,
+    /// so positions in it match the index.
+    keys: Mutex<KeyTable>,
+    /// How long a key protects against repeats.
+    key_retention: std::time::Duration,
     /// Group commits written by this process (each one write and one sync).
     commits: std::sync::atomic::AtomicU64,
+}
+
+/// How a JSON Lines store behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonlOptions {
+    /// Sync before acknowledging an insert.
+    pub fsync: bool,
+    /// How long an idempotency key protects against repeats.
+    pub key_retention: std::time::Duration,
+}
+
+impl Default for JsonlOptions {
+    fn default() -> Self {
+        Self {
+            fsync: true,
+            key_retention: DEFAULT_KEY_RETENTION,
+        }
+    }
 }
 
 /// The embedded JSON Lines backend.
@@ -121,17 +147,22 @@ impl JsonlRepository {
     /// Opens `path` (which need not exist yet) and loads what it holds;
     /// inserts are synced to disk before they are acknowledged.
     pub async fn open(path: impl Into<PathBuf>) -> Result<Self, RepositoryError> {
-        Self::open_with(path, true).await
+        Self::open_with(path, JsonlOptions::default()).await
     }
 
-    /// As `open`, choosing whether inserts are synced to disk.
-    pub async fn open_with(path: impl Into<PathBuf>, fsync: bool) -> Result<Self, RepositoryError> {
+    /// As `open`, with options.
+    pub async fn open_with(
+        path: impl Into<PathBuf>,
+        options: JsonlOptions,
+    ) -> Result<Self, RepositoryError> {
         let inner = Arc::new(Inner {
             path: path.into(),
-            fsync,
+            fsync: options.fsync,
             current: RwLock::new(None),
             cursor: Mutex::new(ReadCursor::default()),
             index: RwLock::new(RunIndex::default()),
+            keys: Mutex::new(KeyTable::default()),
+            key_retention: options.key_retention,
             commits: std::sync::atomic::AtomicU64::new(0),
         });
         let repository = Self {
@@ -155,15 +186,24 @@ impl JsonlRepository {
     /// Appends `records` as one group-commit request and waits until they
     /// are durable and visible.
     async fn append(&self, records: &[PipelineInfo]) -> Result<usize, RepositoryError> {
-        let mut payload = Vec::with_capacity(records.len() * 512);
+        let mut payload = Vec::with_capacity(records.len() * 600);
         for record in records {
             serde_json::to_writer(&mut payload, record)?;
             payload.push(b'\n');
         }
+        self.append_payload(payload, records.len()).await
+    }
+
+    /// Appends complete lines and waits until they are durable and visible.
+    async fn append_payload(
+        &self,
+        payload: Vec<u8>,
+        records: usize,
+    ) -> Result<usize, RepositoryError> {
         let (reply, stored) = oneshot::channel();
         let request = AppendRequest {
             payload,
-            records: records.len(),
+            records,
             reply,
         };
         let writer_gone = || RepositoryError::Task("the writer thread stopped".into());
@@ -172,8 +212,29 @@ impl JsonlRepository {
             .await
             .map_err(|_| writer_gone())?
             .map_err(|e| RepositoryError::Io(std::io::Error::other(e)))?;
-        METRICS.inserts.inc_by(records.len() as u64);
-        Ok(records.len())
+        METRICS.inserts.inc_by(records as u64);
+        Ok(records)
+    }
+
+    /// Decides each run's outcome and reserves the keys of those to store,
+    /// in one step so two requests cannot both claim a key.
+    fn plan_and_reserve(&self, runs: &[NewRun], atomic: bool) -> insert::InsertPlan {
+        let cutoff = insert::key_cutoff_micros(self.inner.key_retention);
+        let index = self.inner.index.read();
+        let mut table = self.inner.keys.lock();
+        table.prune(cutoff);
+        let plan = insert::plan::<std::convert::Infallible>(runs, atomic, |key| {
+            Ok(table.known(key, cutoff, |position| index.record(position)))
+        });
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(never) => match never {},
+        };
+        table.reserve(
+            plan.to_store()
+                .filter_map(|i| runs[i].key.as_ref().map(|k| k.key())),
+        );
+        plan
     }
 
     /// How many group commits this repository has written.
@@ -239,7 +300,10 @@ impl Inner {
             if cursor.stamp.is_some() {
                 tracing::warn!(path = %self.path.display(), "data file disappeared; serving no records");
             }
-            *self.index.write() = RunIndex::default();
+            let mut index = self.index.write();
+            *index = RunIndex::default();
+            self.keys.lock().clear_stored();
+            drop(index);
             *cursor = ReadCursor::default();
             *self.current.write() = None;
             return Ok(());
@@ -259,19 +323,33 @@ impl Inner {
             *cursor = ReadCursor::default();
         }
         let started = std::time::Instant::now();
-        let batch = read_new_lines(&self.path, &mut cursor)?;
+        let mut batch = read_new_lines(&self.path, &mut cursor)?;
         let parsed = started.elapsed();
         METRICS.records_loaded.inc_by(batch.len() as u64);
+        let keys = std::mem::take(&mut batch.keys);
         let records = if rewritten || cursor.stamp.is_none() {
             let mut fresh = RunIndex::default();
-            fresh.extend(batch);
+            fresh.extend(batch.records);
             let records = fresh.len();
-            *self.index.write() = fresh;
+            let mut index = self.index.write();
+            *index = fresh;
+            let mut table = self.keys.lock();
+            table.clear_stored();
+            for (at, stamp) in keys {
+                table.add(stamp, at as u32);
+            }
+            drop(table);
+            drop(index);
             release_freed_memory();
             records
         } else {
             let mut index = self.index.write();
-            index.extend(batch);
+            let first = index.len();
+            index.extend(batch.records);
+            let mut table = self.keys.lock();
+            for (at, stamp) in keys {
+                table.add(stamp, (first + at) as u32);
+            }
             index.len()
         };
         METRICS.records_in_memory.set(records as i64);
@@ -291,17 +369,14 @@ impl Inner {
 /// and parses every complete line. A final line without a newline is taken
 /// only when it is already a valid record; otherwise it is an unfinished
 /// write and waits.
-fn read_new_lines(
-    path: &Path,
-    cursor: &mut ReadCursor,
-) -> Result<Vec<PipelineInfo>, RepositoryError> {
+fn read_new_lines(path: &Path, cursor: &mut ReadCursor) -> Result<Batch, RepositoryError> {
     let mut file = match File::open(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Batch::default()),
         Err(e) => return Err(e.into()),
     };
     file.seek(SeekFrom::Start(cursor.consumed))?;
-    let mut records = Vec::new();
+    let mut records = Batch::default();
     // Bytes read but not yet taken: at most one unfinished line between blocks.
     let mut pending: Vec<u8> = Vec::new();
     let mut block = vec![0u8; load::BLOCK_BYTES];
@@ -327,14 +402,40 @@ fn read_new_lines(
         pending.drain(..skip + taken);
     }
     if !pending.is_empty() {
-        if let Ok(Some(record)) = load::parse_any(&pending) {
-            records.push(record);
+        if let Ok(Some(loaded)) = load::parse_keyed(&pending) {
+            records.push(loaded);
             cursor.lines_read += 1;
             cursor.owes_newline = true;
             remember_taken(cursor, &pending);
         }
     }
     Ok(records)
+}
+
+/// The lines of the runs at `positions`, keyed ones with their reserved
+/// member (stamped now).
+fn keyed_lines(runs: &[NewRun], positions: &[usize]) -> Result<Vec<u8>, RepositoryError> {
+    let now = chrono::Utc::now().timestamp_micros();
+    let mut payload = Vec::with_capacity(positions.len() * 600);
+    for &i in positions {
+        let run = &runs[i];
+        serde_json::to_writer(&mut payload, &run.record)?;
+        if let Some(key) = &run.key {
+            let stamp = KeyStamp {
+                key: key.clone(),
+                at_micros: now,
+            };
+            // The record is a JSON object: reopen it for one more member.
+            payload.pop();
+            payload.extend_from_slice(b",\"");
+            payload.extend_from_slice(keys::RESERVED_FIELD.as_bytes());
+            payload.extend_from_slice(b"\":");
+            serde_json::to_writer(&mut payload, &stamp.to_value())?;
+            payload.push(b'}');
+        }
+        payload.push(b'\n');
+    }
+    Ok(payload)
 }
 
 /// A full load frees a great deal (parse buffers, per-thread temporaries);
@@ -371,6 +472,11 @@ fn remember_taken(cursor: &mut ReadCursor, taken: &[u8]) {
 
 /// One line of the file: `Ok(None)` when blank, the reason when invalid.
 pub fn parse_line(line: &[u8]) -> Result<Option<PipelineInfo>, String> {
+    parse_line_keyed(line).map(|loaded| loaded.map(|l| l.record))
+}
+
+/// As `parse_line`, keeping the line's idempotency key.
+fn parse_line_keyed(line: &[u8]) -> Result<Option<Loaded>, String> {
     let text = std::str::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))?;
     let text = text.trim();
     if text.is_empty() {
@@ -383,9 +489,10 @@ pub fn parse_line(line: &[u8]) -> Result<Option<PipelineInfo>, String> {
             json_kind(&value)
         ));
     };
+    let key = KeyStamp::take_from(fields);
     legacy::fill_missing_pipeline_name(fields);
     PipelineInfo::parse_stored(&value)
-        .map(Some)
+        .map(|record| Some(Loaded { record, key }))
         .map_err(|e| e.to_string())
 }
 
@@ -450,6 +557,31 @@ impl PipelineInfoRepository for JsonlRepository {
 
     async fn insert_many(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
         self.append(&records).await
+    }
+
+    async fn insert_runs(
+        &self,
+        runs: Vec<NewRun>,
+        atomic: bool,
+    ) -> Result<Vec<InsertOutcome>, RepositoryError> {
+        // Keys written by other processes must be known before deciding.
+        self.sync().await?;
+        let plan = self.plan_and_reserve(&runs, atomic);
+        let stored: Vec<usize> = plan.to_store().collect();
+        let reserved: Vec<&str> = stored
+            .iter()
+            .filter_map(|&i| runs[i].key.as_ref().map(|k| k.key()))
+            .collect();
+        let result = match stored.is_empty() {
+            true => Ok(0),
+            false => match keyed_lines(&runs, &stored) {
+                Ok(payload) => self.append_payload(payload, stored.len()).await,
+                Err(error) => Err(error),
+            },
+        };
+        self.inner.keys.lock().release(reserved);
+        result?;
+        Ok(plan.finish(runs))
     }
 
     async fn ready(&self) -> Result<(), RepositoryError> {

@@ -16,6 +16,7 @@ use oracle::{Connection, Row};
 use serde_json::{Map, Value};
 
 use self::sql::{Bind, OracleSchema, Statement};
+use super::insert::{self, InsertOutcome, KnownKey, NewRun};
 use super::{
     KeysetPage, Page, PipelineActivity, PipelineInfoRepository, RepositoryError, RunFilter, RunKey,
 };
@@ -33,6 +34,8 @@ with ldconfig). The Dockerfile's `oracle` stage builds an image that includes it
 
 #[derive(Clone)]
 pub struct OraclePipelineRepository {
+    /// How long an idempotency key protects against repeats.
+    key_retention: Duration,
     pool: Arc<Pool>,
     schema: Arc<OracleSchema>,
     call_timeout: Duration,
@@ -190,6 +193,57 @@ fn from_timestamp(ts: &Timestamp) -> Option<FlexDateTime> {
     }
 }
 
+/// Errors peculiar to keyed inserts, else the usual classification.
+fn classify_keyed(error: &oracle::Error) -> RepositoryError {
+    match error.db_error().map(|e| e.code()) {
+        // Unique key violated: another session stored the same key between
+        // our lookup and our insert.
+        Some(1) => RepositoryError::KeyInFlight,
+        // Invalid identifier: the table predates the idempotency columns.
+        Some(904) => RepositoryError::Unsupported(
+            "Idempotency-Key needs the idempotency columns; add them with the statements of `pipeline-service ddl --add-idempotency`".into(),
+        ),
+        _ => classify(error),
+    }
+}
+
+/// Inserts `rows` (binds per row, same names and order in each) with one
+/// array DML round trip per thousand rows.
+fn array_insert(
+    conn: &Connection,
+    text: &str,
+    rows: Vec<Vec<(String, Bind)>>,
+) -> oracle::Result<()> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let mut batch = conn.batch(text, rows.len().min(1000)).build()?;
+    // Array binds need one type per column for every row, so all times bind
+    // WITH TIME ZONE (naive ones at UTC). With UTC sessions that stores
+    // exactly what single inserts store, in either column type.
+    for (name, bind) in first {
+        let kind = match bind {
+            Bind::Time(_) | Bind::Instant(_) => OracleType::TimestampTZ(6),
+            Bind::Float(_) => OracleType::BinaryDouble,
+            Bind::Integer(_) => OracleType::Int64,
+            Bind::Text(_) => OracleType::Varchar2(16_384),
+        };
+        batch.set_type(name.as_str(), &kind)?;
+    }
+    for row in rows {
+        let binds: Vec<(String, Bind)> = row
+            .into_iter()
+            .map(|(name, bind)| match bind {
+                Bind::Time(t) => (name, Bind::Instant(t)),
+                other => (name, other),
+            })
+            .collect();
+        let values = bind_values(&binds)?;
+        batch.append_row_named(&named(&values))?;
+    }
+    batch.execute()
+}
+
 /// Owned bind values for one statement.
 fn bind_values(binds: &[(String, Bind)]) -> oracle::Result<Vec<(String, Box<dyn ToSql>)>> {
     binds
@@ -284,6 +338,7 @@ impl OraclePipelineRepository {
             .stmt_cache_size(64);
         let pool = builder.build().map_err(start_error)?;
         let repository = Self {
+            key_retention: settings.key_retention,
             pool: Arc::new(pool),
             schema: Arc::new(settings.schema.clone()),
             call_timeout: settings.call_timeout,
@@ -381,6 +436,69 @@ impl OraclePipelineRepository {
                 .get::<usize, i64>(0)
         })
         .map(|n| n.max(0) as u64)
+    }
+
+    /// Keyed inserts in one transaction: look each key up (freeing expired
+    /// ones), decide with `insert::plan`, then store the rest with array DML.
+    /// The unique index on the key column settles races with other sessions.
+    fn insert_keyed_blocking(
+        &self,
+        runs: Vec<NewRun>,
+        atomic: bool,
+        cutoff_micros: i64,
+    ) -> Result<Vec<InsertOutcome>, RepositoryError> {
+        let lookup = sql::key_lookup(&self.schema);
+        let release = sql::key_release(&self.schema);
+        let text = sql::insert_keyed_sql(&self.schema);
+        let conn = self.session()?;
+        let fail = |e: oracle::Error| classify_keyed(&e);
+        let result = (|| {
+            let plan = insert::plan(&runs, atomic, |key| {
+                let rows = conn.query_named(&lookup, &[("key", &key)]).map_err(fail)?;
+                let Some(row) = rows.into_iter().next().transpose().map_err(fail)? else {
+                    return Ok::<_, RepositoryError>(KnownKey::Absent);
+                };
+                let at = row
+                    .get::<usize, Option<Timestamp>>(FIELD_NAMES.len() + 1)
+                    .map_err(fail)?
+                    .as_ref()
+                    .and_then(from_timestamp)
+                    .map_or(i64::MIN, |t| t.instant_micros());
+                if at < cutoff_micros {
+                    conn.execute_named(&release, &[("key", &key)])
+                        .map_err(fail)?;
+                    return Ok(KnownKey::Absent);
+                }
+                let fingerprint: String = row.get(FIELD_NAMES.len()).map_err(fail)?;
+                Ok(KnownKey::Stored {
+                    fingerprint,
+                    record: Arc::new(record_from_row(&row)?),
+                })
+            })?;
+            let now = FlexDateTime::from_instant_micros(chrono::Utc::now().timestamp_micros());
+            let rows: Vec<Vec<(String, Bind)>> = plan
+                .to_store()
+                .map(|i| {
+                    let mut binds = sql::insert_binds(&runs[i].record);
+                    binds.extend(sql::key_binds(runs[i].key.as_ref(), now));
+                    binds
+                })
+                .collect();
+            array_insert(&conn, &text, rows).map_err(fail)?;
+            conn.commit().map_err(fail)?;
+            Ok::<_, RepositoryError>(plan)
+        })();
+        match result {
+            Ok(plan) => {
+                let stored = plan.to_store().count();
+                METRICS.inserts.inc_by(stored as u64);
+                Ok(plan.finish(runs))
+            }
+            Err(error) => {
+                let _ = conn.rollback();
+                Err(error)
+            }
+        }
     }
 
     /// Runs `;`-separated statements such as the output of `sql::ddl`.
@@ -549,38 +667,33 @@ impl PipelineInfoRepository for OraclePipelineRepository {
         let text = sql::insert_sql(&self.schema);
         self.blocking(move |this| {
             this.with_session("insert_many", false, |conn| {
-                let mut batch = conn.batch(&text, records.len().min(1000)).build()?;
-                // Array binds need one type per column for every row, so all
-                // times bind WITH TIME ZONE (naive ones at UTC). With UTC
-                // sessions that stores exactly what single inserts store, in
-                // either column type.
-                for (name, bind) in sql::insert_binds(&records[0]) {
-                    let kind = match bind {
-                        Bind::Time(_) | Bind::Instant(_) => OracleType::TimestampTZ(6),
-                        Bind::Float(_) => OracleType::BinaryDouble,
-                        Bind::Integer(_) => OracleType::Int64,
-                        Bind::Text(_) => OracleType::Varchar2(16_384),
-                    };
-                    batch.set_type(name.as_str(), &kind)?;
-                }
-                for record in &records {
-                    let binds: Vec<(String, Bind)> = sql::insert_binds(record)
-                        .into_iter()
-                        .map(|(name, bind)| match bind {
-                            Bind::Time(t) => (name, Bind::Instant(t)),
-                            other => (name, other),
-                        })
-                        .collect();
-                    let values = bind_values(&binds)?;
-                    batch.append_row_named(&named(&values))?;
-                }
-                batch.execute()?;
+                let rows = records.iter().map(sql::insert_binds).collect();
+                array_insert(conn, &text, rows)?;
                 conn.commit()
             })
         })
         .await?;
         METRICS.inserts.inc_by(count as u64);
         Ok(count)
+    }
+
+    async fn insert_runs(
+        &self,
+        runs: Vec<NewRun>,
+        atomic: bool,
+    ) -> Result<Vec<InsertOutcome>, RepositoryError> {
+        if runs.iter().all(|r| r.key.is_none()) {
+            let outcomes = runs
+                .iter()
+                .map(|r| InsertOutcome::Created(Arc::new(r.record.clone())))
+                .collect();
+            self.insert_many(runs.into_iter().map(|r| r.record).collect())
+                .await?;
+            return Ok(outcomes);
+        }
+        let cutoff = insert::key_cutoff_micros(self.key_retention);
+        self.blocking(move |this| this.insert_keyed_blocking(runs, atomic, cutoff))
+            .await
     }
 
     async fn ready(&self) -> Result<(), RepositoryError> {

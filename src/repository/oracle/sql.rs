@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::domain::{FlexDateTime, PipelineInfo, FIELD_NAMES};
+use crate::domain::{FlexDateTime, IdempotencyKey, PipelineInfo, FIELD_NAMES};
 use crate::repository::{Page, RunFilter, RunKey};
 
 /// Why an Oracle table or column setting is refused.
@@ -355,6 +355,66 @@ pub fn insert_binds(record: &PipelineInfo) -> Vec<(String, Bind)> {
         .collect()
 }
 
+/// The idempotency columns: key (unique when present), the fingerprint of
+/// the record it was sent with, and when it was stored. Optional: only
+/// inserts that carry a key use them.
+pub const KEY_COLUMNS: [&str; 3] = [
+    "IDEMPOTENCY_KEY",
+    "IDEMPOTENCY_FINGERPRINT",
+    "IDEMPOTENCY_AT",
+];
+
+/// An insert that also stores the idempotency columns.
+pub fn insert_keyed_sql(schema: &OracleSchema) -> String {
+    let placeholders: Vec<String> = FIELD_NAMES
+        .iter()
+        .chain(["key", "fingerprint", "key_at"].iter())
+        .map(|f| format!(":{f}"))
+        .collect();
+    format!(
+        "INSERT INTO {} ({}, {}) VALUES ({})",
+        schema.table,
+        schema.select_list(),
+        KEY_COLUMNS.join(", "),
+        placeholders.join(", ")
+    )
+}
+
+/// The binds `insert_keyed_sql` adds to a record's.
+pub fn key_binds(key: Option<&IdempotencyKey>, at: FlexDateTime) -> Vec<(String, Bind)> {
+    vec![
+        ("key".into(), Bind::Text(key.map(|k| k.key().to_owned()))),
+        (
+            "fingerprint".into(),
+            Bind::Text(key.map(|k| k.fingerprint().to_owned())),
+        ),
+        ("key_at".into(), Bind::Instant(at)),
+    ]
+}
+
+/// The record stored under a key (columns 0–15), its fingerprint (16) and
+/// when the key was stored (17).
+pub fn key_lookup(schema: &OracleSchema) -> String {
+    format!(
+        "SELECT {}, {}, {} FROM {} WHERE {} = :key",
+        schema.select_list(),
+        KEY_COLUMNS[1],
+        KEY_COLUMNS[2],
+        schema.table,
+        KEY_COLUMNS[0]
+    )
+}
+
+/// Frees an expired key so it can be used again (the unique index would
+/// refuse it otherwise); the run itself stays.
+pub fn key_release(schema: &OracleSchema) -> String {
+    format!(
+        "UPDATE {} SET {key} = NULL WHERE {key} = :key",
+        schema.table,
+        key = KEY_COLUMNS[0]
+    )
+}
+
 pub fn insert(schema: &OracleSchema, record: &PipelineInfo) -> Statement {
     Statement {
         sql: insert_sql(schema),
@@ -387,6 +447,11 @@ pub fn ddl(schema: &OracleSchema) -> String {
         "VARCHAR2(4000 CHAR)",
         "VARCHAR2(4000 CHAR)",
     ];
+    let key_types = [
+        "VARCHAR2(255 CHAR)",
+        "VARCHAR2(64)",
+        "TIMESTAMP(6) WITH TIME ZONE",
+    ];
     let table = &schema.table;
     let base = table.rsplit('.').next().unwrap_or(table);
     let mut lines = vec![format!(
@@ -396,17 +461,14 @@ pub fn ddl(schema: &OracleSchema) -> String {
     for (column, kind) in schema.columns.iter().zip(types) {
         lines.push(format!("    {column} {kind}"));
     }
+    for (column, kind) in KEY_COLUMNS.iter().zip(key_types) {
+        lines.push(format!("    {column} {kind}"));
+    }
     lines.push(format!(
         "    CONSTRAINT {base}_PK PRIMARY KEY ({})",
         schema.id_column
     ));
-    let index = |suffix: &str, columns: String| {
-        let schema_prefix = table
-            .rsplit_once('.')
-            .map(|(s, _)| format!("{s}."))
-            .unwrap_or_default();
-        format!("CREATE INDEX {schema_prefix}{base}_{suffix} ON {table} ({columns});")
-    };
+    let index = |suffix: &str, columns: String| index_ddl(schema, "INDEX", suffix, &columns);
     [
         format!("CREATE TABLE {table} (\n{}\n);", lines.join(",\n")),
         index(
@@ -417,11 +479,37 @@ pub fn ddl(schema: &OracleSchema) -> String {
                 schema.column("start_utc")
             ),
         ),
-        index("START_IX", schema.column("start_utc").to_owned()),
+        index(
+            "START_IX",
+            format!("{}, {}", schema.column("start_utc"), schema.id_column),
+        ),
         index("DATE_CODE_IX", schema.column("date_code").to_owned()),
+        index_ddl(schema, "UNIQUE INDEX", "IDEMPOTENCY_UX", KEY_COLUMNS[0]),
     ]
     .join("\n")
         + "\n"
+}
+
+/// `CREATE <kind> <schema.>TABLE_SUFFIX ON table (columns);`
+fn index_ddl(schema: &OracleSchema, kind: &str, suffix: &str, columns: &str) -> String {
+    let table = &schema.table;
+    let (prefix, base) = match table.rsplit_once('.') {
+        Some((owner, base)) => (format!("{owner}."), base),
+        None => (String::new(), table.as_str()),
+    };
+    format!("CREATE {kind} {prefix}{base}_{suffix} ON {table} ({columns});")
+}
+
+/// Adds the idempotency columns to a table created before they existed.
+pub fn add_key_columns(schema: &OracleSchema) -> String {
+    format!(
+        "ALTER TABLE {} ADD ({} VARCHAR2(255 CHAR), {} VARCHAR2(64), {} TIMESTAMP(6) WITH TIME ZONE);\n{}\n",
+        schema.table,
+        KEY_COLUMNS[0],
+        KEY_COLUMNS[1],
+        KEY_COLUMNS[2],
+        index_ddl(schema, "UNIQUE INDEX", "IDEMPOTENCY_UX", KEY_COLUMNS[0])
+    )
 }
 
 #[cfg(test)]

@@ -333,8 +333,46 @@ fn ddl_uses_the_mapped_names_and_creates_the_indexes() {
     assert!(text.contains("    ROW_COUNT NUMBER(19) NOT NULL,\n"));
     assert!(text.contains("CONSTRAINT RUNS_PK PRIMARY KEY (RUN_ID)"));
     assert!(text.contains("CREATE INDEX ops.RUNS_NAME_START_IX ON ops.RUNS (PIPE, START_TS);"));
-    assert!(text.contains("CREATE INDEX ops.RUNS_START_IX ON ops.RUNS (START_TS);"));
+    assert!(text.contains("CREATE INDEX ops.RUNS_START_IX ON ops.RUNS (START_TS, RUN_ID);"));
     assert!(text.contains("CREATE INDEX ops.RUNS_DATE_CODE_IX ON ops.RUNS (DATE_CODE);"));
+    assert!(text.contains("    IDEMPOTENCY_KEY VARCHAR2(255 CHAR),\n"));
+    assert!(
+        text.contains("CREATE UNIQUE INDEX ops.RUNS_IDEMPOTENCY_UX ON ops.RUNS (IDEMPOTENCY_KEY);")
+    );
+    assert_eq!(
+        add_key_columns(&mapped()),
+        "ALTER TABLE ops.RUNS ADD (IDEMPOTENCY_KEY VARCHAR2(255 CHAR), IDEMPOTENCY_FINGERPRINT \
+VARCHAR2(64), IDEMPOTENCY_AT TIMESTAMP(6) WITH TIME ZONE);\n\
+CREATE UNIQUE INDEX ops.RUNS_IDEMPOTENCY_UX ON ops.RUNS (IDEMPOTENCY_KEY);\n"
+    );
+}
+
+#[test]
+fn keyed_inserts_lookups_and_releases() {
+    let schema = mapped();
+    assert_eq!(
+        insert_keyed_sql(&schema),
+        format!(
+            "INSERT INTO ops.RUNS ({MAPPED_COLUMNS}, IDEMPOTENCY_KEY, IDEMPOTENCY_FINGERPRINT, \
+IDEMPOTENCY_AT) VALUES (:start_local, :end_local, :start_utc, :end_utc, :elapsed_seconds, \
+:elapsed_human, :output_file, :log_file, :rowcount, :pid, :date_code, :pipeline_name, \
+:script_name, :pipeline_type, :environment, :archived_file, :key, :fingerprint, :key_at)"
+        )
+    );
+    assert_eq!(
+        key_lookup(&schema),
+        format!(
+            "SELECT {MAPPED_COLUMNS}, IDEMPOTENCY_FINGERPRINT, IDEMPOTENCY_AT FROM ops.RUNS \
+WHERE IDEMPOTENCY_KEY = :key"
+        )
+    );
+    assert_eq!(
+        key_release(&schema),
+        "UPDATE ops.RUNS SET IDEMPOTENCY_KEY = NULL WHERE IDEMPOTENCY_KEY = :key"
+    );
+    let now = at("2026-01-01T00:00:00Z");
+    let names: Vec<String> = key_binds(None, now).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["key", "fingerprint", "key_at"]);
 }
 
 #[test]

@@ -1,0 +1,311 @@
+//! `POST /pipelines/bulk`: many runs in one request, each validated with
+//! the single-insert rules and answered one by one.
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorMessage};
+use super::extract::json_decode_error;
+use super::runs::QueryReader;
+use super::AppState;
+use crate::domain::numbers::bool_from_str;
+use crate::domain::{
+    FieldError, IdempotencyKey, LocItem, PipelineInfo, ValidationError, ValidationErrors,
+};
+use crate::repository::{InsertOutcome, NewRun};
+
+/// The member of a bulk item that carries its idempotency key.
+pub const ITEM_KEY_FIELD: &str = "_idempotency_key";
+
+/// Query parameters of `POST /pipelines/bulk`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct BulkParams {
+    /// Store every item or none: any invalid item or refused key fails the
+    /// whole request (422, or 409 when only keys were refused).
+    #[param(default = false)]
+    atomic: Option<bool>,
+}
+
+/// What happened to each item, in request order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkResponse {
+    /// Items stored by this request.
+    pub stored: usize,
+    /// Items whose key had already stored the same record (nothing stored).
+    pub replayed: usize,
+    /// Items not stored.
+    pub failed: usize,
+    pub results: Vec<BulkItemResult>,
+}
+
+/// The outcome of one item.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkItemResult {
+    /// Position in the request (0-based; NDJSON counts non-blank lines).
+    pub index: usize,
+    /// 201 stored (or replayed), 409 key refused, 422 invalid, 424 valid but
+    /// not stored because another item failed an atomic request.
+    #[schema(example = 201)]
+    pub status: u16,
+    /// True when the item's key had already stored this record.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replayed: bool,
+    /// Why a 409 or 424.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The item's validation errors (a 422), located at `body`, the index,
+    /// then the field — the shape FastAPI gives a list body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<ValidationError>>,
+}
+
+pub const KEY_REUSED: &str =
+    "This Idempotency-Key was already used with a different record; use a new key for a new run";
+pub const KEY_IN_FLIGHT: &str =
+    "A request with this Idempotency-Key is still being stored; retry shortly";
+const NOT_STORED: &str = "Not stored: another item failed and atomic=true";
+
+/// Record many pipeline runs
+///
+/// A JSON array of run records (`application/json`) or one record per line
+/// (`application/x-ndjson`), up to the configured maximum. Each item is
+/// validated like `POST /pipelines` and may carry an `_idempotency_key`
+/// member. All stored items are written and synced together; the answer
+/// lists every item's outcome.
+#[utoipa::path(
+    post,
+    path = "/pipelines/bulk",
+    tag = "pipelines",
+    params(BulkParams),
+    request_body(
+        description = "A JSON array of run records, or NDJSON (one record per line)",
+        content(
+            (Vec<PipelineInfo> = "application/json"),
+            (String = "application/x-ndjson"),
+        )
+    ),
+    responses(
+        (status = 200, description = "Processed; see each item's status", body = BulkResponse),
+        (status = 401, description = "API keys are configured and none was sent", body = ErrorMessage),
+        (status = 403, description = "The API key is wrong", body = ErrorMessage),
+        (status = 409, description = "atomic=true and an item's key was refused; nothing stored", body = BulkResponse),
+        (status = 413, description = "Too many items or too large a body", body = ErrorMessage),
+        (status = 422, description = "The body is not an array / NDJSON (a `detail` list), or atomic=true and an item is invalid (a `BulkResponse`; nothing stored)", body = BulkResponse),
+        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
+        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+    ),
+    security(("api_key" = []), ())
+)]
+pub async fn create_pipeline_runs(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let mut query = QueryReader::new(request.uri().query());
+    let atomic = query.parsed("atomic", bool_from_str).unwrap_or(false);
+    query.finish(|| ())?;
+    let ndjson = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_ndjson);
+    let limit = state.limits.max_bulk_bytes;
+    let bytes = axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(limit))?;
+    let items = split_items(&bytes, ndjson)?;
+    if items.len() > state.limits.max_bulk {
+        return Err(ApiError::TooManyItems(state.limits.max_bulk));
+    }
+    // Validation is CPU work proportional to the body: keep it off the
+    // threads that serve other requests.
+    let checked = tokio::task::spawn_blocking(move || check_items(items))
+        .await
+        .map_err(|e| ApiError::Storage(crate::repository::RepositoryError::Task(e.to_string())))?;
+    let (runs, positions, mut invalid): (Vec<NewRun>, Vec<usize>, Vec<(usize, ValidationErrors)>) =
+        checked;
+    let total = positions.len() + invalid.len();
+    let outcomes = if atomic && !invalid.is_empty() {
+        vec![InsertOutcome::NotStored; runs.len()]
+    } else {
+        state.repository.insert_runs(runs, atomic).await?
+    };
+    let mut results: Vec<Option<BulkItemResult>> = (0..total).map(|_| None).collect();
+    for (index, errors) in invalid.drain(..) {
+        results[index] = Some(BulkItemResult {
+            index,
+            status: 422,
+            replayed: false,
+            detail: None,
+            errors: Some(errors.detail),
+        });
+    }
+    for (index, outcome) in positions.into_iter().zip(outcomes) {
+        let (status, replayed, detail) = match outcome {
+            InsertOutcome::Created(_) => (201, false, None),
+            InsertOutcome::Replayed(_) => (201, true, None),
+            InsertOutcome::KeyReused => (409, false, Some(KEY_REUSED)),
+            InsertOutcome::KeyInFlight => (409, false, Some(KEY_IN_FLIGHT)),
+            InsertOutcome::NotStored => (424, false, Some(NOT_STORED)),
+        };
+        results[index] = Some(BulkItemResult {
+            index,
+            status,
+            replayed,
+            detail: detail.map(str::to_owned),
+            errors: None,
+        });
+    }
+    let results: Vec<BulkItemResult> = results.into_iter().flatten().collect();
+    let count = |f: fn(&BulkItemResult) -> bool| results.iter().filter(|r| f(r)).count();
+    let stored = count(|r| r.status == 201 && !r.replayed);
+    let replayed = count(|r| r.replayed);
+    let failed = count(|r| r.status != 201);
+    let status = match (atomic && failed > 0, count(|r| r.status == 422) > 0) {
+        (false, _) => StatusCode::OK,
+        (true, true) => StatusCode::UNPROCESSABLE_ENTITY,
+        (true, false) => StatusCode::CONFLICT,
+    };
+    Ok((
+        status,
+        Json(BulkResponse {
+            stored,
+            replayed,
+            failed,
+            results,
+        }),
+    )
+        .into_response())
+}
+
+fn is_ndjson(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    [
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+    ]
+    .iter()
+    .any(|t| essence.eq_ignore_ascii_case(t))
+}
+
+/// One item of the body: its JSON, or why it is not JSON.
+type Item = Result<Value, ValidationErrors>;
+
+/// The body's items: the elements of a JSON array, or the non-blank lines
+/// of NDJSON (a line that is not JSON fails alone).
+fn split_items(bytes: &Bytes, ndjson: bool) -> Result<Vec<Item>, ApiError> {
+    let body_error = |kind, msg: &str| {
+        ApiError::Validation(ValidationErrors::single(
+            FieldError::new(kind, msg).at(vec![LocItem::from("body")], Value::Null),
+        ))
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(body_error("missing", "Field required"));
+    }
+    if ndjson {
+        let lines = bytes
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
+        return Ok(lines
+            .enumerate()
+            .map(|(index, line)| {
+                serde_json::from_slice::<Value>(line).map_err(|error| {
+                    let mut errors = json_decode_error(line, &error);
+                    for e in &mut errors.detail {
+                        e.loc.insert(1, LocItem::Index(index));
+                    }
+                    errors
+                })
+            })
+            .collect());
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Array(items)) => Ok(items.into_iter().map(Ok).collect()),
+        Ok(_) => Err(body_error("list_type", "Input should be a valid list")),
+        Err(error) => Err(ApiError::Validation(json_decode_error(bytes, &error))),
+    }
+}
+
+/// Validates every item: the runs to store with their positions, and the
+/// errors of the others.
+fn check_items(items: Vec<Item>) -> (Vec<NewRun>, Vec<usize>, Vec<(usize, ValidationErrors)>) {
+    let mut runs = Vec::with_capacity(items.len());
+    let mut positions = Vec::with_capacity(items.len());
+    let mut invalid = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        match item.and_then(|value| check_item(index, value)) {
+            Ok(run) => {
+                runs.push(run);
+                positions.push(index);
+            }
+            Err(errors) => invalid.push((index, errors)),
+        }
+    }
+    (runs, positions, invalid)
+}
+
+fn check_item(index: usize, mut value: Value) -> Result<NewRun, ValidationErrors> {
+    let key = match &mut value {
+        Value::Object(fields) => take_key(fields),
+        _ => None,
+    };
+    let mut errors = ValidationErrors::default();
+    let record = PipelineInfo::parse(&value, "body").map_err(|mut e| {
+        for error in &mut e.detail {
+            error.loc.insert(1, LocItem::Index(index));
+        }
+        e
+    });
+    let record = match record {
+        Ok(record) => Some(record),
+        Err(e) => {
+            errors.detail.extend(e.detail);
+            None
+        }
+    };
+    let key = match (key, &record) {
+        (Some(raw), Some(record)) => {
+            let loc = || {
+                vec![
+                    LocItem::from("body"),
+                    LocItem::Index(index),
+                    LocItem::from(ITEM_KEY_FIELD),
+                ]
+            };
+            match &raw {
+                Value::String(text) => match IdempotencyKey::parse(text, record) {
+                    Ok(key) => Some(key),
+                    Err(error) => {
+                        errors.push(error.at(loc(), raw.clone()));
+                        None
+                    }
+                },
+                _ => {
+                    errors.push(
+                        FieldError::new("string_type", "Input should be a valid string")
+                            .at(loc(), raw.clone()),
+                    );
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    match record {
+        Some(record) if errors.detail.is_empty() => Ok(NewRun { record, key }),
+        _ => Err(errors),
+    }
+}
+
+fn take_key(fields: &mut Map<String, Value>) -> Option<Value> {
+    fields.remove(ITEM_KEY_FIELD).filter(|v| !v.is_null())
+}

@@ -1,0 +1,201 @@
+//! `POST /pipelines/bulk` and `Idempotency-Key` through HTTP.
+
+use pipeline_service::config::RawSettings;
+use serde_json::{json, Value};
+
+use crate::helpers::{run, spawn_app, spawn_app_with, spawn_app_with_file, TestApp};
+
+async fn post_bulk(app: &TestApp, query: &str, body: String, content_type: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .post(format!("{}/pipelines/bulk{query}", app.address))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+fn statuses(answer: &Value) -> Vec<u64> {
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_item_is_validated_and_the_valid_ones_stored_together() {
+    let app = spawn_app().await;
+    let items = json!([
+        run(json!({"date_code": "a"})),
+        run(json!({"date_code": "b", "rowcount": "many"})),
+        run(json!({"date_code": "c"})),
+    ]);
+    let (status, answer) = post_bulk(&app, "", items.to_string(), "application/json").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(statuses(&answer), [201, 422, 201]);
+    assert_eq!(
+        (answer["stored"].as_u64(), answer["failed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let error = &answer["results"][1]["errors"][0];
+    assert_eq!(error["loc"], json!(["body", 1, "rowcount"]));
+    assert_eq!(error["type"], "int_parsing");
+    assert_eq!(app.file_lines().len(), 2);
+    let stored = app.get_json("/get_pipeline_info").await;
+    assert_eq!(stored["total"], 2);
+}
+
+#[tokio::test]
+async fn ndjson_lines_are_items_and_a_broken_line_fails_alone() {
+    let app = spawn_app().await;
+    let body = format!(
+        "{}\n\n{{\"date_code\": \n{}\n",
+        run(json!({"date_code": "a"})),
+        run(json!({"date_code": "c"}))
+    );
+    let (status, answer) = post_bulk(&app, "", body, "application/x-ndjson").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(statuses(&answer), [201, 422, 201]);
+    let error = &answer["results"][1]["errors"][0];
+    assert_eq!(error["type"], "json_invalid");
+    assert_eq!(error["loc"][1], 1);
+    assert_eq!(app.file_lines().len(), 2);
+}
+
+#[tokio::test]
+async fn atomic_requests_store_all_or_nothing() {
+    let app = spawn_app().await;
+    let items = json!([run(json!({"date_code": "a"})), run(json!({"pid": null}))]);
+    let (status, answer) =
+        post_bulk(&app, "?atomic=true", items.to_string(), "application/json").await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(statuses(&answer), [424, 422]);
+    assert_eq!(answer["stored"], 0);
+    assert!(app.file_lines().is_empty(), "nothing stored");
+    let good = json!([
+        run(json!({"date_code": "a"})),
+        run(json!({"date_code": "b"}))
+    ]);
+    let (status, answer) = post_bulk(&app, "?atomic=1", good.to_string(), "application/json").await;
+    assert_eq!((status, statuses(&answer)), (200, vec![201, 201]));
+    assert_eq!(app.file_lines().len(), 2);
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_lists_or_too_long_are_refused() {
+    let raw = RawSettings {
+        max_bulk: Some("2".into()),
+        ..RawSettings::default()
+    };
+    let app = spawn_app_with(None, raw).await;
+    let three = json!([run(json!({})), run(json!({})), run(json!({}))]);
+    let (status, answer) = post_bulk(&app, "", three.to_string(), "application/json").await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        answer["detail"],
+        "Too many records: the limit is 2 per request"
+    );
+    let (status, answer) =
+        post_bulk(&app, "", run(json!({})).to_string(), "application/json").await;
+    assert_eq!(status, 422);
+    assert_eq!(answer["detail"][0]["type"], "list_type");
+    let (status, answer) = post_bulk(&app, "", "[1,".into(), "application/json").await;
+    assert_eq!(status, 422);
+    assert_eq!(answer["detail"][0]["type"], "json_invalid");
+    let (status, answer) = post_bulk(&app, "?atomic=maybe", "[]".into(), "application/json").await;
+    assert_eq!(status, 422);
+    assert_eq!(answer["detail"][0]["loc"], json!(["query", "atomic"]));
+    assert!(app.file_lines().is_empty());
+}
+
+async fn post_keyed(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(format!("{}/pipelines", app.address))
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_retried_post_with_its_key_stores_nothing_even_after_a_restart() {
+    let app = spawn_app().await;
+    let body = run(json!({"date_code": "once"}));
+    let first = post_keyed(&app, "job-42/attempt", &body).await;
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let original: Value = first.json().await.unwrap();
+    let again = post_keyed(&app, "job-42/attempt", &body).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), original);
+    let lines = app.file_lines();
+    assert_eq!(lines.len(), 1);
+    // The key rides in a reserved member; the record's own fields are untouched.
+    let line: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(line["_idempotency"]["key"], "job-42/attempt");
+    let mut fields = line.as_object().unwrap().clone();
+    fields.remove("_idempotency");
+    assert_eq!(Value::Object(fields), original);
+    // A different record under the same key is refused.
+    let other = post_keyed(&app, "job-42/attempt", &run(json!({"date_code": "twice"}))).await;
+    assert_eq!(other.status(), 409);
+    let detail: Value = other.json().await.unwrap();
+    assert!(detail["detail"]
+        .as_str()
+        .unwrap()
+        .contains("different record"));
+    // A new process over the same file remembers the key.
+    let restarted = spawn_app_with_file(&(lines.join("\n") + "\n")).await;
+    let replay = post_keyed(&restarted, "job-42/attempt", &body).await;
+    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(restarted.file_lines().len(), 1);
+    // Readers see the record without the reserved member.
+    let listed = restarted.get_json("/get_pipeline_info").await;
+    assert_eq!(listed["results"][0], original);
+}
+
+#[tokio::test]
+async fn bad_keys_are_422_and_bulk_items_carry_their_own_keys() {
+    let app = spawn_app().await;
+    let response = post_keyed(&app, "has space", &run(json!({}))).await;
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["detail"][0]["loc"],
+        json!(["header", "idempotency-key"])
+    );
+    assert!(app.file_lines().is_empty());
+    let mut a = run(json!({"date_code": "a"}));
+    a["_idempotency_key"] = json!("item-a");
+    let mut changed = run(json!({"date_code": "changed"}));
+    changed["_idempotency_key"] = json!("item-a");
+    let mut bad = run(json!({"date_code": "bad"}));
+    bad["_idempotency_key"] = json!(7);
+    let items = json!([a, a, changed, bad]);
+    let (status, answer) = post_bulk(&app, "", items.to_string(), "application/json").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(statuses(&answer), [201, 201, 409, 422]);
+    assert_eq!(answer["results"][1]["replayed"], true);
+    assert_eq!(
+        answer["results"][3]["errors"][0]["loc"],
+        json!(["body", 3, "_idempotency_key"])
+    );
+    assert_eq!(
+        (answer["stored"].as_u64(), answer["replayed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    // The single-insert endpoint sees the bulk item's key too.
+    let mut single = run(json!({"date_code": "a"}));
+    single.as_object_mut().unwrap().remove("_idempotency_key");
+    let replay = post_keyed(&app, "item-a", &single).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(app.file_lines().len(), 1);
+}

@@ -1,0 +1,149 @@
+//! Idempotency keys and batch inserts on every backend.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pipeline_service::domain::IdempotencyKey;
+use pipeline_service::repository::jsonl::{JsonlOptions, JsonlRepository};
+use pipeline_service::repository::{InsertOutcome, NewRun, PipelineInfoRepository, RunFilter};
+use serde_json::json;
+
+use crate::backends::{every_backend, record};
+
+fn keyed(minutes: i64, key: &str, code: &str) -> NewRun {
+    let record = record(minutes, json!({"date_code": code}));
+    let key = IdempotencyKey::parse(key, &record).unwrap();
+    NewRun {
+        record,
+        key: Some(key),
+    }
+}
+
+async fn count(repo: &Arc<dyn PipelineInfoRepository>) -> u64 {
+    repo.count_pipeline_info(&RunFilter::default())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_key_stores_once_replays_the_same_record_and_refuses_another() {
+    for store in every_backend().await {
+        let repo = &store.repository;
+        let name = repo.backend_name();
+        let first = repo
+            .insert_runs(vec![keyed(1, "k1", "a")], true)
+            .await
+            .unwrap();
+        let InsertOutcome::Created(created) = &first[0] else {
+            panic!("{name}: {first:?}")
+        };
+        let again = repo
+            .insert_runs(vec![keyed(1, "k1", "a")], true)
+            .await
+            .unwrap();
+        assert_eq!(again, [InsertOutcome::Replayed(created.clone())], "{name}");
+        let other = repo
+            .insert_runs(vec![keyed(1, "k1", "b")], true)
+            .await
+            .unwrap();
+        assert_eq!(other, [InsertOutcome::KeyReused], "{name}");
+        assert_eq!(count(repo).await, 1, "{name}: nothing stored twice");
+    }
+}
+
+#[tokio::test]
+async fn an_atomic_batch_with_one_refusal_stores_nothing() {
+    for store in every_backend().await {
+        let repo = &store.repository;
+        let name = repo.backend_name();
+        repo.insert_runs(vec![keyed(1, "taken", "a")], true)
+            .await
+            .unwrap();
+        let batch = vec![
+            NewRun::from(record(2, json!({"date_code": "plain"}))),
+            keyed(3, "fresh", "c"),
+            keyed(4, "taken", "different"),
+        ];
+        let outcomes = repo.insert_runs(batch.clone(), true).await.unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                InsertOutcome::NotStored,
+                InsertOutcome::NotStored,
+                InsertOutcome::KeyReused
+            ],
+            "{name}"
+        );
+        assert_eq!(count(repo).await, 1, "{name}: rolled back");
+        // The key of a run that was not stored stays free.
+        let retry = repo
+            .insert_runs(vec![keyed(3, "fresh", "c")], true)
+            .await
+            .unwrap();
+        assert!(matches!(retry[0], InsertOutcome::Created(_)), "{name}");
+        // Without atomic, the valid runs are stored and the refusal reported.
+        let outcomes = repo.insert_runs(batch, false).await.unwrap();
+        assert!(matches!(outcomes[0], InsertOutcome::Created(_)), "{name}");
+        assert!(matches!(outcomes[1], InsertOutcome::Replayed(_)), "{name}");
+        assert_eq!(outcomes[2], InsertOutcome::KeyReused, "{name}");
+        assert_eq!(count(repo).await, 3, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_key_store_one_run() {
+    for store in every_backend().await {
+        let repo = store.repository.clone();
+        let name = repo.backend_name();
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let repo = repo.clone();
+                tokio::spawn(
+                    async move { repo.insert_runs(vec![keyed(1, "race", "r")], true).await },
+                )
+            })
+            .collect();
+        let mut created = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(outcomes) => match &outcomes[0] {
+                    InsertOutcome::Created(_) => created += 1,
+                    InsertOutcome::Replayed(_) | InsertOutcome::KeyInFlight => {}
+                    other => panic!("{name}: {other:?}"),
+                },
+                // Oracle settles a race in the unique index.
+                Err(pipeline_service::repository::RepositoryError::KeyInFlight) => {}
+                Err(other) => panic!("{name}: {other}"),
+            }
+        }
+        assert_eq!(created, 1, "{name}");
+        assert_eq!(count(&repo).await, 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn keys_survive_a_reopen_and_expire_after_their_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.jsonl");
+    let options = JsonlOptions {
+        key_retention: Duration::from_secs(2),
+        ..JsonlOptions::default()
+    };
+    let repo = JsonlRepository::open_with(&path, options).await.unwrap();
+    repo.insert_runs(vec![keyed(1, "kept", "a")], true)
+        .await
+        .unwrap();
+    drop(repo);
+    let reopened = JsonlRepository::open_with(&path, options).await.unwrap();
+    let again = reopened
+        .insert_runs(vec![keyed(1, "kept", "b")], true)
+        .await
+        .unwrap();
+    assert_eq!(again, [InsertOutcome::KeyReused], "the key was read back");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let later = reopened
+        .insert_runs(vec![keyed(1, "kept", "b")], true)
+        .await
+        .unwrap();
+    assert!(matches!(later[0], InsertOutcome::Created(_)), "{later:?}");
+}
