@@ -4,6 +4,7 @@ pub mod datetime;
 pub mod idempotency;
 pub mod numbers;
 pub mod record;
+pub mod usual;
 pub mod validation;
 
 pub use datetime::FlexDateTime;

@@ -5,13 +5,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 use super::keys::{Batch, KeyStamp, Loaded};
 use super::legacy::infer_pipeline_name;
 use super::parse_line_keyed;
-use crate::domain::record::RecordParts;
-use crate::domain::{FlexDateTime, PipelineInfo};
+use crate::domain::usual::UsualRecord;
+use crate::domain::PipelineInfo;
 use crate::metrics::METRICS;
 
 /// Bytes read from the file at a time, so memory stays bounded however big
@@ -20,49 +18,6 @@ pub const BLOCK_BYTES: usize = 32 << 20;
 
 /// Fewer lines than this are parsed on the calling thread.
 const PARALLEL_ABOVE: usize = 4096;
-
-/// A line as the service and the Python service write it: every string
-/// without escapes, numbers as JSON numbers. Anything else (escapes, lenient
-/// values, duplicate keys, errors) takes the validating path.
-#[derive(Deserialize)]
-struct UsualLine<'a> {
-    start_local: &'a str,
-    end_local: &'a str,
-    start_utc: &'a str,
-    end_utc: &'a str,
-    elapsed_seconds: f64,
-    elapsed_human: &'a str,
-    output_file: &'a str,
-    log_file: &'a str,
-    rowcount: i64,
-    pid: i64,
-    date_code: &'a str,
-    /// Outer `None`: the key is absent (a legacy line; the name is inferred).
-    #[serde(default, deserialize_with = "present")]
-    pipeline_name: Option<Option<&'a str>>,
-    #[serde(default)]
-    script_name: Option<&'a str>,
-    #[serde(default)]
-    pipeline_type: Option<&'a str>,
-    #[serde(default)]
-    environment: Option<&'a str>,
-    #[serde(default)]
-    archived_file: Option<&'a str>,
-    #[serde(default, rename = "_idempotency")]
-    idempotency: Option<UsualKey<'a>>,
-}
-
-/// The reserved `_idempotency` member of a line (see `KeyStamp`).
-#[derive(Deserialize)]
-struct UsualKey<'a> {
-    key: &'a str,
-    fingerprint: &'a str,
-    at: &'a str,
-}
-
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<&'de str>>, D::Error> {
-    Option::<&'de str>::deserialize(d).map(Some)
-}
 
 thread_local! {
     /// Classification values seen by this parsing thread. Sharing them from
@@ -93,42 +48,22 @@ fn shared(value: &str) -> Arc<str> {
 
 /// The fast path; `None` sends the line to the validating parser.
 fn parse_usual(line: &[u8]) -> Option<Loaded> {
-    let raw: UsualLine = serde_json::from_slice(line).ok()?;
-    let key = match raw.idempotency {
+    let raw = UsualRecord::read(line)?;
+    let key = match &raw.stored_key {
         Some(k) => Some(KeyStamp::new(k.key, k.fingerprint, k.at)?),
         None => None,
     };
-    let time = |text: &str| FlexDateTime::parse(text).ok();
     let inferred;
-    let pipeline_name = match raw.pipeline_name {
+    let name = match raw.pipeline_name {
         Some(name) => name,
         None => {
-            inferred = infer_pipeline_name(raw.output_file, raw.log_file);
+            let (output, log) = raw.paths();
+            inferred = infer_pipeline_name(output, log);
             Some(inferred.as_str())
         }
     };
-    PipelineInfo::from_parts(RecordParts {
-        start_local: time(raw.start_local)?,
-        end_local: time(raw.end_local)?,
-        start_utc: time(raw.start_utc)?,
-        end_utc: time(raw.end_utc)?,
-        elapsed_seconds: raw.elapsed_seconds,
-        elapsed_human: raw.elapsed_human,
-        output_file: raw.output_file,
-        log_file: raw.log_file,
-        rowcount: raw.rowcount,
-        pid: raw.pid,
-        date_code: raw.date_code,
-        classes: [
-            pipeline_name,
-            raw.script_name,
-            raw.pipeline_type,
-            raw.environment,
-        ]
-        .map(|value| value.map(shared)),
-        archived_file: raw.archived_file,
-    })
-    .map(|record| Loaded { record, key })
+    let record = raw.into_record(name, shared)?;
+    Some(Loaded { record, key })
 }
 
 /// One line: the fast path, else the full parser (which also explains why

@@ -48,10 +48,16 @@ fn run(inner: &Inner, mut receiver: mpsc::UnboundedReceiver<AppendRequest>) {
                 Err(_) => break,
             }
         }
-        let payload: Vec<u8> = batch
-            .iter()
-            .flat_map(|r| r.payload.iter().copied())
-            .collect();
+        let payload = match batch.as_mut_slice() {
+            [only] => std::mem::take(&mut only.payload),
+            all => {
+                let mut joined = Vec::with_capacity(all.iter().map(|r| r.payload.len()).sum());
+                for request in all.iter() {
+                    joined.extend_from_slice(&request.payload);
+                }
+                joined
+            }
+        };
         let result = append_durably(&inner.path, &payload, inner.fsync).map_err(|e| {
             tracing::error!(path = %inner.path.display(), error = %e, "append failed");
             e.to_string()
