@@ -103,6 +103,12 @@ pub struct RawSettings {
     /// Most label sets the per-pipeline metrics export.
     #[arg(long, env = "PIPELINE_METRICS_MAX_SERIES")]
     pub metrics_max_series: Option<String>,
+    /// Typical intervals without a run after which a pipeline is stale.
+    #[arg(long, env = "PIPELINE_STALE_FACTOR")]
+    pub stale_factor: Option<String>,
+    /// Runs before the latest that form its anomaly baseline.
+    #[arg(long, env = "PIPELINE_BASELINE_RUNS")]
+    pub baseline_runs: Option<String>,
     /// Most records one `POST /pipelines/bulk` may carry.
     #[arg(long, env = "PIPELINE_MAX_BULK")]
     pub max_bulk: Option<String>,
@@ -375,6 +381,8 @@ pub struct Settings {
     pub metrics_max_series: usize,
     /// How long an Idempotency-Key protects against repeats.
     pub key_retention: std::time::Duration,
+    pub stale_factor: f64,
+    pub baseline_runs: usize,
     /// Present exactly when the backend is Oracle.
     pub oracle: Option<OracleSettings>,
 }
@@ -508,6 +516,25 @@ impl Settings {
             )? as usize,
         };
         let key_retention = key_retention(&raw)?;
+        let stale_factor = match raw.stale_factor.as_deref().map(str::trim) {
+            None | Some("") => crate::stats::DEFAULT_STALE_FACTOR,
+            Some(text) => match text.parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 => v,
+                _ => {
+                    return Err(ConfigError::new(
+                        "PIPELINE_STALE_FACTOR",
+                        format!("{text:?} is not a positive number"),
+                    ))
+                }
+            },
+        };
+        let baseline_runs = bounded(
+            "PIPELINE_BASELINE_RUNS",
+            raw.baseline_runs.as_deref(),
+            crate::stats::DEFAULT_BASELINE_RUNS as u64,
+            crate::stats::MIN_BASELINE as u64,
+            100_000,
+        )? as usize;
         let metrics_max_series = bounded(
             "PIPELINE_METRICS_MAX_SERIES",
             raw.metrics_max_series.as_deref(),
@@ -531,6 +558,8 @@ impl Settings {
             limits,
             metrics_max_series,
             key_retention,
+            stale_factor,
+            baseline_runs,
             oracle,
         })
     }

@@ -9,4 +9,5 @@ pub mod metrics;
 pub mod probe;
 pub mod repository;
 pub mod startup;
+pub mod stats;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! Prometheus metrics. One registry for the process, reachable from the
 //! HTTP layer and the storage code alike; rendered by `GET /metrics`.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use parking_lot::Mutex;
@@ -30,6 +31,10 @@ pub struct Metrics {
     pipeline_last_duration: GaugeVec,
     pipeline_last_rowcount: GaugeVec,
     pipeline_runs: GaugeVec,
+    /// 1 when the pipeline is overdue / its latest run is an outlier.
+    pipeline_stale: GaugeVec,
+    pipeline_duration_anomaly: GaugeVec,
+    pipeline_rowcount_anomaly: GaugeVec,
     pipeline_series_dropped: IntGauge,
     /// Serialises renders: each resets and refills the per-pipeline gauges.
     render_lock: Mutex<()>,
@@ -204,6 +209,21 @@ impl Metrics {
                 "pipeline_runs_total",
                 "Runs recorded for the pipeline.",
             ),
+            pipeline_stale: pipeline_gauge(
+                &registry,
+                "pipeline_stale",
+                "1 when more than PIPELINE_STALE_FACTOR typical intervals passed since the last run.",
+            ),
+            pipeline_duration_anomaly: pipeline_gauge(
+                &registry,
+                "pipeline_duration_anomaly",
+                "1 when the latest run's duration is an outlier against the runs before it.",
+            ),
+            pipeline_rowcount_anomaly: pipeline_gauge(
+                &registry,
+                "pipeline_rowcount_anomaly",
+                "1 when the latest run's row count is an outlier against the runs before it.",
+            ),
             pipeline_series_dropped: gauge(
                 &registry,
                 "pipeline_metrics_series_dropped",
@@ -216,7 +236,12 @@ impl Metrics {
 
     /// The text exposition, with per-pipeline gauges for the `max_series`
     /// most recently active pipelines.
-    pub fn render(&self, mut activity: Vec<PipelineActivity>, max_series: usize) -> String {
+    pub fn render(
+        &self,
+        mut activity: Vec<PipelineActivity>,
+        flags: &HashMap<[Option<String>; 4], [bool; 3]>,
+        max_series: usize,
+    ) -> String {
         let _guard = self.render_lock.lock();
         activity.sort_by_key(|a| std::cmp::Reverse(a.last_run.instant_micros()));
         let dropped = activity.len().saturating_sub(max_series);
@@ -226,6 +251,9 @@ impl Metrics {
             &self.pipeline_last_duration,
             &self.pipeline_last_rowcount,
             &self.pipeline_runs,
+            &self.pipeline_stale,
+            &self.pipeline_duration_anomaly,
+            &self.pipeline_rowcount_anomaly,
         ] {
             vec.reset();
         }
@@ -243,6 +271,20 @@ impl Metrics {
             self.pipeline_runs
                 .with_label_values(&labels)
                 .set(a.total_runs as f64);
+            if let Some(flags) = flags.get(&a.key) {
+                for (gauge, flag) in [
+                    &self.pipeline_stale,
+                    &self.pipeline_duration_anomaly,
+                    &self.pipeline_rowcount_anomaly,
+                ]
+                .into_iter()
+                .zip(flags)
+                {
+                    gauge
+                        .with_label_values(&labels)
+                        .set(f64::from(u8::from(*flag)));
+                }
+            }
         }
         self.pipeline_series_dropped.set(dropped as i64);
         let mut buffer = Vec::new();

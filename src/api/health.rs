@@ -75,8 +75,10 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
 ///
 /// HTTP, storage and process metrics, and per-pipeline gauges of the latest
 /// run (`pipeline_last_run_timestamp_seconds`, `pipeline_last_duration_seconds`,
-/// `pipeline_last_rowcount`, `pipeline_runs_total`) for alerting on pipelines
-/// that stop running or misbehave.
+/// `pipeline_last_rowcount`, `pipeline_runs_total`) and flags from the run
+/// statistics (`pipeline_stale`, `pipeline_duration_anomaly`,
+/// `pipeline_rowcount_anomaly`) for alerting on pipelines that stop running
+/// or misbehave.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -91,7 +93,31 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             Vec::new()
         }
     };
-    let text = METRICS.render(activity, state.metrics_max_series);
+    let policy = crate::stats::StatsPolicy {
+        stale_factor: state.stale_factor,
+        baseline_runs: state.baseline_runs,
+        now_micros: chrono::Utc::now().timestamp_micros(),
+    };
+    let filter = crate::repository::RunFilter::default();
+    let flags = match super::stats::compute(state.repository.as_ref(), &filter, policy).await {
+        Ok(stats) => stats
+            .into_iter()
+            .map(|s| {
+                let key = [
+                    s.pipeline_name,
+                    s.script_name,
+                    s.pipeline_type,
+                    s.environment,
+                ];
+                (key, [s.stale, s.duration_anomaly, s.rowcount_anomaly])
+            })
+            .collect(),
+        Err(error) => {
+            tracing::warn!(%error, "pipeline statistics unavailable for metrics");
+            std::collections::HashMap::new()
+        }
+    };
+    let text = METRICS.render(activity, &flags, state.metrics_max_series);
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

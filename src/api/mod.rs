@@ -11,6 +11,7 @@ pub mod observe;
 pub mod openapi;
 pub mod pipelines;
 pub mod runs;
+pub mod stats;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub metrics_max_series: usize,
     pub summary_json: Arc<pipelines::SummaryJsonCache>,
     pub limits: crate::config::Limits,
+    pub stale_factor: f64,
+    pub baseline_runs: usize,
 }
 
 impl AppState {
@@ -59,6 +62,8 @@ impl AppState {
             metrics_max_series: settings.metrics_max_series,
             summary_json: Arc::default(),
             limits: settings.limits,
+            stale_factor: settings.stale_factor,
+            baseline_runs: settings.baseline_runs,
         }
     }
 }
@@ -74,6 +79,7 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
             "/pipelines",
             get(pipelines::list_pipelines).post(pipelines::create_pipeline_run),
         )
+        .route("/pipelines/stats", get(stats::pipeline_stats))
         .route(
             "/pipelines/bulk",
             axum::routing::post(bulk::create_pipeline_runs),

@@ -10,4 +10,5 @@ mod helpers;
 mod ingest;
 mod process;
 mod query;
+mod stats;
 mod validation;

@@ -1,0 +1,119 @@
+//! `GET /pipelines/stats`: per-pipeline percentiles, staleness and anomaly
+//! flags over the runs matching the filters.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::Json;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorMessage};
+use super::runs::QueryReader;
+use super::AppState;
+use crate::domain::ValidationErrors;
+use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter};
+use crate::stats::{PipelineStats, StatsBuilder, StatsPolicy};
+
+/// Runs read from the store per step.
+const PAGE: usize = 10_000;
+
+/// Query parameters (documentation; `StatsQuery` parses).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct StatsParams {
+    /// Only this pipeline.
+    pipeline_name: Option<String>,
+    /// Only this environment.
+    environment: Option<String>,
+    /// Only runs starting at or after this time.
+    #[param(value_type = Option<String>, format = DateTime)]
+    start_utc: Option<String>,
+    /// Only runs ending at or before this time.
+    #[param(value_type = Option<String>, format = DateTime)]
+    end_utc: Option<String>,
+}
+
+/// The validated filters (those of `/get_pipeline_info`).
+pub struct StatsQuery(RunFilter);
+
+impl StatsQuery {
+    pub fn parse(query: Option<&str>) -> Result<Self, ValidationErrors> {
+        let mut q = QueryReader::new(query);
+        let filter = q.filter();
+        q.finish(|| StatsQuery(filter))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for StatsQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(StatsQuery::parse(parts.uri.query())?)
+    }
+}
+
+/// Statistics of every pipeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsResponse {
+    /// One entry per (pipeline_name, script_name, pipeline_type,
+    /// environment), latest run first.
+    pub pipelines: Vec<PipelineStats>,
+}
+
+/// Run statistics per pipeline
+///
+/// For each pipeline (grouped as in `/pipelines`): run count, last run,
+/// p50/p95/p99/max duration, median row count, zero-row runs, the typical
+/// interval between runs, whether the pipeline is overdue (`stale`), and
+/// whether its latest run's duration or row count is an outlier against
+/// the runs before it (robust z-score). Definitions are in the study guide.
+#[utoipa::path(
+    get,
+    path = "/pipelines/stats",
+    tag = "pipelines",
+    params(StatsParams),
+    responses(
+        (status = 200, description = "Statistics, latest run first", body = StatsResponse),
+        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
+        (status = 403, description = "The API key is wrong", body = ErrorMessage),
+        (status = 422, description = "A query parameter is invalid", body = ValidationErrors),
+        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
+        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+    ),
+    security((), ("api_key" = []))
+)]
+pub async fn pipeline_stats(
+    State(state): State<AppState>,
+    StatsQuery(filter): StatsQuery,
+) -> Result<Json<StatsResponse>, ApiError> {
+    let policy = StatsPolicy {
+        stale_factor: state.stale_factor,
+        baseline_runs: state.baseline_runs,
+        now_micros: chrono::Utc::now().timestamp_micros(),
+    };
+    let pipelines = compute(state.repository.as_ref(), &filter, policy).await?;
+    Ok(Json(StatsResponse { pipelines }))
+}
+
+/// Walks every matching run by keyset pages (both backends, bounded
+/// memory per page) and computes the statistics.
+pub async fn compute(
+    repository: &dyn PipelineInfoRepository,
+    filter: &RunFilter,
+    policy: StatsPolicy,
+) -> Result<Vec<PipelineStats>, RepositoryError> {
+    let mut builder = StatsBuilder::default();
+    let mut after = None;
+    loop {
+        let page = repository.get_after(filter, after, PAGE).await?;
+        for run in &page.records {
+            builder.add(run);
+        }
+        match page.next {
+            Some(key) => after = Some(key),
+            None => break,
+        }
+    }
+    Ok(builder.finish(policy))
+}

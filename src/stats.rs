@@ -1,0 +1,229 @@
+//! Run statistics per pipeline: percentiles, staleness and robust anomaly
+//! flags. Pure functions over the runs, so both backends share one exact
+//! definition (see STUDY_GUIDE, "Run statistics").
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::{FlexDateTime, PipelineInfo};
+
+/// How statistics are judged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatsPolicy {
+    /// A pipeline is stale when the time since its last run exceeds this
+    /// many typical intervals.
+    pub stale_factor: f64,
+    /// Runs before the latest that form its baseline.
+    pub baseline_runs: usize,
+    /// Current time, microseconds since the epoch.
+    pub now_micros: i64,
+}
+
+pub const DEFAULT_STALE_FACTOR: f64 = 2.0;
+pub const DEFAULT_BASELINE_RUNS: usize = 30;
+/// Fewest runs before staleness is judged.
+pub const MIN_RUNS_FOR_STALE: usize = 5;
+/// Fewest baseline runs before anomalies are judged.
+pub const MIN_BASELINE: usize = 5;
+/// |robust z| above this is an anomaly (Iglewicz and Hoaglin's cut-off).
+pub const ANOMALY_Z: f64 = 3.5;
+
+/// Statistics of one (pipeline_name, script_name, pipeline_type,
+/// environment) group.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct PipelineStats {
+    pub pipeline_name: Option<String>,
+    pub script_name: Option<String>,
+    pub pipeline_type: Option<String>,
+    pub environment: Option<String>,
+    pub runs: u64,
+    /// `start_utc` of the latest run.
+    #[schema(value_type = String, format = DateTime)]
+    pub last_run: FlexDateTime,
+    /// Percentiles of `elapsed_seconds` (linear interpolation between
+    /// closest ranks, as PERCENTILE_CONT and numpy do).
+    pub p50_elapsed_seconds: f64,
+    pub p95_elapsed_seconds: f64,
+    pub p99_elapsed_seconds: f64,
+    pub max_elapsed_seconds: f64,
+    pub median_rowcount: f64,
+    /// Runs that produced no rows.
+    pub zero_row_runs: u64,
+    /// Median gap between consecutive starts; null with fewer than 2 runs.
+    pub typical_interval_seconds: Option<f64>,
+    /// Seconds since the latest run started.
+    pub seconds_since_last_run: f64,
+    /// The latest run is overdue: at least 5 runs and more than
+    /// `PIPELINE_STALE_FACTOR` typical intervals since it started.
+    pub stale: bool,
+    /// Robust z-score of the latest run's duration against the baseline
+    /// (null when the baseline is too short or has no spread).
+    pub duration_z: Option<f64>,
+    pub duration_anomaly: bool,
+    pub rowcount_z: Option<f64>,
+    pub rowcount_anomaly: bool,
+}
+
+/// The linear-interpolation percentile `q` (0–1) of sorted values.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        1 => sorted[0],
+        n => {
+            let rank = q * (n - 1) as f64;
+            let low = rank.floor() as usize;
+            let high = rank.ceil() as usize;
+            sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64)
+        }
+    }
+}
+
+fn sorted(mut values: Vec<f64>) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
+    values
+}
+
+fn median(values: Vec<f64>) -> f64 {
+    percentile(&sorted(values), 0.5)
+}
+
+/// Whether `latest` is an outlier among `baseline`, and its robust z-score
+/// `0.6745 (x − median) / MAD`. With no spread (MAD 0) there is no score,
+/// and any departure from the median is an anomaly: a pipeline that always
+/// loads 500 rows and suddenly loads 0 must be flagged.
+pub fn robust_anomaly(baseline: &[f64], latest: f64) -> (Option<f64>, bool) {
+    if baseline.len() < MIN_BASELINE {
+        return (None, false);
+    }
+    let center = median(baseline.to_vec());
+    let mad = median(baseline.iter().map(|v| (v - center).abs()).collect());
+    if mad == 0.0 {
+        return (None, latest != center);
+    }
+    let z = 0.6745 * (latest - center) / mad;
+    (Some(z), z.abs() > ANOMALY_Z)
+}
+
+type GroupKey = [Option<Arc<str>>; 4];
+
+/// Collects runs (any order) and computes every group's statistics.
+#[derive(Debug, Default)]
+pub struct StatsBuilder {
+    groups: HashMap<GroupKey, Vec<(i64, f64, i64, FlexDateTime)>>,
+}
+
+impl StatsBuilder {
+    pub fn add(&mut self, run: &PipelineInfo) {
+        self.groups.entry(run.classes().clone()).or_default().push((
+            run.start_utc().instant_micros(),
+            run.elapsed_seconds(),
+            run.rowcount(),
+            run.start_utc(),
+        ));
+    }
+
+    /// Latest run first, like `/pipelines`.
+    pub fn finish(self, policy: StatsPolicy) -> Vec<PipelineStats> {
+        let mut all: Vec<PipelineStats> = self
+            .groups
+            .into_iter()
+            .map(|(key, runs)| group_stats(key, runs, policy))
+            .collect();
+        all.sort_by(|a, b| {
+            b.last_run
+                .instant_micros()
+                .cmp(&a.last_run.instant_micros())
+                .then_with(|| a.pipeline_name.cmp(&b.pipeline_name))
+                .then_with(|| a.script_name.cmp(&b.script_name))
+                .then_with(|| a.pipeline_type.cmp(&b.pipeline_type))
+                .then_with(|| a.environment.cmp(&b.environment))
+        });
+        all
+    }
+}
+
+fn group_stats(
+    key: GroupKey,
+    mut runs: Vec<(i64, f64, i64, FlexDateTime)>,
+    policy: StatsPolicy,
+) -> PipelineStats {
+    // Oldest first; equal starts keep the order they were read in (the
+    // answer order reversed), which the stable sort preserves.
+    runs.reverse();
+    runs.sort_by_key(|r| r.0);
+    let durations = sorted(runs.iter().map(|r| r.1).collect());
+    let rowcounts: Vec<f64> = runs.iter().map(|r| r.2 as f64).collect();
+    let gaps: Vec<f64> = runs
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) as f64 / 1e6)
+        .collect();
+    let typical_interval = (!gaps.is_empty()).then(|| median(gaps));
+    let latest = runs[runs.len() - 1];
+    let since = (policy.now_micros - latest.0) as f64 / 1e6;
+    let stale = runs.len() >= MIN_RUNS_FOR_STALE
+        && typical_interval.is_some_and(|t| t > 0.0 && since > policy.stale_factor * t);
+    let previous = &runs[..runs.len() - 1];
+    let baseline = &previous[previous.len().saturating_sub(policy.baseline_runs)..];
+    let (duration_z, duration_anomaly) =
+        robust_anomaly(&baseline.iter().map(|r| r.1).collect::<Vec<_>>(), latest.1);
+    let (rowcount_z, rowcount_anomaly) = robust_anomaly(
+        &baseline.iter().map(|r| r.2 as f64).collect::<Vec<_>>(),
+        latest.2 as f64,
+    );
+    let [pipeline_name, script_name, pipeline_type, environment] =
+        key.map(|v| v.as_deref().map(str::to_owned));
+    PipelineStats {
+        pipeline_name,
+        script_name,
+        pipeline_type,
+        environment,
+        runs: runs.len() as u64,
+        last_run: latest.3,
+        p50_elapsed_seconds: percentile(&durations, 0.5),
+        p95_elapsed_seconds: percentile(&durations, 0.95),
+        p99_elapsed_seconds: percentile(&durations, 0.99),
+        max_elapsed_seconds: durations[durations.len() - 1],
+        median_rowcount: median(rowcounts),
+        zero_row_runs: runs.iter().filter(|r| r.2 == 0).count() as u64,
+        typical_interval_seconds: typical_interval,
+        seconds_since_last_run: since,
+        stale,
+        duration_z,
+        duration_anomaly,
+        rowcount_z,
+        rowcount_anomaly,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_interpolate_between_ranks() {
+        let values = sorted((1..=10).map(f64::from).collect());
+        assert_eq!(percentile(&values, 0.5), 5.5);
+        assert!((percentile(&values, 0.95) - 9.55).abs() < 1e-9);
+        assert!((percentile(&values, 0.99) - 9.91).abs() < 1e-9);
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+    }
+
+    #[test]
+    fn robust_z_flags_outliers_and_departures_from_a_constant() {
+        let baseline = [10.0, 11.0, 9.0, 10.0, 12.0, 8.0, 10.0];
+        // median 10, MAD 1: z = 0.6745 × (x − 10).
+        let (z, flagged) = robust_anomaly(&baseline, 16.0);
+        assert!((z.unwrap() - 4.047).abs() < 1e-3);
+        assert!(flagged);
+        let (z, flagged) = robust_anomaly(&baseline, 15.0);
+        assert!((z.unwrap() - 3.3725).abs() < 1e-4);
+        assert!(!flagged);
+        assert_eq!(robust_anomaly(&[500.0; 6], 0.0), (None, true));
+        assert_eq!(robust_anomaly(&[500.0; 6], 500.0), (None, false));
+        assert_eq!(robust_anomaly(&[1.0, 2.0, 3.0, 4.0], 100.0), (None, false));
+    }
+}
