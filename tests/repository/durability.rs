@@ -50,3 +50,73 @@ async fn inserts_waiting_together_share_one_write_and_one_sync() {
     assert_eq!(stored.len(), 64);
     assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 64);
 }
+
+/// What this process appends becomes visible without re-reading the file,
+/// and must be exactly what a fresh load of the file gives — also when
+/// another writer appended in between or left a torn line.
+#[tokio::test]
+async fn the_live_index_always_equals_a_fresh_load_of_the_file() {
+    use pipeline_service::domain::IdempotencyKey;
+    use pipeline_service::repository::NewRun;
+    use std::io::Write;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.jsonl");
+    let live = JsonlRepository::open(&path).await.unwrap();
+    let keyed = |minutes: i64, key: &str| {
+        let record = record(minutes, json!({"date_code": key}));
+        NewRun {
+            key: Some(IdempotencyKey::parse(key, &record).unwrap()),
+            record,
+        }
+    };
+    let foreign = |text: &str| {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+    };
+    live.insert_runs(vec![keyed(5, "k1"), keyed(1, "k2")], false)
+        .await
+        .unwrap();
+    foreign(&format!(
+        "{}\n",
+        serde_json::to_string(&record(3, json!({"date_code": "other"}))).unwrap()
+    ));
+    live.insert_many(vec![record(4, json!({"date_code": "a"}))])
+        .await
+        .unwrap();
+    foreign("{\"torn\": ");
+    live.insert_runs(vec![keyed(2, "k3")], true).await.unwrap();
+    live.insert_pipeline_info(record(9, json!({"date_code": "b"})))
+        .await
+        .unwrap();
+    let all = |repo: JsonlRepository| async move {
+        let codes: Vec<String> = repo
+            .get_pipeline_info(&RunFilter::default(), Page::All)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.date_code().to_owned())
+            .collect();
+        let summaries = repo.get_pipelines_summary().await.unwrap();
+        (codes, summaries)
+    };
+    let fresh = JsonlRepository::open(&path).await.unwrap();
+    let (live_codes, live_summaries) = all(live.clone()).await;
+    let (fresh_codes, fresh_summaries) = all(fresh.clone()).await;
+    assert_eq!(live_codes, ["b", "k1", "a", "other", "k3", "k2"]);
+    assert_eq!(live_codes, fresh_codes);
+    assert_eq!(live_summaries, fresh_summaries);
+    // Keys are known to both, at the right records.
+    for repo in [live, fresh] {
+        let replay = repo.insert_runs(vec![keyed(2, "k3")], true).await.unwrap();
+        match &replay[0] {
+            pipeline_service::repository::InsertOutcome::Replayed(r) => {
+                assert_eq!(r.date_code(), "k3")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -62,6 +62,12 @@ pub struct Loaded {
     pub key: Option<KeyStamp>,
 }
 
+impl From<PipelineInfo> for Loaded {
+    fn from(record: PipelineInfo) -> Self {
+        Self { record, key: None }
+    }
+}
+
 /// Records parsed in file order, and the keys some of them carry.
 #[derive(Debug, Default)]
 pub struct Batch {

@@ -183,27 +183,15 @@ impl JsonlRepository {
         &self.inner.path
     }
 
-    /// Appends `records` as one group-commit request and waits until they
+    /// Appends `lines` as one group-commit request and waits until they
     /// are durable and visible.
-    async fn append(&self, records: &[PipelineInfo]) -> Result<usize, RepositoryError> {
-        let mut payload = Vec::with_capacity(records.len() * 600);
-        for record in records {
-            serde_json::to_writer(&mut payload, record)?;
-            payload.push(b'\n');
-        }
-        self.append_payload(payload, records.len()).await
-    }
-
-    /// Appends complete lines and waits until they are durable and visible.
-    async fn append_payload(
-        &self,
-        payload: Vec<u8>,
-        records: usize,
-    ) -> Result<usize, RepositoryError> {
+    async fn append(&self, lines: Vec<Loaded>) -> Result<usize, RepositoryError> {
+        let payload = encode_lines(&lines)?;
+        let records = lines.len();
         let (reply, stored) = oneshot::channel();
         let request = AppendRequest {
             payload,
-            records,
+            lines,
             reply,
         };
         let writer_gone = || RepositoryError::Task("the writer thread stopped".into());
@@ -288,6 +276,54 @@ impl Inner {
         fs::write(&probe, b"")?;
         fs::remove_file(&probe)?;
         Ok(())
+    }
+
+    /// Takes lines this process just appended straight into the index when
+    /// the file holds exactly what was read plus them, saving a re-read and
+    /// re-parse; `false` (nothing done) sends the caller to `catch_up`.
+    fn adopt(
+        &self,
+        appended: &writer::Appended,
+        lines: Vec<Loaded>,
+    ) -> Result<bool, RepositoryError> {
+        let mut cursor = self.cursor.lock();
+        let Some(now) = FileStamp::of(&self.path)? else {
+            return Ok(false);
+        };
+        let unchanged_before = match cursor.stamp {
+            Some(before) => before.same_file(&now),
+            // Nothing read yet: only a file we just created qualifies.
+            None => cursor.consumed == 0 && appended.start == 0,
+        };
+        if !unchanged_before
+            || appended.torn
+            || cursor.owes_newline
+            || cursor.consumed != appended.start
+            || now.len != appended.start + appended.payload.len() as u64
+            || !cursor.still_matches(&self.path)?
+        {
+            return Ok(false);
+        }
+        let mut index = self.index.write();
+        let first = index.len();
+        let mut batch = Batch::default();
+        for line in lines {
+            batch.push(line);
+        }
+        let keys = std::mem::take(&mut batch.keys);
+        index.extend(batch.records);
+        let mut table = self.keys.lock();
+        for (at, stamp) in keys {
+            table.add(stamp, (first + at) as u32);
+        }
+        drop(table);
+        METRICS.records_in_memory.set(index.len() as i64);
+        drop(index);
+        cursor.lines_read += appended.payload.iter().filter(|&&b| b == b'\n').count() as u64;
+        remember_taken(&mut cursor, &appended.payload);
+        cursor.stamp = Some(now);
+        *self.current.write() = Some(now);
+        Ok(true)
     }
 
     fn catch_up(&self) -> Result<(), RepositoryError> {
@@ -412,19 +448,12 @@ fn read_new_lines(path: &Path, cursor: &mut ReadCursor) -> Result<Batch, Reposit
     Ok(records)
 }
 
-/// The lines of the runs at `positions`, keyed ones with their reserved
-/// member (stamped now).
-fn keyed_lines(runs: &[NewRun], positions: &[usize]) -> Result<Vec<u8>, RepositoryError> {
-    let now = chrono::Utc::now().timestamp_micros();
-    let mut payload = Vec::with_capacity(positions.len() * 600);
-    for &i in positions {
-        let run = &runs[i];
-        serde_json::to_writer(&mut payload, &run.record)?;
-        if let Some(key) = &run.key {
-            let stamp = KeyStamp {
-                key: key.clone(),
-                at_micros: now,
-            };
+/// The file lines of `lines`, keyed ones with their reserved member.
+fn encode_lines(lines: &[Loaded]) -> Result<Vec<u8>, RepositoryError> {
+    let mut payload = Vec::with_capacity(lines.len() * 600);
+    for line in lines {
+        serde_json::to_writer(&mut payload, &line.record)?;
+        if let Some(stamp) = &line.key {
             // The record is a JSON object: reopen it for one more member.
             payload.pop();
             payload.extend_from_slice(b",\"");
@@ -551,12 +580,13 @@ impl PipelineInfoRepository for JsonlRepository {
         &self,
         record: PipelineInfo,
     ) -> Result<Arc<PipelineInfo>, RepositoryError> {
-        self.append(std::slice::from_ref(&record)).await?;
+        self.append(vec![Loaded::from(record.clone())]).await?;
         Ok(Arc::new(record))
     }
 
     async fn insert_many(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
-        self.append(&records).await
+        self.append(records.into_iter().map(Loaded::from).collect())
+            .await
     }
 
     async fn insert_runs(
@@ -572,12 +602,20 @@ impl PipelineInfoRepository for JsonlRepository {
             .iter()
             .filter_map(|&i| runs[i].key.as_ref().map(|k| k.key()))
             .collect();
-        let result = match stored.is_empty() {
+        let now = chrono::Utc::now().timestamp_micros();
+        let lines: Vec<Loaded> = stored
+            .iter()
+            .map(|&i| Loaded {
+                record: runs[i].record.clone(),
+                key: runs[i].key.clone().map(|key| KeyStamp {
+                    key,
+                    at_micros: now,
+                }),
+            })
+            .collect();
+        let result = match lines.is_empty() {
             true => Ok(0),
-            false => match keyed_lines(&runs, &stored) {
-                Ok(payload) => self.append_payload(payload, stored.len()).await,
-                Err(error) => Err(error),
-            },
+            false => self.append(lines).await,
         };
         self.inner.keys.lock().release(reserved);
         result?;

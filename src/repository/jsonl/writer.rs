@@ -13,17 +13,28 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::keys::Loaded;
 use super::Inner;
 use crate::metrics::METRICS;
 
 /// Most records one commit takes, so a flood cannot starve acknowledgements.
 const MAX_BATCH_RECORDS: usize = 8192;
 
-/// Complete lines (each ending in `\n`) to append, and who waits for them.
+/// Complete lines (each ending in `\n`) to append, the records they hold
+/// (in the same order), and who waits for them.
 pub struct AppendRequest {
     pub payload: Vec<u8>,
-    pub records: usize,
+    pub lines: Vec<Loaded>,
     pub reply: oneshot::Sender<Result<(), String>>,
+}
+
+/// What one durable append wrote.
+pub struct Appended {
+    /// The file's length before the write: where the payload starts.
+    pub start: u64,
+    /// A newline had to be written first to end a torn last line.
+    pub torn: bool,
+    pub payload: Vec<u8>,
 }
 
 /// Starts the writer thread; it ends when every sender is dropped.
@@ -38,16 +49,20 @@ pub fn spawn(inner: Arc<Inner>) -> std::io::Result<mpsc::UnboundedSender<AppendR
 fn run(inner: &Inner, mut receiver: mpsc::UnboundedReceiver<AppendRequest>) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
-        let mut records = batch[0].records;
+        let mut records = batch[0].lines.len();
         while records < MAX_BATCH_RECORDS {
             match receiver.try_recv() {
                 Ok(next) => {
-                    records += next.records;
+                    records += next.lines.len();
                     batch.push(next);
                 }
                 Err(_) => break,
             }
         }
+        let lines: Vec<Loaded> = batch
+            .iter_mut()
+            .flat_map(|r| std::mem::take(&mut r.lines))
+            .collect();
         let payload = match batch.as_mut_slice() {
             [only] => std::mem::take(&mut only.payload),
             all => {
@@ -58,20 +73,28 @@ fn run(inner: &Inner, mut receiver: mpsc::UnboundedReceiver<AppendRequest>) {
                 joined
             }
         };
-        let result = append_durably(&inner.path, &payload, inner.fsync).map_err(|e| {
+        let result = append_durably(&inner.path, payload, inner.fsync).map_err(|e| {
             tracing::error!(path = %inner.path.display(), error = %e, "append failed");
             e.to_string()
         });
-        if result.is_ok() {
+        if let Ok(appended) = &result {
             inner
                 .commits
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             METRICS.commit_batch_size.observe(records as f64);
-            // Make the new lines visible before anyone is told they are stored.
-            if let Err(error) = inner.catch_up() {
+            // Make the new lines visible before anyone is told they are
+            // stored: directly when the file holds just what we know plus
+            // them, else by reading it.
+            let visible = match inner.adopt(appended, lines) {
+                Ok(true) => Ok(()),
+                Ok(false) => inner.catch_up(),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = visible {
                 tracing::warn!(%error, "stored records are not yet visible; the next query retries");
             }
         }
+        let result = result.map(|_| ());
         for request in batch {
             let _ = request.reply.send(result.clone());
         }
@@ -80,7 +103,7 @@ fn run(inner: &Inner, mut receiver: mpsc::UnboundedReceiver<AppendRequest>) {
 
 /// Appends `payload` under an exclusive `flock`, starting on a fresh line if
 /// the file ends in the middle of one, then syncs when `fsync` is set.
-pub fn append_durably(path: &Path, payload: &[u8], fsync: bool) -> std::io::Result<()> {
+pub fn append_durably(path: &Path, payload: Vec<u8>, fsync: bool) -> std::io::Result<Appended> {
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(parent) = parent {
         fs::create_dir_all(parent)?;
@@ -101,10 +124,10 @@ pub fn append_durably(path: &Path, payload: &[u8], fsync: bool) -> std::io::Resu
     if torn_tail {
         let mut fresh = Vec::with_capacity(payload.len() + 1);
         fresh.push(b'\n');
-        fresh.extend_from_slice(payload);
+        fresh.extend_from_slice(&payload);
         file.write_all(&fresh)?;
     } else {
-        file.write_all(payload)?;
+        file.write_all(&payload)?;
     }
     if fsync {
         let started = Instant::now();
@@ -119,5 +142,10 @@ pub fn append_durably(path: &Path, payload: &[u8], fsync: bool) -> std::io::Resu
             .sync_duration
             .observe(started.elapsed().as_secs_f64());
     }
-    file.unlock()
+    file.unlock()?;
+    Ok(Appended {
+        start: len,
+        torn: torn_tail,
+        payload,
+    })
 }
