@@ -103,6 +103,15 @@ pub struct RawSettings {
     /// Most label sets the per-pipeline metrics export.
     #[arg(long, env = "PIPELINE_METRICS_MAX_SERIES")]
     pub metrics_max_series: Option<String>,
+    /// Reject records with reversed times, negative numbers or unknown fields (true/false).
+    #[arg(long, env = "PIPELINE_STRICT_VALIDATION")]
+    pub strict_validation: Option<String>,
+    /// Comma-separated values allowed for pipeline_type (unset: any).
+    #[arg(long, env = "PIPELINE_ALLOWED_TYPES")]
+    pub allowed_types: Option<String>,
+    /// Comma-separated values allowed for environment (unset: any).
+    #[arg(long, env = "PIPELINE_ALLOWED_ENVIRONMENTS")]
+    pub allowed_environments: Option<String>,
     /// Typical intervals without a run after which a pipeline is stale.
     #[arg(long, env = "PIPELINE_STALE_FACTOR")]
     pub stale_factor: Option<String>,
@@ -383,6 +392,8 @@ pub struct Settings {
     pub key_retention: std::time::Duration,
     pub stale_factor: f64,
     pub baseline_runs: usize,
+    /// Rules for client records beyond the contract's.
+    pub validation: crate::domain::policy::ValidationPolicy,
     /// Present exactly when the backend is Oracle.
     pub oracle: Option<OracleSettings>,
 }
@@ -516,6 +527,14 @@ impl Settings {
             )? as usize,
         };
         let key_retention = key_retention(&raw)?;
+        let validation = crate::domain::policy::ValidationPolicy {
+            strict: match raw.strict_validation.as_deref().map(str::trim) {
+                None | Some("") => false,
+                Some(value) => parse_flag("PIPELINE_STRICT_VALIDATION", value)?,
+            },
+            allowed_types: choice_list(raw.allowed_types.as_deref()),
+            allowed_environments: choice_list(raw.allowed_environments.as_deref()),
+        };
         let stale_factor = match raw.stale_factor.as_deref().map(str::trim) {
             None | Some("") => crate::stats::DEFAULT_STALE_FACTOR,
             Some(text) => match text.parse::<f64>() {
@@ -560,9 +579,21 @@ impl Settings {
             key_retention,
             stale_factor,
             baseline_runs,
+            validation,
             oracle,
         })
     }
+}
+
+/// A comma list of allowed values; unset or empty means no restriction.
+fn choice_list(value: Option<&str>) -> Option<Vec<String>> {
+    let values: Vec<String> = value?
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!values.is_empty()).then_some(values)
 }
 
 fn key_retention(raw: &RawSettings) -> Result<std::time::Duration, ConfigError> {
@@ -789,6 +820,41 @@ mod tests {
                     ..Default::default()
                 },
                 "PIPELINE_JSONL_FSYNC",
+            ),
+            (
+                RawSettings {
+                    strict_validation: Some("maybe".into()),
+                    ..Default::default()
+                },
+                "PIPELINE_STRICT_VALIDATION",
+            ),
+            (
+                RawSettings {
+                    stale_factor: Some("-1".into()),
+                    ..Default::default()
+                },
+                "PIPELINE_STALE_FACTOR",
+            ),
+            (
+                RawSettings {
+                    baseline_runs: Some("2".into()),
+                    ..Default::default()
+                },
+                "PIPELINE_BASELINE_RUNS",
+            ),
+            (
+                RawSettings {
+                    max_bulk: Some("0".into()),
+                    ..Default::default()
+                },
+                "PIPELINE_MAX_BULK",
+            ),
+            (
+                RawSettings {
+                    idempotency_retention_s: Some("0".into()),
+                    ..Default::default()
+                },
+                "PIPELINE_IDEMPOTENCY_RETENTION_S",
             ),
         ] {
             assert_eq!(settings(raw).unwrap_err().variable, variable);

@@ -18,6 +18,7 @@ use super::extract::json_decode_error;
 use super::runs::QueryReader;
 use super::AppState;
 use crate::domain::numbers::bool_from_str;
+use crate::domain::policy::ValidationPolicy;
 use crate::domain::usual::UsualRecord;
 use crate::domain::{
     FieldError, IdempotencyKey, LocItem, PipelineInfo, ValidationError, ValidationErrors,
@@ -125,6 +126,7 @@ pub async fn create_pipeline_runs(
         .await
         .map_err(|_| ApiError::PayloadTooLarge(limit))?;
     let max_bulk = state.limits.max_bulk;
+    let policy = state.validation.clone();
     // Validation is CPU work proportional to the body: keep it off the
     // threads that serve other requests.
     let checked = tokio::task::spawn_blocking(move || {
@@ -132,7 +134,7 @@ pub async fn create_pipeline_runs(
         if items.len() > max_bulk {
             return Err(ApiError::TooManyItems(max_bulk));
         }
-        Ok(check_items(items))
+        Ok(check_items(items, &policy))
     })
     .await
     .map_err(|e| ApiError::Storage(crate::repository::RepositoryError::Task(e.to_string())))??;
@@ -243,16 +245,16 @@ type Checked = (Vec<NewRun>, Vec<usize>, Vec<(usize, ValidationErrors)>);
 
 /// Validates every item: the runs to store with their positions, and the
 /// errors of the others.
-fn check_items(items: Vec<Item<'_>>) -> Checked {
+fn check_items(items: Vec<Item<'_>>, policy: &ValidationPolicy) -> Checked {
     let mut runs = Vec::with_capacity(items.len());
     let mut positions = Vec::with_capacity(items.len());
     let mut invalid = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
         let checked = match item {
-            Item::Raw(bytes) => match usual_item(bytes) {
+            Item::Raw(bytes) => match usual_item(bytes, policy) {
                 Some(run) => Ok(run),
                 None => match serde_json::from_slice::<Value>(bytes) {
-                    Ok(value) => check_item(index, value),
+                    Ok(value) => check_item(index, value, policy),
                     Err(error) => {
                         let mut errors = json_decode_error(bytes, &error);
                         locate(&mut errors, index);
@@ -260,7 +262,7 @@ fn check_items(items: Vec<Item<'_>>) -> Checked {
                     }
                 },
             },
-            Item::Parsed(value) => check_item(index, value),
+            Item::Parsed(value) => check_item(index, value, policy),
         };
         match checked {
             Ok(run) => {
@@ -274,8 +276,13 @@ fn check_items(items: Vec<Item<'_>>) -> Checked {
 }
 
 /// The fast path for an item in the usual shape; `None` sends it to the
-/// validating parser (which gives the same record, or the errors).
-fn usual_item(bytes: &[u8]) -> Option<NewRun> {
+/// validating parser (which gives the same record, or the errors). Strict
+/// validation must see unknown members, which this reader skips, so it
+/// always takes the validating path.
+fn usual_item(bytes: &[u8], policy: &ValidationPolicy) -> Option<NewRun> {
+    if policy.strict {
+        return None;
+    }
     let raw = UsualRecord::read(bytes)?;
     if !raw.within_client_limits() {
         return None;
@@ -283,6 +290,11 @@ fn usual_item(bytes: &[u8]) -> Option<NewRun> {
     let key_text = raw.item_key;
     let name = raw.pipeline_name.flatten();
     let record = raw.into_record(name, |v: &str| Arc::<str>::from(v))?;
+    let mut broken = ValidationErrors::default();
+    policy.check_record(&record, "body", &mut broken);
+    if !broken.detail.is_empty() {
+        return None;
+    }
     let key = match key_text {
         Some(text) => Some(IdempotencyKey::parse(text, &record).ok()?),
         None => None,
@@ -297,13 +309,17 @@ fn locate(errors: &mut ValidationErrors, index: usize) {
     }
 }
 
-fn check_item(index: usize, mut value: Value) -> Result<NewRun, ValidationErrors> {
+fn check_item(
+    index: usize,
+    mut value: Value,
+    policy: &ValidationPolicy,
+) -> Result<NewRun, ValidationErrors> {
     let key = match &mut value {
         Value::Object(fields) => take_key(fields),
         _ => None,
     };
     let mut errors = ValidationErrors::default();
-    let record = PipelineInfo::parse(&value, "body").map_err(|mut e| {
+    let record = policy.parse(&value, "body", &[]).map_err(|mut e| {
         locate(&mut e, index);
         e
     });
@@ -367,8 +383,9 @@ mod tests {
             let Ok(value) = serde_json::from_slice::<Value>(line) else {
                 continue;
             };
-            let slow = check_item(index, value).ok();
-            if let Some(quick) = usual_item(line) {
+            let plain = ValidationPolicy::default();
+            let slow = check_item(index, value, &plain).ok();
+            if let Some(quick) = usual_item(line, &plain) {
                 fast += 1;
                 let slow = slow.expect("the validating parser accepts it too");
                 assert_eq!(quick.record, slow.record);
@@ -381,10 +398,11 @@ mod tests {
         long["elapsed_seconds"] = 1.0.into();
         long.as_object_mut().unwrap().remove("extra");
         let text = long.to_string();
-        assert!(usual_item(text.as_bytes()).is_some(), "{text}");
+        let plain = ValidationPolicy::default();
+        assert!(usual_item(text.as_bytes(), &plain).is_some(), "{text}");
         long["output_file"] = "x".repeat(5000).into();
-        assert!(usual_item(long.to_string().as_bytes()).is_none());
-        let errors = check_item(3, long).unwrap_err();
+        assert!(usual_item(long.to_string().as_bytes(), &plain).is_none());
+        let errors = check_item(3, long, &plain).unwrap_err();
         assert_eq!(errors.detail[0].kind, "string_too_long");
     }
 }

@@ -33,7 +33,6 @@ use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use self::error::{internal_error, ApiError};
@@ -52,6 +51,7 @@ pub struct AppState {
     pub limits: crate::config::Limits,
     pub stale_factor: f64,
     pub baseline_runs: usize,
+    pub validation: Arc<crate::domain::policy::ValidationPolicy>,
 }
 
 impl AppState {
@@ -64,6 +64,7 @@ impl AppState {
             limits: settings.limits,
             stale_factor: settings.stale_factor,
             baseline_runs: settings.baseline_runs,
+            validation: Arc::new(settings.validation.clone()),
         }
     }
 }
@@ -109,7 +110,9 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .merge(data)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
+        .merge(
+            SwaggerUi::new("/docs").url("/openapi.json", openapi::document(&settings.validation)),
+        )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(not_found)
         .with_state(state)

@@ -1,7 +1,11 @@
 //! The OpenAPI document served at `/openapi.json`.
 
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi};
+
+use crate::domain::policy::ValidationPolicy;
 
 use super::error::ErrorMessage;
 use super::health::{HealthResponse, ReadyResponse};
@@ -68,4 +72,44 @@ and for reads too when PIPELINE_API_KEYS_FOR_READS=true.",
             ))),
         );
     }
+}
+
+/// The document for these settings: allowed values, when configured, show
+/// as enums on the record's `pipeline_type` and `environment`.
+pub fn document(policy: &ValidationPolicy) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let restricted = [
+        ("pipeline_type", &policy.allowed_types),
+        ("environment", &policy.allowed_environments),
+    ];
+    let record = doc
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("PipelineInfo"));
+    if let Some(RefOr::T(Schema::Object(object))) = record {
+        for (field, allowed) in restricted {
+            let Some(allowed) = allowed else { continue };
+            let mut values: Vec<serde_json::Value> = allowed
+                .iter()
+                .map(|v| serde_json::Value::from(v.as_str()))
+                .collect();
+            values.push(serde_json::Value::Null);
+            let property = ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .enum_values(Some(values))
+                .description(Some(format!(
+                    "One of the values this service allows (PIPELINE_ALLOWED_{}), or null.",
+                    if field == "environment" {
+                        "ENVIRONMENTS"
+                    } else {
+                        "TYPES"
+                    }
+                )))
+                .build();
+            object
+                .properties
+                .insert(field.to_owned(), RefOr::T(Schema::Object(property)));
+        }
+    }
+    doc
 }

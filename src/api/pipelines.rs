@@ -111,7 +111,7 @@ pub async fn create_pipeline_run(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let record = PipelineInfo::parse(&body, "body")?;
+    let record = state.validation.parse(&body, "body", &[])?;
     let Some(raw_key) = headers.get(IDEMPOTENCY_KEY) else {
         let stored = state.repository.insert_pipeline_info(record).await?;
         return Ok((StatusCode::CREATED, Json(stored)).into_response());

@@ -19,6 +19,7 @@ use super::cursor;
 use super::error::{ApiError, ErrorMessage};
 use super::AppState;
 use crate::domain::numbers::{bool_from_str, int_from_str};
+use crate::domain::policy::expected_text;
 use crate::domain::record::{check_length, MAX_STRING_CHARS};
 use crate::domain::{FieldError, FlexDateTime, LocItem, PipelineInfo, ValidationErrors};
 use crate::repository::{Page, RunFilter, RunKey};
@@ -190,13 +191,8 @@ impl QueryReader {
                 .find(|(text, _)| *text == raw)
                 .map(|(_, value)| *value)
                 .ok_or_else(|| {
-                    let names: Vec<String> =
-                        choices.iter().map(|(t, _)| format!("'{t}'")).collect();
-                    let expected = match names.split_last() {
-                        Some((last, [])) => last.clone(),
-                        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
-                        None => String::new(),
-                    };
+                    let names: Vec<&str> = choices.iter().map(|(t, _)| *t).collect();
+                    let expected = expected_text(&names);
                     FieldError::new("enum", format!("Input should be {expected}"))
                         .with_ctx("expected", expected)
                 })

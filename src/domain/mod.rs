@@ -3,6 +3,7 @@
 pub mod datetime;
 pub mod idempotency;
 pub mod numbers;
+pub mod policy;
 pub mod record;
 pub mod usual;
 pub mod validation;

@@ -11,4 +11,5 @@ mod ingest;
 mod process;
 mod query;
 mod stats;
+mod strict;
 mod validation;
