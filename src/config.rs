@@ -112,6 +112,13 @@ pub struct RawSettings {
     /// Comma-separated values allowed for environment (unset: any).
     #[arg(long, env = "PIPELINE_ALLOWED_ENVIRONMENTS")]
     pub allowed_environments: Option<String>,
+    /// Comma-separated folders archived files may be served from (unset: none).
+    #[arg(long, env = "PIPELINE_ARCHIVE_ROOTS")]
+    pub archive_roots: Option<String>,
+    /// Archived files up to this many MB are shown inline when they are
+    /// text, images or JSON; larger ones are downloads.
+    #[arg(long, env = "MAX_FILE_SIZE_MB")]
+    pub max_file_size_mb: Option<String>,
     /// Typical intervals without a run after which a pipeline is stale.
     #[arg(long, env = "PIPELINE_STALE_FACTOR")]
     pub stale_factor: Option<String>,
@@ -394,6 +401,8 @@ pub struct Settings {
     pub baseline_runs: usize,
     /// Rules for client records beyond the contract's.
     pub validation: crate::domain::policy::ValidationPolicy,
+    /// Where archived files may be served from.
+    pub archive: ArchivePolicy,
     /// Present exactly when the backend is Oracle.
     pub oracle: Option<OracleSettings>,
 }
@@ -527,6 +536,24 @@ impl Settings {
             )? as usize,
         };
         let key_retention = key_retention(&raw)?;
+        let archive = ArchivePolicy {
+            roots: raw
+                .archive_roots
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            inline_max_bytes: bounded(
+                "MAX_FILE_SIZE_MB",
+                raw.max_file_size_mb.as_deref(),
+                DEFAULT_MAX_FILE_SIZE_MB,
+                0,
+                1 << 20,
+            )? << 20,
+        };
         let validation = crate::domain::policy::ValidationPolicy {
             strict: match raw.strict_validation.as_deref().map(str::trim) {
                 None | Some("") => false,
@@ -580,10 +607,21 @@ impl Settings {
             stale_factor,
             baseline_runs,
             validation,
+            archive,
             oracle,
         })
     }
 }
+
+/// Archived-file serving: only below `roots` (after resolving symlinks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchivePolicy {
+    pub roots: Vec<PathBuf>,
+    /// Larger files are always attachments.
+    pub inline_max_bytes: u64,
+}
+
+pub const DEFAULT_MAX_FILE_SIZE_MB: u64 = 50;
 
 /// A comma list of allowed values; unset or empty means no restriction.
 fn choice_list(value: Option<&str>) -> Option<Vec<String>> {

@@ -40,6 +40,12 @@ pub enum ApiError {
     Overloaded,
     #[error("more than {0} items")]
     TooManyItems(usize),
+    /// 403 with a specific reason.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// 404 with a specific reason.
+    #[error("not found: {0}")]
+    Missing(&'static str),
     /// The request contradicts stored state (an idempotency key reused).
     #[error("conflict: {0}")]
     Conflict(&'static str),
@@ -96,6 +102,8 @@ impl IntoResponse for ApiError {
                 &format!("Too many records: the limit is {limit} per request"),
             ),
             ApiError::Conflict(text) => detail(StatusCode::CONFLICT, text),
+            ApiError::Forbidden(text) => detail(StatusCode::FORBIDDEN, text),
+            ApiError::Missing(text) => detail(StatusCode::NOT_FOUND, text),
             ApiError::Storage(RepositoryError::KeyInFlight) => {
                 detail(StatusCode::CONFLICT, crate::api::bulk::KEY_IN_FLIGHT)
             }

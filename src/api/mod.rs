@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, shared state, error answers and middleware.
 
+pub mod archive;
 pub mod bulk;
 pub mod cursor;
 pub mod error;
@@ -52,6 +53,7 @@ pub struct AppState {
     pub stale_factor: f64,
     pub baseline_runs: usize,
     pub validation: Arc<crate::domain::policy::ValidationPolicy>,
+    pub archive: Arc<crate::config::ArchivePolicy>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
             stale_factor: settings.stale_factor,
             baseline_runs: settings.baseline_runs,
             validation: Arc::new(settings.validation.clone()),
+            archive: Arc::new(settings.archive.clone()),
         }
     }
 }
@@ -81,6 +84,10 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
             get(pipelines::list_pipelines).post(pipelines::create_pipeline_run),
         )
         .route("/pipelines/stats", get(stats::pipeline_stats))
+        .route(
+            "/pipelines/archived/{date_code}",
+            get(archive::archived_file),
+        )
         .route(
             "/pipelines/bulk",
             axum::routing::post(bulk::create_pipeline_runs),

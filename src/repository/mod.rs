@@ -164,6 +164,13 @@ pub trait PipelineInfoRepository: Send + Sync {
         limit: usize,
     ) -> Result<KeysetPage, RepositoryError>;
 
+    /// The newest run with this `date_code` (the key the archive endpoint
+    /// is addressed by).
+    async fn find_by_date_code(
+        &self,
+        date_code: &str,
+    ) -> Result<Option<Arc<PipelineInfo>>, RepositoryError>;
+
     /// How many records match.
     async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError>;
 

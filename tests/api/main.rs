@@ -1,5 +1,6 @@
 //! Black-box tests of the HTTP API against the real server.
 
+mod archive;
 mod bulk;
 mod durability;
 mod endpoints;

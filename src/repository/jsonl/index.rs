@@ -58,6 +58,16 @@ impl RunIndex {
         self.records.len()
     }
 
+    /// The newest record with this `date_code`: a scan in answer order
+    /// (no index is kept for a field only the archive endpoint reads).
+    pub fn find_by_date_code(&self, date_code: &str) -> Option<Arc<PipelineInfo>> {
+        self.order
+            .iter_rev_from_skipping(0, 0)
+            .map(|i| &self.records[i as usize])
+            .find(|r| r.date_code() == date_code)
+            .cloned()
+    }
+
     /// The record at a file-order position.
     pub fn record(&self, position: u32) -> Option<Arc<PipelineInfo>> {
         self.records.get(position as usize).cloned()

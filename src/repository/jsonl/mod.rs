@@ -561,6 +561,14 @@ impl PipelineInfoRepository for JsonlRepository {
         Ok(self.inner.index.read().after(filter, after, limit))
     }
 
+    async fn find_by_date_code(
+        &self,
+        date_code: &str,
+    ) -> Result<Option<Arc<PipelineInfo>>, RepositoryError> {
+        self.sync().await?;
+        Ok(self.inner.index.read().find_by_date_code(date_code))
+    }
+
     async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError> {
         self.sync().await?;
         Ok(self.inner.index.read().count(filter))

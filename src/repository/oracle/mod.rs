@@ -568,6 +568,17 @@ impl PipelineInfoRepository for OraclePipelineRepository {
         .await
     }
 
+    async fn find_by_date_code(
+        &self,
+        date_code: &str,
+    ) -> Result<Option<Arc<PipelineInfo>>, RepositoryError> {
+        let statement = sql::by_date_code(&self.schema, date_code);
+        let found = self
+            .blocking(move |this| this.query_records(&statement))
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
     async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError> {
         let statement = sql::count(&self.schema, filter);
         self.blocking(move |this| this.query_count(&statement))

@@ -255,6 +255,24 @@ pub fn select_after(
     Statement { sql, binds }
 }
 
+/// The newest run with a `date_code` (served by the DATE_CODE index).
+pub fn by_date_code(schema: &OracleSchema, date_code: &str) -> Statement {
+    let start = schema.column("start_utc");
+    Statement {
+        sql: format!(
+            "SELECT {} FROM {} WHERE {} = :date_code ORDER BY {start} DESC, {} ASC FETCH FIRST 1 ROWS ONLY",
+            schema.select_list(),
+            schema.table,
+            schema.column("date_code"),
+            schema.id_column,
+        ),
+        binds: vec![(
+            "date_code".into(),
+            Bind::Text(Some(date_code.to_owned())),
+        )],
+    }
+}
+
 pub fn count(schema: &OracleSchema, filter: &RunFilter) -> Statement {
     let (conditions, binds) = where_clause(schema, filter);
     Statement {

@@ -427,3 +427,22 @@ ORDER BY START_UTC DESC, ID ASC FETCH FIRST :page_limit ROWS ONLY"
     );
     assert_eq!(names(&first), ["page_limit"]);
 }
+
+#[test]
+fn newest_run_by_date_code() {
+    let statement = by_date_code(&mapped(), "20250808_050701");
+    assert_eq!(
+        statement.sql,
+        format!(
+            "SELECT {MAPPED_COLUMNS} FROM ops.RUNS WHERE DATE_CODE = :date_code \
+ORDER BY START_TS DESC, RUN_ID ASC FETCH FIRST 1 ROWS ONLY"
+        )
+    );
+    assert_eq!(
+        statement.binds,
+        [(
+            "date_code".to_owned(),
+            Bind::Text(Some("20250808_050701".into()))
+        )]
+    );
+}
