@@ -34,6 +34,19 @@ pub enum Command {
         /// The file to load (same format and inference as the JSONL store).
         file: PathBuf,
     },
+    /// Remove runs that started more than DAYS ago (and bad lines) from the
+    /// configured store, keeping everything else; safe while the service runs.
+    Compact {
+        /// Age in days (fractions allowed) beyond which runs are removed.
+        #[arg(long, value_name = "DAYS")]
+        older_than: f64,
+        /// Append the removed runs (and bad lines) to this JSON Lines file.
+        #[arg(long, value_name = "FILE")]
+        archive: Option<PathBuf>,
+        /// Only report what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print the Oracle DDL (table, identity, indexes) for ORACLE_TABLE and
     /// ORACLE_COLUMN_MAP.
     Ddl {

@@ -2,9 +2,12 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use pipeline_service::compact::compact_jsonl;
 use pipeline_service::config::{oracle_schema, Backend, Cli, Command, Settings};
+use pipeline_service::domain::FlexDateTime;
 use pipeline_service::import::import_file;
 use pipeline_service::repository::oracle::sql::{add_key_columns, ddl};
+use pipeline_service::repository::oracle::OraclePipelineRepository;
 use pipeline_service::startup::{build_repository, Application};
 use pipeline_service::{probe, telemetry};
 
@@ -42,6 +45,11 @@ async fn main() -> ExitCode {
             }
         },
         Command::Import { file } => import(settings, &file).await,
+        Command::Compact {
+            older_than,
+            archive,
+            dry_run,
+        } => compact(settings, older_than, archive.as_deref(), dry_run).await,
         Command::Ddl { .. } | Command::Gen { .. } => ExitCode::SUCCESS,
     }
 }
@@ -92,6 +100,62 @@ async fn serve(settings: Settings) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn compact(
+    settings: Settings,
+    days: f64,
+    archive: Option<&std::path::Path>,
+    dry_run: bool,
+) -> ExitCode {
+    telemetry::install(telemetry::build_subscriber(settings.log_format, "warn"));
+    if !(days.is_finite() && days >= 0.0) {
+        eprintln!("pipeline-service: compact: --older-than must be a number of days ≥ 0");
+        return ExitCode::from(2);
+    }
+    let now = chrono::Utc::now().timestamp_micros();
+    let cutoff = now - (days * 86_400e6) as i64;
+    let result = match settings.backend {
+        Backend::Jsonl => {
+            let path = settings.jsonl_path.clone();
+            let archive = archive.map(std::path::Path::to_path_buf);
+            tokio::task::spawn_blocking(move || {
+                compact_jsonl(&path, cutoff, archive.as_deref(), dry_run)
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+        }
+        Backend::Oracle => {
+            let Some(oracle) = settings.oracle.as_ref() else {
+                return ExitCode::from(2);
+            };
+            match OraclePipelineRepository::connect(oracle).await {
+                Ok(repository) => {
+                    let archive = archive.map(std::path::Path::to_path_buf);
+                    let cutoff = FlexDateTime::from_instant_micros(cutoff);
+                    tokio::task::spawn_blocking(move || {
+                        repository
+                            .compact_blocking(cutoff, archive.as_deref(), dry_run)
+                            .map_err(|e| e.to_string())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()))
+                }
+                Err(error) => Err(error.to_string()),
+            }
+        }
+    };
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("pipeline-service: compact failed: {error}");
             ExitCode::FAILURE
         }
     }

@@ -2,6 +2,7 @@
 
 mod archive;
 mod bulk;
+mod compaction;
 mod durability;
 mod endpoints;
 mod export;

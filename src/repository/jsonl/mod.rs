@@ -10,6 +10,7 @@ mod load;
 pub use self::load::parse_any;
 mod ordered;
 mod writer;
+pub(crate) use self::writer::open_locked;
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};

@@ -101,6 +101,28 @@ fn run(inner: &Inner, mut receiver: mpsc::UnboundedReceiver<AppendRequest>) {
     }
 }
 
+/// Opens `path` for appending and takes its exclusive lock, making sure the
+/// locked file is still the one the path names: a compaction replaces the
+/// file while holding the lock, and appending to the replaced one would
+/// lose the lines.
+pub fn open_locked(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)?;
+        file.lock()?;
+        let locked = file.metadata()?;
+        match fs::metadata(path) {
+            Ok(now) if now.ino() == locked.ino() && now.dev() == locked.dev() => return Ok(file),
+            // Replaced (or removed) while we waited: take the new file.
+            _ => file.unlock()?,
+        }
+    }
+}
+
 /// Appends `payload` under an exclusive `flock`, starting on a fresh line if
 /// the file ends in the middle of one, then syncs when `fsync` is set.
 pub fn append_durably(path: &Path, payload: Vec<u8>, fsync: bool) -> std::io::Result<Appended> {
@@ -109,12 +131,7 @@ pub fn append_durably(path: &Path, payload: Vec<u8>, fsync: bool) -> std::io::Re
         fs::create_dir_all(parent)?;
     }
     let created = !path.exists();
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(path)?;
-    file.lock()?;
+    let mut file = open_locked(path)?;
     let len = file.metadata()?.len();
     let mut last = [0u8; 1];
     let torn_tail = len > 0 && {

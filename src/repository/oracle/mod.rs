@@ -501,6 +501,81 @@ impl OraclePipelineRepository {
         }
     }
 
+    /// Retention: counts, optionally archives (as JSON Lines, synced) and
+    /// deletes in committed batches the runs older than `cutoff`. Blocks.
+    pub fn compact_blocking(
+        &self,
+        cutoff: FlexDateTime,
+        archive: Option<&std::path::Path>,
+        dry_run: bool,
+    ) -> Result<crate::compact::CompactReport, RepositoryError> {
+        use std::io::Write;
+        const BATCH: i64 = 10_000;
+        let cutoff_bind = timestamp(&cutoff, true).map_err(|e| classify(&e))?;
+        let conn = self.session()?;
+        let fail = |e: oracle::Error| classify(&e);
+        let row = conn
+            .query_row_named(&sql::count_older(&self.schema), &[("cutoff", &cutoff_bind)])
+            .map_err(fail)?;
+        let old: i64 = row.get(0).map_err(fail)?;
+        let total: i64 = row.get(1).map_err(fail)?;
+        let max_id: Option<i64> = row.get(2).map_err(fail)?;
+        let report = crate::compact::CompactReport {
+            kept: (total - old).max(0) as u64,
+            old: old.max(0) as u64,
+            archive: archive.map(std::path::Path::to_path_buf),
+            dry_run,
+            ..Default::default()
+        };
+        let Some(max_id) = max_id.filter(|_| !dry_run && old > 0) else {
+            return Ok(report);
+        };
+        if let Some(path) = archive {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            let mut out = std::io::BufWriter::new(file);
+            let rows = conn
+                .query_named(
+                    &sql::select_older(&self.schema),
+                    &[("cutoff", &cutoff_bind)],
+                )
+                .map_err(fail)?;
+            for row in rows {
+                let row = row.map_err(fail)?;
+                let id: i64 = row.get(FIELD_NAMES.len()).map_err(fail)?;
+                if id > max_id {
+                    continue;
+                }
+                serde_json::to_writer(&mut out, &record_from_row(&row)?)?;
+                out.write_all(b"\n")?;
+            }
+            out.into_inner()
+                .map_err(|e| RepositoryError::Io(e.into_error()))?
+                .sync_all()?;
+        }
+        let delete = sql::delete_older_batch(&self.schema);
+        loop {
+            let statement = conn
+                .execute_named(
+                    &delete,
+                    &[
+                        ("cutoff", &cutoff_bind),
+                        ("max_id", &max_id),
+                        ("batch", &BATCH),
+                    ],
+                )
+                .map_err(fail)?;
+            let deleted = statement.row_count().map_err(fail)?;
+            conn.commit().map_err(fail)?;
+            if deleted == 0 {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
     /// Runs `;`-separated statements such as the output of `sql::ddl`.
     /// Blocks; used by the test suite to create and drop its tables.
     pub fn execute_script_blocking(&self, script: &str) -> Result<(), RepositoryError> {

@@ -273,6 +273,40 @@ pub fn by_date_code(schema: &OracleSchema, date_code: &str) -> Statement {
     }
 }
 
+/// Runs older than `:cutoff`, oldest stored first, each with its identity
+/// (column 16), for archiving before a retention delete.
+pub fn select_older(schema: &OracleSchema) -> String {
+    format!(
+        "SELECT {}, {id} FROM {} WHERE {} < :cutoff ORDER BY {id}",
+        schema.select_list(),
+        schema.table,
+        schema.column("start_utc"),
+        id = schema.id_column,
+    )
+}
+
+/// How many runs are older than `:cutoff` (up to identity `:max_id`), and
+/// the greatest identity in the table.
+pub fn count_older(schema: &OracleSchema) -> String {
+    format!(
+        "SELECT COUNT(CASE WHEN {} < :cutoff THEN 1 END), COUNT(*), MAX({}) FROM {}",
+        schema.column("start_utc"),
+        schema.id_column,
+        schema.table,
+    )
+}
+
+/// One batch of a retention delete; repeated (each batch committed) until
+/// it deletes nothing. `:max_id` keeps runs stored during the delete.
+pub fn delete_older_batch(schema: &OracleSchema) -> String {
+    format!(
+        "DELETE FROM {} WHERE {} < :cutoff AND {} <= :max_id AND ROWNUM <= :batch",
+        schema.table,
+        schema.column("start_utc"),
+        schema.id_column,
+    )
+}
+
 pub fn count(schema: &OracleSchema, filter: &RunFilter) -> Statement {
     let (conditions, binds) = where_clause(schema, filter);
     Statement {

@@ -446,3 +446,20 @@ ORDER BY START_TS DESC, RUN_ID ASC FETCH FIRST 1 ROWS ONLY"
         )]
     );
 }
+
+#[test]
+fn retention_statements_use_the_mapped_columns() {
+    let schema = mapped();
+    assert_eq!(
+        select_older(&schema),
+        format!("SELECT {MAPPED_COLUMNS}, RUN_ID FROM ops.RUNS WHERE START_TS < :cutoff ORDER BY RUN_ID")
+    );
+    assert_eq!(
+        count_older(&schema),
+        "SELECT COUNT(CASE WHEN START_TS < :cutoff THEN 1 END), COUNT(*), MAX(RUN_ID) FROM ops.RUNS"
+    );
+    assert_eq!(
+        delete_older_batch(&schema),
+        "DELETE FROM ops.RUNS WHERE START_TS < :cutoff AND RUN_ID <= :max_id AND ROWNUM <= :batch"
+    );
+}

@@ -1,0 +1,204 @@
+//! The `compact` command: drop (or archive) runs older than a cutoff, and
+//! bad lines, from the store.
+//!
+//! On JSON Lines the file is rewritten atomically while holding the
+//! writers' lock: kept lines are copied byte for byte into a temporary file
+//! in the same folder, which is synced and renamed over the original. A
+//! running service notices the new file (another inode) and reloads it;
+//! its writer, which checks after locking that it holds the file the path
+//! names, appends to the new file. Nothing acknowledged is lost.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::repository::jsonl::open_locked;
+use crate::repository::jsonl::parse_line;
+
+/// What a compaction did (or, on a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    pub kept: u64,
+    /// Valid runs older than the cutoff.
+    pub old: u64,
+    /// Lines that are not valid runs (blank lines are not counted).
+    pub bad: u64,
+    /// File size before and after (JSON Lines only).
+    pub bytes: Option<(u64, u64)>,
+    pub archive: Option<PathBuf>,
+    pub dry_run: bool,
+}
+
+impl std::fmt::Display for CompactReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verb = if self.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        write!(
+            f,
+            "kept {} runs; {verb} {} older runs and {} bad lines",
+            self.kept, self.old, self.bad
+        )?;
+        if let Some(archive) = &self.archive {
+            let verb = if self.dry_run { "would be" } else { "were" };
+            write!(f, " (they {verb} appended to {})", archive.display())?;
+        }
+        if let Some((before, after)) = self.bytes {
+            write!(f, "; {before} → {after} bytes")?;
+        }
+        Ok(())
+    }
+}
+
+/// Compacts the JSON Lines file at `path`, dropping runs whose `start_utc`
+/// is before `cutoff_micros` and every bad line; with `archive` they are
+/// appended there (synced before the store is replaced) instead of lost.
+pub fn compact_jsonl(
+    path: &Path,
+    cutoff_micros: i64,
+    archive: Option<&Path>,
+    dry_run: bool,
+) -> std::io::Result<CompactReport> {
+    if !path.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} does not exist", path.display()),
+        ));
+    }
+    let locked = open_locked(path)?;
+    let bytes_before = locked.metadata()?.len();
+    let mut bytes_after = 0;
+    let mut report = CompactReport {
+        archive: archive.map(Path::to_path_buf),
+        dry_run,
+        ..CompactReport::default()
+    };
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = folder.join(format!(".{name}.compact-{}", std::process::id()));
+    let mut kept_out = match dry_run {
+        true => None,
+        false => Some(BufWriter::new(File::create(&temporary)?)),
+    };
+    let mut archive_out = match (archive, dry_run) {
+        (Some(archive), false) => Some(BufWriter::new(
+            OpenOptions::new().create(true).append(true).open(archive)?,
+        )),
+        _ => None,
+    };
+    let result = (|| {
+        let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            let body = line.strip_suffix(b"\n").unwrap_or(&line);
+            let keep = match parse_line(body) {
+                Ok(None) => continue,
+                Ok(Some(run)) if run.start_utc().instant_micros() >= cutoff_micros => true,
+                Ok(Some(_)) => {
+                    report.old += 1;
+                    false
+                }
+                Err(_) => {
+                    report.bad += 1;
+                    false
+                }
+            };
+            let out = if keep {
+                report.kept += 1;
+                bytes_after += body.len() as u64 + 1;
+                kept_out.as_mut()
+            } else {
+                archive_out.as_mut()
+            };
+            if let Some(out) = out {
+                out.write_all(body)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        if let Some(out) = archive_out.take() {
+            out.into_inner()?.sync_all()?;
+        }
+        if let Some(out) = kept_out.take() {
+            out.into_inner()?.sync_all()?;
+            fs::rename(&temporary, path)?;
+            File::open(folder)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    locked.unlock()?;
+    report.bytes = Some((bytes_before, bytes_after));
+    result.map(|()| report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::FlexDateTime;
+
+    fn line(start: &str, code: &str) -> String {
+        let mut record = crate::domain::record::tests::sample();
+        record["start_utc"] = start.into();
+        record["date_code"] = code.into();
+        record.to_string()
+    }
+
+    #[test]
+    fn old_runs_and_bad_lines_go_and_the_rest_stays_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.jsonl");
+        let archive = dir.path().join("old.jsonl");
+        let recent = line("2025-08-10T00:00:00Z", "new");
+        let kept_python = r#"{"start_local": "2025-08-11T01:00:00", "end_local": "2025-08-11T01:01:00", "start_utc": "2025-08-11T06:00:00+00:00", "end_utc": "2025-08-11T06:01:00+00:00", "elapsed_seconds": 60.0, "elapsed_human": "1m", "output_file": "/o/x.csv", "log_file": "/l/x.log", "rowcount": 1, "pid": 2, "date_code": "py", "_idempotency": {"key": "k", "fingerprint": "f", "at": "2025-08-11T06:01:00Z"}}"#;
+        let contents = format!(
+            "{}\n{recent}\nnot json\n\n{kept_python}\n{}\n",
+            line("2025-07-01T00:00:00Z", "old1"),
+            line("2025-07-31T23:59:59Z", "old2"),
+        );
+        fs::write(&path, &contents).unwrap();
+        let cutoff = FlexDateTime::parse("2025-08-01T00:00:00Z")
+            .unwrap()
+            .instant_micros();
+        let dry = compact_jsonl(&path, cutoff, Some(&archive), true).unwrap();
+        assert_eq!((dry.kept, dry.old, dry.bad), (2, 2, 1));
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            contents,
+            "a dry run changes nothing"
+        );
+        assert!(!archive.exists());
+        let done = compact_jsonl(&path, cutoff, Some(&archive), false).unwrap();
+        assert_eq!(
+            done,
+            CompactReport {
+                dry_run: false,
+                ..dry
+            }
+        );
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("{recent}\n{kept_python}\n")
+        );
+        let archived = fs::read_to_string(&archive).unwrap();
+        assert_eq!(archived.lines().count(), 3);
+        assert!(archived.contains("old1") && archived.contains("not json"));
+        assert_eq!(done.bytes.unwrap().1, fs::metadata(&path).unwrap().len());
+        assert!(done
+            .to_string()
+            .starts_with("kept 2 runs; removed 2 older runs and 1 bad lines"));
+    }
+}
