@@ -226,3 +226,66 @@ async fn import_loads_a_python_file_into_every_backend() {
         assert_eq!(all[0].start_utc().to_string(), "2025-09-03T06:00:00.250000");
     }
 }
+
+#[tokio::test]
+async fn the_newest_run_of_a_date_code_is_found() {
+    for store in every_backend().await {
+        let repo = &store.repository;
+        for (minutes, code, file) in [
+            (1, "d", "/a/1.gz"),
+            (5, "d", "/a/5.gz"),
+            (3, "e", "/a/3.gz"),
+        ] {
+            repo.insert_pipeline_info(record(
+                minutes,
+                json!({"date_code": code, "archived_file": file}),
+            ))
+            .await
+            .unwrap();
+        }
+        let found = repo.find_by_date_code("d").await.unwrap().unwrap();
+        assert_eq!(
+            found.archived_file(),
+            Some("/a/5.gz"),
+            "{}",
+            repo.backend_name()
+        );
+        assert!(repo.find_by_date_code("zzz").await.unwrap().is_none());
+    }
+}
+
+/// Retention on Oracle (JSON Lines compaction is tested through the binary
+/// while a server runs): old runs are archived, then deleted in batches.
+#[tokio::test]
+async fn oracle_retention_archives_then_deletes_old_runs() {
+    let Some(store) = crate::backends::fresh_oracle_with_handle().await else {
+        return;
+    };
+    let (fresh, oracle) = store;
+    for minutes in [-100_000, -90_000, 10] {
+        fresh
+            .repository
+            .insert_pipeline_info(record(minutes, json!({"date_code": format!("m{minutes}")})))
+            .await
+            .unwrap();
+    }
+    let cutoff = record(0, json!({})).start_utc();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("old.jsonl");
+    let dry = oracle.compact_blocking(cutoff, None, true).unwrap();
+    assert_eq!((dry.kept, dry.old), (1, 2));
+    let done = oracle
+        .compact_blocking(cutoff, Some(&archive), false)
+        .unwrap();
+    assert_eq!((done.kept, done.old), (1, 2));
+    assert_eq!(
+        std::fs::read_to_string(&archive).unwrap().lines().count(),
+        2
+    );
+    let left = fresh
+        .repository
+        .get_pipeline_info(&RunFilter::default(), ALL)
+        .await
+        .unwrap();
+    assert_eq!(codes(&left), ["m10"]);
+}

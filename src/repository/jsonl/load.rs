@@ -23,7 +23,7 @@ thread_local! {
     /// Classification values seen by this parsing thread. Sharing them from
     /// the start means a large load never allocates (and later frees) one
     /// copy per record, which would leave the heap full of holes.
-    static NAMES: std::cell::RefCell<std::collections::HashSet<Arc<str>>> =
+    static NAMES: std::cell::RefCell<std::collections::HashSet<Arc<str>, foldhash::fast::RandomState>> =
         std::cell::RefCell::default();
 }
 
@@ -115,7 +115,7 @@ pub fn take_complete_lines(
 ) -> (usize, u64) {
     let mut lines = Vec::new();
     let mut start = 0;
-    while let Some(end) = memchr(b'\n', &bytes[start..]) {
+    while let Some(end) = memchr::memchr(b'\n', &bytes[start..]) {
         lines.push(&bytes[start..start + end]);
         start += end + 1;
     }
@@ -132,10 +132,6 @@ pub fn take_complete_lines(
         }
     }
     (start, lines.len() as u64)
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
 }
 
 #[cfg(test)]

@@ -414,16 +414,24 @@ fn read_new_lines(path: &Path, cursor: &mut ReadCursor) -> Result<Batch, Reposit
     };
     file.seek(SeekFrom::Start(cursor.consumed))?;
     let mut records = Batch::default();
-    // Bytes read but not yet taken: at most one unfinished line between blocks.
-    let mut pending: Vec<u8> = Vec::new();
-    let mut block = vec![0u8; load::BLOCK_BYTES];
+    // One buffer, read into directly: the bytes not yet taken (at most one
+    // unfinished line) move to its front before the next read. Sized to
+    // what there is to read, so a small catch-up stays small.
+    let unread = file.metadata()?.len().saturating_sub(cursor.consumed);
+    let mut buffer = vec![0u8; (unread as usize).clamp(4096, load::BLOCK_BYTES)];
+    let mut filled = 0;
     let mut first_block = true;
     loop {
-        let read = read_block(&mut file, &mut block)?;
+        if filled == buffer.len() {
+            // A single line longer than the buffer.
+            buffer.resize(buffer.len() * 2, 0);
+        }
+        let read = read_block(&mut file, &mut buffer[filled..])?;
         if read == 0 {
             break;
         }
-        pending.extend_from_slice(&block[..read]);
+        filled += read;
+        let pending = &buffer[..filled];
         let mut skip = 0;
         if first_block && cursor.owes_newline && pending.first() == Some(&b'\n') {
             skip = 1;
@@ -436,14 +444,16 @@ fn read_new_lines(path: &Path, cursor: &mut ReadCursor) -> Result<Batch, Reposit
             load::take_complete_lines(&pending[skip..], cursor.lines_read + 1, path, &mut records);
         cursor.lines_read += lines;
         remember_taken(cursor, &pending[..skip + taken]);
-        pending.drain(..skip + taken);
+        buffer.copy_within(skip + taken..filled, 0);
+        filled -= skip + taken;
     }
+    let pending = &buffer[..filled];
     if !pending.is_empty() {
-        if let Ok(Some(loaded)) = load::parse_keyed(&pending) {
+        if let Ok(Some(loaded)) = load::parse_keyed(pending) {
             records.push(loaded);
             cursor.lines_read += 1;
             cursor.owes_newline = true;
-            remember_taken(cursor, &pending);
+            remember_taken(cursor, pending);
         }
     }
     Ok(records)
