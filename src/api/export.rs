@@ -62,9 +62,7 @@ impl ExportFormat {
             ExportFormat::Jsonl => {
                 let mut out = Vec::with_capacity(records.len() * 600);
                 for record in records {
-                    if let Err(error) = serde_json::to_writer(&mut out, record.as_ref()) {
-                        tracing::error!(%error, "record could not be serialised");
-                    }
+                    record.write_json(&mut out);
                     out.push(b'\n');
                 }
                 out

@@ -384,7 +384,7 @@ impl IntoResponse for Answer {
         );
         let headers = [(CONTENT_TYPE, "application/json")];
         if count <= STREAM_ABOVE {
-            let mut body = Vec::with_capacity(head.len() + tail.len() + count * 600);
+            let mut body = Vec::with_capacity(head.len() + tail.len() + count * 700);
             body.extend_from_slice(head.as_bytes());
             write_records(&self.records, 0, &mut body);
             body.extend_from_slice(tail.as_bytes());
@@ -417,9 +417,7 @@ fn write_records(records: &[Arc<PipelineInfo>], first: usize, out: &mut Vec<u8>)
         if first + offset > 0 {
             out.push(b',');
         }
-        if let Err(error) = serde_json::to_writer(&mut *out, record.as_ref()) {
-            tracing::error!(%error, "record could not be serialised");
-        }
+        record.write_json(out);
     }
 }
 

@@ -357,6 +357,17 @@ impl fmt::Display for FlexDateTime {
     }
 }
 
+impl FlexDateTime {
+    /// Appends the rendering as a JSON string (it never needs escaping).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let mut buffer = [0u8; RENDERED_MAX];
+        let len = self.render(&mut buffer);
+        out.push(b'"');
+        out.extend_from_slice(&buffer[..len]);
+        out.push(b'"');
+    }
+}
+
 impl Serialize for FlexDateTime {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut buffer = [0u8; RENDERED_MAX];

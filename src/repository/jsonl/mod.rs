@@ -463,7 +463,7 @@ fn read_new_lines(path: &Path, cursor: &mut ReadCursor) -> Result<Batch, Reposit
 fn encode_lines(lines: &[Loaded]) -> Result<Vec<u8>, RepositoryError> {
     let mut payload = Vec::with_capacity(lines.len() * 600);
     for line in lines {
-        serde_json::to_writer(&mut payload, &line.record)?;
+        line.record.write_json(&mut payload);
         if let Some(stamp) = &line.key {
             // The record is a JSON object: reopen it for one more member.
             payload.pop();
