@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::FromRequestParts;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -108,11 +110,11 @@ impl SummaryJsonCache {
 )]
 pub async fn create_pipeline_run(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    IdempotencyHeader(raw_key): IdempotencyHeader,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let record = state.validation.parse(&body, "body", &[])?;
-    let Some(raw_key) = headers.get(IDEMPOTENCY_KEY) else {
+    let Some(raw_key) = raw_key else {
         let stored = state.repository.insert_pipeline_info(record).await?;
         return Ok((StatusCode::CREATED, Json(stored)).into_response());
     };
@@ -151,3 +153,15 @@ pub async fn create_pipeline_run(
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The `Idempotency-Key` header, if sent (taken alone rather than copying
+/// every header of every insert).
+pub struct IdempotencyHeader(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get(IDEMPOTENCY_KEY).cloned()))
+    }
+}

@@ -77,9 +77,13 @@ async fn the_live_index_always_equals_a_fresh_load_of_the_file() {
             .unwrap();
         file.write_all(text.as_bytes()).unwrap();
     };
-    live.insert_runs(vec![keyed(5, "k1"), keyed(1, "k2")], false)
-        .await
-        .unwrap();
+    // Batches large enough to be adopted without a re-read, and small ones.
+    let mut big: Vec<NewRun> = (0..600)
+        .map(|i| keyed(1000 + i, &format!("big{i}")))
+        .collect();
+    big.push(keyed(5, "k1"));
+    big.push(keyed(1, "k2"));
+    live.insert_runs(big, false).await.unwrap();
     foreign(&format!(
         "{}\n",
         serde_json::to_string(&record(3, json!({"date_code": "other"}))).unwrap()
@@ -92,6 +96,8 @@ async fn the_live_index_always_equals_a_fresh_load_of_the_file() {
     live.insert_pipeline_info(record(9, json!({"date_code": "b"})))
         .await
         .unwrap();
+    let many = (0..700).map(|i| record(-5000 - i, json!({"date_code": format!("many{i}")})));
+    live.insert_many(many.collect()).await.unwrap();
     let all = |repo: JsonlRepository| async move {
         let codes: Vec<String> = repo
             .get_pipeline_info(&RunFilter::default(), Page::All)
@@ -106,17 +112,23 @@ async fn the_live_index_always_equals_a_fresh_load_of_the_file() {
     let fresh = JsonlRepository::open(&path).await.unwrap();
     let (live_codes, live_summaries) = all(live.clone()).await;
     let (fresh_codes, fresh_summaries) = all(fresh.clone()).await;
-    assert_eq!(live_codes, ["b", "k1", "a", "other", "k3", "k2"]);
+    assert_eq!((live_codes.len(), fresh_codes.len()), (1306, 1306));
+    assert_eq!(live_codes[600..606], ["b", "k1", "a", "other", "k3", "k2"]);
     assert_eq!(live_codes, fresh_codes);
     assert_eq!(live_summaries, fresh_summaries);
     // Keys are known to both, at the right records.
     for repo in [live, fresh] {
-        let replay = repo.insert_runs(vec![keyed(2, "k3")], true).await.unwrap();
-        match &replay[0] {
-            pipeline_service::repository::InsertOutcome::Replayed(r) => {
-                assert_eq!(r.date_code(), "k3")
+        for (minutes, key) in [(2, "k3"), (1300, "big300"), (1, "k2")] {
+            let replay = repo
+                .insert_runs(vec![keyed(minutes, key)], true)
+                .await
+                .unwrap();
+            match &replay[0] {
+                pipeline_service::repository::InsertOutcome::Replayed(r) => {
+                    assert_eq!(r.date_code(), key)
+                }
+                other => panic!("{key}: {other:?}"),
             }
-            other => panic!("{other:?}"),
         }
     }
 }
