@@ -17,6 +17,8 @@ use crate::backends::record;
 struct Spec {
     minutes: i64,
     naive: bool,
+    /// Ends an hour before it starts (lenient mode allows it).
+    reversed: bool,
     name: Option<&'static str>,
     environment: &'static str,
     rowcount: i64,
@@ -29,14 +31,18 @@ fn spec() -> impl Strategy<Value = Spec> {
         prop::sample::select(vec![None, Some("a"), Some("b")]),
         prop::sample::select(vec!["prod", "dev"]),
         0i64..50,
+        prop::bool::weighted(0.02),
     )
-        .prop_map(|(minutes, naive, name, environment, rowcount)| Spec {
-            minutes,
-            naive,
-            name,
-            environment,
-            rowcount,
-        })
+        .prop_map(
+            |(minutes, naive, name, environment, rowcount, reversed)| Spec {
+                minutes,
+                naive,
+                reversed,
+                name,
+                environment,
+                rowcount,
+            },
+        )
 }
 
 fn build(index: usize, spec: &Spec) -> PipelineInfo {
@@ -49,6 +55,10 @@ fn build(index: usize, spec: &Spec) -> PipelineInfo {
     if spec.naive {
         let start = record(spec.minutes, json!({})).start_utc().wall_clock();
         changes["start_utc"] = json!(start.format("%Y-%m-%dT%H:%M:%S").to_string());
+    }
+    if spec.reversed {
+        let end = record(spec.minutes - 60, json!({})).start_utc();
+        changes["end_utc"] = json!(end.to_string());
     }
     record(spec.minutes, changes)
 }

@@ -22,6 +22,10 @@ pub struct RunIndex {
     records: Vec<Arc<PipelineInfo>>,
     /// Start instants, parallel to `records`, for cache-friendly ordering.
     starts: Vec<i64>,
+    /// Records that end before they start. While there are none, a run
+    /// starting after an `end_utc` bound cannot end before it, so that bound
+    /// also cuts the ordering (see `plan`).
+    reversed: usize,
     /// Positions into `records`, ascending by (start instant, later insertion
     /// first); read backwards it is the answer order: newest start first,
     /// equal starts in insertion order.
@@ -54,6 +58,10 @@ impl<'a> Plan<'a> {
         self.source
             .iter_rev_from_skipping(self.first, above.saturating_add(skip))
     }
+}
+
+fn record_ends_before_start(record: &PipelineInfo) -> bool {
+    record.end_utc().instant_micros() < record.start_utc().instant_micros()
 }
 
 /// Shared by every plan that has no candidates.
@@ -129,6 +137,9 @@ impl RunIndex {
         self.summaries.add(&record, position);
         self.records.push(Arc::new(record));
         self.starts.push(start);
+        if record_ends_before_start(&self.records[position as usize]) {
+            self.reversed += 1;
+        }
         if place_in_order {
             let key = (start, Reverse(position));
             let starts = &self.starts;
@@ -183,6 +194,15 @@ impl RunIndex {
                 source.rank(|i| (starts[i as usize], Reverse(i64::from(i))) < bound)
             }
             None => source.len(),
+        };
+        // With no reversed record, runs starting after the end bound cannot
+        // match: a window query touches only the runs inside the window.
+        let last = match filter.end_utc {
+            Some(bound) if self.reversed == 0 => {
+                let bound = bound.instant_micros();
+                last.min(source.rank(|i| self.starts[i as usize] <= bound))
+            }
+            _ => last,
         };
         Plan {
             source,
