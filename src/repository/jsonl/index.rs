@@ -104,26 +104,24 @@ impl RunIndex {
     }
 
     fn rebuild_postings(&mut self, order: &[u32]) {
-        let mut lists: [FastMap<Arc<str>, Vec<u32>>; 4] = Default::default();
-        let postings = &mut lists;
+        // Keyed by the interned values' identity while filling (see
+        // `GroupKey`), then by content for lookups by query text.
+        let mut lists: [FastMap<usize, (Arc<str>, Vec<u32>)>; 4] = Default::default();
         for &position in order {
             let record = &self.records[position as usize];
-            // Classification values are interned by `push`: the record's
-            // own shared strings serve as keys.
             for (field, value) in record.classes().iter().enumerate() {
                 if let Some(value) = value {
-                    match postings[field].get_mut(value.as_ref()) {
-                        Some(list) => list.push(position),
-                        None => {
-                            postings[field].insert(value.clone(), vec![position]);
-                        }
-                    }
+                    lists[field]
+                        .entry(identity(value))
+                        .or_insert_with(|| (value.clone(), Vec::new()))
+                        .1
+                        .push(position);
                 }
             }
         }
         self.postings = lists.map(|field| {
             field
-                .into_iter()
+                .into_values()
                 .map(|(value, positions)| (value, ChunkedList::from_sorted(positions)))
                 .collect()
         });
@@ -320,7 +318,37 @@ impl RunIndex {
     }
 }
 
-type GroupKey = [Option<Arc<str>>; 4];
+/// A group's four classification values. Every record's values are the
+/// store's interned copies (`push` interns them, and `names` keeps them
+/// alive), so equal values are the same allocation: comparing and hashing
+/// pointers is exact and far cheaper than reading the strings.
+#[derive(Debug, Clone)]
+struct GroupKey([Option<Arc<str>>; 4]);
+
+/// An interned value's identity (see `GroupKey`).
+fn identity(value: &Arc<str>) -> usize {
+    Arc::as_ptr(value) as *const u8 as usize
+}
+
+impl PartialEq for GroupKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.iter().zip(&other.0).all(|(a, b)| match (a, b) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        })
+    }
+}
+
+impl Eq for GroupKey {}
+
+impl std::hash::Hash for GroupKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for value in &self.0 {
+            value.as_ref().map(identity).hash(state);
+        }
+    }
+}
 
 #[derive(Debug)]
 struct GroupStats {
@@ -360,7 +388,7 @@ impl SummaryIndex {
     fn add(&mut self, record: &PipelineInfo, position: u32) {
         self.cached = std::sync::OnceLock::new();
         // The record's values are already interned: cloning them is cheap.
-        let key = record.classes().clone();
+        let key = GroupKey(record.classes().clone());
         let stats = self.groups.entry(key).or_insert_with(|| GroupStats {
             first_seen: position,
             total_runs: 0,
@@ -397,10 +425,10 @@ impl SummaryIndex {
         groups
             .into_iter()
             .map(|(key, s)| PipelineSummary {
-                pipeline_name: key[0].as_deref().map(str::to_owned),
-                script_name: key[1].as_deref().map(str::to_owned),
-                pipeline_type: key[2].as_deref().map(str::to_owned),
-                environment: key[3].as_deref().map(str::to_owned),
+                pipeline_name: key.0[0].as_deref().map(str::to_owned),
+                script_name: key.0[1].as_deref().map(str::to_owned),
+                pipeline_type: key.0[2].as_deref().map(str::to_owned),
+                environment: key.0[3].as_deref().map(str::to_owned),
                 total_runs: s.total_runs,
                 last_run: Some(s.last_run),
                 avg_duration: mean(s.duration_sum, s.duration_count),
@@ -415,7 +443,7 @@ impl SummaryIndex {
         self.groups
             .iter()
             .map(|(key, s)| PipelineActivity {
-                key: key.clone().map(|v| v.as_deref().map(str::to_owned)),
+                key: key.0.clone().map(|v| v.as_deref().map(str::to_owned)),
                 total_runs: s.total_runs,
                 last_run: s.last_run,
                 last_elapsed_seconds: s.last_elapsed_seconds,
