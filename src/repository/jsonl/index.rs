@@ -106,7 +106,7 @@ impl RunIndex {
     fn rebuild_postings(&mut self, order: &[u32]) {
         // Keyed by the interned values' identity while filling (see
         // `GroupKey`), then by content for lookups by query text.
-        let mut lists: [FastMap<usize, (Arc<str>, Vec<u32>)>; 4] = Default::default();
+        let mut lists: [PositionsByIdentity; 4] = Default::default();
         for &position in order {
             let record = &self.records[position as usize];
             for (field, value) in record.classes().iter().enumerate() {
@@ -324,6 +324,9 @@ impl RunIndex {
 /// pointers is exact and far cheaper than reading the strings.
 #[derive(Debug, Clone)]
 struct GroupKey([Option<Arc<str>>; 4]);
+
+/// Positions of each interned value, keyed by its identity.
+type PositionsByIdentity = FastMap<usize, (Arc<str>, Vec<u32>)>;
 
 /// An interned value's identity (see `GroupKey`).
 fn identity(value: &Arc<str>) -> usize {
