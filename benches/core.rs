@@ -91,9 +91,21 @@ fn querying(c: &mut Criterion) {
         .expect("records");
     let mut group = c.benchmark_group("serialise");
     group.throughput(Throughput::Elements(records.len() as u64));
-    group.bench_function("100 records to JSON", |b| {
+    group.bench_function("100 records to JSON (serde)", |b| {
         b.iter(|| serde_json::to_vec(black_box(&records)).expect("json"))
     });
+    group.bench_function(
+        "100 records to JSON (write_json, as pages are written)",
+        |b| {
+            b.iter(|| {
+                let mut out = Vec::with_capacity(records.len() * 700);
+                for record in black_box(&records) {
+                    record.write_json(&mut out);
+                }
+                out
+            })
+        },
+    );
     group.finish();
 }
 
