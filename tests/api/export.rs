@@ -3,26 +3,9 @@
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::helpers::{run_on, spawn_app, start_service, BINARY};
+use crate::helpers::{run_on, spawn_app, start_service, BINARY, RECORD_FIELDS};
 
-const FIELDS: [&str; 16] = [
-    "start_local",
-    "end_local",
-    "start_utc",
-    "end_utc",
-    "elapsed_seconds",
-    "elapsed_human",
-    "output_file",
-    "log_file",
-    "rowcount",
-    "pid",
-    "date_code",
-    "pipeline_name",
-    "script_name",
-    "pipeline_type",
-    "environment",
-    "archived_file",
-];
+const FIELDS: [&str; 16] = RECORD_FIELDS;
 
 #[tokio::test]
 async fn csv_has_a_header_rfc4180_quoting_and_the_json_values() {

@@ -158,6 +158,36 @@ pub struct ServiceProcess {
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_pipeline-service");
 
+/// The real binary with only `env` in its environment, not yet started.
+pub fn service(env: &[(&str, &str)]) -> std::process::Command {
+    let mut command = std::process::Command::new(BINARY);
+    command.env_clear();
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+/// The record's fields in the order they are validated and written.
+pub const RECORD_FIELDS: [&str; 16] = [
+    "start_local",
+    "end_local",
+    "start_utc",
+    "end_utc",
+    "elapsed_seconds",
+    "elapsed_human",
+    "output_file",
+    "log_file",
+    "rowcount",
+    "pid",
+    "date_code",
+    "pipeline_name",
+    "script_name",
+    "pipeline_type",
+    "environment",
+    "archived_file",
+];
+
 /// Starts the binary on port 0 and waits until it prints where it listens.
 pub fn start_service(env: &[(&str, &str)]) -> ServiceProcess {
     use std::io::BufRead;

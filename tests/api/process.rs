@@ -3,16 +3,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{start_service, BINARY};
-
-fn service(env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(BINARY);
-    command.env_clear();
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command
-}
+use crate::helpers::{service, start_service};
 
 fn fails_with_status_2(env: &[(&str, &str)], mentions: &str) {
     fails_with_status_2_for(&[], env, mentions);

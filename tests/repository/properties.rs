@@ -146,6 +146,18 @@ async fn load(records: &[PipelineInfo]) -> (JsonlRepository, tempfile::TempDir) 
     (JsonlRepository::open(path).await.unwrap(), dir)
 }
 
+/// A store of the generated records, the filter, and its full answer.
+async fn answered(
+    specs: &[Spec],
+    f: &FilterSpec,
+) -> (JsonlRepository, tempfile::TempDir, RunFilter, Vec<String>) {
+    let records: Vec<PipelineInfo> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
+    let (repo, dir) = load(&records).await;
+    let filter = f.to_filter();
+    let full = codes(&repo.get_pipeline_info(&filter, Page::All).await.unwrap());
+    (repo, dir, filter, full)
+}
+
 fn codes(records: &[Arc<PipelineInfo>]) -> Vec<String> {
     records.iter().map(|r| r.date_code().to_owned()).collect()
 }
@@ -186,11 +198,8 @@ proptest! {
 
     #[test]
     fn offset_pages_tile_the_full_answer(specs in prop::collection::vec(spec(), 0..150), f in filter_spec(), size in 1usize..8) {
-        let records: Vec<PipelineInfo> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
         runtime().block_on(async {
-            let (repo, _dir) = load(&records).await;
-            let filter = f.to_filter();
-            let full = codes(&repo.get_pipeline_info(&filter, Page::All).await.unwrap());
+            let (repo, _dir, filter, full) = answered(&specs, &f).await;
             let mut tiled = Vec::new();
             let mut offset = 0;
             loop {
@@ -215,11 +224,8 @@ proptest! {
     /// the last page.
     #[test]
     fn keyset_pages_tile_the_full_answer(specs in prop::collection::vec(spec(), 0..150), f in filter_spec(), size in 1usize..8) {
-        let records: Vec<PipelineInfo> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
         runtime().block_on(async {
-            let (repo, _dir) = load(&records).await;
-            let filter = f.to_filter();
-            let full = codes(&repo.get_pipeline_info(&filter, Page::All).await.unwrap());
+            let (repo, _dir, filter, full) = answered(&specs, &f).await;
             let mut tiled = Vec::new();
             let mut after = None;
             loop {
