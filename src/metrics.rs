@@ -1,7 +1,6 @@
 //! Prometheus metrics. One registry for the process, reachable from the
 //! HTTP layer and the storage code alike; rendered by `GET /metrics`.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use parking_lot::Mutex;
@@ -239,7 +238,7 @@ impl Metrics {
     pub fn render(
         &self,
         mut activity: Vec<PipelineActivity>,
-        flags: &HashMap<[Option<String>; 4], [bool; 3]>,
+        flags: &crate::stats::Flags,
         max_series: usize,
     ) -> String {
         let _guard = self.render_lock.lock();

@@ -22,6 +22,10 @@ pub struct StatsPolicy {
     pub now_micros: i64,
 }
 
+/// Per pipeline (pipeline_name, script_name, pipeline_type, environment):
+/// stale, duration anomaly, rowcount anomaly — what `/metrics` exports.
+pub type Flags = HashMap<[Option<String>; 4], [bool; 3]>;
+
 pub const DEFAULT_STALE_FACTOR: f64 = 2.0;
 pub const DEFAULT_BASELINE_RUNS: usize = 30;
 /// Fewest runs before staleness is judged.
@@ -86,8 +90,23 @@ fn sorted(mut values: Vec<f64>) -> Vec<f64> {
     values
 }
 
-fn median(values: Vec<f64>) -> f64 {
-    percentile(&sorted(values), 0.5)
+/// The interpolated median, by selection rather than sorting (a scrape
+/// takes several medians over every run).
+fn median(mut values: Vec<f64>) -> f64 {
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let (lower, &mut upper, _) = values.select_nth_unstable_by(n / 2, f64::total_cmp);
+    if n % 2 == 1 {
+        return upper;
+    }
+    let below = lower
+        .iter()
+        .copied()
+        .max_by(f64::total_cmp)
+        .unwrap_or(upper);
+    below + (upper - below) * 0.5
 }
 
 /// Whether `latest` is an outlier among `baseline`, and its robust z-score
@@ -109,20 +128,32 @@ pub fn robust_anomaly(baseline: &[f64], latest: f64) -> (Option<f64>, bool) {
 
 type GroupKey = [Option<Arc<str>>; 4];
 
+/// One run as the statistics see it: start instant, duration, rows, start.
+type RunPoint = (i64, f64, i64, FlexDateTime);
+
 /// Collects runs (any order) and computes every group's statistics.
 #[derive(Debug, Default)]
 pub struct StatsBuilder {
-    groups: HashMap<GroupKey, Vec<(i64, f64, i64, FlexDateTime)>>,
+    /// foldhash: every run is looked up here (a `/metrics` scrape walks all
+    /// of them), and the default hasher made that the scrape's main cost.
+    groups: HashMap<GroupKey, Vec<RunPoint>, foldhash::fast::RandomState>,
 }
 
 impl StatsBuilder {
     pub fn add(&mut self, run: &PipelineInfo) {
-        self.groups.entry(run.classes().clone()).or_default().push((
+        let point = (
             run.start_utc().instant_micros(),
             run.elapsed_seconds(),
             run.rowcount(),
             run.start_utc(),
-        ));
+        );
+        // Look up by reference; the key is cloned only for a new group.
+        match self.groups.get_mut(run.classes()) {
+            Some(points) => points.push(point),
+            None => {
+                self.groups.insert(run.classes().clone(), vec![point]);
+            }
+        }
     }
 
     /// Latest run first, like `/pipelines`.
@@ -145,11 +176,7 @@ impl StatsBuilder {
     }
 }
 
-fn group_stats(
-    key: GroupKey,
-    mut runs: Vec<(i64, f64, i64, FlexDateTime)>,
-    policy: StatsPolicy,
-) -> PipelineStats {
+fn group_stats(key: GroupKey, mut runs: Vec<RunPoint>, policy: StatsPolicy) -> PipelineStats {
     // Oldest first; equal starts keep the order they were read in (the
     // answer order reversed), which the stable sort preserves.
     runs.reverse();
@@ -210,6 +237,17 @@ mod tests {
         assert!((percentile(&values, 0.99) - 9.91).abs() < 1e-9);
         assert_eq!(percentile(&[7.0], 0.99), 7.0);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![7.0]), 7.0);
+        assert!(median(Vec::new()).is_nan());
+        for n in 1..40 {
+            let values: Vec<f64> = (0..n).map(|i| f64::from((i * 7919) % 23)).collect();
+            assert_eq!(
+                median(values.clone()),
+                percentile(&sorted(values), 0.5),
+                "{n}"
+            );
+        }
     }
 
     #[test]

@@ -93,30 +93,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             Vec::new()
         }
     };
-    let policy = crate::stats::StatsPolicy {
-        stale_factor: state.stale_factor,
-        baseline_runs: state.baseline_runs,
-        now_micros: chrono::Utc::now().timestamp_micros(),
-    };
-    let filter = crate::repository::RunFilter::default();
-    let flags = match super::stats::compute(state.repository.as_ref(), &filter, policy).await {
-        Ok(stats) => stats
-            .into_iter()
-            .map(|s| {
-                let key = [
-                    s.pipeline_name,
-                    s.script_name,
-                    s.pipeline_type,
-                    s.environment,
-                ];
-                (key, [s.stale, s.duration_anomaly, s.rowcount_anomaly])
-            })
-            .collect(),
-        Err(error) => {
-            tracing::warn!(%error, "pipeline statistics unavailable for metrics");
-            std::collections::HashMap::new()
-        }
-    };
+    let flags = state.metric_flags.get(&state).await;
     let text = METRICS.render(activity, &flags, state.metrics_max_series);
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -54,6 +54,7 @@ pub struct AppState {
     pub baseline_runs: usize,
     pub validation: Arc<crate::domain::policy::ValidationPolicy>,
     pub archive: Arc<crate::config::ArchivePolicy>,
+    pub metric_flags: Arc<stats::MetricFlags>,
 }
 
 impl AppState {
@@ -68,6 +69,7 @@ impl AppState {
             baseline_runs: settings.baseline_runs,
             validation: Arc::new(settings.validation.clone()),
             archive: Arc::new(settings.archive.clone()),
+            metric_flags: Arc::default(),
         }
     }
 }

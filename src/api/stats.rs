@@ -1,6 +1,9 @@
 //! `GET /pipelines/stats`: per-pipeline percentiles, staleness and anomaly
 //! flags over the runs matching the filters.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::Json;
@@ -12,7 +15,7 @@ use super::runs::QueryReader;
 use super::AppState;
 use crate::domain::ValidationErrors;
 use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter};
-use crate::stats::{PipelineStats, StatsBuilder, StatsPolicy};
+use crate::stats::{Flags, PipelineStats, StatsBuilder, StatsPolicy};
 
 /// Runs read from the store per step.
 const PAGE: usize = 10_000;
@@ -94,6 +97,55 @@ pub async fn pipeline_stats(
     };
     let pipelines = compute(state.repository.as_ref(), &filter, policy).await?;
     Ok(Json(StatsResponse { pipelines }))
+}
+
+/// The statistics flags `/metrics` exports, recomputed at most every
+/// `FLAGS_TTL`: computing them walks every run (about a quarter of a second
+/// per million on two cores), which a scrape every few seconds — or several
+/// scrapers — should not repeat. Alerts see changes at most that late.
+#[derive(Default)]
+pub struct MetricFlags {
+    last: parking_lot::Mutex<Option<(Instant, Arc<Flags>)>>,
+}
+
+pub const FLAGS_TTL: Duration = Duration::from_secs(30);
+
+impl MetricFlags {
+    pub async fn get(&self, state: &AppState) -> Arc<Flags> {
+        if let Some((at, flags)) = self.last.lock().as_ref() {
+            if at.elapsed() < FLAGS_TTL {
+                return flags.clone();
+            }
+        }
+        let policy = StatsPolicy {
+            stale_factor: state.stale_factor,
+            baseline_runs: state.baseline_runs,
+            now_micros: chrono::Utc::now().timestamp_micros(),
+        };
+        let all = RunFilter::default();
+        let flags: Flags = match compute(state.repository.as_ref(), &all, policy).await {
+            Ok(stats) => stats
+                .into_iter()
+                .map(|s| {
+                    let key = [
+                        s.pipeline_name,
+                        s.script_name,
+                        s.pipeline_type,
+                        s.environment,
+                    ];
+                    (key, [s.stale, s.duration_anomaly, s.rowcount_anomaly])
+                })
+                .collect(),
+            Err(error) => {
+                // Not cached: the next scrape tries again.
+                tracing::warn!(%error, "pipeline statistics unavailable for metrics");
+                return Arc::default();
+            }
+        };
+        let flags = Arc::new(flags);
+        *self.last.lock() = Some((Instant::now(), flags.clone()));
+        flags
+    }
 }
 
 /// Walks every matching run by keyset pages (both backends, bounded
