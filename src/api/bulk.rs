@@ -124,7 +124,19 @@ pub async fn create_pipeline_runs(
     let limit = state.limits.max_bulk_bytes;
     let bytes = axum::body::to_bytes(request.into_body(), limit)
         .await
-        .map_err(|_| ApiError::PayloadTooLarge(limit))?;
+        .map_err(|error| {
+            let too_large = error
+                .into_inner()
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            if too_large {
+                ApiError::PayloadTooLarge(limit)
+            } else {
+                // The client went away or sent a broken body.
+                let missing = FieldError::missing().at(vec![LocItem::from("body")], Value::Null);
+                ApiError::Validation(ValidationErrors::single(missing))
+            }
+        })?;
     let max_bulk = state.limits.max_bulk;
     let policy = state.validation.clone();
     // Validation is CPU work proportional to the body: keep it off the

@@ -199,3 +199,24 @@ async fn bad_keys_are_422_and_bulk_items_carry_their_own_keys() {
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
     assert_eq!(app.file_lines().len(), 1);
 }
+
+#[tokio::test]
+async fn a_body_over_the_bulk_byte_limit_is_413() {
+    let raw = RawSettings {
+        max_bulk_bytes: Some("700".into()),
+        ..RawSettings::default()
+    };
+    let app = spawn_app_with(None, raw).await;
+    let two = json!([run(json!({})), run(json!({}))]);
+    assert!(two.to_string().len() > 700 && two.to_string().len() < 1400);
+    let (status, answer) = post_bulk(&app, "", two.to_string(), "application/json").await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        answer["detail"],
+        "Request body too large: the limit is 700 bytes"
+    );
+    let one = json!([run(json!({}))]);
+    let (status, _) = post_bulk(&app, "", one.to_string(), "application/json").await;
+    assert_eq!(status, 200);
+    assert_eq!(app.file_lines().len(), 1);
+}
