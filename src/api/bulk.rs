@@ -72,6 +72,17 @@ pub struct BulkItemResult {
     pub errors: Option<Vec<ValidationError>>,
 }
 
+/// A 422 of the bulk endpoint: the per-item answer of a failed atomic
+/// request, or the usual `detail` list when the body itself is unusable
+/// (documentation only).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub enum BulkRejection {
+    Items(BulkResponse),
+    Body(ValidationErrors),
+}
+
 pub const KEY_REUSED: &str =
     "This Idempotency-Key was already used with a different record; use a new key for a new run";
 pub const KEY_IN_FLIGHT: &str =
@@ -103,7 +114,7 @@ const NOT_STORED: &str = "Not stored: another item failed and atomic=true";
         (status = 403, description = "The API key is wrong", body = ErrorMessage),
         (status = 409, description = "atomic=true and an item's key was refused; nothing stored", body = BulkResponse),
         (status = 413, description = "Too many items or too large a body", body = ErrorMessage),
-        (status = 422, description = "The body is not an array / NDJSON (a `detail` list), or atomic=true and an item is invalid (a `BulkResponse`; nothing stored)", body = BulkResponse),
+        (status = 422, description = "The body is not an array / NDJSON (a `detail` list), or atomic=true and an item is invalid (a `BulkResponse`; nothing stored)", body = BulkRejection),
         (status = 500, description = "Unexpected server fault", body = ErrorMessage),
         (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
     ),

@@ -95,10 +95,10 @@ pub struct ExportQueryParams {
     #[param(inline, default = "csv")]
     format: Option<ExportFormat>,
     /// As in `/get_pipeline_info`.
-    #[param(value_type = Option<String>, format = DateTime)]
+    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-01T00:00:00Z")]
     start_utc: Option<String>,
     /// As in `/get_pipeline_info`.
-    #[param(value_type = Option<String>, format = DateTime)]
+    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-31T23:59:59Z")]
     end_utc: Option<String>,
     min_rowcount: Option<i64>,
     max_rowcount: Option<i64>,

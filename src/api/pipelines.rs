@@ -91,7 +91,8 @@ impl SummaryJsonCache {
     path = "/pipelines",
     tag = "pipelines",
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Names this insert (1-255 visible ASCII characters) so a retry stores nothing twice; remembered for PIPELINE_IDEMPOTENCY_RETENTION_S (7 days by default)"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$",
+            description = "Names this insert (1-255 visible ASCII characters) so a retry stores nothing twice; remembered for PIPELINE_IDEMPOTENCY_RETENTION_S (7 days by default)"),
     ),
     request_body(content = PipelineInfo, description = "The finished run", content_type = "application/json"),
     responses(

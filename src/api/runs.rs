@@ -64,7 +64,9 @@ pub struct RunQueryParams {
     all_data: Option<bool>,
     /// Keyset pagination: send it empty to start, then the `next_cursor` of
     /// the previous page (with the same filters). Pages stay exact while
-    /// runs are being inserted. Not combinable with `offset` or `all_data`.
+    /// runs are being inserted. With a cursor, `offset` skips runs after the
+    /// cursor's position and `all_data=true` returns all of them.
+    #[param(pattern = r"^[A-Za-z0-9_-]*$")]
     cursor: Option<String>,
     /// `none` skips counting the matches (`total` is then null); cheaper for
     /// dashboards that only page.
@@ -203,16 +205,6 @@ impl QueryReader {
     pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, ValidationErrors> {
         self.errors.into_result(value)
     }
-
-    /// A problem with how parameters combine, reported at `name`.
-    fn conflict(&mut self, name: &str, message: &str) {
-        let raw = self.values.get(name).cloned().unwrap_or_default();
-        let loc = vec![LocItem::from("query"), LocItem::from(name)];
-        self.errors.push(
-            FieldError::new("value_error", format!("Value error, {message}"))
-                .at(loc, Value::String(raw)),
-        );
-    }
 }
 
 impl RunQuery {
@@ -236,12 +228,6 @@ impl RunQuery {
         } else {
             q.values.contains_key("cursor").then_some(None)
         };
-        if cursor.is_some() && all_data {
-            q.conflict("cursor", "cursor cannot be combined with all_data=true");
-        }
-        if cursor.is_some() && offset > 0 {
-            q.conflict("cursor", "cursor cannot be combined with offset");
-        }
         let page = if all_data {
             Page::All
         } else {
@@ -317,9 +303,16 @@ pub async fn get_pipeline_info(
     let counted = query.counting == Counting::Exact;
     let answer = match query.cursor {
         Some(after) => {
-            let page = repository
-                .get_after(&query.filter, after, query.page.limit())
+            // Offset and all_data apply after the cursor's position.
+            let skip = query.page.offset();
+            let mut page = repository
+                .get_after(
+                    &query.filter,
+                    after,
+                    skip.saturating_add(query.page.limit()),
+                )
                 .await?;
+            page.records.drain(..skip.min(page.records.len()));
             let total = match counted {
                 true => Some(repository.count_pipeline_info(&query.filter).await?),
                 false => None,

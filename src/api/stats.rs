@@ -30,10 +30,10 @@ pub struct StatsParams {
     /// Only this environment.
     environment: Option<String>,
     /// Only runs starting at or after this time.
-    #[param(value_type = Option<String>, format = DateTime)]
+    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-01T00:00:00Z")]
     start_utc: Option<String>,
     /// Only runs ending at or before this time.
-    #[param(value_type = Option<String>, format = DateTime)]
+    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-31T23:59:59Z")]
     end_utc: Option<String>,
 }
 
