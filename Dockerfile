@@ -12,6 +12,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY sql ./sql
+# Cargo.toml declares the Criterion bench; its source must exist to build.
+COPY benches ./benches
 RUN cargo build --release --locked --bin pipeline-service \
     && strip target/release/pipeline-service
 
