@@ -71,7 +71,8 @@ impl ExportFormat {
     }
 }
 
-/// CSV text written by `fill` (RFC 4180 quoting, CRLF-free `\n` rows).
+/// CSV text written by `fill`: RFC 4180 quoting, rows ended by `\n` (what
+/// spreadsheet and data tools read alike).
 fn csv_bytes(fill: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) -> Vec<u8> {
     let mut writer = csv::WriterBuilder::new()
         .has_headers(false)
