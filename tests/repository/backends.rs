@@ -19,6 +19,27 @@ pub struct Fresh {
     pub repository: Arc<dyn PipelineInfoRepository>,
     _dir: Option<TempDir>,
     oracle: Option<(OraclePipelineRepository, String)>,
+    /// How to open the same store again, as a restarted service would.
+    reopen: Reopen,
+}
+
+enum Reopen {
+    Jsonl(std::path::PathBuf),
+    Oracle(Box<pipeline_service::config::OracleSettings>),
+}
+
+impl Fresh {
+    /// The same store opened anew (a new file reader, a new session pool).
+    pub async fn reopen(&self) -> Arc<dyn PipelineInfoRepository> {
+        match &self.reopen {
+            Reopen::Jsonl(path) => Arc::new(JsonlRepository::open(path).await.unwrap()),
+            Reopen::Oracle(settings) => Arc::new(
+                OraclePipelineRepository::connect(settings)
+                    .await
+                    .expect("the Oracle test database is reachable"),
+            ),
+        }
+    }
 }
 
 impl Drop for Fresh {
@@ -34,13 +55,13 @@ impl Drop for Fresh {
 
 pub async fn fresh_jsonl() -> Fresh {
     let dir = tempfile::tempdir().unwrap();
-    let repository = JsonlRepository::open(dir.path().join("runs.jsonl"))
-        .await
-        .unwrap();
+    let path = dir.path().join("runs.jsonl");
+    let repository = JsonlRepository::open(&path).await.unwrap();
     Fresh {
         repository: Arc::new(repository),
         _dir: Some(dir),
         oracle: None,
+        reopen: Reopen::Jsonl(path),
     }
 }
 
@@ -91,6 +112,7 @@ to run the repository behaviour tests against a database too"
         repository: Arc::new(repository.clone()),
         _dir: None,
         oracle: Some((repository, table)),
+        reopen: Reopen::Oracle(Box::new(oracle_settings)),
     })
 }
 

@@ -122,6 +122,34 @@ async fn concurrent_requests_with_one_key_store_one_run() {
 }
 
 #[tokio::test]
+async fn keys_survive_a_restart_on_every_backend() {
+    for store in every_backend().await {
+        let name = store.repository.backend_name();
+        let first = store
+            .repository
+            .insert_runs(vec![keyed(1, "across", "a")], true)
+            .await
+            .unwrap();
+        assert!(matches!(first[0], InsertOutcome::Created(_)), "{name}");
+        let restarted = store.reopen().await;
+        let replay = restarted
+            .insert_runs(vec![keyed(1, "across", "a")], true)
+            .await
+            .unwrap();
+        match &replay[0] {
+            InsertOutcome::Replayed(record) => assert_eq!(record.date_code(), "a", "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        let changed = restarted
+            .insert_runs(vec![keyed(1, "across", "b")], true)
+            .await
+            .unwrap();
+        assert_eq!(changed, [InsertOutcome::KeyReused], "{name}");
+        assert_eq!(count(&restarted).await, 1, "{name}");
+    }
+}
+
+#[tokio::test]
 async fn keys_survive_a_reopen_and_expire_after_their_retention() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runs.jsonl");
