@@ -19,6 +19,12 @@ pub const FEATURES: &[&str] = &[
     "summaries",
     "openapi",
     "cors",
+    "cursor-pagination",
+    "export",
+    "bulk-ingest",
+    "idempotency-keys",
+    "statistics",
+    "archived-files",
 ];
 
 #[derive(Debug, Serialize)]

@@ -143,7 +143,10 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
 const SLASHLESS_ROUTES: &[&str] = &[
     "/health",
     "/pipelines",
+    "/pipelines/bulk",
+    "/pipelines/stats",
     "/get_pipeline_info",
+    "/download/pipeline_info",
     "/openapi.json",
 ];
 

@@ -214,6 +214,15 @@ async fn a_trailing_slash_redirects_like_starlette() {
     assert_eq!(response.headers()["location"], "/get_pipeline_info?limit=5");
     let followed = app.get("/pipelines/").await;
     assert_eq!(followed.status(), 200);
+    for path in ["/pipelines/stats/", "/download/pipeline_info/"] {
+        let response = client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 307, "{path}");
+        assert_eq!(response.headers()["location"], path.trim_end_matches('/'));
+    }
     assert_eq!(app.get("/nothing/").await.status(), 404);
 }
 
