@@ -474,10 +474,25 @@ async fn random_bytes_json_and_queries_never_cause_5xx_or_change_the_store() {
         "all_data",
         "min_rowcount",
         "pipeline_name",
+        "cursor",
+        "count",
+        "format",
         "zz",
     ];
-    for round in 0..300 {
-        let response = match round % 3 {
+    let query_paths = [
+        "/get_pipeline_info",
+        "/download/pipeline_info",
+        "/pipelines/stats",
+    ];
+    let bulk = |body: Vec<u8>, content_type: &'static str| {
+        app.client
+            .post(format!("{}/pipelines/bulk", app.address))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    for round in 0..500 {
+        let response = match round % 5 {
             0 => {
                 let len = rng.below(200) as usize;
                 let body = rng.bytes(len);
@@ -493,6 +508,17 @@ async fn random_bytes_json_and_queries_never_cause_5xx_or_change_the_store() {
                 let body = rng.json(0);
                 app.post_run(&body).await
             }
+            2 => {
+                let len = rng.below(200) as usize;
+                let kind = ["application/json", "application/x-ndjson"][rng.below(2) as usize];
+                bulk(rng.bytes(len), kind).await.unwrap()
+            }
+            3 => {
+                let items: Vec<Value> = (0..rng.below(4)).map(|_| rng.json(0)).collect();
+                bulk(serde_json::to_vec(&items).unwrap(), "application/json")
+                    .await
+                    .unwrap()
+            }
             _ => {
                 let mut query = String::new();
                 for _ in 0..rng.below(5) {
@@ -502,7 +528,8 @@ async fn random_bytes_json_and_queries_never_cause_5xx_or_change_the_store() {
                     let value: String = form_encode(&raw);
                     query.push_str(&format!("{name}={value}&"));
                 }
-                app.get(&format!("/get_pipeline_info?{query}")).await
+                let path = query_paths[rng.below(query_paths.len() as u64) as usize];
+                app.get(&format!("{path}?{query}")).await
             }
         };
         let status = response.status().as_u16();
