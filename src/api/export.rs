@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, State};
+use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use futures_util::{stream, StreamExt};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorMessage};
+use super::extract::{FromQuery, ValidQuery};
 use super::runs::QueryReader;
 use super::AppState;
 use crate::domain::{PipelineInfo, ValidationErrors, FIELD_NAMES};
@@ -116,8 +116,8 @@ pub struct ExportQuery {
     pub format: ExportFormat,
 }
 
-impl ExportQuery {
-    pub fn parse(query: Option<&str>) -> Result<Self, ValidationErrors> {
+impl FromQuery for ExportQuery {
+    fn parse(query: Option<&str>) -> Result<Self, ValidationErrors> {
         let mut q = QueryReader::new(query);
         let filter = q.filter();
         let format = q
@@ -127,14 +127,6 @@ impl ExportQuery {
             )
             .unwrap_or(ExportFormat::Csv);
         q.finish(|| ExportQuery { filter, format })
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for ExportQuery {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ExportQuery::parse(parts.uri.query())?)
     }
 }
 
@@ -164,7 +156,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ExportQuery {
 )]
 pub async fn download_pipeline_info(
     State(state): State<AppState>,
-    query: ExportQuery,
+    ValidQuery(query): ValidQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let repository = state.repository.clone();
     // The first page is read before answering, so an unreachable store is

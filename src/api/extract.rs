@@ -2,13 +2,30 @@
 //! problems come back as a 422 `detail` list.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use crate::domain::{FieldError, LocItem, ValidationErrors};
+
+/// A query string type that parses itself, collecting every problem.
+pub trait FromQuery: Sized {
+    fn parse(query: Option<&str>) -> Result<Self, ValidationErrors>;
+}
+
+/// Extracts a `FromQuery` type; its problems answer 422 as FastAPI does.
+pub struct ValidQuery<T>(pub T);
+
+impl<S: Send + Sync, T: FromQuery> FromRequestParts<S> for ValidQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ValidQuery(T::parse(parts.uri.query())?))
+    }
+}
 
 /// The body size limit in force, so a 413 can say what it is.
 #[derive(Debug, Clone, Copy)]

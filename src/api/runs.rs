@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, State};
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use serde::Serialize;
@@ -17,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::cursor;
 use super::error::{ApiError, ErrorMessage};
+use super::extract::{FromQuery, ValidQuery};
 use super::AppState;
 use crate::domain::numbers::{bool_from_str, int_from_str};
 use crate::domain::policy::expected_text;
@@ -207,8 +207,8 @@ impl QueryReader {
     }
 }
 
-impl RunQuery {
-    pub fn parse(query: Option<&str>) -> Result<Self, ValidationErrors> {
+impl FromQuery for RunQuery {
+    fn parse(query: Option<&str>) -> Result<Self, ValidationErrors> {
         let mut q = QueryReader::new(query);
         let filter = q.filter();
         let limit = q
@@ -242,14 +242,6 @@ impl RunQuery {
             cursor,
             counting,
         })
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for RunQuery {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(RunQuery::parse(parts.uri.query())?)
     }
 }
 
@@ -297,7 +289,7 @@ pub struct PipelineInfoResponse {
 )]
 pub async fn get_pipeline_info(
     State(state): State<AppState>,
-    query: RunQuery,
+    ValidQuery(query): ValidQuery<RunQuery>,
 ) -> Result<Response, ApiError> {
     let repository = &state.repository;
     let counted = query.counting == Counting::Exact;

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorMessage};
+use super::extract::{FromQuery, ValidQuery};
 use super::runs::QueryReader;
 use super::AppState;
 use crate::domain::ValidationErrors;
@@ -40,19 +40,11 @@ pub struct StatsParams {
 /// The validated filters (those of `/get_pipeline_info`).
 pub struct StatsQuery(RunFilter);
 
-impl StatsQuery {
-    pub fn parse(query: Option<&str>) -> Result<Self, ValidationErrors> {
+impl FromQuery for StatsQuery {
+    fn parse(query: Option<&str>) -> Result<Self, ValidationErrors> {
         let mut q = QueryReader::new(query);
         let filter = q.filter();
         q.finish(|| StatsQuery(filter))
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for StatsQuery {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(StatsQuery::parse(parts.uri.query())?)
     }
 }
 
@@ -88,7 +80,7 @@ pub struct StatsResponse {
 )]
 pub async fn pipeline_stats(
     State(state): State<AppState>,
-    StatsQuery(filter): StatsQuery,
+    ValidQuery(StatsQuery(filter)): ValidQuery<StatsQuery>,
 ) -> Result<Json<StatsResponse>, ApiError> {
     let policy = StatsPolicy {
         stale_factor: state.stale_factor,
