@@ -76,6 +76,16 @@ pub struct Batch {
     pub keys: Vec<(usize, KeyStamp)>,
 }
 
+impl FromIterator<Loaded> for Batch {
+    fn from_iter<I: IntoIterator<Item = Loaded>>(lines: I) -> Self {
+        let mut batch = Batch::default();
+        for line in lines {
+            batch.push(line);
+        }
+        batch
+    }
+}
+
 impl Batch {
     pub fn push(&mut self, loaded: Loaded) {
         if let Some(key) = loaded.key {
@@ -120,6 +130,13 @@ impl KeyTable {
             position,
         };
         self.stored.insert(stamp.key.key().into(), entry);
+    }
+
+    /// Adds the keys of a batch whose first record took position `first`.
+    pub fn add_all(&mut self, keys: Vec<(usize, KeyStamp)>, first: usize) {
+        for (at, stamp) in keys {
+            self.add(stamp, (first + at) as u32);
+        }
     }
 
     /// What is known about `key`, treating keys stored before `cutoff` as

@@ -306,18 +306,7 @@ impl Inner {
             return Ok(false);
         }
         let mut index = self.index.write();
-        let first = index.len();
-        let mut batch = Batch::default();
-        for line in lines {
-            batch.push(line);
-        }
-        let keys = std::mem::take(&mut batch.keys);
-        index.extend(batch.records);
-        let mut table = self.keys.lock();
-        for (at, stamp) in keys {
-            table.add(stamp, (first + at) as u32);
-        }
-        drop(table);
+        self.extend_index(&mut index, lines.into_iter().collect());
         METRICS.records_in_memory.set(index.len() as i64);
         drop(index);
         cursor.lines_read += appended.payload.iter().filter(|&&b| b == b'\n').count() as u64;
@@ -325,6 +314,15 @@ impl Inner {
         cursor.stamp = Some(now);
         *self.current.write() = Some(now);
         Ok(true)
+    }
+
+    /// Appends `batch` (and its keys) to `index`, which the caller holds
+    /// for writing so that key positions and records always agree.
+    fn extend_index(&self, index: &mut RunIndex, mut batch: Batch) {
+        let first = index.len();
+        let keys = std::mem::take(&mut batch.keys);
+        index.extend(batch.records);
+        self.keys.lock().add_all(keys, first);
     }
 
     fn catch_up(&self) -> Result<(), RepositoryError> {
@@ -363,8 +361,9 @@ impl Inner {
         let mut batch = read_new_lines(&self.path, &mut cursor)?;
         let parsed = started.elapsed();
         METRICS.records_loaded.inc_by(batch.len() as u64);
-        let keys = std::mem::take(&mut batch.keys);
         let records = if rewritten || cursor.stamp.is_none() {
+            // Built aside, so queries keep the old answer during a reload.
+            let keys = std::mem::take(&mut batch.keys);
             let mut fresh = RunIndex::default();
             fresh.extend(batch.records);
             let records = fresh.len();
@@ -372,21 +371,14 @@ impl Inner {
             *index = fresh;
             let mut table = self.keys.lock();
             table.clear_stored();
-            for (at, stamp) in keys {
-                table.add(stamp, at as u32);
-            }
+            table.add_all(keys, 0);
             drop(table);
             drop(index);
             release_freed_memory();
             records
         } else {
             let mut index = self.index.write();
-            let first = index.len();
-            index.extend(batch.records);
-            let mut table = self.keys.lock();
-            for (at, stamp) in keys {
-                table.add(stamp, (first + at) as u32);
-            }
+            self.extend_index(&mut index, batch);
             index.len()
         };
         METRICS.records_in_memory.set(records as i64);

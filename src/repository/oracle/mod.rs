@@ -415,16 +415,21 @@ impl OraclePipelineRepository {
             .map_err(|e| RepositoryError::Task(e.to_string()))?
     }
 
+    /// The rows of a read (retried once on a dead session).
+    fn query_rows(&self, statement: &Statement) -> Result<Vec<Row>, RepositoryError> {
+        self.with_session("select", true, |conn| {
+            let values = bind_values(&statement.binds)?;
+            let result = conn.query_named(&statement.sql, &named(&values))?;
+            result.collect::<oracle::Result<Vec<Row>>>()
+        })
+    }
+
     fn query_records(
         &self,
         statement: &Statement,
     ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError> {
-        let rows = self.with_session("select", true, |conn| {
-            let values = bind_values(&statement.binds)?;
-            let result = conn.query_named(&statement.sql, &named(&values))?;
-            result.collect::<oracle::Result<Vec<Row>>>()
-        })?;
-        rows.iter()
+        self.query_rows(statement)?
+            .iter()
             .map(|row| record_from_row(row).map(Arc::new))
             .collect()
     }
@@ -616,11 +621,7 @@ impl PipelineInfoRepository for OraclePipelineRepository {
     ) -> Result<KeysetPage, RepositoryError> {
         let statement = sql::select_after(&self.schema, filter, after, limit.saturating_add(1));
         self.blocking(move |this| {
-            let rows = this.with_session("select", true, |conn| {
-                let values = bind_values(&statement.binds)?;
-                let result = conn.query_named(&statement.sql, &named(&values))?;
-                result.collect::<oracle::Result<Vec<Row>>>()
-            })?;
+            let rows = this.query_rows(&statement)?;
             let more = rows.len() > limit;
             let mut records = Vec::with_capacity(rows.len().min(limit));
             let mut next = None;
