@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{run, run_on, service, spawn_app_with_file};
+use crate::helpers::{run, run_on, service, spawn_app_with_file, succeeded};
 
 fn old_run(i: usize) -> Value {
     run(json!({
@@ -18,16 +18,11 @@ fn compact(path: &std::path::Path, archive: &std::path::Path, extra: &[&str]) ->
     // Everything before 2023 is old, whatever today is.
     let since_2023 = chrono::Utc::now().timestamp() - 1_672_531_200;
     let days = since_2023 as f64 / 86_400.0;
-    let output = service(&[("PIPELINE_JSONL_PATH", path.to_str().unwrap())])
-        .args(["compact", "--older-than", &days.to_string(), "--archive"])
-        .arg(archive)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = succeeded(
+        service(&[("PIPELINE_JSONL_PATH", path.to_str().unwrap())])
+            .args(["compact", "--older-than", &days.to_string(), "--archive"])
+            .arg(archive)
+            .args(extra),
     );
     String::from_utf8(output.stdout).unwrap()
 }

@@ -3,7 +3,7 @@
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::helpers::{run_on, spawn_app, start_service, BINARY, RECORD_FIELDS};
+use crate::helpers::{run_on, service, spawn_app, start_service, succeeded, RECORD_FIELDS};
 
 const FIELDS: [&str; 16] = RECORD_FIELDS;
 
@@ -127,12 +127,11 @@ fn resident_kib(pid: u32) -> u64 {
 async fn a_million_row_csv_export_streams_in_constant_memory() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runs.jsonl");
-    let generated = std::process::Command::new(BINARY)
-        .args(["gen", "--records", "1000000", "--seed", "7", "--out"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(generated.status.success());
+    succeeded(
+        service(&[])
+            .args(["gen", "--records", "1000000", "--seed", "7", "--out"])
+            .arg(&path),
+    );
     let path_text = path.to_str().unwrap();
     let service = start_service(&[("PIPELINE_JSONL_PATH", path_text)]);
     let client = reqwest::Client::new();

@@ -168,6 +168,19 @@ pub fn service(env: &[(&str, &str)]) -> std::process::Command {
     command
 }
 
+/// Runs `command` to its end and insists that it succeeded (its standard
+/// error in the failure message).
+pub fn succeeded(command: &mut std::process::Command) -> std::process::Output {
+    let output = command.output().expect("the command starts");
+    assert!(
+        output.status.success(),
+        "{:?} failed: {}",
+        command,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// The record's fields in the order they are validated and written.
 pub const RECORD_FIELDS: [&str; 16] = [
     "start_local",

@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{service, start_service};
+use crate::helpers::{service, start_service, succeeded};
 
 fn fails_with_status_2(env: &[(&str, &str)], mentions: &str) {
     fails_with_status_2_for(&[], env, mentions);
@@ -77,14 +77,13 @@ fn without_instant_client_oracle_startup_says_what_to_install_and_never_falls_ba
 
 #[test]
 fn ddl_prints_the_table_for_the_configured_names() {
-    let output = service(&[
-        ("ORACLE_TABLE", "OPS.RUNS"),
-        ("ORACLE_COLUMN_MAP", r#"{"start_utc": "START_TS"}"#),
-    ])
-    .arg("ddl")
-    .output()
-    .unwrap();
-    assert!(output.status.success());
+    let output = succeeded(
+        service(&[
+            ("ORACLE_TABLE", "OPS.RUNS"),
+            ("ORACLE_COLUMN_MAP", r#"{"start_utc": "START_TS"}"#),
+        ])
+        .arg("ddl"),
+    );
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.starts_with("CREATE TABLE OPS.RUNS ("), "{text}");
     assert!(text.contains("START_TS TIMESTAMP(6) WITH TIME ZONE NOT NULL"));
@@ -102,14 +101,8 @@ fn import_loads_a_python_file_and_reports_skipped_lines() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/python_written.jsonl"
     );
-    let output = service(&[("PIPELINE_JSONL_PATH", store.to_str().unwrap())])
-        .args(["import", source])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = succeeded(
+        service(&[("PIPELINE_JSONL_PATH", store.to_str().unwrap())]).args(["import", source]),
     );
     let summary = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
@@ -140,8 +133,7 @@ fn import_loads_a_python_file_and_reports_skipped_lines() {
 
 #[test]
 fn help_lists_flags_and_their_variables() {
-    let output = service(&[]).arg("--help").output().unwrap();
-    assert!(output.status.success());
+    let output = succeeded(service(&[]).arg("--help"));
     let text = String::from_utf8_lossy(&output.stdout);
     for name in [
         "--port",
