@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::datetime::FlexDateTime;
-use super::record::{PipelineInfo, RecordParts, MAX_STRING_CHARS};
+use super::record::{check_length, PipelineInfo, RecordParts, MAX_STRING_CHARS};
 
 #[derive(Deserialize)]
 pub struct UsualRecord<'a> {
@@ -68,11 +68,9 @@ impl<'a> UsualRecord<'a> {
         (self.output_file, self.log_file)
     }
 
-    /// Whether every string respects the client length limit (bytes bound
-    /// characters, so only long strings are counted).
+    /// Whether every string respects the client length limit.
     pub fn within_client_limits(&self) -> bool {
-        let short =
-            |text: &str| text.len() <= MAX_STRING_CHARS || text.chars().count() <= MAX_STRING_CHARS;
+        let short = |text: &str| check_length(text, MAX_STRING_CHARS).is_ok();
         [
             self.start_local,
             self.end_local,

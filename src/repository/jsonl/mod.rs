@@ -212,13 +212,10 @@ impl JsonlRepository {
         let index = self.inner.index.read();
         let mut table = self.inner.keys.lock();
         table.prune(cutoff);
-        let plan = insert::plan::<std::convert::Infallible>(runs, atomic, |key| {
+        // Looking keys up in memory cannot fail.
+        let Ok(plan) = insert::plan::<std::convert::Infallible>(runs, atomic, |key| {
             Ok(table.known(key, cutoff, |position| index.record(position)))
         });
-        let plan = match plan {
-            Ok(plan) => plan,
-            Err(never) => match never {},
-        };
         table.reserve(
             plan.to_store()
                 .filter_map(|i| runs[i].key.as_ref().map(|k| k.key())),
