@@ -164,12 +164,15 @@ pub trait PipelineInfoRepository: Send + Sync {
         limit: usize,
     ) -> Result<KeysetPage, RepositoryError>;
 
-    /// The newest run with this `date_code` (the key the archive endpoint
-    /// is addressed by).
-    async fn find_by_date_code(
+    /// The distinct non-empty `archived_file` values of the runs with this
+    /// `date_code` (the key the archive endpoint is addressed by), at most
+    /// `limit` of them; `None` when no run has this `date_code`. Several
+    /// runs may share a `date_code`, so the caller sees whether they agree.
+    async fn archived_files(
         &self,
         date_code: &str,
-    ) -> Result<Option<Arc<PipelineInfo>>, RepositoryError>;
+        limit: usize,
+    ) -> Result<Option<Vec<String>>, RepositoryError>;
 
     /// How many records match.
     async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError>;

@@ -1,7 +1,10 @@
 //! `GET /pipelines/archived/{date_code}`: only files inside the configured
-//! roots, with ranges, types and dispositions.
+//! roots, with ranges, types and dispositions, never as active content,
+//! and never from outside a root however the folders change meanwhile.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use pipeline_service::config::RawSettings;
 use serde_json::{json, Value};
@@ -36,6 +39,35 @@ async fn store_with_file(app: &TestApp, code: &str, file: &Path) {
     .await;
 }
 
+/// Every served file is inert: never sniffed, never given this origin.
+fn assert_inert(response: &reqwest::Response) {
+    let headers = response.headers();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["content-security-policy"], "sandbox");
+}
+
+/// Writes `name` in the root, stores a run `code` naming it and fetches
+/// it: served, and inert.
+async fn serve_new_file(a: &Archive, code: &str, name: &str, body: &str) -> reqwest::Response {
+    let file = a.root.path().join(name);
+    std::fs::write(&file, body).unwrap();
+    store_with_file(&a.app, code, &file).await;
+    let response = a.app.get(&format!("/pipelines/archived/{code}")).await;
+    assert_eq!(response.status(), 200, "{code}");
+    assert_inert(&response);
+    response
+}
+
+/// `GET` the archived file of `code` with one more request header.
+async fn get_with(app: &TestApp, code: &str, name: &str, value: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}/pipelines/archived/{code}", app.address))
+        .header(name, value)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn detail(response: reqwest::Response) -> String {
     let body: Value = response.json().await.unwrap();
     body["detail"].as_str().unwrap().to_owned()
@@ -60,27 +92,48 @@ async fn a_file_inside_a_root_is_served_with_type_length_and_ranges() {
         headers["content-disposition"],
         "inline; filename=\"report.txt\""
     );
+    assert_eq!(headers["accept-ranges"], "bytes");
+    assert_inert(&response);
+    let modified = headers["last-modified"].to_str().unwrap().to_owned();
     assert_eq!(response.text().await.unwrap(), "0123456789");
-    let ranged = a
-        .app
-        .client
-        .get(format!("{}/pipelines/archived/d1", a.app.address))
-        .header("range", "bytes=2-4")
-        .send()
-        .await
-        .unwrap();
+    let unchanged = get_with(&a.app, "d1", "if-modified-since", &modified).await;
+    assert_eq!(unchanged.status(), 304);
+    assert_eq!(unchanged.text().await.unwrap(), "");
+    let stale = get_with(
+        &a.app,
+        "d1",
+        "if-unmodified-since",
+        "Thu, 01 Jan 1970 00:00:00 GMT",
+    )
+    .await;
+    assert_eq!(stale.status(), 412);
+    let ranged = get_with(&a.app, "d1", "range", "bytes=2-4").await;
     assert_eq!(ranged.status(), 206);
     assert_eq!(ranged.headers()["content-range"], "bytes 2-4/10");
+    assert_eq!(ranged.headers()["content-length"], "3");
+    assert_inert(&ranged);
     assert_eq!(ranged.text().await.unwrap(), "234");
-    let beyond = a
+    let suffix = get_with(&a.app, "d1", "range", "bytes=-2").await;
+    assert_eq!(suffix.status(), 206);
+    assert_eq!(suffix.text().await.unwrap(), "89");
+    // A range header that is not a byte range is ignored: the whole file.
+    let garbled = get_with(&a.app, "d1", "range", "lines=1-2").await;
+    assert_eq!(garbled.status(), 200);
+    assert_eq!(garbled.text().await.unwrap(), "0123456789");
+    let beyond = get_with(&a.app, "d1", "range", "bytes=50-60").await;
+    assert_eq!(beyond.status(), 416);
+    assert_eq!(beyond.headers()["content-range"], "bytes */10");
+    let head = a
         .app
         .client
-        .get(format!("{}/pipelines/archived/d1", a.app.address))
-        .header("range", "bytes=50-60")
+        .head(format!("{}/pipelines/archived/d1", a.app.address))
         .send()
         .await
         .unwrap();
-    assert_eq!(beyond.status(), 416);
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], "10");
+    assert_inert(&head);
+    assert_eq!(head.bytes().await.unwrap().len(), 0);
 }
 
 #[tokio::test]
@@ -95,6 +148,11 @@ async fn binary_and_large_files_are_attachments() {
         response.headers()["content-disposition"],
         "attachment; filename=\"out.csv.gz\""
     );
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/octet-stream"
+    );
+    assert_inert(&response);
     // Text above MAX_FILE_SIZE_MB (1 MB here) is a download too.
     let big = a.root.path().join("big.txt");
     std::fs::write(&big, "x".repeat(1_100_000)).unwrap();
@@ -133,18 +191,179 @@ async fn traversal_symlinks_and_outside_paths_are_403() {
         let text = detail(response).await;
         assert!(!text.contains("secret"), "{text}");
     }
-    // A symlink that stays inside the root is fine.
+    // A relative symlink that stays inside the root is followed, and the
+    // file is named as the run names it.
     let real = a.root.path().join("real.json");
     std::fs::write(&real, "{}").unwrap();
     let inner_link = a.root.path().join("alias.json");
-    std::os::unix::fs::symlink(&real, &inner_link).unwrap();
+    std::os::unix::fs::symlink("real.json", &inner_link).unwrap();
     store_with_file(&a.app, "alias", &inner_link).await;
     let response = a.app.get("/pipelines/archived/alias").await;
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("application/json"));
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "inline; filename=\"alias.json\""
+    );
+    assert_eq!(response.text().await.unwrap(), "{}");
+    // An absolute one is refused even when it points inside: only a
+    // resolution that never leaves the root is trusted.
+    let absolute_link = a.root.path().join("absolute.json");
+    std::os::unix::fs::symlink(&real, &absolute_link).unwrap();
+    store_with_file(&a.app, "absolute", &absolute_link).await;
+    let response = a.app.get("/pipelines/archived/absolute").await;
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test]
+async fn active_content_is_a_download_that_cannot_run() {
+    let a = archive("50").await;
+    for (code, name, body) in [
+        (
+            "html",
+            "page.html",
+            "<script>alert(document.cookie)</script>",
+        ),
+        (
+            "svg",
+            "logo.svg",
+            "<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
+        ),
+        ("xml", "feed.xml", "<x/>"),
+        ("pdf", "report.pdf", "%PDF-1.4"),
+        // Content that looks like HTML in a name that does not.
+        ("noext", "README", "<html><script>alert(1)</script></html>"),
+    ] {
+        let response = serve_new_file(&a, code, name, body).await;
+        let headers = response.headers();
+        assert_eq!(
+            headers["content-type"], "application/octet-stream",
+            "{code}"
+        );
+        assert_eq!(
+            headers["content-disposition"],
+            format!("attachment; filename=\"{name}\"").as_str(),
+            "{code}"
+        );
+        assert_eq!(response.text().await.unwrap(), body);
+    }
+    // HTML inside a `.txt` is shown, but as text that is never sniffed.
+    let script = "<script>alert(1)</script>";
+    let response = serve_new_file(&a, "disguised", "notes.txt", script).await;
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
+}
+
+#[tokio::test]
+async fn any_file_name_gets_a_valid_disposition() {
+    let a = archive("50").await;
+    for (code, name, expected) in [
+        (
+            "control",
+            "evil\r\nname\u{7}.html",
+            "attachment; filename=\"evil__name_.html\"; filename*=UTF-8''evil%0D%0Aname%07.html",
+        ),
+        (
+            "quotes",
+            "say \"hi\"\\.txt",
+            "inline; filename=\"say _hi__.txt\"; filename*=UTF-8''say%20%22hi%22%5C.txt",
+        ),
+        (
+            "unicode",
+            "résumé-日本.txt",
+            "inline; filename=\"r_sum_-__.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9-%E6%97%A5%E6%9C%AC.txt",
+        ),
+    ] {
+        let response = serve_new_file(&a, code, name, "x").await;
+        assert_eq!(response.headers()["content-disposition"], expected, "{code}");
+    }
+}
+
+#[tokio::test]
+async fn runs_sharing_a_date_code_must_agree_on_the_file() {
+    let a = archive("50").await;
+    let first = a.root.path().join("first.txt");
+    let second = a.root.path().join("second.txt");
+    std::fs::write(&first, "first").unwrap();
+    std::fs::write(&second, "second").unwrap();
+    // The same run posted twice, and a later run without a file, still
+    // name one file.
+    store_with_file(&a.app, "same", &first).await;
+    store_with_file(&a.app, "same", &first).await;
+    a.app
+        .store(&run(json!({"date_code": "same", "archived_file": null})))
+        .await;
+    let response = a.app.get("/pipelines/archived/same").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "first");
+    // A newer run naming another file does not redirect the download.
+    store_with_file(&a.app, "same", &second).await;
+    let response = a.app.get("/pipelines/archived/same").await;
+    assert_eq!(response.status(), 409);
+    assert!(detail(response).await.contains("different archived files"));
+}
+
+/// A folder inside the root flips between a real folder and a symlink to
+/// outside while requests keep coming: not one byte from outside is ever
+/// served, and the flipping really was seen by the requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_swapped_for_a_symlink_never_serves_outside_bytes() {
+    let a = archive("50").await;
+    std::fs::write(a.outside.path().join("f.txt"), "SECRET").unwrap();
+    let spare = a.root.path().join("spare");
+    std::fs::create_dir(&spare).unwrap();
+    std::fs::write(spare.join("f.txt"), "inside").unwrap();
+    let link = a.root.path().join("link");
+    std::os::unix::fs::symlink(a.outside.path(), &link).unwrap();
+    let swing = a.root.path().join("swing");
+    store_with_file(&a.app, "swing", &swing.join("f.txt")).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut flips = 0u32;
+            // Stops at the first failure too (the folders are gone when a
+            // failed assertion unwinds the test).
+            while !stop.load(Ordering::Relaxed) && flips < 5_000_000 {
+                let flip = || -> std::io::Result<()> {
+                    std::fs::rename(&spare, &swing)?;
+                    std::fs::rename(&swing, &spare)?;
+                    std::fs::rename(&link, &swing)?;
+                    std::fs::rename(&swing, &link)
+                };
+                if flip().is_err() {
+                    break;
+                }
+                flips += 1;
+            }
+        })
+    };
+    let (mut inside, mut refused) = (0, 0);
+    for _ in 0..100 {
+        let requests = (0..4).map(|_| a.app.get("/pipelines/archived/swing"));
+        for response in futures_util::future::join_all(requests).await {
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap();
+            assert!(
+                !body.contains("SECRET"),
+                "served from outside: {status} {body}"
+            );
+            match status {
+                200 => inside += usize::from(body == "inside"),
+                403 | 404 => refused += 1,
+                other => panic!("unexpected {other}: {body}"),
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    flipper.join().unwrap();
+    assert!(
+        inside > 0 && refused > 0,
+        "inside {inside}, refused {refused}"
+    );
 }
 
 #[tokio::test]

@@ -228,13 +228,16 @@ async fn import_loads_a_python_file_into_every_backend() {
 }
 
 #[tokio::test]
-async fn the_newest_run_of_a_date_code_is_found() {
+async fn the_distinct_archived_files_of_a_date_code_are_listed() {
     for store in every_backend().await {
         let repo = &store.repository;
         for (minutes, code, file) in [
-            (1, "d", "/a/1.gz"),
-            (5, "d", "/a/5.gz"),
-            (3, "e", "/a/3.gz"),
+            (1, "d", Some("/a/1.gz")),
+            (5, "d", Some("/a/5.gz")),
+            (6, "d", Some("/a/1.gz")),
+            (7, "d", None),
+            (3, "e", Some("/a/3.gz")),
+            (4, "none", None),
         ] {
             repo.insert_pipeline_info(record(
                 minutes,
@@ -243,14 +246,18 @@ async fn the_newest_run_of_a_date_code_is_found() {
             .await
             .unwrap();
         }
-        let found = repo.find_by_date_code("d").await.unwrap().unwrap();
+        let name = repo.backend_name();
+        let mut both = repo.archived_files("d", 5).await.unwrap().unwrap();
+        both.sort();
+        assert_eq!(both, ["/a/1.gz", "/a/5.gz"], "{name}");
+        assert_eq!(repo.archived_files("d", 1).await.unwrap().unwrap().len(), 1);
         assert_eq!(
-            found.archived_file(),
-            Some("/a/5.gz"),
-            "{}",
-            repo.backend_name()
+            repo.archived_files("e", 2).await.unwrap(),
+            Some(vec!["/a/3.gz".to_owned()]),
+            "{name}"
         );
-        assert!(repo.find_by_date_code("zzz").await.unwrap().is_none());
+        assert_eq!(repo.archived_files("none", 2).await.unwrap(), Some(vec![]));
+        assert!(repo.archived_files("zzz", 2).await.unwrap().is_none());
     }
 }
 

@@ -72,14 +72,25 @@ impl RunIndex {
         self.records.len()
     }
 
-    /// The newest record with this `date_code`: a scan in answer order
-    /// (no index is kept for a field only the archive endpoint reads).
-    pub fn find_by_date_code(&self, date_code: &str) -> Option<Arc<PipelineInfo>> {
-        self.order
-            .iter_rev_from_skipping(0, 0)
-            .map(|i| &self.records[i as usize])
-            .find(|r| r.date_code() == date_code)
-            .cloned()
+    /// The distinct archived files of the records with this `date_code`,
+    /// first stored first, at most `limit`; `None` when no record has it. A
+    /// scan: no index is kept for a field only the archive endpoint reads.
+    pub fn archived_files(&self, date_code: &str, limit: usize) -> Option<Vec<String>> {
+        let mut any = false;
+        let mut files: Vec<String> = Vec::new();
+        for record in self.records.iter().filter(|r| r.date_code() == date_code) {
+            any = true;
+            let Some(file) = record.archived_file().filter(|f| !f.is_empty()) else {
+                continue;
+            };
+            if !files.iter().any(|seen| seen == file) {
+                if files.len() == limit {
+                    break;
+                }
+                files.push(file.to_owned());
+            }
+        }
+        any.then_some(files)
     }
 
     /// The record at a file-order position.

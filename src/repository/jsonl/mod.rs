@@ -561,12 +561,13 @@ impl PipelineInfoRepository for JsonlRepository {
         Ok(self.inner.index.read().after(filter, after, limit))
     }
 
-    async fn find_by_date_code(
+    async fn archived_files(
         &self,
         date_code: &str,
-    ) -> Result<Option<Arc<PipelineInfo>>, RepositoryError> {
+        limit: usize,
+    ) -> Result<Option<Vec<String>>, RepositoryError> {
         self.sync().await?;
-        Ok(self.inner.index.read().find_by_date_code(date_code))
+        Ok(self.inner.index.read().archived_files(date_code, limit))
     }
 
     async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError> {

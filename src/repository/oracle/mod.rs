@@ -644,15 +644,28 @@ impl PipelineInfoRepository for OraclePipelineRepository {
         .await
     }
 
-    async fn find_by_date_code(
+    async fn archived_files(
         &self,
         date_code: &str,
-    ) -> Result<Option<Arc<PipelineInfo>>, RepositoryError> {
-        let statement = sql::by_date_code(&self.schema, date_code);
-        let found = self
-            .blocking(move |this| this.query_records(&statement))
+        limit: usize,
+    ) -> Result<Option<Vec<String>>, RepositoryError> {
+        // One more row than asked: NULL (no file) is one of the distinct values.
+        let statement = sql::archived_files(&self.schema, date_code, limit.saturating_add(1));
+        let rows = self
+            .blocking(move |this| this.query_rows(&statement))
             .await?;
-        Ok(found.into_iter().next())
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut files = Vec::new();
+        for row in &rows {
+            let file = row
+                .get::<usize, Option<String>>(0)
+                .map_err(|e| RepositoryError::Database(e.to_string()))?;
+            files.extend(file.filter(|f| !f.is_empty()));
+        }
+        files.truncate(limit);
+        Ok(Some(files))
     }
 
     async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError> {

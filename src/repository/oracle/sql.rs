@@ -255,21 +255,23 @@ pub fn select_after(
     Statement { sql, binds }
 }
 
-/// The newest run with a `date_code` (served by the DATE_CODE index).
-pub fn by_date_code(schema: &OracleSchema, date_code: &str) -> Statement {
-    let start = schema.column("start_utc");
+/// The distinct `archived_file` values (NULL included) of the runs with a
+/// `date_code`, at most `:file_limit` rows (served by the DATE_CODE index).
+pub fn archived_files(schema: &OracleSchema, date_code: &str, limit: usize) -> Statement {
     Statement {
         sql: format!(
-            "SELECT {} FROM {} WHERE {} = :date_code ORDER BY {start} DESC, {} ASC FETCH FIRST 1 ROWS ONLY",
-            schema.select_list(),
+            "SELECT DISTINCT {} FROM {} WHERE {} = :date_code FETCH FIRST :file_limit ROWS ONLY",
+            schema.column("archived_file"),
             schema.table,
             schema.column("date_code"),
-            schema.id_column,
         ),
-        binds: vec![(
-            "date_code".into(),
-            Bind::Text(Some(date_code.to_owned())),
-        )],
+        binds: vec![
+            ("date_code".into(), Bind::Text(Some(date_code.to_owned()))),
+            (
+                "file_limit".into(),
+                Bind::Integer(limit.min(i64::MAX as usize) as i64),
+            ),
+        ],
     }
 }
 

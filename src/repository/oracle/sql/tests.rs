@@ -429,21 +429,22 @@ ORDER BY START_UTC DESC, ID ASC FETCH FIRST :page_limit ROWS ONLY"
 }
 
 #[test]
-fn newest_run_by_date_code() {
-    let statement = by_date_code(&mapped(), "20250808_050701");
+fn distinct_archived_files_of_a_date_code() {
+    let statement = archived_files(&mapped(), "20250808_050701", 3);
     assert_eq!(
         statement.sql,
-        format!(
-            "SELECT {MAPPED_COLUMNS} FROM ops.RUNS WHERE DATE_CODE = :date_code \
-ORDER BY START_TS DESC, RUN_ID ASC FETCH FIRST 1 ROWS ONLY"
-        )
+        "SELECT DISTINCT ARCHIVED_FILE FROM ops.RUNS WHERE DATE_CODE = :date_code \
+FETCH FIRST :file_limit ROWS ONLY"
     );
     assert_eq!(
         statement.binds,
-        [(
-            "date_code".to_owned(),
-            Bind::Text(Some("20250808_050701".into()))
-        )]
+        [
+            (
+                "date_code".to_owned(),
+                Bind::Text(Some("20250808_050701".into()))
+            ),
+            ("file_limit".to_owned(), Bind::Integer(3)),
+        ]
     );
 }
 
