@@ -4,6 +4,7 @@
 pub mod insert;
 pub mod jsonl;
 pub mod oracle;
+pub mod postgres;
 
 pub use self::insert::{InsertOutcome, NewRun};
 

@@ -1,0 +1,6 @@
+//! The PostgreSQL backend.
+
+pub mod settings;
+pub mod tls;
+
+pub use self::settings::{PostgresSettings, PostgresSettingsError, PostgresValues, TlsMode};
