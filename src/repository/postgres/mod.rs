@@ -1,5 +1,6 @@
 //! The PostgreSQL backend.
 
+pub mod migrate;
 pub mod settings;
 pub mod tls;
 

@@ -1,0 +1,113 @@
+//! Versioned schema migrations, embedded in the binary. Each runs once, in
+//! order, inside one transaction that holds an advisory lock, so replicas
+//! starting together apply each migration exactly once and the others wait,
+//! then find nothing left to do. A database whose schema is newer than
+//! this binary knows is refused: an old binary must not write rows a newer
+//! schema may read differently.
+
+use tokio_postgres::Client;
+
+/// The migrations, in order; the version is the position plus one.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "create_pipeline_runs",
+    sql: include_str!("../../../sql/postgres/0001_create_pipeline_runs.sql"),
+}];
+
+/// The table recording which migrations have run.
+pub const VERSION_TABLE: &str = "pipeline_schema_migrations";
+
+/// Taken for the whole migration transaction (any fixed number will do; it
+/// spells "pipeline" in ASCII).
+const LOCK_KEY: i64 = 0x7069_7065_6c69_6e65;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// The newest schema version this binary knows.
+pub fn latest_version() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Every migration's SQL, as `ddl --backend postgres` prints it.
+pub fn script() -> String {
+    MIGRATIONS
+        .iter()
+        .map(|m| format!("-- {:04}_{}\n{}", m.version, m.name, m.sql))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(
+        "the database schema is at version {found}, newer than this binary knows ({known}); \
+run a release of pipeline-service that knows it"
+    )]
+    SchemaTooNew { found: i32, known: i32 },
+    #[error("{0}")]
+    Database(#[from] tokio_postgres::Error),
+}
+
+/// What `migrate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    pub from: i32,
+    pub to: i32,
+}
+
+/// Applies the migrations this database has not had yet.
+pub async fn migrate(client: &mut Client) -> Result<Migrated, MigrateError> {
+    let transaction = client.transaction().await?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+        .await?;
+    transaction
+        .batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (\
+version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        ))
+        .await?;
+    let row = transaction
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}"),
+            &[],
+        )
+        .await?;
+    let found: i32 = row.try_get(0)?;
+    let known = latest_version();
+    if found > known {
+        return Err(MigrateError::SchemaTooNew { found, known });
+    }
+    for migration in MIGRATIONS.iter().filter(|m| m.version > found) {
+        transaction.batch_execute(migration.sql).await?;
+        transaction
+            .execute(
+                &format!("INSERT INTO {VERSION_TABLE} (version, name) VALUES ($1, $2)"),
+                &[&migration.version, &migration.name],
+            )
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(Migrated {
+        from: found,
+        to: known,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_count_up_from_one() {
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version, index as i32 + 1, "{}", migration.name);
+        }
+        assert!(script().starts_with("-- 0001_create_pipeline_runs\n"));
+    }
+}
