@@ -7,4 +7,7 @@ mod durability;
 mod idempotency;
 mod keyset;
 mod ordering;
+mod postgres;
 mod properties;
+#[path = "../support/mod.rs"]
+mod support;

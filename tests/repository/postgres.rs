@@ -1,0 +1,3 @@
+//! The PostgreSQL backend against a live server (see `tests/support`).
+
+mod schema;
