@@ -5,6 +5,7 @@ pub mod insert;
 pub mod jsonl;
 pub mod oracle;
 pub mod postgres;
+pub mod sql;
 
 pub use self::insert::{InsertOutcome, NewRun};
 
