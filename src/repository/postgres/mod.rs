@@ -1,7 +1,516 @@
-//! The PostgreSQL backend.
+//! The PostgreSQL backend: a pool of async connections (no blocking call on
+//! the runtime), every query from the shared SQL layer, inserts through
+//! one writer task that commits concurrent inserts together, `COPY` for
+//! imports. Its methods are the storage operations the service needs,
+//! one call each: query, insert, summaries, activity, archived files,
+//! readiness, retention and import.
 
+mod error;
 pub mod migrate;
+pub mod rows;
 pub mod settings;
 pub mod tls;
+mod writer;
 
 pub use self::settings::{PostgresSettings, PostgresSettingsError, PostgresValues, TlsMode};
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::IsolationLevel;
+
+use self::error::from_pool;
+use self::rows::column;
+use super::insert::{InsertOutcome, NewRun};
+use super::sql::{self as shared, Dialect, Statement, Table};
+use super::{PipelineActivity, RepositoryError, RunFilter, RunKey};
+use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary, FIELD_NAMES};
+
+/// The runs table (fixed names: the schema is this service's own).
+pub const TABLE: &str = "pipeline_runs";
+
+/// The table as the shared SQL layer sees it.
+pub fn table() -> Table {
+    Table::new(
+        TABLE.to_owned(),
+        FIELD_NAMES.iter().map(|f| (*f).to_owned()).collect(),
+        "seq".to_owned(),
+        true,
+    )
+}
+
+/// Where a page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// After skipping this many matches.
+    Offset(usize),
+    /// Strictly after this key in answer order (from the newest when None).
+    After(Option<RunKey>),
+}
+
+/// One page: its records, the key to continue from when more remain (for
+/// keyset pages), and the number of all matches when asked for, taken
+/// from the same snapshot as the records.
+#[derive(Debug, Clone, Default)]
+pub struct QueryPage {
+    pub total: Option<u64>,
+    pub records: Vec<Arc<PipelineInfo>>,
+    pub next: Option<RunKey>,
+}
+
+/// Why the backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresStartError {
+    #[error("cannot reach PostgreSQL at {target}: {reason}")]
+    Connect { target: String, reason: String },
+    #[error("TLS set-up failed: {0}")]
+    Tls(String),
+    #[error(transparent)]
+    Migrate(#[from] migrate::MigrateError),
+}
+
+struct Shared {
+    pool: Pool,
+    table: Table,
+    settings: PostgresSettings,
+}
+
+#[derive(Clone)]
+pub struct PostgresRepository {
+    shared: Arc<Shared>,
+    writer: mpsc::UnboundedSender<writer::WriteRequest>,
+}
+
+impl PostgresRepository {
+    /// Opens the pool, checks one connection and brings the schema up to
+    /// date (refusing a newer one).
+    pub async fn connect(settings: &PostgresSettings) -> Result<Self, PostgresStartError> {
+        let owned = settings.clone();
+        let tls = tokio::task::spawn_blocking(move || tls::connector(&owned))
+            .await
+            .map_err(|e| PostgresStartError::Tls(e.to_string()))?
+            .map_err(PostgresStartError::Tls)?;
+        let manager = Manager::from_config(
+            settings.config().clone(),
+            tls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let connect_error = |reason: String| PostgresStartError::Connect {
+            target: settings.redacted(),
+            reason,
+        };
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_max)
+            .wait_timeout(Some(settings.acquire_timeout))
+            .create_timeout(Some(settings.acquire_timeout))
+            .recycle_timeout(Some(settings.acquire_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| connect_error(e.to_string()))?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| connect_error(from_pool(e).to_string()))?;
+        let migrated = migrate::migrate(&mut client).await?;
+        if migrated.from != migrated.to {
+            tracing::info!(
+                from = migrated.from,
+                to = migrated.to,
+                "PostgreSQL schema migrated"
+            );
+        }
+        drop(client);
+        let shared = Arc::new(Shared {
+            pool,
+            table: table(),
+            settings: settings.clone(),
+        });
+        let writer = writer::spawn(shared.clone());
+        Ok(Self { shared, writer })
+    }
+
+    /// The settings this repository was opened with.
+    pub fn settings(&self) -> &PostgresSettings {
+        &self.shared.settings
+    }
+
+    /// Matching records from `position`, at most `limit`, with the total
+    /// count of matches when `counting` (from the same snapshot).
+    pub async fn query(
+        &self,
+        filter: &RunFilter,
+        position: Position,
+        limit: usize,
+        counting: bool,
+    ) -> Result<QueryPage, RepositoryError> {
+        let table = &self.shared.table;
+        let page = match position {
+            Position::Offset(offset) => shared::select_page(
+                Dialect::Postgres,
+                table,
+                filter,
+                super::Page::Window { limit, offset },
+            ),
+            // One more than asked, to know whether more follow.
+            Position::After(key) => shared::select_after(
+                Dialect::Postgres,
+                table,
+                filter,
+                key,
+                limit.saturating_add(1),
+            ),
+        };
+        let count = counting.then(|| shared::count(Dialect::Postgres, table, filter));
+        let (rows, total) = self
+            .shared
+            .bounded(async |client| {
+                let Some(count) = count else {
+                    return Ok((run_query(&*client, &page).await?, None));
+                };
+                // Both statements in one snapshot, sent together.
+                let transaction = client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .await?;
+                let (rows, counted) = tokio::try_join!(
+                    run_query(&transaction, &page),
+                    run_query(&transaction, &count)
+                )?;
+                transaction.commit().await?;
+                let total = match counted.first() {
+                    Some(row) => row.try_get::<_, i64>(0)?,
+                    None => 0,
+                };
+                Ok((rows, Some(total.max(0) as u64)))
+            })
+            .await?;
+        let keyset = matches!(position, Position::After(_));
+        let more = keyset && rows.len() > limit;
+        let mut records = Vec::with_capacity(rows.len().min(limit));
+        let mut next = None;
+        for row in rows.iter().take(limit) {
+            let record = rows::record(row)?;
+            if keyset {
+                next = Some(RunKey {
+                    start_micros: record.start_utc().instant_micros(),
+                    seq: row.try_get(column::AFTER)?,
+                });
+            }
+            records.push(Arc::new(record));
+        }
+        Ok(QueryPage {
+            total,
+            records,
+            next: next.filter(|_| more),
+        })
+    }
+
+    /// Stores runs, deciding each keyed run's outcome with `insert::plan`.
+    /// Concurrent calls share one transaction (group commit); an
+    /// acknowledged run is committed. With `atomic`, any failure stores none.
+    pub async fn insert(
+        &self,
+        runs: Vec<NewRun>,
+        atomic: bool,
+    ) -> Result<Vec<InsertOutcome>, RepositoryError> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        for run in &runs {
+            rows::check_storable(&run.record)?;
+        }
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(writer::WriteRequest {
+                runs,
+                atomic,
+                reply,
+            })
+            .map_err(|_| RepositoryError::Task("the PostgreSQL writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| RepositoryError::Task("the PostgreSQL writer stopped".into()))?
+    }
+
+    /// One summary per group, latest run first.
+    pub async fn summaries(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
+        let statement = shared::summary(Dialect::Postgres, &self.shared.table);
+        let rows = self
+            .shared
+            .bounded(async |client| run_query(&*client, &statement).await)
+            .await?;
+        let mut summaries = Vec::with_capacity(rows.len());
+        for row in rows {
+            let latest: Option<chrono::DateTime<chrono::Utc>> = row.try_get(5)?;
+            summaries.push(PipelineSummary {
+                pipeline_name: row.try_get(0)?,
+                script_name: row.try_get(1)?,
+                pipeline_type: row.try_get(2)?,
+                environment: row.try_get(3)?,
+                total_runs: row.try_get::<_, i64>(4)?.max(0) as u64,
+                last_run: latest.and_then(|at| rows::flex_time(at, row.try_get(8).ok()?)),
+                avg_duration: row.try_get(6)?,
+                avg_rowcount: row.try_get(7)?,
+            });
+        }
+        Ok(Arc::from(summaries))
+    }
+
+    /// The latest run of every group, with the group's run count.
+    pub async fn activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
+        let statement = shared::activity(Dialect::Postgres, &self.shared.table);
+        let rows = self
+            .shared
+            .bounded(async |client| run_query(&*client, &statement).await)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PipelineActivity {
+                    key: [
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                    ],
+                    total_runs: row.try_get::<_, i64>(4)?.max(0) as u64,
+                    last_run: rows::flex_time(row.try_get(5)?, row.try_get(8)?).ok_or_else(
+                        || RepositoryError::Database("a stored time is out of range".into()),
+                    )?,
+                    last_elapsed_seconds: row.try_get(6)?,
+                    last_rowcount: row.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The distinct non-empty `archived_file` values of the runs with this
+    /// `date_code`, at most `limit`; `None` when no run has it.
+    pub async fn archived_files(
+        &self,
+        date_code: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<String>>, RepositoryError> {
+        // One more row than asked: NULL (no file) is one of the values.
+        let statement = shared::archived_files(
+            Dialect::Postgres,
+            &self.shared.table,
+            date_code,
+            limit.saturating_add(1),
+        );
+        let rows = self
+            .shared
+            .bounded(async |client| run_query(&*client, &statement).await)
+            .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut files = Vec::new();
+        for row in &rows {
+            let file: Option<String> = row.try_get(0)?;
+            files.extend(file.filter(|f| !f.is_empty()));
+        }
+        files.sort();
+        files.truncate(limit);
+        Ok(Some(files))
+    }
+
+    /// Whether the database answers a trivial query now, within the
+    /// acquire timeout (at most 2 s).
+    pub async fn ready(&self) -> Result<(), RepositoryError> {
+        let bound = self
+            .shared
+            .settings
+            .acquire_timeout
+            .min(Duration::from_secs(2));
+        let check = async {
+            let client = self.shared.pool.get().await.map_err(from_pool)?;
+            client.simple_query("SELECT 1").await?;
+            Ok(())
+        };
+        tokio::time::timeout(bound, check)
+            .await
+            .unwrap_or_else(|_| {
+                Err(RepositoryError::Unavailable(format!(
+                    "no answer within {bound:?}"
+                )))
+            })
+    }
+
+    /// Per-group distribution of the matching runs, computed by the
+    /// database (`sql::percentiles`).
+    pub async fn distributions(
+        &self,
+        filter: &RunFilter,
+    ) -> Result<Vec<Distribution>, RepositoryError> {
+        let statement = shared::percentiles(Dialect::Postgres, &self.shared.table, filter);
+        let rows = self
+            .shared
+            .bounded(async |client| run_query(&*client, &statement).await)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Distribution {
+                    key: [
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                    ],
+                    runs: row.try_get::<_, i64>(4)?.max(0) as u64,
+                    elapsed_seconds: [row.try_get(5)?, row.try_get(6)?, row.try_get(7)?],
+                    max_elapsed_seconds: row.try_get(8)?,
+                    median_rowcount: row.try_get(9)?,
+                    zero_row_runs: row.try_get::<_, i64>(10)?.max(0) as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// Retention: deletes the runs that started before `cutoff`, in
+    /// committed batches; with `archive`, each batch's deleted rows (read
+    /// back by `DELETE … RETURNING`, so exactly those) are appended there
+    /// and synced before the batch commits.
+    pub async fn compact(
+        &self,
+        cutoff: FlexDateTime,
+        archive: Option<&Path>,
+        dry_run: bool,
+    ) -> Result<crate::compact::CompactReport, RepositoryError> {
+        const BATCH: i64 = 10_000;
+        let cutoff_at = rows::instant(&cutoff);
+        let mut client = self.shared.pool.get().await.map_err(from_pool)?;
+        let counts = client
+            .query_one(
+                &format!("SELECT COUNT(*) FILTER (WHERE start_utc < $1), COUNT(*) FROM {TABLE}"),
+                &[&cutoff_at],
+            )
+            .await?;
+        let mut report = crate::compact::CompactReport {
+            archive: archive.map(Path::to_path_buf),
+            dry_run,
+            ..Default::default()
+        };
+        if dry_run {
+            let old: i64 = counts.try_get(0)?;
+            let total: i64 = counts.try_get(1)?;
+            report.old = old.max(0) as u64;
+            report.kept = (total - old).max(0) as u64;
+            return Ok(report);
+        }
+        let mut out = match archive {
+            Some(path) => Some(
+                tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .await?,
+            ),
+            None => None,
+        };
+        let delete = format!(
+            "DELETE FROM {TABLE} WHERE seq IN (SELECT seq FROM {TABLE} WHERE start_utc < $1 \
+ORDER BY seq LIMIT $2) RETURNING {}",
+            self.shared.table.select_list()
+        );
+        loop {
+            let transaction = client.transaction().await?;
+            let deleted = transaction.query(&delete, &[&cutoff_at, &BATCH]).await?;
+            if deleted.is_empty() {
+                break;
+            }
+            if let Some(file) = out.as_mut() {
+                use tokio::io::AsyncWriteExt;
+                let mut lines = Vec::new();
+                for row in &deleted {
+                    rows::record(row)?.write_json(&mut lines);
+                    lines.push(b'\n');
+                }
+                file.write_all(&lines).await?;
+                file.sync_data().await?;
+            }
+            transaction.commit().await?;
+            report.old += deleted.len() as u64;
+        }
+        let kept: i64 = client
+            .query_one(&format!("SELECT COUNT(*) FROM {TABLE}"), &[])
+            .await?
+            .try_get(0)?;
+        report.kept = kept.max(0) as u64;
+        Ok(report)
+    }
+
+    /// Loads records with `COPY … FROM STDIN (FORMAT binary)`, all in one
+    /// transaction. Returns how many were stored.
+    pub async fn import(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
+        for record in &records {
+            rows::check_storable(record)?;
+        }
+        let count = records.len();
+        self.shared
+            .bounded(async |client| writer::copy_in(client, &records).await)
+            .await?;
+        Ok(count)
+    }
+}
+
+/// What the database computes about one group's runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Distribution {
+    pub key: [Option<String>; 4],
+    pub runs: u64,
+    /// p50, p95, p99.
+    pub elapsed_seconds: [f64; 3],
+    pub max_elapsed_seconds: f64,
+    pub median_rowcount: f64,
+    pub zero_row_runs: u64,
+}
+
+/// Runs a shared-layer statement (prepared once per connection).
+async fn run_query(
+    client: &impl deadpool_postgres::GenericClient,
+    statement: &Statement,
+) -> Result<Vec<tokio_postgres::Row>, RepositoryError> {
+    let values: Vec<Box<dyn ToSql + Sync + Send>> = statement
+        .binds
+        .iter()
+        .map(|(_, b)| rows::value(b))
+        .collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = values
+        .iter()
+        .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    let prepared = client.prepare_cached(&statement.sql).await?;
+    Ok(client.query(&prepared, &refs).await?)
+}
+
+impl Shared {
+    /// Runs `work` on a pooled connection within the client-side bound
+    /// (the server's statement timeout plus a margin). A connection whose
+    /// work ran past the bound is closed rather than reused, so nothing of
+    /// it stays running on the server.
+    async fn bounded<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<T, RepositoryError>,
+    ) -> Result<T, RepositoryError> {
+        let mut client = self.pool.get().await.map_err(from_pool)?;
+        let bound = self.settings.client_timeout();
+        let result = tokio::time::timeout(bound, work(&mut client)).await;
+        match result {
+            Ok(result) => result,
+            Err(_) => {
+                drop(deadpool_postgres::Object::take(client));
+                Err(RepositoryError::Unavailable(format!(
+                    "the database did not answer within {bound:?}"
+                )))
+            }
+        }
+    }
+}
