@@ -180,10 +180,13 @@ impl PostgresRepository {
                     .read_only(true)
                     .start()
                     .await?;
-                let (rows, counted) = tokio::try_join!(
+                let (rows, counted) = tokio::join!(
                     run_query(&transaction, &page),
                     run_query(&transaction, &count)
-                )?;
+                );
+                // The page's error first: the count's may only say that the
+                // transaction was already aborted.
+                let (rows, counted) = (rows?, counted?);
                 transaction.commit().await?;
                 let total = match counted.first() {
                     Some(row) => row.try_get::<_, i64>(0)?,

@@ -111,6 +111,8 @@ impl TlsMode {
 #[derive(Clone)]
 pub struct PostgresSettings {
     config: tokio_postgres::Config,
+    /// `options` as given in the connection string.
+    given_options: Option<String>,
     pub tls: TlsMode,
     /// `sslrootcert`: a PEM file of trusted roots instead of the system's.
     pub root_cert: Option<PathBuf>,
@@ -182,23 +184,32 @@ impl PostgresSettings {
         if config.get_application_name().is_none() {
             config.application_name("pipeline-service");
         }
-        // The server cancels a statement past this, so an abandoned query
-        // never keeps running; set at connection start (no extra round trip).
-        let timeout = format!("-c statement_timeout={}", statement_timeout.as_millis());
-        let options = match config.get_options() {
-            Some(given) if !given.trim().is_empty() => format!("{given} {timeout}"),
-            _ => timeout,
-        };
-        config.options(options);
+        let given_options = config.get_options().map(str::to_owned);
         Ok(Self {
             config,
+            given_options,
             tls,
             root_cert,
             pool_max,
             acquire_timeout,
             statement_timeout,
             key_retention: values.key_retention.unwrap_or(DEFAULT_KEY_RETENTION),
-        })
+        }
+        .with_statement_timeout(statement_timeout))
+    }
+
+    /// The same, with another server-side statement timeout.
+    pub fn with_statement_timeout(mut self, timeout: Duration) -> Self {
+        // The server cancels a statement past this, so an abandoned query
+        // never keeps running; set at connection start (no extra round trip).
+        let setting = format!("-c statement_timeout={}", timeout.as_millis());
+        let options = match self.given_options.as_deref() {
+            Some(given) if !given.trim().is_empty() => format!("{given} {setting}"),
+            _ => setting,
+        };
+        self.config.options(options);
+        self.statement_timeout = timeout;
+        self
     }
 
     /// The driver's configuration (it holds the password).

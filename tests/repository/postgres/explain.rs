@@ -1,0 +1,152 @@
+//! The intended index serves each query shape, by EXPLAIN on a seeded table
+//! (generated runs loaded with COPY, then analysed).
+
+use pipeline_service::domain::FlexDateTime;
+use pipeline_service::repository::jsonl::parse_line;
+use pipeline_service::repository::postgres::{rows, table, PostgresRepository};
+use pipeline_service::repository::sql::{self, Dialect, Statement};
+use pipeline_service::repository::{Page, RunFilter, RunKey};
+use tokio_postgres::types::ToSql;
+
+use super::fresh;
+use crate::support::postgres::connect;
+
+const RUNS: u64 = 100_000;
+
+async fn seed(repo: &PostgresRepository) {
+    let mut text = Vec::new();
+    pipeline_service::generate::generate(&mut text, RUNS, 11).unwrap();
+    let records: Vec<_> = text
+        .split(|b| *b == b'\n')
+        .filter_map(|line| parse_line(line).ok().flatten())
+        .collect();
+    for chunk in records.chunks(20_000) {
+        repo.import(chunk.to_vec()).await.unwrap();
+    }
+}
+
+async fn plan(client: &tokio_postgres::Client, statement: &Statement) -> String {
+    let values: Vec<_> = statement
+        .binds
+        .iter()
+        .map(|(_, b)| rows::value(b))
+        .collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = values
+        .iter()
+        .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    let rows = client
+        .query(&format!("EXPLAIN (COSTS OFF) {}", statement.sql), &refs)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn uses(plan: &str, index: &str) {
+    assert!(
+        plan.contains(&format!("using {index}")),
+        "wanted {index}:\n{plan}"
+    );
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    assert!(!plan.contains("Sort"), "the index gives the order:\n{plan}");
+}
+
+#[tokio::test]
+async fn each_query_shape_uses_its_index() {
+    let Some((repo, db)) = fresh().await else {
+        return;
+    };
+    seed(&repo).await;
+    let client = connect(&db.settings).await;
+    client
+        .batch_execute("VACUUM ANALYZE pipeline_runs")
+        .await
+        .unwrap();
+    let t = table();
+    let window = Page::Window {
+        limit: 100,
+        offset: 0,
+    };
+    let by = |f: fn(&mut RunFilter)| {
+        let mut filter = RunFilter::default();
+        f(&mut filter);
+        filter
+    };
+    let name = by(|f| f.pipeline_name = Some("ingest_orders".into()));
+    let environment = by(|f| f.environment = Some("nowhere".into()));
+    let default = RunFilter::default();
+
+    let page = sql::select_page(Dialect::Postgres, &t, &default, window);
+    uses(&plan(&client, &page).await, "pipeline_runs_start_ix");
+
+    let named = sql::select_page(Dialect::Postgres, &t, &name, window);
+    uses(&plan(&client, &named).await, "pipeline_runs_name_start_ix");
+
+    let rare = sql::select_page(Dialect::Postgres, &t, &environment, window);
+    uses(
+        &plan(&client, &rare).await,
+        "pipeline_runs_environment_start_ix",
+    );
+
+    let key = Some(RunKey {
+        start_micros: FlexDateTime::parse("2025-06-01T00:00:00Z")
+            .unwrap()
+            .instant_micros(),
+        seq: 10,
+    });
+    let keyset = sql::select_after(Dialect::Postgres, &t, &default, key, 101);
+    let keyset_plan = plan(&client, &keyset).await;
+    uses(&keyset_plan, "pipeline_runs_start_ix");
+    assert!(
+        keyset_plan.contains("Index Cond: (start_utc <= "),
+        "{keyset_plan}"
+    );
+    let keyset_named = sql::select_after(Dialect::Postgres, &t, &name, key, 101);
+    uses(
+        &plan(&client, &keyset_named).await,
+        "pipeline_runs_name_start_ix",
+    );
+
+    let count_named = plan(&client, &sql::count(Dialect::Postgres, &t, &name)).await;
+    assert!(
+        count_named.contains("Index Only Scan using pipeline_runs_name_start_ix"),
+        "{count_named}"
+    );
+    let count_environment = plan(
+        &client,
+        &sql::count(
+            Dialect::Postgres,
+            &t,
+            &by(|f| f.environment = Some("prod".into())),
+        ),
+    )
+    .await;
+    assert!(
+        count_environment.contains("Index Only Scan using pipeline_runs_environment_start_ix"),
+        "{count_environment}"
+    );
+    let count_all = plan(&client, &sql::count(Dialect::Postgres, &t, &default)).await;
+    assert!(count_all.contains("Index Only Scan"), "{count_all}");
+
+    let files = sql::archived_files(Dialect::Postgres, &t, "20250601_000000", 5);
+    let files_plan = plan(&client, &files).await;
+    assert!(
+        files_plan.contains("pipeline_runs_date_code_ix"),
+        "{files_plan}"
+    );
+    let keys = client
+        .query(
+            "EXPLAIN (COSTS OFF) SELECT seq FROM pipeline_runs WHERE idempotency_key = ANY($1)",
+            &[&vec!["a", "b"]],
+        )
+        .await
+        .unwrap();
+    let keys: Vec<String> = keys.iter().map(|r| r.get(0)).collect();
+    assert!(
+        keys.join("\n").contains("pipeline_runs_idempotency_ux"),
+        "{keys:?}"
+    );
+}
