@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::types::ToSql;
 use tokio_postgres::IsolationLevel;
 
 use self::error::from_pool;
@@ -277,12 +276,7 @@ impl PostgresRepository {
         rows.iter()
             .map(|row| {
                 Ok(PipelineActivity {
-                    key: [
-                        row.try_get(0)?,
-                        row.try_get(1)?,
-                        row.try_get(2)?,
-                        row.try_get(3)?,
-                    ],
+                    key: group_key(row)?,
                     total_runs: row.try_get::<_, i64>(4)?.max(0) as u64,
                     last_run: rows::flex_time(row.try_get(5)?, row.try_get(8)?).ok_or_else(
                         || RepositoryError::Database("a stored time is out of range".into()),
@@ -361,12 +355,7 @@ impl PostgresRepository {
         rows.iter()
             .map(|row| {
                 Ok(Distribution {
-                    key: [
-                        row.try_get(0)?,
-                        row.try_get(1)?,
-                        row.try_get(2)?,
-                        row.try_get(3)?,
-                    ],
+                    key: group_key(row)?,
                     runs: row.try_get::<_, i64>(4)?.max(0) as u64,
                     elapsed_seconds: [row.try_get(5)?, row.try_get(6)?, row.try_get(7)?],
                     max_elapsed_seconds: row.try_get(8)?,
@@ -481,17 +470,19 @@ async fn run_query(
     client: &impl deadpool_postgres::GenericClient,
     statement: &Statement,
 ) -> Result<Vec<tokio_postgres::Row>, RepositoryError> {
-    let values: Vec<Box<dyn ToSql + Sync + Send>> = statement
-        .binds
-        .iter()
-        .map(|(_, b)| rows::value(b))
-        .collect();
-    let refs: Vec<&(dyn ToSql + Sync)> = values
-        .iter()
-        .map(|v| v.as_ref() as &(dyn ToSql + Sync))
-        .collect();
+    let values = rows::values(statement);
     let prepared = client.prepare_cached(&statement.sql).await?;
-    Ok(client.query(&prepared, &refs).await?)
+    Ok(client.query(&prepared, &rows::params(&values)).await?)
+}
+
+/// The four group values at the start of a summary-shaped row.
+fn group_key(row: &tokio_postgres::Row) -> Result<[Option<String>; 4], RepositoryError> {
+    Ok([
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+    ])
 }
 
 impl Shared {

@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 
 use crate::domain::record::RecordParts;
 use crate::domain::{FieldError, FlexDateTime, LocItem, PipelineInfo, ValidationErrors};
-use crate::repository::sql::Bind;
+use crate::repository::sql::{Bind, Statement};
 use crate::repository::RepositoryError;
 
 /// Where each value sits in a row selected with `Table::select_list`.
@@ -87,8 +87,21 @@ pub fn record(row: &Row) -> Result<PipelineInfo, RepositoryError> {
     .ok_or_else(|| corrupt("elapsed_seconds is not finite"))
 }
 
+/// A statement's binds as driver values (borrow them with `params`).
+pub fn values(statement: &Statement) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    statement.binds.iter().map(|(_, b)| value(b)).collect()
+}
+
+/// Driver values as the parameter list a query takes.
+pub fn params(values: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    values
+        .iter()
+        .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
 /// A shared-layer bind as a driver value.
-pub fn value(bind: &Bind) -> Box<dyn ToSql + Sync + Send> {
+fn value(bind: &Bind) -> Box<dyn ToSql + Sync + Send> {
     match bind {
         Bind::Text(text) => Box::new(text.clone()),
         Bind::Integer(i) => Box::new(*i),

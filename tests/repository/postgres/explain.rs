@@ -6,7 +6,6 @@ use pipeline_service::repository::jsonl::parse_line;
 use pipeline_service::repository::postgres::{rows, table, PostgresRepository};
 use pipeline_service::repository::sql::{self, Dialect, Statement};
 use pipeline_service::repository::{Page, RunFilter, RunKey};
-use tokio_postgres::types::ToSql;
 
 use super::fresh;
 use crate::support::postgres::connect;
@@ -26,17 +25,12 @@ async fn seed(repo: &PostgresRepository) {
 }
 
 async fn plan(client: &tokio_postgres::Client, statement: &Statement) -> String {
-    let values: Vec<_> = statement
-        .binds
-        .iter()
-        .map(|(_, b)| rows::value(b))
-        .collect();
-    let refs: Vec<&(dyn ToSql + Sync)> = values
-        .iter()
-        .map(|v| v.as_ref() as &(dyn ToSql + Sync))
-        .collect();
+    let values = rows::values(statement);
     let rows = client
-        .query(&format!("EXPLAIN (COSTS OFF) {}", statement.sql), &refs)
+        .query(
+            &format!("EXPLAIN (COSTS OFF) {}", statement.sql),
+            &rows::params(&values),
+        )
         .await
         .unwrap();
     rows.iter()
