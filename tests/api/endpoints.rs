@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with_file};
 
 #[tokio::test]
 async fn root_names_the_service_backend_and_features() {
@@ -72,7 +72,7 @@ async fn openapi_document_describes_every_endpoint_and_status() {
     }
     assert!(!paths.contains_key("/"), "/ is not part of the document");
     let post = &doc["paths"]["/pipelines"]["post"];
-    for status in ["201", "422", "500"] {
+    for status in ["201", "422", "500", "503", "507"] {
         assert!(
             post["responses"][status].is_object(),
             "POST /pipelines {status}"
@@ -252,4 +252,28 @@ async fn not_ready_when_the_data_folder_cannot_be_written() {
         200,
         "liveness is unaffected"
     );
+}
+
+/// `/ready` checks that the data folder takes new files. A symlink planted
+/// where it creates its probe (a name that used to be predictable) must not
+/// make it write through the link.
+#[tokio::test]
+async fn ready_never_writes_through_a_planted_symlink() {
+    let app = spawn_app_with_file("").await;
+    let folder = app.data_path.parent().unwrap();
+    let victim = folder.parent().unwrap().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let planted = folder.join(format!(".pipeline-service-ready-{}", std::process::id()));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    assert_eq!(app.get("/ready").await.status(), 200);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(
+        std::fs::symlink_metadata(&planted).is_ok(),
+        "the planted link is left alone"
+    );
+    let names: Vec<_> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "no probe file is left behind: {names:?}");
 }
