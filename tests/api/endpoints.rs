@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with_file};
+use crate::helpers::{spawn_app, spawn_app_with_file, start_service};
 
 #[tokio::test]
 async fn root_names_the_service_backend_and_features() {
@@ -246,12 +246,43 @@ async fn not_ready_when_the_data_folder_cannot_be_written() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "unavailable");
     assert_eq!(body["backend"], "jsonl");
-    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    assert_eq!(
+        body["detail"], NOT_READY,
+        "a short fixed reason, never the storage error"
+    );
     assert_eq!(
         app.get("/health").await.status(),
         200,
         "liveness is unaffected"
     );
+}
+
+const NOT_READY: &str = "the store failed its check; the cause is in the service log";
+
+/// Anyone may call `/ready`: the storage error (paths, system messages)
+/// goes to the log only.
+#[tokio::test]
+async fn an_unready_store_is_explained_in_the_log_not_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("secret-folder-name");
+    let path = folder.join("runs.jsonl");
+    let server = start_service(&[("PIPELINE_JSONL_PATH", path.to_str().unwrap())]);
+    // After startup, a plain file takes the data folder's place.
+    std::fs::write(&folder, b"not a folder").unwrap();
+    let response = reqwest::get(format!("{}/ready", server.address))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("secret-folder-name"), "{text}");
+    assert!(!text.contains("os error"), "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["detail"],
+        NOT_READY
+    );
+    server
+        .logged(|line| line.contains("not ready") && line.contains("Not a directory"))
+        .await;
 }
 
 /// `/ready` checks that the data folder takes new files. A symlink planted
