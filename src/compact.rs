@@ -7,13 +7,21 @@
 //! running service notices the new file (another inode) and reloads it;
 //! its writer, which checks after locking that it holds the file the path
 //! names, appends to the new file. Nothing acknowledged is lost.
+//!
+//! The temporary file is created exclusively under a random name, so a
+//! symlink planted in the folder is never followed, and it gets the old
+//! file's owner and mode before any line is copied: a service running as
+//! the file's owner must still be able to write to it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::repository::jsonl::open_locked;
+use tempfile::NamedTempFile;
+
 use crate::repository::jsonl::parse_line;
+use crate::repository::jsonl::{folder_of, open_locked};
 
 /// What a compaction did (or, on a dry run, would do).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,18 +83,10 @@ pub fn compact_jsonl(
         dry_run,
         ..CompactReport::default()
     };
-    let folder = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = folder.join(format!(".{name}.compact-{}", std::process::id()));
+    let folder = folder_of(path);
     let mut kept_out = match dry_run {
         true => None,
-        false => Some(BufWriter::new(File::create(&temporary)?)),
+        false => Some(BufWriter::new(replacement_for(path, &locked)?)),
     };
     let mut archive_out = match (archive, dry_run) {
         (Some(archive), false) => Some(BufWriter::new(
@@ -115,12 +115,12 @@ pub fn compact_jsonl(
                     false
                 }
             };
-            let out = if keep {
+            let out: Option<&mut dyn Write> = if keep {
                 report.kept += 1;
                 bytes_after += body.len() as u64 + 1;
-                kept_out.as_mut()
+                kept_out.as_mut().map(|out| out as &mut dyn Write)
             } else {
-                archive_out.as_mut()
+                archive_out.as_mut().map(|out| out as &mut dyn Write)
             };
             if let Some(out) = out {
                 out.write_all(body)?;
@@ -131,18 +131,50 @@ pub fn compact_jsonl(
             out.into_inner()?.sync_all()?;
         }
         if let Some(out) = kept_out.take() {
-            out.into_inner()?.sync_all()?;
-            fs::rename(&temporary, path)?;
+            let replacement = out.into_inner()?;
+            replacement.as_file().sync_all()?;
+            replacement.persist(path).map_err(|e| e.error)?;
             File::open(folder)?.sync_all()?;
         }
         Ok(())
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
+    // On failure the temporary file, dropped unrenamed, is removed.
     locked.unlock()?;
     report.bytes = Some((bytes_before, bytes_after));
     result.map(|()| report)
+}
+
+/// An empty file beside the store at `path` (open as `store`), to be
+/// renamed over it: created with `O_EXCL` under a random name, with the
+/// store's owner and mode. Refuses, before anything is written, when this
+/// user cannot give it that owner.
+fn replacement_for(path: &Path, store: &File) -> std::io::Result<NamedTempFile> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let replacement = tempfile::Builder::new()
+        .prefix(&format!(".{name}.compact-"))
+        .tempfile_in(folder_of(path))?;
+    let meta = store.metadata()?;
+    std::os::unix::fs::fchown(replacement.as_file(), Some(meta.uid()), Some(meta.gid())).map_err(
+        |e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "the compacted file could not be given the store's owner (uid {}, gid {}): {e}; \
+                     run compact as that user or as root",
+                    meta.uid(),
+                    meta.gid()
+                ),
+            )
+        },
+    )?;
+    // After the owner: changing it may clear set-id bits.
+    replacement
+        .as_file()
+        .set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    Ok(replacement)
 }
 
 #[cfg(test)]
@@ -200,5 +232,39 @@ mod tests {
         assert!(done
             .to_string()
             .starts_with("kept 2 runs; removed 2 older runs and 1 bad lines"));
+    }
+
+    /// The temporary file's name used to be predictable; a symlink planted
+    /// there made compaction overwrite the link's target and then put the
+    /// link in place of the store.
+    #[test]
+    fn a_symlink_planted_at_a_predictable_name_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.jsonl");
+        let contents = format!("{}\n", line("2025-08-10T00:00:00Z", "new"));
+        fs::write(&path, &contents).unwrap();
+        let victim = dir.path().join("victim.txt");
+        fs::write(&victim, "precious").unwrap();
+        let planted = dir
+            .path()
+            .join(format!(".runs.jsonl.compact-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let report = compact_jsonl(&path, 0, None, false).unwrap();
+        assert_eq!(report.kept, 1);
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        let kind = fs::symlink_metadata(&path).unwrap().file_type();
+        assert!(kind.is_file(), "the store is a regular file: {kind:?}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), contents);
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        let expected = [
+            planted.file_name().unwrap().to_str().unwrap(),
+            "runs.jsonl",
+            "victim.txt",
+        ];
+        assert_eq!(names, expected, "no temporary file is left behind");
     }
 }

@@ -116,7 +116,8 @@ const NOT_STORED: &str = "Not stored: another item failed and atomic=true";
         (status = 413, description = "Too many items or too large a body", body = ErrorMessage),
         (status = 422, description = "The body is not an array / NDJSON (a `detail` list), or atomic=true and an item is invalid (a `BulkResponse`; nothing stored)", body = BulkRejection),
         (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+        (status = 503, description = "Overloaded, or the write failed and nothing was stored (both with Retry-After), or timed out (it may have been stored: retry with the same Idempotency-Key)", body = ErrorMessage),
+        (status = 507, description = "The disk is full: nothing was stored; retry after Retry-After", body = ErrorMessage),
     ),
     security(("api_key" = []), ())
 )]

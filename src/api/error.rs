@@ -52,6 +52,8 @@ pub enum ApiError {
 }
 
 pub const INTERNAL_ERROR: &str = "Internal server error";
+pub const STORAGE_FULL: &str = "Insufficient storage: nothing was stored; retry later";
+pub const WRITE_FAILED: &str = "Storage write failed: nothing was stored; retry shortly";
 
 /// The cause of a 5xx answer, carried to the request log line (never to
 /// the client).
@@ -132,6 +134,23 @@ impl IntoResponse for ApiError {
             ApiError::Storage(RepositoryError::Invalid(errors)) => {
                 ApiError::Validation(errors).into_response()
             }
+            ApiError::Storage(RepositoryError::WriteFailed {
+                cause,
+                out_of_space,
+            }) => {
+                // Nothing was stored, so a plain retry is safe; a full disk
+                // takes longer to clear than a passing fault.
+                let (status, text, retry_after) = match out_of_space {
+                    true => (StatusCode::INSUFFICIENT_STORAGE, STORAGE_FULL, "30"),
+                    false => (StatusCode::SERVICE_UNAVAILABLE, WRITE_FAILED, "5"),
+                };
+                let mut response = detail(status, text);
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static(retry_after));
+                response.extensions_mut().insert(ErrorCause(cause));
+                response
+            }
             ApiError::Storage(cause) => internal_error(cause.to_string()),
         }
     }
@@ -165,6 +184,24 @@ mod tests {
         let response = ApiError::Storage(RepositoryError::Invalid(ValidationErrors::single(entry)))
             .into_response();
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn a_failed_write_says_nothing_was_stored_and_when_to_retry() {
+        let failed = |out_of_space| {
+            ApiError::Storage(RepositoryError::WriteFailed {
+                cause: "write failed: No space left on device (os error 28)".into(),
+                out_of_space,
+            })
+            .into_response()
+        };
+        let full = failed(true);
+        assert_eq!(full.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(full.headers()[RETRY_AFTER], "30");
+        assert!(full.extensions().get::<ErrorCause>().is_some());
+        let other = failed(false);
+        assert_eq!(other.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(other.headers()[RETRY_AFTER], "5");
     }
 
     #[test]

@@ -119,24 +119,32 @@ pub struct ReadyResponse {
     /// Storage backend in use.
     #[schema(example = "jsonl")]
     pub backend: &'static str,
-    /// Why the store is not ready (only when unavailable).
+    /// Why the store is not ready (only when unavailable): a short fixed
+    /// reason; the cause is in the service log.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
+    pub detail: Option<&'static str>,
 }
+
+/// The answer's reason when the store's check fails: storage errors name
+/// paths and system details, which are for the log, not for anyone who can
+/// reach the probe.
+const CHECK_FAILED: &str = "the store failed its check; the cause is in the service log";
+/// Says `READY_TIMEOUT`.
+const NO_ANSWER: &str = "the store did not answer within 3 seconds";
 
 /// Readiness probe
 ///
 /// 200 when the store answers a trivial request within 3 seconds (Oracle:
 /// `SELECT 1 FROM DUAL`; JSON Lines: the file is readable and its folder
-/// writable), else 503 with the reason. Use it to route traffic; use
-/// `/health` for liveness.
+/// writable), else 503 with a short fixed reason (the cause goes to the
+/// log). Use it to route traffic; use `/health` for liveness.
 #[utoipa::path(
     get,
     path = "/ready",
     tag = "operations",
     responses(
         (status = 200, description = "The store answers", body = ReadyResponse),
-        (status = 503, description = "The store does not answer; `detail` says why", body = ReadyResponse),
+        (status = 503, description = "The store does not answer; `detail` gives a fixed reason, the cause is logged", body = ReadyResponse),
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyResponse>) {
@@ -144,11 +152,17 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyResp
     let outcome = tokio::time::timeout(READY_TIMEOUT, state.repository.ready()).await;
     let detail = match outcome {
         Ok(Ok(())) => None,
-        Ok(Err(error)) => Some(error.to_string()),
-        Err(_) => Some(format!(
-            "no answer within {} seconds",
-            READY_TIMEOUT.as_secs()
-        )),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "not ready: the store failed its check");
+            Some(CHECK_FAILED)
+        }
+        Err(_) => {
+            tracing::warn!(
+                seconds = READY_TIMEOUT.as_secs(),
+                "not ready: the store did not answer"
+            );
+            Some(NO_ANSWER)
+        }
     };
     match detail {
         None => (
@@ -159,16 +173,13 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyResp
                 detail: None,
             }),
         ),
-        Some(detail) => {
-            tracing::warn!(%detail, "not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(ReadyResponse {
-                    status: "unavailable",
-                    backend,
-                    detail: Some(detail),
-                }),
-            )
-        }
+        Some(detail) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(ReadyResponse {
+                status: "unavailable",
+                backend,
+                detail: Some(detail),
+            }),
+        ),
     }
 }

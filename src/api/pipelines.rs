@@ -105,7 +105,8 @@ impl SummaryJsonCache {
         (status = 422, description = "The body is not a valid run record; every problem is listed", body = ValidationErrors),
         (status = 500, description = "Unexpected server fault", body = ErrorMessage),
         (status = 501, description = "Oracle only: the table lacks the idempotency columns", body = ErrorMessage),
-        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+        (status = 503, description = "Overloaded, or the write failed and nothing was stored (both with Retry-After), or timed out (it may have been stored: retry with the same Idempotency-Key)", body = ErrorMessage),
+        (status = 507, description = "The disk is full: nothing was stored; retry after Retry-After", body = ErrorMessage),
     ),
     security(("api_key" = []), ())
 )]

@@ -137,6 +137,11 @@ pub enum RepositoryError {
     /// Another request with the same idempotency key is being stored.
     #[error("a request with the same idempotency key is being stored")]
     KeyInFlight,
+    /// A write failed and nothing of the request is stored (what reached
+    /// the file was cut off again); `out_of_space` when the disk, a quota or
+    /// a file size limit is full. Answered 507 or 503 so clients retry.
+    #[error("write failed, nothing stored: {cause}")]
+    WriteFailed { cause: String, out_of_space: bool },
 }
 
 /// Storage for pipeline runs. Results are ordered by `start_utc` descending,

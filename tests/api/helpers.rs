@@ -203,12 +203,22 @@ pub const RECORD_FIELDS: [&str; 16] = [
 
 /// Starts the binary on port 0 and waits until it prints where it listens.
 pub fn start_service(env: &[(&str, &str)]) -> ServiceProcess {
+    start_service_with(env, |_| {})
+}
+
+/// As `start_service`, after `configure` has adjusted the command (say,
+/// limits the child applies to itself before it runs).
+pub fn start_service_with(
+    env: &[(&str, &str)],
+    configure: impl FnOnce(&mut std::process::Command),
+) -> ServiceProcess {
     use std::io::BufRead;
     let mut command = std::process::Command::new(BINARY);
     command.env_clear().env("PORT", "0");
     for (key, value) in env {
         command.env(key, value);
     }
+    configure(&mut command);
     let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -244,6 +254,20 @@ pub fn start_service(env: &[(&str, &str)]) -> ServiceProcess {
 }
 
 impl ServiceProcess {
+    /// Waits (up to 5 s) until the process has printed a line that
+    /// `wanted` accepts; fails showing everything it printed otherwise.
+    pub async fn logged(&self, wanted: impl Fn(&str) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !self.output.lock().iter().any(|line| wanted(line)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no such line in the log: {:?}",
+                self.output.lock()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits for the process to end and returns everything it printed.
     pub fn finished_output(&mut self) -> Vec<String> {
         if let Some(drain) = self.drain.take() {

@@ -13,5 +13,6 @@ mod ingest;
 mod process;
 mod query;
 mod stats;
+mod storage_faults;
 mod strict;
 mod validation;

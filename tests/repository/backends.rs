@@ -157,3 +157,16 @@ pub fn record(minutes: i64, changes: Value) -> PipelineInfo {
     }
     PipelineInfo::parse(&body, "body").unwrap()
 }
+
+/// Takes the data file's exclusive lock as another process would (`flock
+/// FILE sleep …`), creating the file if needed; held until unlocked or
+/// dropped.
+pub fn hold_lock(path: &std::path::Path) -> std::fs::File {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.lock().unwrap();
+    file
+}

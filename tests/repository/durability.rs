@@ -7,7 +7,7 @@ use pipeline_service::repository::jsonl::JsonlRepository;
 use pipeline_service::repository::{Page, PipelineInfoRepository, RunFilter};
 use serde_json::json;
 
-use crate::backends::record;
+use crate::backends::{hold_lock, record};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inserts_waiting_together_share_one_write_and_one_sync() {
@@ -15,12 +15,7 @@ async fn inserts_waiting_together_share_one_write_and_one_sync() {
     let path = dir.path().join("runs.jsonl");
     let repository = Arc::new(JsonlRepository::open(&path).await.unwrap());
     // Another writer holds the lock, so every insert has to wait.
-    let blocker = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .unwrap();
-    blocker.lock().unwrap();
+    let blocker = hold_lock(&path);
     let mut inserts = Vec::new();
     for i in 0..64 {
         let repository = repository.clone();

@@ -8,7 +8,7 @@ use pipeline_service::repository::jsonl::{JsonlOptions, JsonlRepository};
 use pipeline_service::repository::{InsertOutcome, NewRun, PipelineInfoRepository, RunFilter};
 use serde_json::json;
 
-use crate::backends::{every_backend, record};
+use crate::backends::{every_backend, hold_lock, record};
 
 fn keyed(minutes: i64, key: &str, code: &str) -> NewRun {
     let record = record(minutes, json!({"date_code": code}));
@@ -174,4 +174,124 @@ async fn keys_survive_a_reopen_and_expire_after_their_retention() {
         .await
         .unwrap();
     assert!(matches!(later[0], InsertOutcome::Created(_)), "{later:?}");
+}
+
+/// Two stores over one file stand for two processes: neither sees the
+/// other's keys in memory before writing, so the writer re-checks them
+/// under the file lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_sharing_one_file_store_each_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.jsonl");
+    let first = JsonlRepository::open(&path).await.unwrap();
+    let second = JsonlRepository::open(&path).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        for repo in [first.clone(), second.clone()] {
+            tasks.push(tokio::spawn(async move {
+                let key = format!("job-{i}");
+                let outcome = repo
+                    .insert_runs(vec![keyed(i, &key, &key)], true)
+                    .await
+                    .unwrap();
+                (i, outcome.into_iter().next().unwrap())
+            }));
+        }
+    }
+    let mut created = std::collections::HashMap::new();
+    for task in tasks {
+        let (i, outcome) = task.await.unwrap();
+        match outcome {
+            InsertOutcome::Created(_) => *created.entry(i).or_insert(0) += 1,
+            InsertOutcome::Replayed(record) => assert_eq!(record.date_code(), format!("job-{i}")),
+            other => panic!("job-{i}: {other:?}"),
+        }
+    }
+    assert!(created.values().all(|&n| n == 1), "{created:?}");
+    assert_eq!(created.len(), 40);
+    let fresh = JsonlRepository::open(&path).await.unwrap();
+    let fresh: Arc<dyn PipelineInfoRepository> = Arc::new(fresh);
+    assert_eq!(count(&fresh).await, 40, "each key stored once");
+}
+
+/// An insert given up by its caller (a request timeout) while the writer
+/// waits for the file lock must not leave its key reserved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_cancelled_while_waiting_for_the_lock_frees_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.jsonl");
+    let repo = JsonlRepository::open(&path).await.unwrap();
+    let holder = hold_lock(&path);
+    let waited = tokio::time::timeout(
+        Duration::from_millis(300),
+        repo.insert_runs(vec![keyed(1, "job-1", "a")], true),
+    )
+    .await;
+    assert!(waited.is_err(), "the insert waits for the lock");
+    holder.unlock().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let outcome = loop {
+        let outcome = repo
+            .insert_runs(vec![keyed(1, "job-1", "a")], true)
+            .await
+            .unwrap();
+        if outcome[0] != InsertOutcome::KeyInFlight || std::time::Instant::now() > deadline {
+            break outcome;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        matches!(
+            outcome[0],
+            InsertOutcome::Created(_) | InsertOutcome::Replayed(_)
+        ),
+        "{outcome:?}"
+    );
+    let again = repo
+        .insert_runs(vec![keyed(1, "job-1", "a")], true)
+        .await
+        .unwrap();
+    assert!(matches!(again[0], InsertOutcome::Replayed(_)), "{again:?}");
+    let repo: Arc<dyn PipelineInfoRepository> = Arc::new(repo);
+    assert_eq!(count(&repo).await, 1);
+}
+
+/// While the file is locked, inserts beyond the writer's queue wait to be
+/// queued (where a timeout can drop them) instead of piling up; none is
+/// lost once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writers_queue_is_bounded() {
+    use pipeline_service::repository::jsonl::WRITER_QUEUE_REQUESTS;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.jsonl");
+    let repo = JsonlRepository::open(&path).await.unwrap();
+    let holder = hold_lock(&path);
+    let inserts = WRITER_QUEUE_REQUESTS + 50;
+    let tasks: Vec<_> = (0..inserts)
+        .map(|i| {
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                repo.insert_pipeline_info(record(i as i64, json!({})))
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while repo.queued_requests() < WRITER_QUEUE_REQUESTS {
+        assert!(std::time::Instant::now() < deadline, "the queue fills");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        repo.queued_requests(),
+        WRITER_QUEUE_REQUESTS,
+        "and no further"
+    );
+    holder.unlock().unwrap();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let repo: Arc<dyn PipelineInfoRepository> = Arc::new(repo);
+    assert_eq!(count(&repo).await, inserts as u64);
 }

@@ -11,6 +11,7 @@ pub use self::load::parse_any;
 mod ordered;
 mod writer;
 pub(crate) use self::writer::open_locked;
+pub use self::writer::WRITER_QUEUE_REQUESTS;
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
@@ -26,8 +27,8 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use self::index::RunIndex;
-use self::keys::{Batch, KeyStamp, KeyTable, Loaded};
-use self::writer::AppendRequest;
+use self::keys::{Batch, KeyStamp, KeyTable, Loaded, Reservation};
+use self::writer::{AppendRequest, Refused};
 use super::insert::{self, InsertOutcome, NewRun, DEFAULT_KEY_RETENTION};
 use super::{
     KeysetPage, Page, PipelineActivity, PipelineInfoRepository, RepositoryError, RunFilter, RunKey,
@@ -110,8 +111,9 @@ struct Inner {
     cursor: Mutex<ReadCursor>,
     index: RwLock<RunIndex>,
     /// Idempotency keys; always locked after `index` when both are needed,
-    /// so positions in it match the index.
-    keys: Mutex<KeyTable>,
+    /// so positions in it match the index. Shared with the reservations
+    /// that release keys in flight.
+    keys: Arc<Mutex<KeyTable>>,
     /// How long a key protects against repeats.
     key_retention: std::time::Duration,
     /// Group commits written by this process (each one write and one sync).
@@ -140,8 +142,9 @@ impl Default for JsonlOptions {
 #[derive(Clone)]
 pub struct JsonlRepository {
     inner: Arc<Inner>,
-    /// The group-commit writer; dropping the last clone stops its thread.
-    writer: mpsc::UnboundedSender<AppendRequest>,
+    /// The group-commit writer's bounded queue; dropping the last clone
+    /// stops its thread.
+    writer: mpsc::Sender<AppendRequest>,
 }
 
 impl JsonlRepository {
@@ -162,7 +165,7 @@ impl JsonlRepository {
             current: RwLock::new(None),
             cursor: Mutex::new(ReadCursor::default()),
             index: RwLock::new(RunIndex::default()),
-            keys: Mutex::new(KeyTable::default()),
+            keys: Arc::default(),
             key_retention: options.key_retention,
             commits: std::sync::atomic::AtomicU64::new(0),
         });
@@ -185,29 +188,37 @@ impl JsonlRepository {
     }
 
     /// Appends `lines` as one group-commit request and waits until they
-    /// are durable and visible.
-    async fn append(&self, lines: Vec<Loaded>) -> Result<usize, RepositoryError> {
+    /// are durable and visible; the lines the writer left out because
+    /// another process stored their key meanwhile, and why. Whatever
+    /// happens to the request — even its caller giving up while it waits —
+    /// `reservation` is released only once the request is done with.
+    async fn append(
+        &self,
+        lines: Vec<Loaded>,
+        atomic: bool,
+        reservation: Reservation,
+    ) -> Result<Refused, RepositoryError> {
         let payload = encode_lines(&lines)?;
         let records = lines.len();
         let (reply, stored) = oneshot::channel();
         let request = AppendRequest {
             payload,
             lines,
+            atomic,
+            reservation,
+            refused: Vec::new(),
             reply,
         };
         let writer_gone = || RepositoryError::Task("the writer thread stopped".into());
-        self.writer.send(request).map_err(|_| writer_gone())?;
-        stored
-            .await
-            .map_err(|_| writer_gone())?
-            .map_err(|e| RepositoryError::Io(std::io::Error::other(e)))?;
-        METRICS.inserts.inc_by(records as u64);
-        Ok(records)
+        self.writer.send(request).await.map_err(|_| writer_gone())?;
+        let refused = stored.await.map_err(|_| writer_gone())??;
+        METRICS.inserts.inc_by((records - refused.len()) as u64);
+        Ok(refused)
     }
 
     /// Decides each run's outcome and reserves the keys of those to store,
     /// in one step so two requests cannot both claim a key.
-    fn plan_and_reserve(&self, runs: &[NewRun], atomic: bool) -> insert::InsertPlan {
+    fn plan_and_reserve(&self, runs: &[NewRun], atomic: bool) -> (insert::InsertPlan, Reservation) {
         let cutoff = insert::key_cutoff_micros(self.inner.key_retention);
         let index = self.inner.index.read();
         let mut table = self.inner.keys.lock();
@@ -216,11 +227,17 @@ impl JsonlRepository {
         let Ok(plan) = insert::plan::<std::convert::Infallible>(runs, atomic, |key| {
             Ok(table.known(key, cutoff, |position| index.record(position)))
         });
-        table.reserve(
-            plan.to_store()
-                .filter_map(|i| runs[i].key.as_ref().map(|k| k.key())),
-        );
-        plan
+        let keys = plan
+            .to_store()
+            .filter_map(|i| runs[i].key.as_ref().map(|k| k.key().to_owned()))
+            .collect();
+        let reservation = Reservation::take(&self.inner.keys, &mut table, keys);
+        (plan, reservation)
+    }
+
+    /// Inserts waiting in the writer's queue (not yet taken into a commit).
+    pub fn queued_requests(&self) -> usize {
+        self.writer.max_capacity() - self.writer.capacity()
     }
 
     /// How many group commits this repository has written.
@@ -242,6 +259,13 @@ impl JsonlRepository {
     }
 }
 
+/// The folder `path` is in (`.` for a bare file name).
+pub(crate) fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, RepositoryError> + Send + 'static,
 ) -> Result<T, RepositoryError> {
@@ -256,24 +280,43 @@ impl Inner {
         if self.path.exists() {
             File::open(&self.path)?;
         }
-        let folder = match self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            Some(parent) => parent.to_path_buf(),
-            None => PathBuf::from("."),
-        };
-        let folder = if folder.exists() {
-            folder
-        } else {
-            // Inserts create missing folders; what matters is the nearest existing one.
-            folder
-                .ancestors()
-                .find(|a| a.exists())
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."))
-        };
-        let probe = folder.join(format!(".pipeline-service-ready-{}", std::process::id()));
-        fs::write(&probe, b"")?;
-        fs::remove_file(&probe)?;
+        // Inserts create missing folders; what matters is the nearest existing one.
+        let folder = folder_of(&self.path)
+            .ancestors()
+            .find(|a| a.exists())
+            .unwrap_or(Path::new("."));
+        // An unnamed file (`O_TMPFILE`, or else a random name created with
+        // `O_EXCL` and removed at once): no name another user could plant
+        // a symlink at, and nothing left behind.
+        tempfile::tempfile_in(folder)?;
         Ok(())
+    }
+
+    /// After a failed append was cut back to `start` under the lock: the
+    /// file holds what it held before, so the index needs nothing — unless
+    /// a query here read lines past `start` before the cut, or others
+    /// appended before it; then the file is read as usual. (Left to
+    /// `catch_up` alone, the new modification time of an unchanged length
+    /// would make it read the whole file again, on every failed write.)
+    fn after_cut(&self, start: u64) -> Result<(), RepositoryError> {
+        let mut cursor = self.cursor.lock();
+        let now = FileStamp::of(&self.path)?;
+        match (cursor.stamp, now) {
+            (Some(before), Some(now))
+                if before.same_file(&now)
+                    && before.len == now.len
+                    && now.len == start
+                    && cursor.consumed <= start =>
+            {
+                cursor.stamp = Some(now);
+                *self.current.write() = Some(now);
+                Ok(())
+            }
+            _ => {
+                drop(cursor);
+                self.catch_up()
+            }
+        }
     }
 
     /// Takes lines this process just appended straight into the index when
@@ -589,13 +632,18 @@ impl PipelineInfoRepository for JsonlRepository {
         &self,
         record: PipelineInfo,
     ) -> Result<Arc<PipelineInfo>, RepositoryError> {
-        self.append(vec![Loaded::from(record.clone())]).await?;
+        let lines = vec![Loaded::from(record.clone())];
+        self.append(lines, false, Reservation::none(&self.inner.keys))
+            .await?;
         Ok(Arc::new(record))
     }
 
     async fn insert_many(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
-        self.append(records.into_iter().map(Loaded::from).collect())
-            .await
+        let lines: Vec<Loaded> = records.into_iter().map(Loaded::from).collect();
+        let count = lines.len();
+        self.append(lines, false, Reservation::none(&self.inner.keys))
+            .await?;
+        Ok(count)
     }
 
     async fn insert_runs(
@@ -603,14 +651,11 @@ impl PipelineInfoRepository for JsonlRepository {
         runs: Vec<NewRun>,
         atomic: bool,
     ) -> Result<Vec<InsertOutcome>, RepositoryError> {
-        // Keys written by other processes must be known before deciding.
+        // Keys written by other processes are known here as far as the
+        // file has been read; the writer checks again under the file lock.
         self.sync().await?;
-        let plan = self.plan_and_reserve(&runs, atomic);
+        let (plan, reservation) = self.plan_and_reserve(&runs, atomic);
         let stored: Vec<usize> = plan.to_store().collect();
-        let reserved: Vec<&str> = stored
-            .iter()
-            .filter_map(|&i| runs[i].key.as_ref().map(|k| k.key()))
-            .collect();
         let now = chrono::Utc::now().timestamp_micros();
         let lines: Vec<Loaded> = stored
             .iter()
@@ -622,12 +667,14 @@ impl PipelineInfoRepository for JsonlRepository {
                 }),
             })
             .collect();
-        let result = match lines.is_empty() {
-            true => Ok(0),
-            false => self.append(lines).await,
-        };
-        self.inner.keys.lock().release(reserved);
-        result?;
+        if lines.is_empty() {
+            return Ok(plan.finish(runs));
+        }
+        let refused = self.append(lines, atomic, reservation).await?;
+        let mut plan = plan;
+        for (line, outcome) in refused {
+            plan.outcomes[stored[line]] = Some(outcome);
+        }
         Ok(plan.finish(runs))
     }
 
