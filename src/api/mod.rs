@@ -12,6 +12,7 @@ pub mod observe;
 pub mod openapi;
 pub mod pipelines;
 pub mod runs;
+pub mod scrape;
 pub mod stats;
 
 use std::any::Any;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub validation: Arc<crate::domain::policy::ValidationPolicy>,
     pub archive: Arc<crate::config::ArchivePolicy>,
     pub metric_flags: Arc<stats::MetricFlags>,
+    /// The latest `/metrics` rendering, shared by the scrapes of a second.
+    pub exposition: Arc<scrape::ExpositionCache>,
 }
 
 impl AppState {
@@ -70,6 +73,7 @@ impl AppState {
             validation: Arc::new(settings.validation.clone()),
             archive: Arc::new(settings.archive.clone()),
             metric_flags: Arc::default(),
+            exposition: Arc::default(),
         }
     }
 }

@@ -318,6 +318,8 @@ async fn metrics_parse_and_their_counters_move() {
         json!({"pipeline_name": "meter", "rowcount": 5}),
     ))
     .await;
+    // One rendering answers every scrape of its reuse period.
+    tokio::time::sleep(pipeline_service::api::scrape::REUSE_FOR).await;
     let after = metrics(&app).await;
     assert!(sample_value(&after, "http_requests_total", &route).unwrap() >= posted_before + 2.0);
     assert!(sample_value(&after, "pipeline_inserts_total", &[]).unwrap() >= inserts_before + 2.0);
@@ -384,6 +386,53 @@ async fn per_pipeline_series_are_capped() {
         sample_value(&scrape, "pipeline_metrics_series_dropped", &[]),
         Some(1.0)
     );
+}
+
+#[tokio::test]
+async fn long_labels_are_cut_so_a_scrape_stays_small() {
+    let app = spawn_app().await;
+    let labels = [
+        "pipeline_name",
+        "script_name",
+        "pipeline_type",
+        "environment",
+    ];
+    let items: Vec<Value> = (0..200)
+        .map(|i| {
+            let mut changes = serde_json::Map::new();
+            for label in labels {
+                let long = format!("{i:03}-{label}-{}", "x".repeat(4096));
+                changes.insert(label.into(), long[..4096].into());
+            }
+            run(Value::Object(changes))
+        })
+        .collect();
+    let stored = app
+        .client
+        .post(format!("{}/pipelines/bulk", app.address))
+        .json(&items)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.json::<Value>().await.unwrap()["stored"], 200);
+    let text = app.get("/metrics").await.text().await.unwrap();
+    // 7 per-pipeline gauges × 200 pipelines × 4 labels of at most 128
+    // characters, plus names and the other metrics: well under 1.5 MB
+    // (23 MB when labels were not cut).
+    assert!(text.len() < 1_500_000, "{} bytes", text.len());
+    let parsed = scrape(&text);
+    let series: Vec<_> = parsed
+        .samples
+        .iter()
+        .filter(|s| s.metric == "pipeline_runs_total")
+        .collect();
+    assert_eq!(series.len(), 200, "pipelines stay distinct");
+    for sample in series {
+        for label in labels {
+            let value = sample.labels.get(label).unwrap();
+            assert_eq!(value.chars().count(), 128, "{value}");
+        }
+    }
 }
 
 #[tokio::test]

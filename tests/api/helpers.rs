@@ -203,12 +203,13 @@ pub const RECORD_FIELDS: [&str; 16] = [
 
 /// Starts the binary on port 0 and waits until it prints where it listens.
 pub fn start_service(env: &[(&str, &str)]) -> ServiceProcess {
+    start_command(service(env).env("PORT", "0"))
+}
+
+/// Starts `command`, which runs the binary, and waits until it prints
+/// where it listens.
+pub fn start_command(command: &mut std::process::Command) -> ServiceProcess {
     use std::io::BufRead;
-    let mut command = std::process::Command::new(BINARY);
-    command.env_clear().env("PORT", "0");
-    for (key, value) in env {
-        command.env(key, value);
-    }
     let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
