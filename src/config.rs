@@ -415,8 +415,8 @@ pub const DEFAULT_MAX_CONCURRENCY: usize = 512;
 pub const DEFAULT_METRICS_MAX_SERIES: usize = 1000;
 pub const DEFAULT_MAX_BULK: usize = 10_000;
 pub const DEFAULT_MAX_BULK_BYTES: usize = 64 << 20;
-/// Room for two bulk bodies of the largest default size.
-pub const DEFAULT_BULK_MEMORY_BYTES: usize = 128 << 20;
+/// Room for one bulk body of the largest default size, or many smaller.
+pub const DEFAULT_BULK_MEMORY_BYTES: usize = 64 << 20;
 
 /// How connections are held: timeouts for clients that are slow to send a
 /// request or idle between requests, a cap on open connections, and how

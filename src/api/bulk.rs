@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
+use super::budget::BodyRefused;
 use super::error::{ApiError, ErrorMessage};
 use super::extract::json_decode_error;
 use super::runs::QueryReader;
@@ -116,7 +117,7 @@ const NOT_STORED: &str = "Not stored: another item failed and atomic=true";
         (status = 413, description = "Too many items or too large a body", body = ErrorMessage),
         (status = 422, description = "The body is not an array / NDJSON (a `detail` list), or atomic=true and an item is invalid (a `BulkResponse`; nothing stored)", body = BulkRejection),
         (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+        (status = 503, description = "Overloaded, including bulk bodies over the shared memory budget (with Retry-After), or timed out", body = ErrorMessage),
     ),
     security(("api_key" = []), ())
 )]
@@ -133,17 +134,16 @@ pub async fn create_pipeline_runs(
         .and_then(|v| v.to_str().ok())
         .is_some_and(is_ndjson);
     let limit = state.limits.max_bulk_bytes;
-    let bytes = axum::body::to_bytes(request.into_body(), limit)
+    // Held until the answer is built: the body and the records made from
+    // it stay within the shared budget.
+    let (bytes, _reservation) = state
+        .bulk_budget
+        .read(request.into_body(), limit)
         .await
-        .map_err(|error| {
-            let too_large = error
-                .into_inner()
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            if too_large {
-                ApiError::PayloadTooLarge(limit)
-            } else {
-                // The client went away or sent a broken body.
+        .map_err(|refused| match refused {
+            BodyRefused::TooLarge => ApiError::PayloadTooLarge(limit),
+            BodyRefused::OverBudget => ApiError::Overloaded,
+            BodyRefused::Broken => {
                 let missing = FieldError::missing().at(vec![LocItem::from("body")], Value::Null);
                 ApiError::Validation(ValidationErrors::single(missing))
             }

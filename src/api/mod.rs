@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, shared state, error answers and middleware.
 
 pub mod archive;
+pub mod budget;
 pub mod bulk;
 pub mod cursor;
 pub mod error;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub validation: Arc<crate::domain::policy::ValidationPolicy>,
     pub archive: Arc<crate::config::ArchivePolicy>,
     pub metric_flags: Arc<stats::MetricFlags>,
+    /// Memory for bulk bodies, shared by all requests.
+    pub bulk_budget: Arc<budget::BodyBudget>,
     /// The latest `/metrics` rendering, shared by the scrapes of a second.
     pub exposition: Arc<scrape::ExpositionCache>,
 }
@@ -73,6 +76,7 @@ impl AppState {
             validation: Arc::new(settings.validation.clone()),
             archive: Arc::new(settings.archive.clone()),
             metric_flags: Arc::default(),
+            bulk_budget: Arc::new(budget::BodyBudget::new(settings.limits.bulk_memory_bytes)),
             exposition: Arc::default(),
         }
     }

@@ -6,44 +6,13 @@ use std::time::{Duration, Instant};
 use pipeline_service::config::{RawSettings, Settings};
 use pipeline_service::startup::Application;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::helpers::{run, spawn_app_with, start_command, BINARY};
+use crate::helpers::{
+    connect, run, spawn_app_with, start_command, still_open, until_closed, BINARY,
+};
 
 /// The first line of a request head, without the blank line that ends it.
 const PARTIAL_HEAD: &[u8] = b"GET /health HTTP/1.1\r\nHost: x\r\n";
-
-async fn connect(address: &str) -> TcpStream {
-    TcpStream::connect(address.trim_start_matches("http://"))
-        .await
-        .expect("connects")
-}
-
-/// What the server sends until it closes the connection, or `None` if it
-/// is still open after `patience`.
-async fn until_closed(stream: &mut TcpStream, patience: Duration) -> Option<String> {
-    let mut received = Vec::new();
-    let read = tokio::time::timeout(patience, async {
-        let mut buffer = [0u8; 4096];
-        loop {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => received.extend_from_slice(&buffer[..n]),
-            }
-        }
-    })
-    .await;
-    read.ok()
-        .map(|()| String::from_utf8_lossy(&received).into_owned())
-}
-
-/// True while the server has neither answered nor closed `stream`.
-async fn still_open(stream: &mut TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    tokio::time::timeout(Duration::from_millis(50), stream.read(&mut byte))
-        .await
-        .is_err()
-}
 
 fn seconds(value: u64) -> Option<String> {
     Some(value.to_string())
