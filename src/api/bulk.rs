@@ -49,6 +49,10 @@ pub struct BulkResponse {
     pub replayed: usize,
     /// Items not stored.
     pub failed: usize,
+    /// Validation errors left out of the items' `errors` by the caps (at
+    /// most 20 listed per item, 1000 per answer); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub errors_omitted: usize,
     pub results: Vec<BulkItemResult>,
 }
 
@@ -68,10 +72,24 @@ pub struct BulkItemResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// The item's validation errors (a 422), located at `body`, the index,
-    /// then the field — the shape FastAPI gives a list body.
+    /// then the field — the shape FastAPI gives a list body. Capped: see
+    /// `errors_omitted`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<ValidationError>>,
+    /// How many of the item's validation errors are not listed; absent when
+    /// none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub errors_omitted: usize,
 }
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
+}
+
+/// Most validation errors listed for one item.
+pub const MAX_ERRORS_PER_ITEM: usize = 20;
+/// Most validation errors listed in one answer, over all items.
+pub const MAX_ERRORS_LISTED: usize = 1000;
 
 /// A 422 of the bulk endpoint: the per-item answer of a failed atomic
 /// request, or the usual `detail` list when the body itself is unusable
@@ -169,13 +187,15 @@ pub async fn create_pipeline_runs(
         state.repository.insert_runs(runs, atomic).await?
     };
     let mut results: Vec<Option<BulkItemResult>> = (0..total).map(|_| None).collect();
-    for (index, errors) in invalid.drain(..) {
-        results[index] = Some(BulkItemResult {
-            index,
+    let errors_omitted = invalid.iter().map(|item| item.omitted).sum();
+    for item in invalid.drain(..) {
+        results[item.index] = Some(BulkItemResult {
+            index: item.index,
             status: 422,
             replayed: false,
             detail: None,
-            errors: Some(errors.detail),
+            errors: Some(item.listed),
+            errors_omitted: item.omitted,
         });
     }
     for (index, outcome) in positions.into_iter().zip(outcomes) {
@@ -192,6 +212,7 @@ pub async fn create_pipeline_runs(
             replayed,
             detail: detail.map(str::to_owned),
             errors: None,
+            errors_omitted: 0,
         });
     }
     let results: Vec<BulkItemResult> = results.into_iter().flatten().collect();
@@ -210,6 +231,7 @@ pub async fn create_pipeline_runs(
             stored,
             replayed,
             failed,
+            errors_omitted,
             results,
         }),
     )
@@ -264,14 +286,23 @@ fn split_items(bytes: &[u8], ndjson: bool) -> Result<Vec<Item<'_>>, ApiError> {
     }
 }
 
-type Checked = (Vec<NewRun>, Vec<usize>, Vec<(usize, ValidationErrors)>);
+/// An invalid item's errors, as many as the caps let through.
+struct InvalidItem {
+    index: usize,
+    listed: Vec<ValidationError>,
+    omitted: usize,
+}
+
+type Checked = (Vec<NewRun>, Vec<usize>, Vec<InvalidItem>);
 
 /// Validates every item: the runs to store with their positions, and the
-/// errors of the others.
+/// errors of the others. Errors beyond the caps are counted, not kept, so
+/// a body of many empty items cannot make an answer many times its size.
 fn check_items(items: Vec<Item<'_>>, policy: &ValidationPolicy) -> Checked {
     let mut runs = Vec::with_capacity(items.len());
     let mut positions = Vec::with_capacity(items.len());
     let mut invalid = Vec::new();
+    let mut room = MAX_ERRORS_LISTED;
     for (index, item) in items.into_iter().enumerate() {
         let checked = match item {
             Item::Raw(bytes) => match usual_item(bytes, policy) {
@@ -292,7 +323,17 @@ fn check_items(items: Vec<Item<'_>>, policy: &ValidationPolicy) -> Checked {
                 runs.push(run);
                 positions.push(index);
             }
-            Err(errors) => invalid.push((index, errors)),
+            Err(errors) => {
+                let mut listed = errors.detail;
+                let omitted = listed.len().saturating_sub(room.min(MAX_ERRORS_PER_ITEM));
+                listed.truncate(listed.len() - omitted);
+                room -= listed.len();
+                invalid.push(InvalidItem {
+                    index,
+                    listed,
+                    omitted,
+                });
+            }
         }
     }
     (runs, positions, invalid)

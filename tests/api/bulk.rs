@@ -301,3 +301,58 @@ async fn bulk_bodies_beyond_the_shared_memory_budget_are_refused_before_they_are
     }
     assert_eq!(app.file_lines().len(), 1);
 }
+
+#[tokio::test]
+async fn validation_errors_are_capped_per_item_and_per_answer_and_counted() {
+    let app = spawn_app().await;
+    let empties = format!("[{}]", vec!["{}"; 10_000].join(","));
+    let response = app
+        .client
+        .post(format!("{}/pipelines/bulk", app.address))
+        .header("content-type", "application/json")
+        .body(empties)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    // Every item still has its entry, but the errors listed are capped:
+    // under 1 MB where the uncapped answer was 9.8 MB.
+    assert!(text.len() < 1_000_000, "{} bytes", text.len());
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(
+        (answer["failed"].as_u64(), results.len()),
+        (Some(10_000), 10_000)
+    );
+    let listed: usize = results
+        .iter()
+        .map(|r| r["errors"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(listed, 1000);
+    let per_item = results[0]["errors"].as_array().unwrap().len();
+    assert_eq!(per_item, 11, "an empty item misses 11 fields");
+    assert!(results[0].get("errors_omitted").is_none());
+    assert_eq!(results[9_999]["errors"], json!([]));
+    assert_eq!(results[9_999]["errors_omitted"], 11);
+    assert_eq!(answer["errors_omitted"], 10_000 * 11 - 1000);
+}
+
+#[tokio::test]
+async fn one_item_lists_at_most_twenty_errors() {
+    let raw = RawSettings {
+        strict_validation: Some("true".into()),
+        ..RawSettings::default()
+    };
+    let app = spawn_app_with(None, raw).await;
+    let unknown: serde_json::Map<String, Value> =
+        (0..30).map(|i| (format!("extra_{i}"), json!(i))).collect();
+    let body = json!([run(json!({})), Value::Object(unknown)]);
+    let (status, answer) = post_bulk(&app, "", body.to_string(), "application/json").await;
+    assert_eq!(status, 200);
+    let item = &answer["results"][1];
+    assert_eq!(item["errors"].as_array().unwrap().len(), 20);
+    assert_eq!(item["errors_omitted"], 11 + 30 - 20);
+    assert_eq!(answer["errors_omitted"], 21);
+    assert!(answer["results"][0].get("errors").is_none(), "stored");
+}
