@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod budget;
 pub mod bulk;
+pub mod csv_cells;
 pub mod cursor;
 pub mod error;
 pub mod export;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub validation: Arc<crate::domain::policy::ValidationPolicy>,
     pub archive: Arc<crate::config::ArchivePolicy>,
     pub metric_flags: Arc<stats::MetricFlags>,
+    /// CSV exports prefix cells a spreadsheet would run as formulas.
+    pub csv_neutralise_formulas: bool,
     /// Memory for bulk bodies, shared by all requests.
     pub bulk_budget: Arc<budget::BodyBudget>,
     /// The latest `/metrics` rendering, shared by the scrapes of a second.
@@ -76,6 +79,7 @@ impl AppState {
             validation: Arc::new(settings.validation.clone()),
             archive: Arc::new(settings.archive.clone()),
             metric_flags: Arc::default(),
+            csv_neutralise_formulas: settings.csv_neutralise_formulas,
             bulk_budget: Arc::new(budget::BodyBudget::new(settings.limits.bulk_memory_bytes)),
             exposition: Arc::default(),
         }
