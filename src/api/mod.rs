@@ -149,6 +149,9 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
                 .on_failure(()),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::map_request(
+            observe::discard_unusable_request_id,
+        ))
 }
 
 /// Routes a trailing slash is redirected away from, as Starlette does.

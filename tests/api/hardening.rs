@@ -263,6 +263,48 @@ async fn request_ids_are_echoed_or_generated() {
     assert_ne!(other.headers()["x-request-id"].to_str().unwrap(), id);
 }
 
+#[tokio::test]
+async fn request_ids_that_are_long_or_odd_are_replaced() {
+    let app = spawn_app().await;
+    let echoed = |given: String| {
+        let request = app
+            .client
+            .get(format!("{}/health", app.address))
+            .header("x-request-id", given);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let longest = "a".repeat(128);
+    assert_eq!(echoed(longest.clone()).await, longest);
+    assert_eq!(echoed("Trace_1.2-3".into()).await, "Trace_1.2-3");
+    for odd in [
+        "a".repeat(129),
+        "x".repeat(60_000),
+        "bad id<script>".into(),
+        "line\u{2028}break".into(),
+        "".into(),
+    ] {
+        let answer = echoed(odd.clone()).await;
+        assert_eq!(answer.len(), 36, "a fresh UUID for {odd:.40}: {answer}");
+        assert!(answer.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'));
+    }
+    let twice = app
+        .client
+        .get(format!("{}/health", app.address))
+        .header("x-request-id", "one")
+        .header("x-request-id", "two")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.headers()["x-request-id"].len(), 36);
+}
+
 fn scrape(text: &str) -> prometheus_parse::Scrape {
     let lines = text.lines().map(|l| Ok(l.to_owned()));
     prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text")
