@@ -41,14 +41,14 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use self::error::{internal_error, ApiError};
 use self::observe::REQUEST_ID_HEADER;
-use crate::config::{AuthPolicy, CorsPolicy, Settings};
+use crate::config::{CorsPolicy, Settings};
 use crate::repository::PipelineInfoRepository;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub repository: Arc<dyn PipelineInfoRepository>,
-    pub auth: Arc<AuthPolicy>,
+    pub auth: Arc<guard::ApiKeyCheck>,
     /// Cap on per-pipeline metric label sets.
     pub metrics_max_series: usize,
     pub summary_json: Arc<pipelines::SummaryJsonCache>,
@@ -70,7 +70,7 @@ impl AppState {
     pub fn new(repository: Arc<dyn PipelineInfoRepository>, settings: &Settings) -> Self {
         Self {
             repository,
-            auth: Arc::new(settings.auth.clone()),
+            auth: Arc::new(guard::ApiKeyCheck::new(&settings.auth)),
             metrics_max_series: settings.metrics_max_series,
             summary_json: Arc::default(),
             limits: settings.limits,

@@ -84,6 +84,21 @@ async fn writes_need_a_valid_key_and_reads_stay_open() {
 }
 
 #[tokio::test]
+async fn keys_of_any_length_are_compared_whole() {
+    let app = with_keys(false).await;
+    let long = "key-one".repeat(500);
+    for wrong in ["", "k", "key-one.", "key-onf", long.as_str()] {
+        assert_eq!(
+            post_with_key(&app, Some(wrong)).await.status(),
+            403,
+            "{wrong:.20}"
+        );
+    }
+    assert_eq!(post_with_key(&app, Some("key-two")).await.status(), 201);
+    assert_eq!(app.file_lines().len(), 1);
+}
+
+#[tokio::test]
 async fn reads_can_be_protected_too_but_probes_and_docs_stay_open() {
     let app = with_keys(true).await;
     for path in ["/get_pipeline_info", "/pipelines"] {
