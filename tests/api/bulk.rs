@@ -10,7 +10,12 @@ use crate::helpers::{
     connect, read_answer, run, spawn_app, spawn_app_with, spawn_app_with_file, still_open, TestApp,
 };
 
-async fn post_bulk(app: &TestApp, query: &str, body: String, content_type: &str) -> (u16, Value) {
+pub async fn post_bulk(
+    app: &TestApp,
+    query: &str,
+    body: String,
+    content_type: &str,
+) -> (u16, Value) {
     let response = app
         .client
         .post(format!("{}/pipelines/bulk{query}", app.address))

@@ -8,25 +8,48 @@ use pipeline_service::startup::Application;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    connect, run, spawn_app_with, start_command, still_open, until_closed, BINARY,
+    connect, run, spawn_app_with, start_command, still_open, until_closed, TestApp, BINARY,
 };
 
-/// The first line of a request head, without the blank line that ends it.
+/// A request head without the blank line that ends it.
 const PARTIAL_HEAD: &[u8] = b"GET /health HTTP/1.1\r\nHost: x\r\n";
 
-fn seconds(value: u64) -> Option<String> {
+/// A whole-number setting, as the environment gives it.
+fn setting(value: u64) -> Option<String> {
     Some(value.to_string())
+}
+
+/// Connection settings of a test server (timeouts in seconds).
+struct Limits {
+    header_read_s: u64,
+    keep_alive_s: u64,
+    max_connections: u64,
+}
+
+impl Limits {
+    const DEFAULT: Limits = Limits {
+        header_read_s: 10,
+        keep_alive_s: 60,
+        max_connections: 1024,
+    };
+}
+
+async fn limited_app(limits: Limits) -> TestApp {
+    let raw = RawSettings {
+        header_read_timeout_s: setting(limits.header_read_s),
+        keep_alive_timeout_s: setting(limits.keep_alive_s),
+        max_connections: setting(limits.max_connections),
+        ..Default::default()
+    };
+    spawn_app_with(None, raw).await
 }
 
 #[tokio::test]
 async fn a_request_head_that_does_not_arrive_in_time_is_closed() {
-    let app = spawn_app_with(
-        None,
-        RawSettings {
-            header_read_timeout_s: seconds(1),
-            ..Default::default()
-        },
-    )
+    let app = limited_app(Limits {
+        header_read_s: 1,
+        ..Limits::DEFAULT
+    })
     .await;
     let started = Instant::now();
     let mut silent = connect(&app.address).await;
@@ -49,13 +72,10 @@ async fn a_request_head_that_does_not_arrive_in_time_is_closed() {
 
 #[tokio::test]
 async fn a_head_trickled_byte_by_byte_is_still_cut_off() {
-    let app = spawn_app_with(
-        None,
-        RawSettings {
-            header_read_timeout_s: seconds(1),
-            ..Default::default()
-        },
-    )
+    let app = limited_app(Limits {
+        header_read_s: 1,
+        ..Limits::DEFAULT
+    })
     .await;
     let mut stream = connect(&app.address).await;
     let started = Instant::now();
@@ -77,14 +97,11 @@ async fn a_head_trickled_byte_by_byte_is_still_cut_off() {
 
 #[tokio::test]
 async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
-    let app = spawn_app_with(
-        None,
-        RawSettings {
-            keep_alive_timeout_s: seconds(1),
-            header_read_timeout_s: seconds(60),
-            ..Default::default()
-        },
-    )
+    let app = limited_app(Limits {
+        keep_alive_s: 1,
+        header_read_s: 60,
+        ..Limits::DEFAULT
+    })
     .await;
     let mut stream = connect(&app.address).await;
     let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -111,13 +128,10 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn without_keep_alive_each_connection_answers_once() {
-    let app = spawn_app_with(
-        None,
-        RawSettings {
-            keep_alive_timeout_s: seconds(0),
-            ..Default::default()
-        },
-    )
+    let app = limited_app(Limits {
+        keep_alive_s: 0,
+        ..Limits::DEFAULT
+    })
     .await;
     let mut stream = connect(&app.address).await;
     stream
@@ -133,14 +147,11 @@ async fn without_keep_alive_each_connection_answers_once() {
 
 #[tokio::test]
 async fn connections_over_the_cap_are_refused_at_once_and_service_resumes() {
-    let app = spawn_app_with(
-        None,
-        RawSettings {
-            max_connections: Some("3".into()),
-            header_read_timeout_s: seconds(3),
-            ..Default::default()
-        },
-    )
+    let app = limited_app(Limits {
+        max_connections: 3,
+        header_read_s: 3,
+        ..Limits::DEFAULT
+    })
     .await;
     let mut slow = Vec::new();
     for _ in 0..3 {
@@ -176,20 +187,21 @@ async fn connections_over_the_cap_are_refused_at_once_and_service_resumes() {
             .await
             .is_some());
     }
-    let fresh = reqwest::Client::new();
-    let health = fresh
-        .get(format!("{}/health", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
-    let stored = fresh
-        .post(format!("{}/pipelines", app.address))
+    answers_and_stores(&app.address).await;
+}
+
+/// A new client is answered, and its insert stored (the writer can open
+/// the data file).
+async fn answers_and_stores(address: &str) {
+    let client = reqwest::Client::new();
+    let health = client.get(format!("{address}/health")).send().await;
+    assert_eq!(health.unwrap().status(), 200);
+    let stored = client
+        .post(format!("{address}/pipelines"))
         .json(&run(serde_json::json!({})))
         .send()
-        .await
-        .unwrap();
-    assert_eq!(stored.status(), 201);
+        .await;
+    assert_eq!(stored.unwrap().status(), 201);
 }
 
 #[tokio::test]
@@ -199,9 +211,9 @@ async fn graceful_shutdown_ends_within_its_deadline_while_slow_clients_hold_on()
         host: Some("127.0.0.1".into()),
         port: Some("0".into()),
         jsonl_path: Some(dir.path().join("runs.jsonl").display().to_string()),
-        header_read_timeout_s: seconds(600),
-        request_timeout_s: seconds(600),
-        shutdown_timeout_s: seconds(1),
+        header_read_timeout_s: setting(600),
+        request_timeout_s: setting(600),
+        shutdown_timeout_s: setting(1),
         ..Default::default()
     })
     .unwrap();
@@ -273,20 +285,7 @@ async fn with_few_file_descriptors_slow_clients_cannot_starve_the_service() {
         "every slow connection ends: {answers:?}"
     );
     assert!(timed_out <= 32, "{timed_out} held at once");
-    let client = reqwest::Client::new();
-    let health = client
-        .get(format!("{}/health", server.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
-    let stored = client
-        .post(format!("{}/pipelines", server.address))
-        .json(&run(serde_json::json!({})))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stored.status(), 201, "the writer can still open the file");
+    answers_and_stores(&server.address).await;
     let log = server.output.lock().join("\n");
     assert!(log.contains("serving fewer connections"), "{log}");
     assert!(!log.contains("Too many open files"), "{log}");

@@ -454,7 +454,7 @@ async fn long_labels_are_cut_so_a_scrape_stays_small() {
         "pipeline_type",
         "environment",
     ];
-    let items: Vec<Value> = (0..200)
+    let items = (0..200)
         .map(|i| {
             let mut changes = serde_json::Map::new();
             for label in labels {
@@ -464,14 +464,9 @@ async fn long_labels_are_cut_so_a_scrape_stays_small() {
             run(Value::Object(changes))
         })
         .collect();
-    let stored = app
-        .client
-        .post(format!("{}/pipelines/bulk", app.address))
-        .json(&items)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stored.json::<Value>().await.unwrap()["stored"], 200);
+    let body = Value::Array(items).to_string();
+    let (_, stored) = crate::bulk::post_bulk(&app, "", body, "application/json").await;
+    assert_eq!(stored["stored"], 200);
     let text = app.get("/metrics").await.text().await.unwrap();
     // 7 per-pipeline gauges × 200 pipelines × 4 labels of at most 128
     // characters, plus names and the other metrics: well under 1.5 MB
