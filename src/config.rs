@@ -144,6 +144,24 @@ pub struct RawSettings {
     /// Largest accepted bulk request body in bytes.
     #[arg(long, env = "PIPELINE_MAX_BULK_BYTES")]
     pub max_bulk_bytes: Option<String>,
+    /// Bytes of bulk bodies held at once across requests; more answer 503.
+    #[arg(long, env = "PIPELINE_BULK_MEMORY_BYTES")]
+    pub bulk_memory_bytes: Option<String>,
+    /// Seconds a client has to send a complete request head.
+    #[arg(long, env = "PIPELINE_HEADER_READ_TIMEOUT_S")]
+    pub header_read_timeout_s: Option<String>,
+    /// Seconds an idle kept-alive connection stays open (0: no keep-alive).
+    #[arg(long, env = "PIPELINE_KEEP_ALIVE_TIMEOUT_S")]
+    pub keep_alive_timeout_s: Option<String>,
+    /// Most connections open at once; more are answered 503 and closed.
+    #[arg(long, env = "PIPELINE_MAX_CONNECTIONS")]
+    pub max_connections: Option<String>,
+    /// Seconds a graceful shutdown waits for open connections.
+    #[arg(long, env = "PIPELINE_SHUTDOWN_TIMEOUT_S")]
+    pub shutdown_timeout_s: Option<String>,
+    /// Prefix CSV export cells that a spreadsheet would run as a formula (true/false).
+    #[arg(long, env = "PIPELINE_CSV_NEUTRALISE_FORMULAS")]
+    pub csv_neutralise_formulas: Option<String>,
     /// Seconds an Idempotency-Key protects against repeats (default 7 days).
     #[arg(long, env = "PIPELINE_IDEMPOTENCY_RETENTION_S")]
     pub idempotency_retention_s: Option<String>,
@@ -374,6 +392,8 @@ pub struct Limits {
     pub max_concurrency: usize,
     pub max_bulk: usize,
     pub max_bulk_bytes: usize,
+    /// Bulk body bytes held at once across all requests.
+    pub bulk_memory_bytes: usize,
 }
 
 impl Default for Limits {
@@ -381,6 +401,7 @@ impl Default for Limits {
         Self {
             max_bulk: DEFAULT_MAX_BULK,
             max_bulk_bytes: DEFAULT_MAX_BULK_BYTES,
+            bulk_memory_bytes: DEFAULT_BULK_MEMORY_BYTES,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_S),
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
@@ -394,6 +415,36 @@ pub const DEFAULT_MAX_CONCURRENCY: usize = 512;
 pub const DEFAULT_METRICS_MAX_SERIES: usize = 1000;
 pub const DEFAULT_MAX_BULK: usize = 10_000;
 pub const DEFAULT_MAX_BULK_BYTES: usize = 64 << 20;
+/// Room for one bulk body of the largest default size, or many smaller.
+pub const DEFAULT_BULK_MEMORY_BYTES: usize = 64 << 20;
+
+/// How connections are held: timeouts for clients that are slow to send a
+/// request or idle between requests, a cap on open connections, and how
+/// long a graceful shutdown waits for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: std::time::Duration,
+    /// `None`: every connection closes after one answer.
+    pub keep_alive_timeout: Option<std::time::Duration>,
+    pub max_connections: usize,
+    pub shutdown_timeout: std::time::Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: std::time::Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_S),
+            keep_alive_timeout: Some(std::time::Duration::from_secs(DEFAULT_KEEP_ALIVE_TIMEOUT_S)),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            shutdown_timeout: std::time::Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_S),
+        }
+    }
+}
+
+pub const DEFAULT_HEADER_READ_TIMEOUT_S: u64 = 10;
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT_S: u64 = 60;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_SHUTDOWN_TIMEOUT_S: u64 = 25;
 
 /// Validated settings.
 #[derive(Debug, Clone)]
@@ -407,6 +458,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub auth: AuthPolicy,
     pub limits: Limits,
+    pub connections: ConnectionLimits,
+    /// CSV export cells that could run as spreadsheet formulas are prefixed.
+    pub csv_neutralise_formulas: bool,
     pub metrics_max_series: usize,
     /// How long an Idempotency-Key protects against repeats.
     pub key_retention: std::time::Duration,
@@ -511,6 +565,13 @@ impl Settings {
             Some(value) => parse_flag("PIPELINE_JSONL_FSYNC", value)?,
         };
         let auth = parse_auth(&raw)?;
+        let max_bulk_bytes = bounded(
+            "PIPELINE_MAX_BULK_BYTES",
+            raw.max_bulk_bytes.as_deref(),
+            DEFAULT_MAX_BULK_BYTES as u64,
+            1,
+            1 << 32,
+        )? as usize;
         let limits = Limits {
             max_body_bytes: bounded(
                 "PIPELINE_MAX_BODY_BYTES",
@@ -540,13 +601,13 @@ impl Settings {
                 1,
                 1_000_000,
             )? as usize,
-            max_bulk_bytes: bounded(
-                "PIPELINE_MAX_BULK_BYTES",
-                raw.max_bulk_bytes.as_deref(),
-                DEFAULT_MAX_BULK_BYTES as u64,
-                1,
-                1 << 32,
-            )? as usize,
+            max_bulk_bytes,
+            bulk_memory_bytes: bulk_memory_bytes(&raw, max_bulk_bytes)?,
+        };
+        let connections = connection_limits(&raw)?;
+        let csv_neutralise_formulas = match raw.csv_neutralise_formulas.as_deref().map(str::trim) {
+            None | Some("") => true,
+            Some(value) => parse_flag("PIPELINE_CSV_NEUTRALISE_FORMULAS", value)?,
         };
         let key_retention = key_retention(&raw)?;
         let archive = ArchivePolicy {
@@ -615,6 +676,8 @@ impl Settings {
             log_format,
             auth,
             limits,
+            connections,
+            csv_neutralise_formulas,
             metrics_max_series,
             key_retention,
             stale_factor,
@@ -645,6 +708,59 @@ fn choice_list(value: Option<&str>) -> Option<Vec<String>> {
         .map(str::to_owned)
         .collect();
     (!values.is_empty()).then_some(values)
+}
+
+/// The bulk memory budget: at least one bulk body of the largest size, or
+/// it could never be read.
+fn bulk_memory_bytes(raw: &RawSettings, max_bulk_bytes: usize) -> Result<usize, ConfigError> {
+    let budget = bounded(
+        "PIPELINE_BULK_MEMORY_BYTES",
+        raw.bulk_memory_bytes.as_deref(),
+        DEFAULT_BULK_MEMORY_BYTES.max(max_bulk_bytes) as u64,
+        1,
+        1 << 40,
+    )? as usize;
+    if budget < max_bulk_bytes {
+        return Err(ConfigError::new(
+            "PIPELINE_BULK_MEMORY_BYTES",
+            format!("{budget} is below PIPELINE_MAX_BULK_BYTES ({max_bulk_bytes})"),
+        ));
+    }
+    Ok(budget)
+}
+
+fn connection_limits(raw: &RawSettings) -> Result<ConnectionLimits, ConfigError> {
+    let seconds = |variable, value: &Option<String>, default, min| {
+        bounded(variable, value.as_deref(), default, min, 3600).map(std::time::Duration::from_secs)
+    };
+    let keep_alive = seconds(
+        "PIPELINE_KEEP_ALIVE_TIMEOUT_S",
+        &raw.keep_alive_timeout_s,
+        DEFAULT_KEEP_ALIVE_TIMEOUT_S,
+        0,
+    )?;
+    Ok(ConnectionLimits {
+        header_read_timeout: seconds(
+            "PIPELINE_HEADER_READ_TIMEOUT_S",
+            &raw.header_read_timeout_s,
+            DEFAULT_HEADER_READ_TIMEOUT_S,
+            1,
+        )?,
+        keep_alive_timeout: (!keep_alive.is_zero()).then_some(keep_alive),
+        max_connections: bounded(
+            "PIPELINE_MAX_CONNECTIONS",
+            raw.max_connections.as_deref(),
+            DEFAULT_MAX_CONNECTIONS as u64,
+            1,
+            1_000_000,
+        )? as usize,
+        shutdown_timeout: seconds(
+            "PIPELINE_SHUTDOWN_TIMEOUT_S",
+            &raw.shutdown_timeout_s,
+            DEFAULT_SHUTDOWN_TIMEOUT_S,
+            0,
+        )?,
+    })
 }
 
 fn key_retention(raw: &RawSettings) -> Result<std::time::Duration, ConfigError> {
@@ -906,6 +1022,89 @@ mod tests {
                     ..Default::default()
                 },
                 "PIPELINE_IDEMPOTENCY_RETENTION_S",
+            ),
+        ] {
+            assert_eq!(settings(raw).unwrap_err().variable, variable);
+        }
+    }
+
+    #[test]
+    fn connection_limits_bulk_budget_and_csv_rule() {
+        let s = settings(RawSettings::default()).unwrap();
+        assert_eq!(s.connections, ConnectionLimits::default());
+        assert_eq!(s.limits.bulk_memory_bytes, DEFAULT_BULK_MEMORY_BYTES);
+        assert!(s.csv_neutralise_formulas);
+        let raw = RawSettings {
+            header_read_timeout_s: Some("3".into()),
+            keep_alive_timeout_s: Some("0".into()),
+            max_connections: Some("7".into()),
+            shutdown_timeout_s: Some("0".into()),
+            csv_neutralise_formulas: Some("off".into()),
+            ..Default::default()
+        };
+        let s = settings(raw).unwrap();
+        assert_eq!(
+            s.connections,
+            ConnectionLimits {
+                header_read_timeout: std::time::Duration::from_secs(3),
+                keep_alive_timeout: None,
+                max_connections: 7,
+                shutdown_timeout: std::time::Duration::ZERO,
+            }
+        );
+        assert!(!s.csv_neutralise_formulas);
+        let large_bulks = RawSettings {
+            max_bulk_bytes: Some((200u64 << 20).to_string()),
+            ..Default::default()
+        };
+        assert_eq!(
+            settings(large_bulks).unwrap().limits.bulk_memory_bytes,
+            200 << 20,
+            "the budget holds at least one bulk of the largest size"
+        );
+        for (raw, variable) in [
+            (
+                RawSettings {
+                    bulk_memory_bytes: Some("1000".into()),
+                    max_bulk_bytes: Some("2000".into()),
+                    ..Default::default()
+                },
+                "PIPELINE_BULK_MEMORY_BYTES",
+            ),
+            (
+                RawSettings {
+                    header_read_timeout_s: Some("0".into()),
+                    ..Default::default()
+                },
+                "PIPELINE_HEADER_READ_TIMEOUT_S",
+            ),
+            (
+                RawSettings {
+                    keep_alive_timeout_s: Some("-1".into()),
+                    ..Default::default()
+                },
+                "PIPELINE_KEEP_ALIVE_TIMEOUT_S",
+            ),
+            (
+                RawSettings {
+                    max_connections: Some("0".into()),
+                    ..Default::default()
+                },
+                "PIPELINE_MAX_CONNECTIONS",
+            ),
+            (
+                RawSettings {
+                    shutdown_timeout_s: Some("soon".into()),
+                    ..Default::default()
+                },
+                "PIPELINE_SHUTDOWN_TIMEOUT_S",
+            ),
+            (
+                RawSettings {
+                    csv_neutralise_formulas: Some("maybe".into()),
+                    ..Default::default()
+                },
+                "PIPELINE_CSV_NEUTRALISE_FORMULAS",
             ),
         ] {
             assert_eq!(settings(raw).unwrap_err().variable, variable);

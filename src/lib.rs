@@ -9,6 +9,7 @@ pub mod import;
 pub mod metrics;
 pub mod probe;
 pub mod repository;
+pub mod server;
 pub mod startup;
 pub mod stats;
 pub mod telemetry;

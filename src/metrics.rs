@@ -16,6 +16,9 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub http_in_flight: IntGauge,
+    pub http_connections_open: IntGauge,
+    pub http_connections_refused: IntCounter,
+    pub http_header_timeouts: IntCounter,
     pub inserts: IntCounter,
     pub records_loaded: IntCounter,
     pub bad_lines: IntCounter,
@@ -38,6 +41,10 @@ pub struct Metrics {
     /// Serialises renders: each resets and refills the per-pipeline gauges.
     render_lock: Mutex<()>,
 }
+
+/// Per-pipeline label values are cut to this many characters, so a
+/// scrape's size is bounded by the series cap alone.
+pub const MAX_LABEL_CHARS: usize = 128;
 
 const PIPELINE_LABELS: [&str; 4] = [
     "pipeline_name",
@@ -130,6 +137,21 @@ impl Metrics {
                 &registry,
                 "http_requests_in_flight",
                 "HTTP requests being answered now.",
+            ),
+            http_connections_open: gauge(
+                &registry,
+                "http_connections_open",
+                "HTTP connections open now.",
+            ),
+            http_connections_refused: counter(
+                &registry,
+                "http_connections_refused_total",
+                "Connections answered 503 and closed because PIPELINE_MAX_CONNECTIONS were open.",
+            ),
+            http_header_timeouts: counter(
+                &registry,
+                "http_header_read_timeouts_total",
+                "Connections closed because a request head did not arrive within PIPELINE_HEADER_READ_TIMEOUT_S.",
             ),
             inserts: counter(
                 &registry,
@@ -226,7 +248,7 @@ impl Metrics {
             pipeline_series_dropped: gauge(
                 &registry,
                 "pipeline_metrics_series_dropped",
-                "Pipelines left out of the per-pipeline metrics by the series cap.",
+                "Pipelines left out of the per-pipeline metrics by the series cap (or sharing a more recent pipeline's shortened labels).",
             ),
             render_lock: Mutex::new(()),
             registry,
@@ -234,7 +256,9 @@ impl Metrics {
     }
 
     /// The text exposition, with per-pipeline gauges for the `max_series`
-    /// most recently active pipelines.
+    /// most recently active pipelines. Label values are cut to
+    /// `MAX_LABEL_CHARS`; pipelines whose cut labels equal a more recently
+    /// active one's are left out (and counted as dropped).
     pub fn render(
         &self,
         mut activity: Vec<PipelineActivity>,
@@ -256,8 +280,17 @@ impl Metrics {
         ] {
             vec.reset();
         }
+        let mut seen = std::collections::HashSet::with_capacity(activity.len());
+        let mut merged = 0;
         for a in &activity {
-            let labels: Vec<&str> = a.key.iter().map(|v| v.as_deref().unwrap_or("")).collect();
+            let labels = a
+                .key
+                .each_ref()
+                .map(|v| shortened(v.as_deref().unwrap_or("")));
+            if !seen.insert(labels) {
+                merged += 1;
+                continue;
+            }
             self.pipeline_last_run
                 .with_label_values(&labels)
                 .set(a.last_run.instant_micros() as f64 / 1e6);
@@ -285,7 +318,7 @@ impl Metrics {
                 }
             }
         }
-        self.pipeline_series_dropped.set(dropped as i64);
+        self.pipeline_series_dropped.set((dropped + merged) as i64);
         let mut buffer = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
             tracing::error!(%error, "metrics encoding failed");
@@ -294,4 +327,26 @@ impl Metrics {
     }
 }
 
+/// `value` up to its first `MAX_LABEL_CHARS` characters.
+fn shortened(value: &str) -> &str {
+    match value.char_indices().nth(MAX_LABEL_CHARS) {
+        Some((end, _)) => &value[..end],
+        None => value,
+    }
+}
+
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(MAX_LABEL_CHARS + 5);
+        assert_eq!(shortened(&long).chars().count(), MAX_LABEL_CHARS);
+        assert_eq!(shortened("short"), "short");
+        let exact = "x".repeat(MAX_LABEL_CHARS);
+        assert_eq!(shortened(&exact), exact);
+    }
+}

@@ -9,7 +9,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::api::{app, AppState};
-use crate::config::{Backend, Settings};
+use crate::config::{Backend, ConnectionLimits, Settings};
 use crate::repository::jsonl::{JsonlOptions, JsonlRepository};
 use crate::repository::oracle::{OraclePipelineRepository, OracleStartError};
 use crate::repository::{PipelineInfoRepository, RepositoryError};
@@ -30,6 +30,7 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    connections: ConnectionLimits,
 }
 
 /// The repository the settings ask for. Never falls back to another backend.
@@ -74,7 +75,11 @@ impl Application {
         // Built now so that a bad metric definition fails at startup, not on a request.
         std::sync::LazyLock::force(&crate::metrics::METRICS);
         let router = app(AppState::new(repository, settings), settings);
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            router,
+            connections: settings.connections,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -86,15 +91,19 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `signal` completes.
+    /// Serves until `signal` completes, then lets requests in flight finish
+    /// within the shutdown deadline.
     pub async fn run_until(
         self,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "serving");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(signal)
-            .await
+        let connections = ConnectionLimits {
+            max_connections: crate::server::fit_descriptor_limit(self.connections.max_connections),
+            ..self.connections
+        };
+        crate::server::serve(self.listener, self.router, connections, signal).await;
+        Ok(())
     }
 }
 

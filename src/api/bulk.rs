@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
+use super::budget::BodyRefused;
 use super::error::{ApiError, ErrorMessage};
 use super::extract::json_decode_error;
 use super::runs::QueryReader;
@@ -48,6 +49,10 @@ pub struct BulkResponse {
     pub replayed: usize,
     /// Items not stored.
     pub failed: usize,
+    /// Validation errors left out of the items' `errors` by the caps (at
+    /// most 20 listed per item, 1000 per answer); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub errors_omitted: usize,
     pub results: Vec<BulkItemResult>,
 }
 
@@ -67,10 +72,24 @@ pub struct BulkItemResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// The item's validation errors (a 422), located at `body`, the index,
-    /// then the field — the shape FastAPI gives a list body.
+    /// then the field — the shape FastAPI gives a list body. Capped: see
+    /// `errors_omitted`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<ValidationError>>,
+    /// How many of the item's validation errors are not listed; absent when
+    /// none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub errors_omitted: usize,
 }
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
+}
+
+/// Most validation errors listed for one item.
+pub const MAX_ERRORS_PER_ITEM: usize = 20;
+/// Most validation errors listed in one answer, over all items.
+pub const MAX_ERRORS_LISTED: usize = 1000;
 
 /// A 422 of the bulk endpoint: the per-item answer of a failed atomic
 /// request, or the usual `detail` list when the body itself is unusable
@@ -116,7 +135,7 @@ const NOT_STORED: &str = "Not stored: another item failed and atomic=true";
         (status = 413, description = "Too many items or too large a body", body = ErrorMessage),
         (status = 422, description = "The body is not an array / NDJSON (a `detail` list), or atomic=true and an item is invalid (a `BulkResponse`; nothing stored)", body = BulkRejection),
         (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded, or the write failed and nothing was stored (both with Retry-After), or timed out (it may have been stored: retry with the same Idempotency-Key)", body = ErrorMessage),
+        (status = 503, description = "Overloaded, including bulk bodies over the shared memory budget, or the write failed and nothing was stored (both with Retry-After), or timed out (it may have been stored: retry with the same Idempotency-Key)", body = ErrorMessage),
         (status = 507, description = "The disk is full: nothing was stored; retry after Retry-After", body = ErrorMessage),
     ),
     security(("api_key" = []), ())
@@ -134,17 +153,16 @@ pub async fn create_pipeline_runs(
         .and_then(|v| v.to_str().ok())
         .is_some_and(is_ndjson);
     let limit = state.limits.max_bulk_bytes;
-    let bytes = axum::body::to_bytes(request.into_body(), limit)
+    // Held until the answer is built: the body and the records made from
+    // it stay within the shared budget.
+    let (bytes, _reservation) = state
+        .bulk_budget
+        .read(request.into_body(), limit)
         .await
-        .map_err(|error| {
-            let too_large = error
-                .into_inner()
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            if too_large {
-                ApiError::PayloadTooLarge(limit)
-            } else {
-                // The client went away or sent a broken body.
+        .map_err(|refused| match refused {
+            BodyRefused::TooLarge => ApiError::PayloadTooLarge(limit),
+            BodyRefused::OverBudget => ApiError::Overloaded,
+            BodyRefused::Broken => {
                 let missing = FieldError::missing().at(vec![LocItem::from("body")], Value::Null);
                 ApiError::Validation(ValidationErrors::single(missing))
             }
@@ -170,13 +188,15 @@ pub async fn create_pipeline_runs(
         state.repository.insert_runs(runs, atomic).await?
     };
     let mut results: Vec<Option<BulkItemResult>> = (0..total).map(|_| None).collect();
-    for (index, errors) in invalid.drain(..) {
-        results[index] = Some(BulkItemResult {
-            index,
+    let errors_omitted = invalid.iter().map(|item| item.omitted).sum();
+    for item in invalid.drain(..) {
+        results[item.index] = Some(BulkItemResult {
+            index: item.index,
             status: 422,
             replayed: false,
             detail: None,
-            errors: Some(errors.detail),
+            errors: Some(item.listed),
+            errors_omitted: item.omitted,
         });
     }
     for (index, outcome) in positions.into_iter().zip(outcomes) {
@@ -193,6 +213,7 @@ pub async fn create_pipeline_runs(
             replayed,
             detail: detail.map(str::to_owned),
             errors: None,
+            errors_omitted: 0,
         });
     }
     let results: Vec<BulkItemResult> = results.into_iter().flatten().collect();
@@ -211,6 +232,7 @@ pub async fn create_pipeline_runs(
             stored,
             replayed,
             failed,
+            errors_omitted,
             results,
         }),
     )
@@ -265,14 +287,23 @@ fn split_items(bytes: &[u8], ndjson: bool) -> Result<Vec<Item<'_>>, ApiError> {
     }
 }
 
-type Checked = (Vec<NewRun>, Vec<usize>, Vec<(usize, ValidationErrors)>);
+/// An invalid item's errors, as many as the caps let through.
+struct InvalidItem {
+    index: usize,
+    listed: Vec<ValidationError>,
+    omitted: usize,
+}
+
+type Checked = (Vec<NewRun>, Vec<usize>, Vec<InvalidItem>);
 
 /// Validates every item: the runs to store with their positions, and the
-/// errors of the others.
+/// errors of the others. Errors beyond the caps are counted, not kept, so
+/// a body of many empty items cannot make an answer many times its size.
 fn check_items(items: Vec<Item<'_>>, policy: &ValidationPolicy) -> Checked {
     let mut runs = Vec::with_capacity(items.len());
     let mut positions = Vec::with_capacity(items.len());
     let mut invalid = Vec::new();
+    let mut room = MAX_ERRORS_LISTED;
     for (index, item) in items.into_iter().enumerate() {
         let checked = match item {
             Item::Raw(bytes) => match usual_item(bytes, policy) {
@@ -293,7 +324,17 @@ fn check_items(items: Vec<Item<'_>>, policy: &ValidationPolicy) -> Checked {
                 runs.push(run);
                 positions.push(index);
             }
-            Err(errors) => invalid.push((index, errors)),
+            Err(errors) => {
+                let mut listed = errors.detail;
+                let omitted = listed.len().saturating_sub(room.min(MAX_ERRORS_PER_ITEM));
+                listed.truncate(listed.len() - omitted);
+                room -= listed.len();
+                invalid.push(InvalidItem {
+                    index,
+                    listed,
+                    omitted,
+                });
+            }
         }
     }
     (runs, positions, invalid)

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{stream, StreamExt};
 use utoipa::{IntoParams, ToSchema};
 
+use super::csv_cells::write_row;
 use super::error::{ApiError, ErrorMessage};
 use super::extract::{FromQuery, ValidQuery};
 use super::runs::QueryReader;
@@ -52,12 +53,14 @@ impl ExportFormat {
         }
     }
 
-    fn write(self, records: &[Arc<PipelineInfo>]) -> Vec<u8> {
+    /// The records' rows; CSV text cells that a spreadsheet would run as a
+    /// formula get a `'` in front when `neutralise_formulas`.
+    fn write(self, records: &[Arc<PipelineInfo>], neutralise_formulas: bool) -> Vec<u8> {
         match self {
             ExportFormat::Csv => csv_bytes(|w| {
                 records
                     .iter()
-                    .try_for_each(|record| w.serialize(record.as_ref()))
+                    .try_for_each(|record| write_row(w, record.as_ref(), neutralise_formulas))
             }),
             ExportFormat::Jsonl => {
                 let mut out = Vec::with_capacity(records.len() * 600);
@@ -135,7 +138,10 @@ impl FromQuery for ExportQuery {
 /// Every run matching the filters (those of `/get_pipeline_info`), latest
 /// `start_utc` first, as a CSV or JSON Lines attachment. The file is
 /// streamed, so its size is not limited by memory; datetimes are written as
-/// in the JSON answers.
+/// in the JSON answers. CSV text cells starting with `=`, `+`, `-`, `@`, a
+/// tab or a carriage return get a `'` in front so spreadsheets show them
+/// rather than run them (numbers are never changed); the service setting
+/// `PIPELINE_CSV_NEUTRALISE_FORMULAS=false` turns this off.
 #[utoipa::path(
     get,
     path = "/download/pipeline_info",
@@ -168,13 +174,14 @@ pub async fn download_pipeline_info(
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
         format.extension()
     );
+    let neutralise = state.csv_neutralise_formulas;
     let mut head = format.header();
-    head.extend_from_slice(&format.write(&first.records));
+    head.extend_from_slice(&format.write(&first.records, neutralise));
     let rest = stream::unfold(
         (repository, query.filter, first.next),
         move |(repository, filter, after)| async move {
             let after: RunKey = after?;
-            let next = next_chunk(repository.as_ref(), &filter, after, format).await;
+            let next = next_chunk(repository.as_ref(), &filter, after, format, neutralise).await;
             Some(match next {
                 Ok((bytes, more)) => (Ok(bytes), (repository, filter, more)),
                 // Ending the body with an error aborts the transfer, so the
@@ -206,7 +213,11 @@ async fn next_chunk(
     filter: &RunFilter,
     after: RunKey,
     format: ExportFormat,
+    neutralise_formulas: bool,
 ) -> Result<(Bytes, Option<RunKey>), RepositoryError> {
     let page = repository.get_after(filter, Some(after), PAGE).await?;
-    Ok((Bytes::from(format.write(&page.records)), page.next))
+    Ok((
+        Bytes::from(format.write(&page.records, neutralise_formulas)),
+        page.next,
+    ))
 }

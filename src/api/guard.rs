@@ -5,17 +5,60 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower::BoxError;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::config::AuthPolicy;
 
 pub const API_KEY_HEADER: &str = "x-api-key";
 
-/// Checks `X-API-Key` on writes (and on reads when configured). Keys are
-/// compared in constant time and every key is tried, so timing reveals
-/// neither which key nor how much of it matched.
+type KeyDigest = [u8; 32];
+
+fn digest(key: &[u8]) -> KeyDigest {
+    Sha256::digest(key).into()
+}
+
+/// The configured API keys, kept as SHA-256 digests, and who must present
+/// one.
+pub struct ApiKeyCheck {
+    digests: Vec<KeyDigest>,
+    protect_reads: bool,
+}
+
+impl ApiKeyCheck {
+    pub fn new(policy: &AuthPolicy) -> Self {
+        Self {
+            digests: policy
+                .keys
+                .keys()
+                .iter()
+                .map(|key| digest(key.as_bytes()))
+                .collect(),
+            protect_reads: policy.protect_reads,
+        }
+    }
+
+    /// Whether `given` is one of the keys. The given key is hashed and its
+    /// digest compared with every key's digest in constant time, without
+    /// stopping at a match: each comparison covers 32 bytes whatever the
+    /// keys' lengths, so timing reveals neither which key matched, nor how
+    /// much of one, nor how long the keys are.
+    fn accepts(&self, given: &[u8]) -> bool {
+        let given = digest(given);
+        let matched = self
+            .digests
+            .iter()
+            .fold(subtle::Choice::from(0), |found, key| {
+                found | key.ct_eq(&given)
+            });
+        bool::from(matched)
+    }
+}
+
+/// Checks `X-API-Key` on writes (and on reads when configured).
 pub async fn require_api_key(
     State(state): State<AppState>,
     request: Request,
@@ -26,21 +69,13 @@ pub async fn require_api_key(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    if auth.keys.is_empty() || (is_read && !auth.protect_reads) {
+    if auth.digests.is_empty() || (is_read && !auth.protect_reads) {
         return next.run(request).await;
     }
     let Some(given) = request.headers().get(API_KEY_HEADER) else {
         return ApiError::MissingApiKey.into_response();
     };
-    let given = given.as_bytes();
-    let matched = auth
-        .keys
-        .keys()
-        .iter()
-        .fold(subtle::Choice::from(0), |found, key| {
-            found | key.as_bytes().ct_eq(given)
-        });
-    if bool::from(matched) {
+    if auth.accepts(given.as_bytes()) {
         next.run(request).await
     } else {
         ApiError::WrongApiKey.into_response()
@@ -57,5 +92,38 @@ pub async fn limit_error(error: BoxError) -> Response<Body> {
         ApiError::Overloaded.into_response()
     } else {
         super::error::internal_error(format!("middleware failed: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ApiKeys;
+
+    #[test]
+    fn only_a_whole_configured_key_is_accepted_whatever_its_length() {
+        let check = ApiKeyCheck::new(&AuthPolicy {
+            keys: ApiKeys::new(vec!["key-one".into(), "a-much-longer-second-key".into()]),
+            protect_reads: false,
+        });
+        assert!(check.accepts(b"key-one"));
+        assert!(check.accepts(b"a-much-longer-second-key"));
+        let longer = "key-one".repeat(200);
+        for wrong in [
+            "",
+            "k",
+            "key-on",
+            "key-one-",
+            "KEY-ONE",
+            "a-much-longer-second-ke",
+            longer.as_str(),
+        ] {
+            assert!(!check.accepts(wrong.as_bytes()), "{wrong:.20}");
+        }
+        let digest_of_a_key = digest(b"key-one");
+        assert!(
+            !check.accepts(&digest_of_a_key),
+            "a stored digest is not a key"
+        );
     }
 }

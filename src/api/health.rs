@@ -8,6 +8,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::error::{ApiError, ErrorMessage};
 use super::AppState;
 use crate::metrics::METRICS;
 
@@ -84,27 +85,38 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
 /// `pipeline_last_rowcount`, `pipeline_runs_total`) and flags from the run
 /// statistics (`pipeline_stale`, `pipeline_duration_anomaly`,
 /// `pipeline_rowcount_anomaly`) for alerting on pipelines that stop running
-/// or misbehave.
+/// or misbehave. Label values are cut to 128 characters. One rendering
+/// answers every scrape of the same second; a few scrapes may be in
+/// progress at once, more answer 503.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"))
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+        (status = 503, description = "Too many scrapes in progress (with Retry-After)", body = ErrorMessage),
+    )
 )]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let activity = match state.repository.get_pipeline_activity().await {
-        Ok(activity) => activity,
-        Err(error) => {
-            tracing::warn!(%error, "per-pipeline metrics unavailable");
-            Vec::new()
-        }
-    };
-    let flags = state.metric_flags.get(&state).await;
-    let text = METRICS.render(activity, &flags, state.metrics_max_series);
-    (
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let text = state
+        .exposition
+        .get(|| async {
+            let activity = match state.repository.get_pipeline_activity().await {
+                Ok(activity) => activity,
+                Err(error) => {
+                    tracing::warn!(%error, "per-pipeline metrics unavailable");
+                    Vec::new()
+                }
+            };
+            let flags = state.metric_flags.get(&state).await;
+            METRICS.render(activity, &flags, state.metrics_max_series)
+        })
+        .await
+        .map_err(|_| ApiError::Overloaded)?;
+    Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
-    )
+    ))
 }
 
 /// How long readiness waits for the store.

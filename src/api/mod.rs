@@ -1,7 +1,9 @@
 //! The HTTP surface: routes, shared state, error answers and middleware.
 
 pub mod archive;
+pub mod budget;
 pub mod bulk;
+pub mod csv_cells;
 pub mod cursor;
 pub mod error;
 pub mod export;
@@ -12,6 +14,7 @@ pub mod observe;
 pub mod openapi;
 pub mod pipelines;
 pub mod runs;
+pub mod scrape;
 pub mod stats;
 
 use std::any::Any;
@@ -38,14 +41,14 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use self::error::{internal_error, ApiError};
 use self::observe::REQUEST_ID_HEADER;
-use crate::config::{AuthPolicy, CorsPolicy, Settings};
+use crate::config::{CorsPolicy, Settings};
 use crate::repository::PipelineInfoRepository;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub repository: Arc<dyn PipelineInfoRepository>,
-    pub auth: Arc<AuthPolicy>,
+    pub auth: Arc<guard::ApiKeyCheck>,
     /// Cap on per-pipeline metric label sets.
     pub metrics_max_series: usize,
     pub summary_json: Arc<pipelines::SummaryJsonCache>,
@@ -55,13 +58,19 @@ pub struct AppState {
     pub validation: Arc<crate::domain::policy::ValidationPolicy>,
     pub archive: Arc<crate::config::ArchivePolicy>,
     pub metric_flags: Arc<stats::MetricFlags>,
+    /// CSV exports prefix cells a spreadsheet would run as formulas.
+    pub csv_neutralise_formulas: bool,
+    /// Memory for bulk bodies, shared by all requests.
+    pub bulk_budget: Arc<budget::BodyBudget>,
+    /// The latest `/metrics` rendering, shared by the scrapes of a second.
+    pub exposition: Arc<scrape::ExpositionCache>,
 }
 
 impl AppState {
     pub fn new(repository: Arc<dyn PipelineInfoRepository>, settings: &Settings) -> Self {
         Self {
             repository,
-            auth: Arc::new(settings.auth.clone()),
+            auth: Arc::new(guard::ApiKeyCheck::new(&settings.auth)),
             metrics_max_series: settings.metrics_max_series,
             summary_json: Arc::default(),
             limits: settings.limits,
@@ -70,6 +79,9 @@ impl AppState {
             validation: Arc::new(settings.validation.clone()),
             archive: Arc::new(settings.archive.clone()),
             metric_flags: Arc::default(),
+            csv_neutralise_formulas: settings.csv_neutralise_formulas,
+            bulk_budget: Arc::new(budget::BodyBudget::new(settings.limits.bulk_memory_bytes)),
+            exposition: Arc::default(),
         }
     }
 }
@@ -137,6 +149,9 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
                 .on_failure(()),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::map_request(
+            observe::discard_unusable_request_id,
+        ))
 }
 
 /// Routes a trailing slash is redirected away from, as Starlette does.

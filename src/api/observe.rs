@@ -11,6 +11,34 @@ use super::error::ErrorCause;
 use crate::metrics::METRICS;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Longest request id kept from a client.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// A client's request id is kept when it is 1 to 128 characters of
+/// `A-Z a-z 0-9 . _ -`: enough for UUIDs and tracing ids, and nothing that
+/// could bloat or forge log lines.
+fn is_usable_request_id(value: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&value.len())
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Drops an `x-request-id` the service will not keep (or several), so a
+/// fresh one is generated in its place.
+pub async fn discard_unusable_request_id(mut request: Request) -> Request {
+    let headers = request.headers_mut();
+    let mut given = headers.get_all(REQUEST_ID_HEADER).iter();
+    let usable = match (given.next(), given.next()) {
+        (Some(value), None) => is_usable_request_id(value.as_bytes()),
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !usable {
+        headers.remove(REQUEST_ID_HEADER);
+    }
+    request
+}
 
 /// The matched route template (a bounded set, safe as a metric label).
 pub fn route_of(request: &Request) -> String {
@@ -84,4 +112,19 @@ pub async fn observe(request: Request, next: Next) -> Response {
         ),
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_short_and_plain() {
+        for kept in ["a", "trace-me-42", "A.b_c-9", &"x".repeat(128)] {
+            assert!(is_usable_request_id(kept.as_bytes()), "{kept}");
+        }
+        for refused in ["", "has space", "a/b", "<script>", "é", &"x".repeat(129)] {
+            assert!(!is_usable_request_id(refused.as_bytes()), "{refused}");
+        }
+    }
 }

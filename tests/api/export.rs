@@ -163,3 +163,88 @@ async fn a_million_row_csv_export_streams_in_constant_memory() {
         "resident memory grew by {growth_mib} MiB while exporting (before {before} KiB, peak {peak} KiB)"
     );
 }
+
+/// The single row of a CSV export, by column name.
+async fn only_row(app: &crate::helpers::TestApp) -> std::collections::HashMap<String, String> {
+    let text = app
+        .get("/download/pipeline_info?format=csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    header
+        .iter()
+        .zip(rows[0].iter())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn formula_run() -> Value {
+    run_on(
+        1,
+        0,
+        json!({
+            "pipeline_name": "=HYPERLINK(\"http://evil.example\",\"open\")",
+            "output_file": "+cmd|' /C calc'!A0",
+            "log_file": "@SUM(1+1)",
+            "elapsed_human": "-2+3",
+            "script_name": "\tindent",
+            "environment": "\rreturn",
+            "pipeline_type": "batch=nightly",
+            "rowcount": -5,
+            "elapsed_seconds": -1.5,
+            "pid": -1,
+        }),
+    )
+}
+
+#[tokio::test]
+async fn csv_cells_that_would_run_as_formulas_are_neutralised_but_numbers_are_not() {
+    let app = spawn_app().await;
+    app.store(&formula_run()).await;
+    let row = only_row(&app).await;
+    for (field, expected) in [
+        (
+            "pipeline_name",
+            "'=HYPERLINK(\"http://evil.example\",\"open\")",
+        ),
+        ("output_file", "'+cmd|' /C calc'!A0"),
+        ("log_file", "'@SUM(1+1)"),
+        ("elapsed_human", "'-2+3"),
+        ("script_name", "'\tindent"),
+        ("environment", "'\rreturn"),
+        ("pipeline_type", "batch=nightly"),
+        ("rowcount", "-5"),
+        ("elapsed_seconds", "-1.5"),
+        ("pid", "-1"),
+        ("start_utc", "2025-08-01T00:00:00Z"),
+    ] {
+        assert_eq!(row[field], expected, "{field}");
+    }
+    let jsonl = app
+        .get("/download/pipeline_info?format=jsonl")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let stored: Value = serde_json::from_str(jsonl.trim()).unwrap();
+    assert_eq!(stored["log_file"], "@SUM(1+1)", "JSON Lines keeps the data");
+}
+
+#[tokio::test]
+async fn the_csv_formula_rule_can_be_turned_off() {
+    let raw = pipeline_service::config::RawSettings {
+        csv_neutralise_formulas: Some("false".into()),
+        ..Default::default()
+    };
+    let app = crate::helpers::spawn_app_with(None, raw).await;
+    app.store(&formula_run()).await;
+    let row = only_row(&app).await;
+    assert_eq!(row["log_file"], "@SUM(1+1)");
+    assert_eq!(row["elapsed_human"], "-2+3");
+    assert_eq!(row["rowcount"], "-5");
+}

@@ -1,12 +1,15 @@
 //! Starts the real server on port 0 with a real temporary data file.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use pipeline_service::config::{RawSettings, Settings};
 use pipeline_service::startup::Application;
 use reqwest::Response;
 use serde_json::{json, Value};
 use tempfile::TempDir;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 pub struct TestApp {
@@ -212,13 +215,16 @@ pub fn start_service_with(
     env: &[(&str, &str)],
     configure: impl FnOnce(&mut std::process::Command),
 ) -> ServiceProcess {
-    use std::io::BufRead;
-    let mut command = std::process::Command::new(BINARY);
-    command.env_clear().env("PORT", "0");
-    for (key, value) in env {
-        command.env(key, value);
-    }
+    let mut command = service(env);
+    command.env("PORT", "0");
     configure(&mut command);
+    start_command(&mut command)
+}
+
+/// Starts `command`, which runs the binary, and waits until it prints
+/// where it listens.
+pub fn start_command(command: &mut std::process::Command) -> ServiceProcess {
+    use std::io::BufRead;
     let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -282,4 +288,70 @@ impl Drop for ServiceProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A raw connection to the server, for clients no HTTP library would be.
+pub async fn connect(address: &str) -> TcpStream {
+    TcpStream::connect(address.trim_start_matches("http://"))
+        .await
+        .expect("connects")
+}
+
+/// What the server sends until it closes the connection, or `None` if it
+/// is still open after `patience`.
+pub async fn until_closed(stream: &mut TcpStream, patience: Duration) -> Option<String> {
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(patience, async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok()
+        .map(|()| String::from_utf8_lossy(&received).into_owned())
+}
+
+/// True while the server has neither answered nor closed `stream`.
+pub async fn still_open(stream: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(Duration::from_millis(50), stream.read(&mut byte))
+        .await
+        .is_err()
+}
+
+/// One answer read from `stream` (head and a `content-length` body), or
+/// `None` if it has not fully arrived after `patience`.
+pub async fn read_answer(stream: &mut TcpStream, patience: Duration) -> Option<String> {
+    let mut received = Vec::new();
+    let complete = |received: &[u8]| {
+        let text = String::from_utf8_lossy(received);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            return false;
+        };
+        let length = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        body.len() >= length
+    };
+    tokio::time::timeout(patience, async {
+        let mut buffer = [0u8; 4096];
+        while !complete(&received) {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await
+    .ok()?;
+    complete(&received).then(|| String::from_utf8_lossy(&received).into_owned())
 }

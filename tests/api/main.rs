@@ -3,6 +3,7 @@
 mod archive;
 mod bulk;
 mod compaction;
+mod connections;
 mod durability;
 mod endpoints;
 mod export;
