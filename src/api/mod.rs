@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod pipelines;
 pub mod runs;
 pub mod stats;
+pub mod ui;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -119,6 +120,7 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .merge(data)
+        .merge(ui::routes())
         .merge(
             SwaggerUi::new("/docs").url("/openapi.json", openapi::document(&settings.validation)),
         )
@@ -148,6 +150,7 @@ const SLASHLESS_ROUTES: &[&str] = &[
     "/get_pipeline_info",
     "/download/pipeline_info",
     "/openapi.json",
+    ui::PAGE_PATH,
 ];
 
 /// 404, except that `/pipelines/` and the like redirect (307) to the route

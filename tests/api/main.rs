@@ -2,7 +2,9 @@
 
 mod archive;
 mod bulk;
+mod chromium;
 mod compaction;
+mod dashboard;
 mod durability;
 mod endpoints;
 mod export;
