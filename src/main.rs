@@ -63,7 +63,8 @@ async fn main() -> ExitCode {
 fn generate_file(records: u64, pipelines: u64, out: &std::path::Path, seed: u64) -> ExitCode {
     let result = std::fs::File::create(out).and_then(|file| {
         let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
-        let summary = pipeline_service::generate::generate_pipelines(&mut writer, records, pipelines, seed)?;
+        let summary =
+            pipeline_service::generate::generate_pipelines(&mut writer, records, pipelines, seed)?;
         std::io::Write::flush(&mut writer)?;
         Ok(summary)
     });

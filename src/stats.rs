@@ -324,7 +324,11 @@ mod tests {
         // Hourly runs of 100 s and 500 rows, except an outlier in the
         // middle (run 7: 400 s) and an empty latest run (run 9).
         for hour in 0..10u32 {
-            let elapsed = if hour == 7 { 400.0 } else { 100.0 + f64::from(hour % 3) };
+            let elapsed = if hour == 7 {
+                400.0
+            } else {
+                100.0 + f64::from(hour % 3)
+            };
             let rows = if hour == 9 { 0 } else { 500 };
             let record = serde_json::json!({
                 "start_local": format!("2025-08-01T{hour:02}:00:00"),

@@ -215,7 +215,8 @@ mod tests {
 
     #[test]
     fn browsers_ask_for_html_and_api_clients_do_not() {
-        let chromium = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+        let chromium =
+            "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
         assert!(accepts_html(&accept(chromium)));
         assert!(accepts_html(&accept("TEXT/HTML; charset=utf-8")));
         assert!(!accepts_html(&accept("application/json")));

@@ -25,10 +25,15 @@ pub fn find() -> Option<PathBuf> {
         return Some(PathBuf::from(path));
     }
     let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|candidate| candidate.is_file())
+    [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ]
+    .iter()
+    .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+    .find(|candidate| candidate.is_file())
 }
 
 /// Says, past the test harness's output capture, that a test did not run.
@@ -301,25 +306,33 @@ impl Browser {
         }
     }
 
-    /// Every URL the page requested, in order.
-    pub async fn requested_urls(&mut self) -> Vec<String> {
+    /// Every request the page made, in order (`Network.Request` objects).
+    async fn requests(&mut self) -> Vec<&Value> {
         // A round trip collects the events still in flight.
         self.eval("1").await;
         self.events
             .iter()
             .filter(|e| e["method"] == "Network.requestWillBeSent")
-            .map(|e| e["params"]["request"]["url"].as_str().unwrap_or("").to_owned())
+            .map(|e| &e["params"]["request"])
+            .collect()
+    }
+
+    /// Every URL the page requested, in order.
+    pub async fn requested_urls(&mut self) -> Vec<String> {
+        let requests = self.requests().await;
+        requests
+            .iter()
+            .map(|r| r["url"].as_str().unwrap_or("").to_owned())
             .collect()
     }
 
     /// The headers of every request whose URL contains `part`.
     pub async fn request_headers(&mut self, part: &str) -> Vec<Value> {
-        self.eval("1").await;
-        self.events
+        let requests = self.requests().await;
+        requests
             .iter()
-            .filter(|e| e["method"] == "Network.requestWillBeSent")
-            .filter(|e| e["params"]["request"]["url"].as_str().unwrap_or("").contains(part))
-            .map(|e| e["params"]["request"]["headers"].clone())
+            .filter(|r| r["url"].as_str().unwrap_or("").contains(part))
+            .map(|r| r["headers"].clone())
             .collect()
     }
 
@@ -337,12 +350,12 @@ impl Browser {
                 Some("Runtime.exceptionThrown") => {
                     Some(e["params"]["exceptionDetails"].to_string())
                 }
-                Some("Log.entryAdded") if e["params"]["entry"]["level"] == "error" => Some(
-                    format!(
+                Some("Log.entryAdded") if e["params"]["entry"]["level"] == "error" => {
+                    Some(format!(
                         "{} ({})",
                         e["params"]["entry"]["text"], e["params"]["entry"]["url"]
-                    ),
-                ),
+                    ))
+                }
                 _ => None,
             })
             .collect()

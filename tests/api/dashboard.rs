@@ -1,6 +1,7 @@
 //! The dashboard at `/ui`: how it is served, and what it shows in a real
 //! (headless Chromium) browser over a crafted history.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
@@ -8,7 +9,9 @@ use pipeline_service::config::RawSettings;
 use serde_json::{json, Value};
 
 use crate::chromium::{skipped, Browser};
-use crate::helpers::{run, spawn_app_with, spawn_app_with_file, TestApp, RECORD_FIELDS};
+use crate::helpers::{
+    csv_column, run, spawn_app_with, spawn_app_with_file, TestApp, RECORD_FIELDS,
+};
 
 /// Where the test run leaves its screenshots.
 fn screenshot(name: &str) -> PathBuf {
@@ -81,7 +84,9 @@ async fn the_page_is_revalidated_its_assets_cached_for_good_and_all_compressed()
     assert!(policy.contains("connect-src 'self'"), "{policy}");
     let etag = page.headers()["etag"].to_str().unwrap().to_owned();
     let html = page.text().await.unwrap();
-    let unchanged = get("/ui".into(), vec![("if-none-match", etag)]).await.unwrap();
+    let unchanged = get("/ui".into(), vec![("if-none-match", etag)])
+        .await
+        .unwrap();
     assert_eq!(unchanged.status(), 304);
     assert!(unchanged.bytes().await.unwrap().is_empty());
 
@@ -117,7 +122,12 @@ async fn the_page_is_revalidated_its_assets_cached_for_good_and_all_compressed()
         "page and assets take {transferred} bytes compressed"
     );
     let license = assets.iter().find(|p| p.contains("LICENSE")).unwrap();
-    let text = get(license.clone(), vec![]).await.unwrap().text().await.unwrap();
+    let text = get(license.clone(), vec![])
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains("MIT License") && text.contains("Leon Sorokin"));
     // Only the hashed names exist: a stale name is not served.
     for path in ["/ui/assets/app.js", "/ui/assets/app.000000000000.js"] {
@@ -125,9 +135,12 @@ async fn the_page_is_revalidated_its_assets_cached_for_good_and_all_compressed()
         assert_eq!(response.status(), 404, "{path}");
     }
     // Compression stays local to the dashboard.
-    let api = get("/pipelines".into(), vec![("accept-encoding", "gzip".into())])
-        .await
-        .unwrap();
+    let api = get(
+        "/pipelines".into(),
+        vec![("accept-encoding", "gzip".into())],
+    )
+    .await
+    .unwrap();
     assert!(api.headers().get("content-encoding").is_none());
 }
 
@@ -216,7 +229,9 @@ async fn settled(browser: &mut Browser, view: &str) {
     let ready = format!(
         "document.documentElement.dataset.view === '{view}' && document.documentElement.dataset.state === 'ready'"
     );
-    browser.wait_for(&format!("the {view} to load"), &ready).await;
+    browser
+        .wait_for(&format!("the {view} to load"), &ready)
+        .await;
 }
 
 /// Waits for a load after the one that made `refreshes` (the page's count
@@ -226,6 +241,19 @@ async fn redrawn(browser: &mut Browser, refreshes: &Value) {
         "document.documentElement.dataset.refreshes !== {refreshes} && document.documentElement.dataset.state === 'ready'"
     );
     browser.wait_for("another load", &done).await;
+}
+
+/// The `date_code`s of the runs table, once it says it shows `position`.
+async fn runs_on_screen(browser: &mut Browser, position: &str) -> Vec<String> {
+    let shown = format!(
+        "document.getElementById('runs-position').textContent === {}",
+        json!(position)
+    );
+    browser.wait_for(position, &shown).await;
+    let codes = browser
+        .eval("[...document.querySelectorAll('#runs tbody tr')].map((tr) => tr.dataset.dateCode)")
+        .await;
+    serde_json::from_value(codes).unwrap()
 }
 
 /// The overview's rows: key and chip texts, top to bottom.
@@ -249,7 +277,10 @@ async fn row_keys(browser: &mut Browser) -> Vec<String> {
 
 async fn text_of(browser: &mut Browser, selector: &str) -> String {
     let value = browser
-        .eval(&format!("document.querySelector({}).textContent", json!(selector)))
+        .eval(&format!(
+            "document.querySelector({}).textContent",
+            json!(selector)
+        ))
         .await;
     value.as_str().unwrap_or_default().to_owned()
 }
@@ -277,7 +308,10 @@ async fn assert_self_contained(browser: &mut Browser, app: &TestApp, allowed: &[
                 || u.starts_with("about:"))
         })
         .collect();
-    assert!(outside.is_empty(), "requests outside the service: {outside:?}");
+    assert!(
+        outside.is_empty(),
+        "requests outside the service: {outside:?}"
+    );
     let errors: Vec<String> = browser
         .console_errors()
         .await
@@ -305,8 +339,13 @@ async fn the_overview_lists_every_pipeline_problems_first_and_keeps_its_place() 
         .unwrap()
         .iter()
         .map(|g| {
-            json!([g["pipeline_name"], g["script_name"], g["pipeline_type"], g["environment"]])
-                .to_string()
+            json!([
+                g["pipeline_name"],
+                g["script_name"],
+                g["pipeline_type"],
+                g["environment"]
+            ])
+            .to_string()
         })
         .collect();
     let rows = overview_rows(&mut browser).await;
@@ -335,7 +374,11 @@ async fn the_overview_lists_every_pipeline_problems_first_and_keeps_its_place() 
         ("anomalous", "2"),
         ("day", "28"),
     ] {
-        assert_eq!(text_of(&mut browser, &format!("#card-{card} .value")).await, value, "{card}");
+        assert_eq!(
+            text_of(&mut browser, &format!("#card-{card} .value")).await,
+            value,
+            "{card}"
+        );
     }
     let late_row = format!("#pipelines tr[data-key='{}']", key(BILLING));
     let schedule = text_of(&mut browser, &format!("{late_row} td:nth-child(4)")).await;
@@ -367,10 +410,14 @@ async fn the_overview_lists_every_pipeline_problems_first_and_keeps_its_place() 
     settled(&mut browser, "overview").await;
     assert_eq!(row_keys(&mut browser).await, [key(BILLING)]);
     assert_eq!(
-        browser.eval("document.getElementById('filter-q').value").await,
+        browser
+            .eval("document.getElementById('filter-q').value")
+            .await,
         "bill"
     );
-    browser.eval("document.getElementById('card-problem').click()").await;
+    browser
+        .eval("document.getElementById('card-problem').click()")
+        .await;
     assert_eq!(
         location(&mut browser).await,
         "/ui?env=prod&q=bill&status=problems"
@@ -383,11 +430,9 @@ async fn the_overview_lists_every_pipeline_problems_first_and_keeps_its_place() 
     browser.press("j").await;
     browser.press("Enter").await;
     settled(&mut browser, "pipeline").await;
-    assert!(
-        location(&mut browser)
-            .await
-            .starts_with("/ui?view=pipeline&name=clicks_ingest&script=clicks_ingest.py&type=batch&env=staging"),
-    );
+    assert!(location(&mut browser).await.starts_with(
+        "/ui?view=pipeline&name=clicks_ingest&script=clicks_ingest.py&type=batch&env=staging"
+    ),);
     browser.press("u").await;
     settled(&mut browser, "overview").await;
 
@@ -499,20 +544,14 @@ async fn a_pipeline_page_charts_pages_and_exports_the_runs_in_its_range() {
     }
 
     // Pages of 25 tile the runs: no gap, no overlap, and back again.
-    let codes = "[...document.querySelectorAll('#runs tbody tr')].map((tr) => tr.dataset.dateCode)";
-    let first: Vec<String> = serde_json::from_value(browser.eval(codes).await).unwrap();
-    assert_eq!(text_of(&mut browser, "#runs-position").await, "runs 1–25 of 30");
+    let first = runs_on_screen(&mut browser, "runs 1–25 of 30").await;
     browser.press("n").await;
-    browser
-        .wait_for(
-            "the second page",
-            "document.getElementById('runs-position').textContent === 'runs 26–30 of 30'",
-        )
-        .await;
-    let second: Vec<String> = serde_json::from_value(browser.eval(codes).await).unwrap();
+    let second = runs_on_screen(&mut browser, "runs 26–30 of 30").await;
     assert_eq!([first.clone(), second.clone()].concat(), expected);
     assert_eq!(
-        browser.eval("document.getElementById('runs-older').disabled").await,
+        browser
+            .eval("document.getElementById('runs-older').disabled")
+            .await,
         true
     );
 
@@ -522,27 +561,12 @@ async fn a_pipeline_page_charts_pages_and_exports_the_runs_in_its_range() {
         .await;
     let (name, text) = browser.downloaded().await;
     assert!(name.ends_with(".csv"), "{name}");
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    assert_eq!(
-        reader.headers().unwrap().iter().collect::<Vec<_>>(),
-        RECORD_FIELDS
-    );
-    let column = RECORD_FIELDS.iter().position(|f| *f == "date_code").unwrap();
-    let downloaded: Vec<String> = reader
-        .records()
-        .map(|row| row.unwrap()[column].to_owned())
-        .collect();
-    assert_eq!(downloaded, second);
+    let header = text.lines().next().unwrap_or_default();
+    assert_eq!(header, RECORD_FIELDS.join(","));
+    assert_eq!(csv_column(&text, "date_code"), second);
 
     browser.press("p").await;
-    browser
-        .wait_for(
-            "the first page again",
-            "document.getElementById('runs-position').textContent === 'runs 1–25 of 30'",
-        )
-        .await;
-    let again: Vec<String> = serde_json::from_value(browser.eval(codes).await).unwrap();
-    assert_eq!(again, first);
+    assert_eq!(runs_on_screen(&mut browser, "runs 1–25 of 30").await, first);
     // The latest run's archived file is served, so it is a link.
     let link = browser
         .wait_for(
@@ -569,10 +593,7 @@ async fn a_pipeline_page_charts_pages_and_exports_the_runs_in_its_range() {
             "document.getElementById('chart-duration').dataset.points === '7'",
         )
         .await;
-    assert_eq!(
-        location(&mut browser).await,
-        format!("{page}&range=7d")
-    );
+    assert_eq!(location(&mut browser).await, format!("{page}&range=7d"));
 
     assert_self_contained(&mut browser, &app, &[]).await;
 }
@@ -588,7 +609,8 @@ async fn with_read_keys_the_page_asks_once_and_keeps_the_key_for_the_tab() {
     let Some(mut browser) = Browser::launch().await else {
         return skipped("with_read_keys_the_page_asks_once_and_keeps_the_key_for_the_tab");
     };
-    let asked = "document.getElementById('key-dialog').open && document.documentElement.dataset.keyPrompts";
+    let asked =
+        "document.getElementById('key-dialog').open && document.documentElement.dataset.keyPrompts";
     browser.goto(&format!("{}/ui", app.address)).await;
     assert_eq!(browser.wait_for("the key question", asked).await, "1");
     // A wrong key is refused and asked for again, saying why.
@@ -603,12 +625,15 @@ async fn with_read_keys_the_page_asks_once_and_keeps_the_key_for_the_tab() {
     assert!(text_of(&mut browser, "#key-problem")
         .await
         .contains("refused"));
+    browser.screenshot(&screenshot("key-question.png")).await;
     browser.type_text("dashboard-key-1").await;
     browser.press("Enter").await;
     settled(&mut browser, "overview").await;
     assert_eq!(row_keys(&mut browser).await.len(), 5);
     assert_eq!(
-        browser.eval("sessionStorage.getItem('pipeline-service.api-key')").await,
+        browser
+            .eval("sessionStorage.getItem('pipeline-service.api-key')")
+            .await,
         "dashboard-key-1"
     );
     assert_eq!(
@@ -620,12 +645,15 @@ async fn with_read_keys_the_page_asks_once_and_keeps_the_key_for_the_tab() {
     browser.press("Enter").await;
     settled(&mut browser, "pipeline").await;
     assert_eq!(
-        browser.eval("document.documentElement.dataset.keyPrompts").await,
+        browser
+            .eval("document.documentElement.dataset.keyPrompts")
+            .await,
         "2"
     );
     let sent = browser.request_headers("/get_pipeline_info").await;
     assert!(
-        sent.last().is_some_and(|h| h["X-API-Key"] == "dashboard-key-1"),
+        sent.last()
+            .is_some_and(|h| h["X-API-Key"] == "dashboard-key-1"),
         "{sent:?}"
     );
     // Reloading the tab keeps it.
@@ -633,13 +661,52 @@ async fn with_read_keys_the_page_asks_once_and_keeps_the_key_for_the_tab() {
     settled(&mut browser, "overview").await;
     assert_eq!(row_keys(&mut browser).await.len(), 5);
     assert_eq!(
-        browser.eval("document.getElementById('key-dialog').open").await,
+        browser
+            .eval("document.getElementById('key-dialog').open")
+            .await,
         false
     );
     // Never in an address.
     let urls = browser.requested_urls().await;
-    assert!(urls.iter().all(|u| !u.contains("dashboard-key")), "{urls:?}");
+    assert!(
+        urls.iter().all(|u| !u.contains("dashboard-key")),
+        "{urls:?}"
+    );
     // The first, keyless reads and the wrong key were refused, as the
     // browser reports in its console.
     assert_self_contained(&mut browser, &app, &["status of 401", "status of 403"]).await;
+}
+
+/// Benchmark mode, not a timed test: how soon the overview is usable,
+/// against a server already running at `DASHBOARD_BENCH_URL` (`bench/ui.sh`
+/// starts a release build over a million runs). The first load has an empty
+/// cache; the later ones revalidate the page and reuse the assets. Prints
+/// one `dashboard-tti` line per load.
+#[tokio::test]
+#[ignore = "benchmark: bench/ui.sh runs it against a release server"]
+async fn overview_time_to_interactive() {
+    let Ok(base) = std::env::var("DASHBOARD_BENCH_URL") else {
+        return println!("SKIPPED: set DASHBOARD_BENCH_URL (bench/ui.sh does)");
+    };
+    let Some(mut browser) = Browser::launch().await else {
+        return skipped("overview_time_to_interactive");
+    };
+    for load in 1..=5 {
+        browser.goto(&format!("{base}/ui")).await;
+        settled(&mut browser, "overview").await;
+        let figures = browser
+            .eval(
+                "[performance.getEntriesByName('overview-ready')[0].startTime, \
+                 performance.getEntriesByType('resource').find((e) => e.name.includes('pipelines/stats')).duration, \
+                 document.querySelectorAll('#pipelines tbody tr').length]",
+            )
+            .await;
+        let _ = writeln!(
+            std::io::stdout(),
+            "dashboard-tti load={load} interactive_ms={:.0} stats_request_ms={:.0} rows={}",
+            figures[0].as_f64().unwrap_or(f64::NAN),
+            figures[1].as_f64().unwrap_or(f64::NAN),
+            figures[2]
+        );
+    }
 }

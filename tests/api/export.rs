@@ -3,7 +3,9 @@
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::helpers::{run_on, service, spawn_app, start_service, succeeded, RECORD_FIELDS};
+use crate::helpers::{
+    csv_column, run_on, service, spawn_app, start_service, succeeded, RECORD_FIELDS,
+};
 
 const FIELDS: [&str; 16] = RECORD_FIELDS;
 
@@ -164,16 +166,6 @@ async fn a_million_row_csv_export_streams_in_constant_memory() {
     );
 }
 
-/// The `date_code` column of a CSV export.
-fn csv_date_codes(text: &str) -> Vec<String> {
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let column = FIELDS.iter().position(|f| *f == "date_code").unwrap();
-    reader
-        .records()
-        .map(|row| row.unwrap()[column].to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_cursor_and_a_limit_export_exactly_one_page() {
     let app = spawn_app().await;
@@ -185,8 +177,12 @@ async fn a_cursor_and_a_limit_export_exactly_one_page() {
         ))
         .await;
     }
-    app.store(&run_on(1, 9, json!({"date_code": "other", "environment": "dev"})))
-        .await;
+    app.store(&run_on(
+        1,
+        9,
+        json!({"date_code": "other", "environment": "dev"}),
+    ))
+    .await;
     let filters = "environment=prod";
     let first = app
         .get_json(&format!("/get_pipeline_info?{filters}&cursor=&limit=3"))
@@ -202,7 +198,7 @@ async fn a_cursor_and_a_limit_export_exactly_one_page() {
         async move {
             let response = app.get(&format!("/download/pipeline_info?{query}")).await;
             assert_eq!(response.status(), 200, "{query}");
-            csv_date_codes(&response.text().await.unwrap())
+            csv_column(&response.text().await.unwrap(), "date_code")
         }
     };
     let codes = |page: &Value| -> Vec<String> {
@@ -251,7 +247,7 @@ async fn a_limit_longer_than_one_read_step_is_kept_exactly() {
         let response = app
             .get(&format!("/download/pipeline_info?limit={limit}"))
             .await;
-        let codes = csv_date_codes(&response.text().await.unwrap());
+        let codes = csv_column(&response.text().await.unwrap(), "date_code");
         assert_eq!(codes.len(), limit.min(4500) as usize, "limit={limit}");
     }
 }

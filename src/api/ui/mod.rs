@@ -35,33 +35,24 @@ struct Source {
     bytes: &'static [u8],
 }
 
+/// A `Source` for `assets/<name>`, compiled into the binary.
+macro_rules! source {
+    ($name:literal, $media_type:literal) => {
+        Source {
+            name: $name,
+            media_type: $media_type,
+            bytes: include_bytes!(concat!("assets/", $name)),
+        }
+    };
+}
+
 const SOURCES: &[Source] = &[
-    Source {
-        name: "app.js",
-        media_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("assets/app.js"),
-    },
-    Source {
-        name: "app.css",
-        media_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("assets/app.css"),
-    },
+    source!("app.js", "text/javascript; charset=utf-8"),
+    source!("app.css", "text/css; charset=utf-8"),
     // uPlot 1.6.32 from the npm registry, unmodified (MIT).
-    Source {
-        name: "uPlot.iife.min.js",
-        media_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("assets/uPlot.iife.min.js"),
-    },
-    Source {
-        name: "uPlot.min.css",
-        media_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("assets/uPlot.min.css"),
-    },
-    Source {
-        name: "uPlot.LICENSE.txt",
-        media_type: "text/plain; charset=utf-8",
-        bytes: include_bytes!("assets/uPlot.LICENSE.txt"),
-    },
+    source!("uPlot.iife.min.js", "text/javascript; charset=utf-8"),
+    source!("uPlot.min.css", "text/css; charset=utf-8"),
+    source!("uPlot.LICENSE.txt", "text/plain; charset=utf-8"),
 ];
 
 const TEMPLATE: &str = include_str!("assets/index.html");

@@ -689,7 +689,8 @@
         bands: [{ series: [3, 2], fill: band }],
       }, [xs, durations, p50, p95]);
       chart(plots.rows, {
-        scales: time,
+        // Bars start at zero, or their heights would mislead.
+        scales: Object.assign({ y: { range: (u, min, max) => [0, max > 0 ? max * 1.05 : 1] } }, time),
         axes: [axis(), Object.assign(axis((u, ticks) => ticks.map((v) => (v >= 1e6 ? `${v / 1e6}M` : v >= 1e3 ? `${v / 1e3}k` : v))), { size: 72 })],
         series: [{}, { label: 'rows', stroke: css('--bars'), fill: css('--bars'), paths: uPlot.paths.bars({ size: [0.7, 24] }), points: { show: false } }],
       }, [xs, rowcounts]);
