@@ -306,6 +306,24 @@ impl Browser {
         }
     }
 
+    /// Lets `millis` of the page's time pass at once: its timers fire as if
+    /// that long had gone by (network requests still take real time). The
+    /// page's clock stays virtual afterwards.
+    pub async fn fast_forward(&mut self, millis: u64) {
+        self.call(
+            "Emulation.setVirtualTimePolicy",
+            json!({"policy": "pauseIfNetworkFetchesPending", "budget": millis}),
+        )
+        .await;
+        let expired = |e: &Value| e["method"] == "Emulation.virtualTimeBudgetExpired";
+        let started = Instant::now();
+        while !self.events.iter().any(expired) {
+            assert!(started.elapsed() < PATIENCE, "page time did not pass");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.eval("1").await;
+        }
+    }
+
     /// Every request the page made, in order (`Network.Request` objects).
     async fn requests(&mut self) -> Vec<&Value> {
         // A round trip collects the events still in flight.
