@@ -65,6 +65,10 @@ pub enum Command {
         /// Seed for reproducible data.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// How many pipelines (name and environment pairs) the runs are
+        /// spread over.
+        #[arg(long, default_value_t = crate::generate::DEFAULT_PIPELINES, value_parser = clap::value_parser!(u64).range(1..))]
+        pipelines: u64,
     },
 }
 

@@ -14,8 +14,14 @@ use pipeline_service::{probe, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Gen { records, out, seed }) = &cli.command {
-        return generate_file(*records, out, *seed);
+    if let Some(Command::Gen {
+        records,
+        out,
+        seed,
+        pipelines,
+    }) = &cli.command
+    {
+        return generate_file(*records, *pipelines, out, *seed);
     }
     if let Some(Command::Ddl { add_idempotency }) = cli.command {
         // Needs only the table and column map, not a database.
@@ -54,10 +60,11 @@ async fn main() -> ExitCode {
     }
 }
 
-fn generate_file(records: u64, out: &std::path::Path, seed: u64) -> ExitCode {
+fn generate_file(records: u64, pipelines: u64, out: &std::path::Path, seed: u64) -> ExitCode {
     let result = std::fs::File::create(out).and_then(|file| {
         let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
-        let summary = pipeline_service::generate::generate(&mut writer, records, seed)?;
+        let summary =
+            pipeline_service::generate::generate_pipelines(&mut writer, records, pipelines, seed)?;
         std::io::Write::flush(&mut writer)?;
         Ok(summary)
     });

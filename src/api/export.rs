@@ -110,6 +110,15 @@ pub struct ExportQueryParams {
     script_name: Option<String>,
     pipeline_type: Option<String>,
     environment: Option<String>,
+    /// Start after this position: a `next_cursor` from
+    /// `/get_pipeline_info?cursor=` with the same filters (empty: from the
+    /// newest run). With `limit`, the file holds exactly the runs of that
+    /// page — what a dashboard shows.
+    #[param(pattern = r"^[A-Za-z0-9_-]*$")]
+    cursor: Option<String>,
+    /// At most this many runs (default: every match).
+    #[param(minimum = 1)]
+    limit: Option<i64>,
 }
 
 /// A validated export request.
@@ -117,6 +126,10 @@ pub struct ExportQueryParams {
 pub struct ExportQuery {
     pub filter: RunFilter,
     pub format: ExportFormat,
+    /// Where the file starts (`None`: at the newest run).
+    pub after: Option<RunKey>,
+    /// How many runs at most (`usize::MAX`: every match).
+    pub limit: usize,
 }
 
 impl FromQuery for ExportQuery {
@@ -129,18 +142,26 @@ impl FromQuery for ExportQuery {
                 &[("csv", ExportFormat::Csv), ("jsonl", ExportFormat::Jsonl)],
             )
             .unwrap_or(ExportFormat::Csv);
-        q.finish(|| ExportQuery { filter, format })
+        let limit = q.bounded("limit", 1, None);
+        let after = q.cursor(&filter).flatten();
+        q.finish(|| ExportQuery {
+            filter,
+            format,
+            after,
+            limit: limit.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        })
     }
 }
 
 /// Export runs as a file
 ///
 /// Every run matching the filters (those of `/get_pipeline_info`), latest
-/// `start_utc` first, as a CSV or JSON Lines attachment. The file is
-/// streamed, so its size is not limited by memory; datetimes are written as
-/// in the JSON answers. CSV text cells starting with `=`, `+`, `-`, `@`, a
-/// tab or a carriage return get a `'` in front so spreadsheets show them
-/// rather than run them (numbers are never changed); the service setting
+/// `start_utc` first, as a CSV or JSON Lines attachment; `cursor` and
+/// `limit` narrow it to one keyset page. The file is streamed, so its size
+/// is not limited by memory; datetimes are written as in the JSON answers.
+/// CSV text cells starting with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return get a `'` in front so spreadsheets show them rather than run them
+/// (numbers are never changed); the service setting
 /// `PIPELINE_CSV_NEUTRALISE_FORMULAS=false` turns this off.
 #[utoipa::path(
     get,
@@ -167,7 +188,10 @@ pub async fn download_pipeline_info(
     let repository = state.repository.clone();
     // The first page is read before answering, so an unreachable store is
     // still a proper error status rather than a broken download.
-    let first = repository.get_after(&query.filter, None, PAGE).await?;
+    let first = repository
+        .get_after(&query.filter, query.after, PAGE.min(query.limit))
+        .await?;
+    let left = query.limit - first.records.len();
     let format = query.format;
     let filename = format!(
         "pipeline_info_{}.{}",
@@ -178,17 +202,27 @@ pub async fn download_pipeline_info(
     let mut head = format.header();
     head.extend_from_slice(&format.write(&first.records, neutralise));
     let rest = stream::unfold(
-        (repository, query.filter, first.next),
-        move |(repository, filter, after)| async move {
-            let after: RunKey = after?;
-            let next = next_chunk(repository.as_ref(), &filter, after, format, neutralise).await;
+        (repository, query.filter, first.next, left),
+        move |(repository, filter, after, left)| async move {
+            let after: RunKey = after.filter(|_| left > 0)?;
+            let next = next_chunk(
+                repository.as_ref(),
+                &filter,
+                after,
+                left,
+                format,
+                neutralise,
+            )
+            .await;
             Some(match next {
-                Ok((bytes, more)) => (Ok(bytes), (repository, filter, more)),
+                Ok((bytes, more, written)) => {
+                    (Ok(bytes), (repository, filter, more, left - written))
+                }
                 // Ending the body with an error aborts the transfer, so the
                 // client sees an incomplete download, never a short file.
                 Err(error) => {
                     tracing::error!(%error, "export stopped");
-                    (Err(error), (repository, filter, None))
+                    (Err(error), (repository, filter, None, 0))
                 }
             })
         },
@@ -208,16 +242,23 @@ pub async fn download_pipeline_info(
         .into_response())
 }
 
+/// The next step of the file: at most `left` runs after `after`, where the
+/// one after them is, and how many were written.
 async fn next_chunk(
     repository: &dyn PipelineInfoRepository,
     filter: &RunFilter,
     after: RunKey,
+    left: usize,
     format: ExportFormat,
     neutralise_formulas: bool,
-) -> Result<(Bytes, Option<RunKey>), RepositoryError> {
-    let page = repository.get_after(filter, Some(after), PAGE).await?;
+) -> Result<(Bytes, Option<RunKey>, usize), RepositoryError> {
+    let page = repository
+        .get_after(filter, Some(after), PAGE.min(left))
+        .await?;
+    let written = page.records.len();
     Ok((
         Bytes::from(format.write(&page.records, neutralise_formulas)),
         page.next,
+        written,
     ))
 }

@@ -1,9 +1,9 @@
 //! Service identity and liveness.
 
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::header::{ACCEPT, CONTENT_TYPE, VARY};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -26,6 +26,7 @@ pub const FEATURES: &[&str] = &[
     "idempotency-keys",
     "statistics",
     "archived-files",
+    "dashboard",
 ];
 
 #[derive(Debug, Serialize)]
@@ -36,14 +37,42 @@ pub struct RootResponse {
     pub features: &'static [&'static str],
 }
 
-/// Service name, version, backend and features (not part of the API document).
-pub async fn root(State(state): State<AppState>) -> Json<RootResponse> {
-    Json(RootResponse {
+/// Service name, version, backend and features (not part of the API
+/// document). A browser (asking for HTML) is sent to the dashboard instead.
+pub async fn root(State(state): State<AppState>, request: HeaderMap) -> Response {
+    // Caches must keep the two answers apart.
+    let vary = [(VARY, "accept")];
+    if accepts_html(&request) {
+        return (vary, Redirect::temporary(super::ui::PAGE_PATH)).into_response();
+    }
+    let answer = Json(RootResponse {
         message: "Pipeline Service API",
         version: env!("CARGO_PKG_VERSION"),
         backend: state.repository.backend_name(),
         features: FEATURES,
-    })
+    });
+    (vary, answer).into_response()
+}
+
+/// Whether `Accept` lists `text/html` (not with `q=0`): what browsers send
+/// when a person opens an address. API clients send JSON types, `*/*` or
+/// nothing, and keep the JSON answer.
+fn accepts_html(request: &HeaderMap) -> bool {
+    request
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f64>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            media.eq_ignore_ascii_case("text/html") && !refused
+        })
 }
 
 /// Liveness answer.
@@ -193,5 +222,29 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyResp
                 detail: Some(detail),
             }),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn accept(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn browsers_ask_for_html_and_api_clients_do_not() {
+        let chromium =
+            "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+        assert!(accepts_html(&accept(chromium)));
+        assert!(accepts_html(&accept("TEXT/HTML; charset=utf-8")));
+        assert!(!accepts_html(&accept("application/json")));
+        assert!(!accepts_html(&accept("*/*")));
+        assert!(!accepts_html(&accept("text/html;q=0, application/json")));
+        assert!(!accepts_html(&HeaderMap::new()));
     }
 }

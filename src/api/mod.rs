@@ -16,6 +16,7 @@ pub mod pipelines;
 pub mod runs;
 pub mod scrape;
 pub mod stats;
+pub mod ui;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -131,6 +132,7 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .merge(data)
+        .merge(ui::routes())
         .merge(
             SwaggerUi::new("/docs").url("/openapi.json", openapi::document(&settings.validation)),
         )
@@ -163,6 +165,7 @@ const SLASHLESS_ROUTES: &[&str] = &[
     "/get_pipeline_info",
     "/download/pipeline_info",
     "/openapi.json",
+    ui::PAGE_PATH,
 ];
 
 /// 404, except that `/pipelines/` and the like redirect (307) to the route

@@ -134,7 +134,7 @@ impl QueryReader {
         })
     }
 
-    fn bounded(&mut self, name: &str, min: i64, max: Option<i64>) -> Option<i64> {
+    pub fn bounded(&mut self, name: &str, min: i64, max: Option<i64>) -> Option<i64> {
         self.parsed(name, |raw| {
             let value = int_from_str(raw)?;
             if value < min {
@@ -201,6 +201,17 @@ impl QueryReader {
         })
     }
 
+    /// `cursor`, issued for `filter`: absent, `Some(None)` when empty (start
+    /// from the newest run), or the position to continue after.
+    pub fn cursor(&mut self, filter: &RunFilter) -> Option<Option<RunKey>> {
+        // The filters' fingerprint is only meaningful once they are valid.
+        if self.errors.is_empty() {
+            self.parsed("cursor", |raw| cursor::decode(raw, filter))
+        } else {
+            self.values.contains_key("cursor").then_some(None)
+        }
+    }
+
     /// The parsed value when every parameter was valid, else every problem.
     pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, ValidationErrors> {
         self.errors.into_result(value)
@@ -222,12 +233,7 @@ impl FromQuery for RunQuery {
                 &[("exact", Counting::Exact), ("none", Counting::None)],
             )
             .unwrap_or_default();
-        // The filters' fingerprint is only meaningful once they are valid.
-        let cursor = if q.errors.is_empty() {
-            q.parsed("cursor", |raw| cursor::decode(raw, &filter))
-        } else {
-            q.values.contains_key("cursor").then_some(None)
-        };
+        let cursor = q.cursor(&filter);
         let page = if all_data {
             Page::All
         } else {

@@ -15,7 +15,7 @@ use super::runs::QueryReader;
 use super::AppState;
 use crate::domain::ValidationErrors;
 use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter};
-use crate::stats::{Flags, PipelineStats, StatsBuilder, StatsPolicy};
+use crate::stats::{Flags, PipelineStats, StatsBuilder, StatsPolicy, MAX_RECENT_RUNS};
 
 /// Runs read from the store per step.
 const PAGE: usize = 10_000;
@@ -35,16 +35,28 @@ pub struct StatsParams {
     /// Only runs ending at or before this time.
     #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-31T23:59:59Z")]
     end_utc: Option<String>,
+    /// Also list each group's latest N runs (`recent`: start, duration,
+    /// rows and anomaly flags), for sparklines; 0 leaves the list out.
+    #[param(minimum = 0, maximum = 100, default = 0, example = 20)]
+    recent: Option<u32>,
 }
 
-/// The validated filters (those of `/get_pipeline_info`).
-pub struct StatsQuery(RunFilter);
+/// The validated filters (those of `/get_pipeline_info`) and how many
+/// recent runs to list.
+pub struct StatsQuery {
+    filter: RunFilter,
+    recent_runs: usize,
+}
 
 impl FromQuery for StatsQuery {
     fn parse(query: Option<&str>) -> Result<Self, ValidationErrors> {
         let mut q = QueryReader::new(query);
         let filter = q.filter();
-        q.finish(|| StatsQuery(filter))
+        let recent = q.bounded("recent", 0, Some(MAX_RECENT_RUNS as i64));
+        q.finish(|| StatsQuery {
+            filter,
+            recent_runs: recent.map_or(0, |n| n as usize),
+        })
     }
 }
 
@@ -80,12 +92,14 @@ pub struct StatsResponse {
 )]
 pub async fn pipeline_stats(
     State(state): State<AppState>,
-    ValidQuery(StatsQuery(filter)): ValidQuery<StatsQuery>,
+    ValidQuery(query): ValidQuery<StatsQuery>,
 ) -> Result<Json<StatsResponse>, ApiError> {
+    let filter = query.filter;
     let policy = StatsPolicy {
         stale_factor: state.stale_factor,
         baseline_runs: state.baseline_runs,
         now_micros: chrono::Utc::now().timestamp_micros(),
+        recent_runs: query.recent_runs,
     };
     let pipelines = compute(state.repository.as_ref(), &filter, policy).await?;
     Ok(Json(StatsResponse { pipelines }))
@@ -113,6 +127,7 @@ impl MetricFlags {
             stale_factor: state.stale_factor,
             baseline_runs: state.baseline_runs,
             now_micros: chrono::Utc::now().timestamp_micros(),
+            recent_runs: 0,
         };
         let all = RunFilter::default();
         let flags: Flags = match compute(state.repository.as_ref(), &all, policy).await {

@@ -149,6 +149,20 @@ pub fn column(answer: &Value, field: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The `field` column of a CSV export, top to bottom.
+pub fn csv_column(text: &str, field: &str) -> Vec<String> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().expect("a header row").clone();
+    let column = headers
+        .iter()
+        .position(|h| h == field)
+        .unwrap_or_else(|| panic!("no {field} column in {headers:?}"));
+    reader
+        .records()
+        .map(|row| row.expect("a CSV row")[column].to_owned())
+        .collect()
+}
+
 /// The real binary, started with only `env` in its environment.
 pub struct ServiceProcess {
     pub child: std::process::Child,

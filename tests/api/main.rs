@@ -2,8 +2,10 @@
 
 mod archive;
 mod bulk;
+mod chromium;
 mod compaction;
 mod connections;
+mod dashboard;
 mod durability;
 mod endpoints;
 mod export;
