@@ -388,7 +388,7 @@ fn check_item(
 }
 
 fn take_key(fields: &mut Map<String, Value>) -> Option<Value> {
-    fields.remove(ITEM_KEY_FIELD).filter(|v| !v.is_null())
+    fields.shift_remove(ITEM_KEY_FIELD).filter(|v| !v.is_null())
 }
 
 #[cfg(test)]

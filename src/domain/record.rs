@@ -11,7 +11,9 @@ use super::datetime::FlexDateTime;
 use super::numbers::{lenient_float, lenient_int};
 use super::validation::{FieldError, LocItem, ValidationErrors};
 
-/// The record's fields, in the order they are validated and serialised.
+/// The record's fields in the model's declaration order: the order they
+/// are validated (so `missing` errors come in it) and written everywhere
+/// (responses, stored lines, CSV columns, the OpenAPI document).
 pub const FIELD_NAMES: [&str; 16] = [
     "start_local",
     "end_local",
@@ -20,8 +22,8 @@ pub const FIELD_NAMES: [&str; 16] = [
     "elapsed_seconds",
     "elapsed_human",
     "output_file",
-    "log_file",
     "rowcount",
+    "log_file",
     "pid",
     "date_code",
     "pipeline_name",
@@ -43,8 +45,8 @@ pub const FIELD_NAMES: [&str; 16] = [
     "elapsed_seconds": 1325.0,
     "elapsed_human": "22m 5s",
     "output_file": "/data/pipeline/sales_daily/output-20250808.csv",
-    "log_file": "/data/logs/sales_daily-20250808_050701.log",
     "rowcount": 8543,
+    "log_file": "/data/logs/sales_daily-20250808_050701.log",
     "pid": 48213,
     "date_code": "20250808_050701",
     "pipeline_name": "sales_daily",
@@ -78,12 +80,12 @@ struct PipelineInfoSchema {
     /// Path of the file the run produced.
     #[schema(max_length = 4096)]
     output_file: String,
-    /// Path of the run's log file.
-    #[schema(max_length = 4096)]
-    log_file: String,
     /// Rows the run produced.
     #[schema(example = 8543)]
     rowcount: i64,
+    /// Path of the run's log file.
+    #[schema(max_length = 4096)]
+    log_file: String,
     /// Operating-system process id of the run.
     #[schema(example = 48213)]
     pid: i64,
@@ -155,8 +157,8 @@ impl Serialize for PipelineInfo {
         out.serialize_field("elapsed_seconds", &self.elapsed_seconds)?;
         out.serialize_field("elapsed_human", self.elapsed_human())?;
         out.serialize_field("output_file", self.output_file())?;
-        out.serialize_field("log_file", self.log_file())?;
         out.serialize_field("rowcount", &self.rowcount)?;
+        out.serialize_field("log_file", self.log_file())?;
         out.serialize_field("pid", &self.pid)?;
         out.serialize_field("date_code", self.date_code())?;
         out.serialize_field("pipeline_name", &self.pipeline_name())?;
@@ -212,10 +214,10 @@ impl PipelineInfo {
         text(out, self.elapsed_human());
         out.extend_from_slice(b",\"output_file\":");
         text(out, self.output_file());
-        out.extend_from_slice(b",\"log_file\":");
-        text(out, self.log_file());
         out.extend_from_slice(b",\"rowcount\":");
         out.extend_from_slice(integer.format(self.rowcount).as_bytes());
+        out.extend_from_slice(b",\"log_file\":");
+        text(out, self.log_file());
         out.extend_from_slice(b",\"pid\":");
         out.extend_from_slice(integer.format(self.pid).as_bytes());
         out.extend_from_slice(b",\"date_code\":");
@@ -372,8 +374,8 @@ impl PipelineInfo {
         let elapsed_seconds = r.required("elapsed_seconds", lenient_float);
         let elapsed_human = r.string("elapsed_human");
         let output_file = r.string("output_file");
-        let log_file = r.string("log_file");
         let rowcount = r.required("rowcount", lenient_int);
+        let log_file = r.string("log_file");
         let pid = r.required("pid", lenient_int);
         let date_code = r.string("date_code");
         let pipeline_name = r.optional_string("pipeline_name");

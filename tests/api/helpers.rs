@@ -181,7 +181,9 @@ pub fn succeeded(command: &mut std::process::Command) -> std::process::Output {
     output
 }
 
-/// The record's fields in the order they are validated and written.
+/// The record's fields in the model's order (the contract's table): the
+/// order they are validated and written. The tests keep their own copy so
+/// that a change of the service's order fails them.
 pub const RECORD_FIELDS: [&str; 16] = [
     "start_local",
     "end_local",
@@ -190,8 +192,8 @@ pub const RECORD_FIELDS: [&str; 16] = [
     "elapsed_seconds",
     "elapsed_human",
     "output_file",
-    "log_file",
     "rowcount",
+    "log_file",
     "pid",
     "date_code",
     "pipeline_name",

@@ -6,6 +6,7 @@ mod compaction;
 mod durability;
 mod endpoints;
 mod export;
+mod fidelity;
 mod file_source;
 mod hardening;
 mod helpers;
