@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorMessage};
-use super::extract::json_decode_error;
+use super::python_json;
 use super::runs::QueryReader;
 use super::AppState;
 use crate::domain::numbers::bool_from_str;
@@ -153,7 +153,8 @@ pub async fn create_pipeline_runs(
     // Validation is CPU work proportional to the body: keep it off the
     // threads that serve other requests.
     let checked = tokio::task::spawn_blocking(move || {
-        let items = split_items(&bytes, ndjson)?;
+        let text = python_json::body_text(&bytes).ok_or(ApiError::UndecodableBody)?;
+        let items = split_items(text.as_bytes(), ndjson)?;
         if items.len() > max_bulk {
             return Err(ApiError::TooManyItems(max_bulk));
         }
@@ -260,7 +261,7 @@ fn split_items(bytes: &[u8], ndjson: bool) -> Result<Vec<Item<'_>>, ApiError> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Array(items)) => Ok(items.into_iter().map(Item::Parsed).collect()),
         Ok(_) => Err(body_error("list_type", "Input should be a valid list")),
-        Err(error) => Err(ApiError::Validation(json_decode_error(bytes, &error))),
+        Err(_) => Err(ApiError::Validation(python_json::refusal(bytes))),
     }
 }
 
@@ -278,8 +279,8 @@ fn check_items(items: Vec<Item<'_>>, policy: &ValidationPolicy) -> Checked {
                 Some(run) => Ok(run),
                 None => match serde_json::from_slice::<Value>(bytes) {
                     Ok(value) => check_item(index, value, policy),
-                    Err(error) => {
-                        let mut errors = json_decode_error(bytes, &error);
+                    Err(_) => {
+                        let mut errors = python_json::refusal(bytes);
                         locate(&mut errors, index);
                         Err(errors)
                     }

@@ -32,6 +32,9 @@ pub enum ApiError {
     MissingApiKey,
     #[error("wrong API key")]
     WrongApiKey,
+    /// The body is not text in the encoding its first bytes announce.
+    #[error("body is not decodable text")]
+    UndecodableBody,
     #[error("body larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("request timed out")]
@@ -52,6 +55,8 @@ pub enum ApiError {
 }
 
 pub const INTERNAL_ERROR: &str = "Internal server error";
+/// FastAPI's answer to a body it cannot decode as text.
+pub const UNDECODABLE_BODY: &str = "There was an error parsing the body";
 
 /// The cause of a 5xx answer, carried to the request log line (never to
 /// the client).
@@ -93,6 +98,7 @@ impl IntoResponse for ApiError {
                 response
             }
             ApiError::WrongApiKey => detail(StatusCode::FORBIDDEN, "Invalid API key"),
+            ApiError::UndecodableBody => detail(StatusCode::BAD_REQUEST, UNDECODABLE_BODY),
             ApiError::PayloadTooLarge(limit) => detail(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("Request body too large: the limit is {limit} bytes"),

@@ -11,6 +11,7 @@ pub mod health;
 pub mod observe;
 pub mod openapi;
 pub mod pipelines;
+pub mod python_json;
 pub mod runs;
 pub mod stats;
 

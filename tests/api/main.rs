@@ -11,6 +11,7 @@ mod file_source;
 mod hardening;
 mod helpers;
 mod ingest;
+mod json_errors;
 mod process;
 mod query;
 mod stats;
