@@ -91,7 +91,10 @@ pub fn lenient_int(value: &Value) -> Result<i64, FieldError> {
                 let f = n.as_f64().unwrap_or(f64::NAN);
                 if f.fract() != 0.0 {
                     Err(int_from_float())
-                } else if f < i64::MIN as f64 || f >= i64::MAX as f64 {
+                } else if f <= i64::MIN as f64 || f >= i64::MAX as f64 {
+                    // A JSON integer beyond i64 arrives here rounded to a
+                    // float; -2^63 may be such a rounding, so it is refused
+                    // rather than stored as a different number.
                     Err(int_too_large())
                 } else {
                     Ok(f as i64)
@@ -190,6 +193,10 @@ mod tests {
             (json!([1]), "int_type"),
             (json!("99999999999999999999"), "int_parsing_size"),
             (json!(18446744073709551615u64), "int_parsing_size"),
+            (
+                serde_json::from_str("-9223372036854775809").unwrap(),
+                "int_parsing_size",
+            ),
         ] {
             let err = lenient_int(&input).expect_err(&input.to_string());
             assert_eq!(err.kind, kind, "{input}");
