@@ -16,7 +16,7 @@ use axum::response::Response;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
-use super::error::{ApiError, ErrorMessage};
+use super::error::{ApiError, ErrorMessage, INTERNAL_ERROR, NOT_AUTHENTICATED, SERVER_BUSY};
 use super::AppState;
 
 const NO_RUN: &str = "No run with this date_code";
@@ -40,12 +40,17 @@ const OUTSIDE: &str = "The archived file is outside the folders files are served
     responses(
         (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 206, description = "The requested byte range", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
-        (status = 403, description = "The file is outside the configured archive folders (or none are configured)", body = ErrorMessage),
-        (status = 404, description = "No such run, no archived file, or the file is missing", body = ErrorMessage),
+        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage,
+            example = json!({"detail": NOT_AUTHENTICATED})),
+        (status = 403, description = "The file is outside the configured archive folders (or none are configured), or the API key is wrong", body = ErrorMessage,
+            example = json!({"detail": OUTSIDE})),
+        (status = 404, description = "No such run, no archived file, or the file is missing", body = ErrorMessage,
+            example = json!({"detail": NO_RUN})),
         (status = 416, description = "The range is outside the file"),
-        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+        (status = 500, description = "Unexpected server fault", body = ErrorMessage,
+            example = json!({"detail": INTERNAL_ERROR})),
+        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage,
+            example = json!({"detail": SERVER_BUSY})),
     ),
     security((), ("api_key" = []))
 )]

@@ -13,16 +13,16 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ErrorMessage};
+use super::error::{ApiError, ErrorMessage, UNDECODABLE_BODY};
+use super::openapi::Refusals;
 use super::python_json;
 use super::runs::QueryReader;
 use super::AppState;
 use crate::domain::numbers::bool_from_str;
 use crate::domain::policy::ValidationPolicy;
+use crate::domain::record::PipelineInfoInput;
 use crate::domain::usual::UsualRecord;
-use crate::domain::{
-    FieldError, IdempotencyKey, LocItem, PipelineInfo, ValidationError, ValidationErrors,
-};
+use crate::domain::{FieldError, IdempotencyKey, LocItem, ValidationError, ValidationErrors};
 use crate::repository::{InsertOutcome, NewRun};
 
 /// The member of a bulk item that carries its idempotency key.
@@ -33,11 +33,64 @@ pub const ITEM_KEY_FIELD: &str = "_idempotency_key";
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct BulkParams {
-    /// Store every item or none: any invalid item or refused key fails the
-    /// whole request (422, or 409 when only keys were refused).
+    /// Store every item or none: any invalid item or refused key stores
+    /// nothing and answers 409, with every item's outcome.
     #[param(default = false)]
     atomic: Option<bool>,
 }
+
+/// One item of a bulk body: a run record that may carry its own
+/// idempotency key.
+pub struct BulkItem;
+
+impl utoipa::PartialSchema for BulkItem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        use utoipa::openapi::RefOr;
+        let mut schema = <PipelineInfoInput as utoipa::PartialSchema>::schema();
+        if let RefOr::T(Schema::Object(item)) = &mut schema {
+            let key = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^[!-~]{1,255}$"))
+                .description(Some(
+                    "Names this item's insert like the `Idempotency-Key` header of \
+`POST /pipelines` (1-255 visible ASCII characters).",
+                ));
+            item.properties.insert(
+                ITEM_KEY_FIELD.to_owned(),
+                RefOr::T(Schema::Object(key.build())),
+            );
+        }
+        schema
+    }
+}
+
+impl ToSchema for BulkItem {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("BulkItem")
+    }
+}
+
+crate::domain::documentation_type!(
+    BulkBody,
+    "BulkBody",
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(
+            utoipa::openapi::schema::AnyOfBuilder::new()
+                .item(utoipa::openapi::Ref::from_schema_name("BulkItem"))
+                .item(
+                    utoipa::openapi::schema::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::SchemaType::AnyValue),
+                )
+                .description(Some(
+                    "A run record (`BulkItem`). Any other JSON value is taken too and fails \
+alone: its result is a 422 with the problems, and the request still answers 200 (with \
+atomic=true nothing is stored and the request answers 409).",
+                )),
+        )
+        .description(Some("The runs to store, in order."))
+        .into()
+);
 
 /// What happened to each item, in request order.
 #[derive(Debug, Serialize, ToSchema)]
@@ -72,17 +125,6 @@ pub struct BulkItemResult {
     pub errors: Option<Vec<ValidationError>>,
 }
 
-/// A 422 of the bulk endpoint: the per-item answer of a failed atomic
-/// request, or the usual `detail` list when the body itself is unusable
-/// (documentation only).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-#[serde(untagged)]
-pub enum BulkRejection {
-    Items(BulkResponse),
-    Body(ValidationErrors),
-}
-
 pub const KEY_REUSED: &str =
     "This Idempotency-Key was already used with a different record; use a new key for a new run";
 pub const KEY_IN_FLIGHT: &str =
@@ -99,24 +141,30 @@ const NOT_STORED: &str = "Not stored: another item failed and atomic=true";
 #[utoipa::path(
     post,
     path = "/pipelines/bulk",
+    operation_id = "create_pipeline_runs_in_bulk",
     tag = "pipelines",
     params(BulkParams),
     request_body(
         description = "A JSON array of run records, or NDJSON (one record per line)",
         content(
-            (Vec<PipelineInfo> = "application/json"),
+            (BulkBody = "application/json"),
             (String = "application/x-ndjson"),
         )
     ),
     responses(
         (status = 200, description = "Processed; see each item's status", body = BulkResponse),
-        (status = 401, description = "API keys are configured and none was sent", body = ErrorMessage),
-        (status = 403, description = "The API key is wrong", body = ErrorMessage),
-        (status = 409, description = "atomic=true and an item's key was refused; nothing stored", body = BulkResponse),
-        (status = 413, description = "Too many items or too large a body", body = ErrorMessage),
-        (status = 422, description = "The body is not an array / NDJSON (a `detail` list), or atomic=true and an item is invalid (a `BulkResponse`; nothing stored)", body = BulkRejection),
-        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+        (status = 409, description = "atomic=true and an item was invalid or its key refused: nothing stored; `results` gives each item's outcome", body = BulkResponse,
+            example = json!({"stored": 0, "replayed": 0, "failed": 2, "results": [
+                {"index": 0, "status": 424, "detail": NOT_STORED},
+                {"index": 1, "status": 422, "errors": [{"type": "int_parsing", "loc": ["body", 1, "rowcount"],
+                    "msg": "Input should be a valid integer, unable to parse string as an integer", "input": "many"}]}]})),
+        (status = 400, description = "The body is not text in the encoding its first bytes announce", body = ErrorMessage,
+            example = json!({"detail": UNDECODABLE_BODY})),
+        (status = 413, description = "Too many items (PIPELINE_MAX_BULK) or too large a body (PIPELINE_MAX_BULK_BYTES)", body = ErrorMessage,
+            example = json!({"detail": "Too many records: the limit is 10000 per request"})),
+        (status = 422, description = "The body is not a JSON array or NDJSON, or a query parameter is invalid", body = ValidationErrors,
+            example = json!({"detail": [{"type": "json_invalid", "loc": ["body", 10], "msg": "JSON decode error", "input": {}, "ctx": {"error": "Expecting ',' delimiter"}}]})),
+        Refusals,
     ),
     security(("api_key" = []), ())
 )]
@@ -200,10 +248,13 @@ pub async fn create_pipeline_runs(
     let stored = count(|r| r.status == 201 && !r.replayed);
     let replayed = count(|r| r.replayed);
     let failed = count(|r| r.status != 201);
-    let status = match (atomic && failed > 0, count(|r| r.status == 422) > 0) {
-        (false, _) => StatusCode::OK,
-        (true, true) => StatusCode::UNPROCESSABLE_ENTITY,
-        (true, false) => StatusCode::CONFLICT,
+    // An atomic request that stored nothing is refused as a whole, even
+    // when the cause is an invalid item: the body's schema admits any item
+    // (without atomic=true an invalid one fails alone), so 409 — the
+    // request could not be applied as a unit — rather than 422.
+    let status = match atomic && failed > 0 {
+        false => StatusCode::OK,
+        true => StatusCode::CONFLICT,
     };
     Ok((
         status,

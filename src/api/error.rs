@@ -14,7 +14,6 @@ use crate::repository::RepositoryError;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorMessage {
     /// What went wrong.
-    #[schema(example = "Internal server error")]
     pub detail: String,
 }
 
@@ -55,6 +54,9 @@ pub enum ApiError {
 }
 
 pub const INTERNAL_ERROR: &str = "Internal server error";
+pub const NOT_AUTHENTICATED: &str = "Not authenticated";
+pub const INVALID_API_KEY: &str = "Invalid API key";
+pub const SERVER_BUSY: &str = "Server busy, retry shortly";
 /// FastAPI's answer to a body it cannot decode as text.
 pub const UNDECODABLE_BODY: &str = "There was an error parsing the body";
 
@@ -91,13 +93,13 @@ impl IntoResponse for ApiError {
                 detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
             }
             ApiError::MissingApiKey => {
-                let mut response = detail(StatusCode::UNAUTHORIZED, "Not authenticated");
+                let mut response = detail(StatusCode::UNAUTHORIZED, NOT_AUTHENTICATED);
                 response
                     .headers_mut()
                     .insert(WWW_AUTHENTICATE, HeaderValue::from_static("APIKey"));
                 response
             }
-            ApiError::WrongApiKey => detail(StatusCode::FORBIDDEN, "Invalid API key"),
+            ApiError::WrongApiKey => detail(StatusCode::FORBIDDEN, INVALID_API_KEY),
             ApiError::UndecodableBody => detail(StatusCode::BAD_REQUEST, UNDECODABLE_BODY),
             ApiError::PayloadTooLarge(limit) => detail(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -118,10 +120,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::Timeout => detail(StatusCode::SERVICE_UNAVAILABLE, "Request timed out"),
             ApiError::Overloaded => {
-                let mut response = detail(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Server busy, retry shortly",
-                );
+                let mut response = detail(StatusCode::SERVICE_UNAVAILABLE, SERVER_BUSY);
                 response
                     .headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));

@@ -136,7 +136,8 @@ pub struct ReadyResponse {
     tag = "operations",
     responses(
         (status = 200, description = "The store answers", body = ReadyResponse),
-        (status = 503, description = "The store does not answer; `detail` says why", body = ReadyResponse),
+        (status = 503, description = "The store does not answer; `detail` says why", body = ReadyResponse,
+            example = json!({"status": "unavailable", "backend": "oracle", "detail": "no answer within 3 seconds"})),
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyResponse>) {

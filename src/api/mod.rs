@@ -121,7 +121,9 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
         .route("/metrics", get(health::metrics))
         .merge(data)
         .merge(
-            SwaggerUi::new("/docs").url("/openapi.json", openapi::document(&settings.validation)),
+            SwaggerUi::new("/docs")
+                .url("/openapi.json", openapi::document(&settings.validation))
+                .config(openapi::swagger_config()),
         )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(not_found)

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorMessage};
+use super::error::ApiError;
 use super::extract::{FromQuery, ValidQuery};
-use super::runs::QueryReader;
+use super::openapi::{Refusals, UrlTooLong};
+use super::runs::{QueryReader, RunFilterParams};
 use super::AppState;
 use crate::domain::ValidationErrors;
 use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter};
@@ -19,23 +20,6 @@ use crate::stats::{Flags, PipelineStats, StatsBuilder, StatsPolicy};
 
 /// Runs read from the store per step.
 const PAGE: usize = 10_000;
-
-/// Query parameters (documentation; `StatsQuery` parses).
-#[derive(Debug, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct StatsParams {
-    /// Only this pipeline.
-    pipeline_name: Option<String>,
-    /// Only this environment.
-    environment: Option<String>,
-    /// Only runs starting at or after this time.
-    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-01T00:00:00Z")]
-    start_utc: Option<String>,
-    /// Only runs ending at or before this time.
-    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-31T23:59:59Z")]
-    end_utc: Option<String>,
-}
 
 /// The validated filters (those of `/get_pipeline_info`).
 pub struct StatsQuery(RunFilter);
@@ -67,14 +51,13 @@ pub struct StatsResponse {
     get,
     path = "/pipelines/stats",
     tag = "pipelines",
-    params(StatsParams),
+    params(RunFilterParams),
     responses(
         (status = 200, description = "Statistics, latest run first", body = StatsResponse),
-        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
-        (status = 403, description = "The API key is wrong", body = ErrorMessage),
-        (status = 422, description = "A query parameter is invalid", body = ValidationErrors),
-        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+        (status = 422, description = "A query parameter is invalid", body = ValidationErrors,
+            example = json!({"detail": [{"type": "greater_than_equal", "loc": ["query", "limit"], "msg": "Input should be greater than or equal to 1", "input": "0", "ctx": {"ge": 1}}]})),
+        Refusals,
+        UrlTooLong,
     ),
     security((), ("api_key" = []))
 )]

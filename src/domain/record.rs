@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::datetime::schema::DateTime;
 use super::datetime::FlexDateTime;
 use super::numbers::{lenient_float, lenient_int};
 use super::validation::{FieldError, LocItem, ValidationErrors};
@@ -57,18 +58,16 @@ pub const FIELD_NAMES: [&str; 16] = [
 }))]
 struct PipelineInfoSchema {
     /// Local wall-clock start time, usually naive (`2025-08-08T05:07:01`).
-    /// Accepts ISO 8601 with `T`, `t`, space or `_` between date and time, an
-    /// optional `Z`/`±HH:MM` zone, a bare date, or a Unix timestamp.
-    #[schema(value_type = String, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-08T05:07:01")]
+    #[schema(value_type = DateTime)]
     start_local: FlexDateTime,
     /// Local wall-clock end time.
-    #[schema(value_type = String, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-08T05:29:06")]
+    #[schema(value_type = DateTime)]
     end_local: FlexDateTime,
     /// Start time in UTC, usually aware (`…Z` or `…+00:00`).
-    #[schema(value_type = String, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-08T12:07:01Z")]
+    #[schema(value_type = DateTime)]
     start_utc: FlexDateTime,
     /// End time in UTC.
-    #[schema(value_type = String, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-08T12:29:06Z")]
+    #[schema(value_type = DateTime)]
     end_utc: FlexDateTime,
     /// Run duration in seconds (finite).
     #[schema(example = 1325.0)]
@@ -132,6 +131,57 @@ pub struct PipelineInfo {
     has_archived_file: bool,
     /// pipeline_name, script_name, pipeline_type, environment.
     classes: [Option<Arc<str>>; 4],
+}
+
+/// A run record as a request body: the record's schema, with the lenient
+/// inputs `PipelineInfo::parse` accepts for datetimes and numbers.
+pub struct PipelineInfoInput;
+
+/// The fields read leniently, and the schema of what each accepts.
+const LENIENT_FIELDS: [(&str, &str); 7] = [
+    ("start_local", "DateTimeInput"),
+    ("end_local", "DateTimeInput"),
+    ("start_utc", "DateTimeInput"),
+    ("end_utc", "DateTimeInput"),
+    ("elapsed_seconds", "NumberInput"),
+    ("rowcount", "IntegerInput"),
+    ("pid", "IntegerInput"),
+];
+
+impl utoipa::PartialSchema for PipelineInfoInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::{Ref, RefOr};
+        let mut schema = PipelineInfoSchema::schema();
+        if let RefOr::T(Schema::Object(record)) = &mut schema {
+            record.description = Some(
+                "A finished run. Unknown members are ignored (refused with \
+PIPELINE_STRICT_VALIDATION=true)."
+                    .to_owned(),
+            );
+            for (field, lenient) in LENIENT_FIELDS {
+                if let Some(property) = record.properties.get_mut(field) {
+                    let description = match property {
+                        RefOr::Ref(reference) => reference.description.clone(),
+                        RefOr::T(Schema::Object(object)) => {
+                            object.description.clone().unwrap_or_default()
+                        }
+                        RefOr::T(_) => String::new(),
+                    };
+                    let mut reference = Ref::from_schema_name(lenient);
+                    reference.description = description;
+                    *property = RefOr::Ref(reference);
+                }
+            }
+        }
+        schema
+    }
+}
+
+impl ToSchema for PipelineInfoInput {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("PipelineInfoInput")
+    }
 }
 
 impl utoipa::PartialSchema for PipelineInfo {
@@ -557,7 +607,7 @@ pub struct PipelineSummary {
     #[schema(example = 42)]
     pub total_runs: u64,
     /// The greatest `start_utc` of the group, in the zone it was stored with.
-    #[schema(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-08T12:07:01Z")]
+    #[schema(value_type = Option<DateTime>)]
     pub last_run: Option<FlexDateTime>,
     /// Mean `elapsed_seconds` over the runs where it is above zero; null if none.
     #[schema(example = 1290.5)]

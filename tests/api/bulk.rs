@@ -73,7 +73,8 @@ async fn atomic_requests_store_all_or_nothing() {
     let items = json!([run(json!({"date_code": "a"})), run(json!({"pid": null}))]);
     let (status, answer) =
         post_bulk(&app, "?atomic=true", items.to_string(), "application/json").await;
-    assert_eq!(status, 422, "{answer}");
+    // Refused as a unit (409), with each item's outcome.
+    assert_eq!(status, 409, "{answer}");
     assert_eq!(statuses(&answer), [424, 422]);
     assert_eq!(answer["stored"], 0);
     assert!(app.file_lines().is_empty(), "nothing stored");

@@ -12,6 +12,7 @@ mod hardening;
 mod helpers;
 mod ingest;
 mod json_errors;
+mod openapi;
 mod process;
 mod query;
 mod stats;
