@@ -36,10 +36,10 @@ const OUTSIDE: &str = "The archived file is outside the folders files are served
     get,
     path = "/pipelines/archived/{date_code}",
     tag = "pipelines",
-    params(("date_code" = String, Path, description = "The run's date_code")),
+    params(("date_code" = String, Path, description = "The run's date_code", example = "20250808_050701")),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "The requested byte range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The file, with the media type its name suggests (`application/octet-stream` when unknown)", content_type = "*/*", body = Vec<u8>),
+        (status = 206, description = "The requested byte range", content_type = "*/*", body = Vec<u8>),
         (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage,
             example = json!({"detail": NOT_AUTHENTICATED})),
         (status = 403, description = "The file is outside the configured archive folders (or none are configured), or the API key is wrong", body = ErrorMessage,

@@ -104,8 +104,11 @@ async fn query_parameters_prefill_nothing_in_swagger_ui() {
         for parameter in operation["parameters"].as_array().into_iter().flatten() {
             let schema = resolve(&doc, &parameter["schema"]);
             let label = format!("{name} {}", parameter["name"]);
+            if parameter["in"] != "query" {
+                continue; // a path value is needed anyway; an example helps
+            }
             assert!(parameter.get("example").is_none(), "{label}");
-            if parameter["in"] == "query" && schema.get("default").is_none() {
+            if schema.get("default").is_none() {
                 assert!(schema.get("example").is_none(), "{label}");
                 assert!(schema.get("examples").is_none(), "{label}");
             }
