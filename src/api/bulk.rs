@@ -45,17 +45,14 @@ pub struct BulkItem;
 
 impl utoipa::PartialSchema for BulkItem {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        use utoipa::openapi::schema::Schema;
         use utoipa::openapi::RefOr;
         let mut schema = <PipelineInfoInput as utoipa::PartialSchema>::schema();
         if let RefOr::T(Schema::Object(item)) = &mut schema {
-            let key = ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some(r"^[!-~]{1,255}$"))
-                .description(Some(
-                    "Names this item's insert like the `Idempotency-Key` header of \
+            let key = crate::domain::text_schema(r"^[!-~]{1,255}$").description(Some(
+                "Names this item's insert like the `Idempotency-Key` header of \
 `POST /pipelines` (1-255 visible ASCII characters).",
-                ));
+            ));
             item.properties.insert(
                 ITEM_KEY_FIELD.to_owned(),
                 RefOr::T(Schema::Object(key.build())),

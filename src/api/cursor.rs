@@ -21,9 +21,7 @@ pub const PATTERN: &str = "^(?:MS4[w-z0-5t][A-Za-z0-9_-]{26,76})?$";
 crate::domain::documentation_type!(
     CursorToken,
     "CursorToken",
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .pattern(Some(PATTERN))
+    crate::domain::text_schema(PATTERN)
         .description(Some(
             "Empty to start, then the `next_cursor` of the previous answer. Only cursors this \
 service issued for the same filters are accepted; any other is refused (422).",

@@ -58,13 +58,12 @@ pub mod schema {
     use utoipa::openapi::{Ref, RefOr};
 
     use super::{RENDERED_PATTERN, TEXT_PATTERN, TIMESTAMP_RANGES};
+    use crate::domain::text_schema;
 
     documentation_type!(
         DateTime,
         "DateTime",
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some(RENDERED_PATTERN))
+        text_schema(RENDERED_PATTERN)
             .description(Some(
                 "A datetime in the zone it was given: naive `2025-08-14T22:49:07`, UTC \
 `2025-08-14T22:49:07Z` or another offset `2025-08-14T22:49:07+05:30`, with `.ffffff` when \
@@ -78,9 +77,7 @@ RFC 3339 `date-time`.",
     documentation_type!(
         DateTimeText,
         "DateTimeText",
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some(TEXT_PATTERN))
+        text_schema(TEXT_PATTERN)
             .description(Some(
                 "`YYYY-MM-DD`, or `YYYY-MM-DD` + `T`/`t`/space/`_` + `HH:MM[:SS[.fraction]]` \
 with an optional `Z` or `±HH:MM`/`±HHMM` (without one the value is naive); or a Unix \

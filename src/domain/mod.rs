@@ -19,6 +19,13 @@ macro_rules! documentation_type {
 }
 pub(crate) use documentation_type;
 
+/// The schema of a text matching `pattern`, for documentation types.
+pub(crate) fn text_schema(pattern: &str) -> utoipa::openapi::schema::ObjectBuilder {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(pattern))
+}
+
 pub mod datetime;
 pub mod idempotency;
 pub mod numbers;

@@ -27,54 +27,54 @@ pub const FLOAT_TEXT_PATTERN: &str = concat!(
 /// The OpenAPI schemas of lenient numbers in a JSON body.
 pub mod schema {
     use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
+    use utoipa::openapi::RefOr;
 
     use super::{FLOAT_TEXT_PATTERN, INT_TEXT_PATTERN};
+    use crate::domain::text_schema;
+
+    /// A number of type `kind` between `minimum` and `maximum`, `true` or
+    /// `false` (1 or 0), or a text matching `pattern`: pydantic's lax mode.
+    fn lax<N: Into<utoipa::Number>>(
+        kind: Type,
+        (minimum, maximum): (N, N),
+        pattern: &str,
+        description: &str,
+    ) -> RefOr<utoipa::openapi::schema::Schema> {
+        let typed = ObjectBuilder::new()
+            .schema_type(kind)
+            .minimum(Some(minimum))
+            .maximum(Some(maximum));
+        AnyOfBuilder::new()
+            .item(typed)
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .item(text_schema(pattern))
+            .description(Some(description))
+            .into()
+    }
 
     documentation_type!(
         IntegerInput,
         "IntegerInput",
-        AnyOfBuilder::new()
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .minimum(Some(i64::MIN))
-                    .maximum(Some(i64::MAX)),
-            )
-            .item(ObjectBuilder::new().schema_type(Type::Boolean))
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .pattern(Some(INT_TEXT_PATTERN)),
-            )
-            .description(Some(
-                "A 64-bit integer; also accepted, as pydantic does: a whole float (`8543.0`), \
+        lax(
+            Type::Integer,
+            (i64::MIN, i64::MAX),
+            INT_TEXT_PATTERN,
+            "A 64-bit integer; also accepted, as pydantic does: a whole float (`8543.0`), \
 `true`/`false` (1/0), and text holding an integer (`\"8543\"`, `\" 12 \"`, `\"1_000\"`, \
 `\"12.0\"`).",
-            ))
-            .into()
+        )
     );
 
     documentation_type!(
         NumberInput,
         "NumberInput",
-        AnyOfBuilder::new()
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::Number)
-                    .minimum(Some(f64::MIN))
-                    .maximum(Some(f64::MAX)),
-            )
-            .item(ObjectBuilder::new().schema_type(Type::Boolean))
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .pattern(Some(FLOAT_TEXT_PATTERN)),
-            )
-            .description(Some(
-                "A finite number; also accepted: `true`/`false` (1/0) and numeric text \
+        lax(
+            Type::Number,
+            (f64::MIN, f64::MAX),
+            FLOAT_TEXT_PATTERN,
+            "A finite number; also accepted: `true`/`false` (1/0) and numeric text \
 (`\"12.5\"`, `\"1e3\"`). NaN and infinities are refused.",
-            ))
-            .into()
+        )
     );
 }
 

@@ -6,16 +6,8 @@ use serde_json::{json, Value};
 use crate::helpers::{run, spawn_app, spawn_app_with, spawn_app_with_file, TestApp};
 
 async fn post_bulk(app: &TestApp, query: &str, body: String, content_type: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .post(format!("{}/pipelines/bulk{query}", app.address))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
+    app.post_bytes(&format!("/pipelines/bulk{query}"), body, content_type)
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
 }
 
 fn statuses(answer: &Value) -> Vec<u64> {

@@ -98,15 +98,8 @@ async fn bulk_items_are_stored_in_model_order() {
         (format!("[{sample}]"), "application/json"),
         (format!("{compact}\n"), "application/x-ndjson"),
     ] {
-        let response = app
-            .client
-            .post(format!("{}/pipelines/bulk", app.address))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        let (status, _) = app.post_bytes("/pipelines/bulk", body, content_type).await;
+        assert_eq!(status, 200);
     }
     assert_eq!(app.file_lines(), [STORED, STORED]);
 }

@@ -89,6 +89,25 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// Posts raw `body` bytes to `path`; the status and the JSON answer.
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        content_type: &str,
+    ) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
     pub async fn post_raw(&self, body: &str, content_type: Option<&str>) -> Response {
         let mut request = self
             .client

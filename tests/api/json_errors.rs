@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{run, spawn_app, TestApp};
+use crate::helpers::{run, spawn_app};
 
 /// (body, position, message) for a single body.
 const SINGLE: &[(&str, usize, &str)] = &[
@@ -87,58 +87,28 @@ fn json_invalid(loc: Value, message: &str) -> Value {
                        "input": {}, "ctx": {"error": message}}]})
 }
 
-async fn post(app: &TestApp, path: &str, body: Vec<u8>, content_type: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .post(format!("{}{path}", app.address))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+/// Posts each broken body of `table` to `path` and expects Python's answer.
+async fn expect_pythons_answers(path: &str, table: &[(&str, usize, &str)]) {
+    let app = spawn_app().await;
+    for (body, position, message) in table {
+        let (status, answer) = app
+            .post_bytes(path, body.to_string(), "application/json")
+            .await;
+        assert_eq!(status, 422, "{body:?}");
+        let expected = json_invalid(json!(["body", position]), message);
+        assert_eq!(answer, expected, "{body:?}");
+    }
+    assert!(app.file_lines().is_empty());
 }
 
 #[tokio::test]
 async fn single_bodies_report_pythons_position_and_message() {
-    let app = spawn_app().await;
-    for (body, position, message) in SINGLE {
-        let (status, answer) = post(
-            &app,
-            "/pipelines",
-            body.as_bytes().to_vec(),
-            "application/json",
-        )
-        .await;
-        assert_eq!(status, 422, "{body:?}");
-        assert_eq!(
-            answer,
-            json_invalid(json!(["body", position]), message),
-            "{body:?}"
-        );
-    }
+    expect_pythons_answers("/pipelines", SINGLE).await;
 }
 
 #[tokio::test]
 async fn bulk_arrays_report_pythons_position_and_message() {
-    let app = spawn_app().await;
-    for (body, position, message) in ARRAY {
-        let (status, answer) = post(
-            &app,
-            "/pipelines/bulk",
-            body.as_bytes().to_vec(),
-            "application/json",
-        )
-        .await;
-        assert_eq!(status, 422, "{body:?}");
-        assert_eq!(
-            answer,
-            json_invalid(json!(["body", position]), message),
-            "{body:?}"
-        );
-    }
-    assert!(app.file_lines().is_empty());
+    expect_pythons_answers("/pipelines/bulk", ARRAY).await;
 }
 
 #[tokio::test]
@@ -150,13 +120,9 @@ async fn each_ndjson_line_reports_pythons_position_within_the_line() {
             continue; // not one NDJSON line
         }
         let body = format!("{good}\n{line}\n");
-        let (status, answer) = post(
-            &app,
-            "/pipelines/bulk",
-            body.into_bytes(),
-            "application/x-ndjson",
-        )
-        .await;
+        let (status, answer) = app
+            .post_bytes("/pipelines/bulk", body.into_bytes(), "application/x-ndjson")
+            .await;
         assert_eq!(status, 200, "{line:?}");
         let item = &answer["results"][1];
         assert_eq!(item["status"], 422, "{line:?}");
@@ -171,7 +137,7 @@ async fn bodies_that_are_not_utf8_text_answer_400_as_fastapi_does() {
     let broken = b"{\"output_file\": \"caf\xC3\"}".to_vec();
     let truncated = [&run(json!({})).to_string().into_bytes()[..], b"\xE2\x82"].concat();
     for body in [broken.clone(), truncated] {
-        let (status, answer) = post(&app, "/pipelines", body, "application/json").await;
+        let (status, answer) = app.post_bytes("/pipelines", body, "application/json").await;
         assert_eq!(status, 400);
         assert_eq!(
             answer,
@@ -179,9 +145,13 @@ async fn bodies_that_are_not_utf8_text_answer_400_as_fastapi_does() {
         );
     }
     let array = [b"[".as_slice(), &broken, b"]"].concat();
-    let (status, _) = post(&app, "/pipelines/bulk", array, "application/json").await;
+    let (status, _) = app
+        .post_bytes("/pipelines/bulk", array, "application/json")
+        .await;
     assert_eq!(status, 400);
-    let (status, _) = post(&app, "/pipelines/bulk", broken, "application/x-ndjson").await;
+    let (status, _) = app
+        .post_bytes("/pipelines/bulk", broken, "application/x-ndjson")
+        .await;
     assert_eq!(status, 400);
     assert!(app.file_lines().is_empty());
 }
@@ -193,18 +163,18 @@ async fn a_byte_order_mark_or_utf16_body_is_read_as_python_reads_it() {
     let with_bom = [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat();
     let utf16: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
     for body in [with_bom, utf16] {
-        let (status, answer) = post(&app, "/pipelines", body, "application/json").await;
+        let (status, answer) = app.post_bytes("/pipelines", body, "application/json").await;
         assert_eq!(status, 201, "{answer}");
         assert_eq!(answer["output_file"], "/data/é");
     }
     // Positions count from after the mark, as in the decoded text.
-    let (_, answer) = post(
-        &app,
-        "/pipelines",
-        b"\xEF\xBB\xBF{\"a\":".to_vec(),
-        "application/json",
-    )
-    .await;
+    let (_, answer) = app
+        .post_bytes(
+            "/pipelines",
+            b"\xEF\xBB\xBF{\"a\":".to_vec(),
+            "application/json",
+        )
+        .await;
     assert_eq!(answer, json_invalid(json!(["body", 5]), "Expecting value"));
 }
 
@@ -218,8 +188,9 @@ async fn non_finite_literals_are_refused_at_their_field() {
             1,
         );
         assert!(body.contains(literal), "{body}");
-        let (status, answer) =
-            post(&app, "/pipelines", body.into_bytes(), "application/json").await;
+        let (status, answer) = app
+            .post_bytes("/pipelines", body.into_bytes(), "application/json")
+            .await;
         assert_eq!(status, 422);
         assert_eq!(
             answer,
@@ -227,13 +198,13 @@ async fn non_finite_literals_are_refused_at_their_field() {
                                "msg": "Input should be a finite number", "input": literal}]})
         );
     }
-    let (_, answer) = post(
-        &app,
-        "/pipelines/bulk",
-        format!("[{}, {{\"x\": [NaN]}}]", run(json!({}))).into_bytes(),
-        "application/json",
-    )
-    .await;
+    let (_, answer) = app
+        .post_bytes(
+            "/pipelines/bulk",
+            format!("[{}, {{\"x\": [NaN]}}]", run(json!({}))).into_bytes(),
+            "application/json",
+        )
+        .await;
     assert_eq!(answer["detail"][0]["loc"], json!(["body", 1, "x", 0]));
     assert!(app.file_lines().is_empty());
 }
@@ -245,13 +216,17 @@ async fn unpaired_surrogates_and_deep_nesting_are_refused_clearly() {
         run(json!({}))
             .to_string()
             .replacen("\"output_file\":\"", "\"output_file\":\"\\udc00", 1);
-    let (status, answer) = post(&app, "/pipelines", body.into_bytes(), "application/json").await;
+    let (status, answer) = app
+        .post_bytes("/pipelines", body.into_bytes(), "application/json")
+        .await;
     assert_eq!(status, 422);
     assert_eq!(answer["detail"][0]["type"], "string_unicode");
     assert_eq!(answer["detail"][0]["loc"], json!(["body", "output_file"]));
     assert_eq!(answer["detail"][0]["input"], "\\udc00");
     let deep = format!("{{\"x\": {}{}}}", "[".repeat(200), "]".repeat(200));
-    let (status, answer) = post(&app, "/pipelines", deep.into_bytes(), "application/json").await;
+    let (status, answer) = app
+        .post_bytes("/pipelines", deep.into_bytes(), "application/json")
+        .await;
     assert_eq!(status, 422);
     // The bracket that opens the 128th level, where serde_json stops.
     assert_eq!(

@@ -247,28 +247,19 @@ async fn each_error_example_is_what_the_service_answers() {
         example(&doc, "/get_pipeline_info", "get", "422"),
         query.json::<Value>().await.unwrap()
     );
-    let bulk = app
-        .client
-        .post(format!("{}/pipelines/bulk", app.address))
-        .body(r#"[{"a": 1} {"b": 2}]"#)
-        .send()
-        .await
-        .unwrap();
+    let json = "application/json";
+    let broken = app.post_bytes("/pipelines/bulk", r#"[{"a": 1} {"b": 2}]"#, json);
     assert_eq!(
-        example(&doc, "/pipelines/bulk", "post", "422"),
-        bulk.json::<Value>().await.unwrap()
+        broken.await.1,
+        example(&doc, "/pipelines/bulk", "post", "422")
     );
+    let items = json!([run(json!({})), run(json!({"rowcount": "many"}))]).to_string();
     let atomic = app
-        .client
-        .post(format!("{}/pipelines/bulk?atomic=true", app.address))
-        .body(json!([run(json!({})), run(json!({"rowcount": "many"}))]).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(atomic.status(), 409);
+        .post_bytes("/pipelines/bulk?atomic=true", items, json)
+        .await;
     assert_eq!(
-        example(&doc, "/pipelines/bulk", "post", "409"),
-        atomic.json::<Value>().await.unwrap()
+        atomic,
+        (409, example(&doc, "/pipelines/bulk", "post", "409"))
     );
     // Every other documented error carries its own text; only a 500 says
     // "Internal server error".
