@@ -128,7 +128,6 @@ PYTHONPATH="$work" SCHEMATHESIS_HOOKS=contract_hooks timeout 900 \
     "http://$address/openapi.json" \
     --checks all --exclude-checks positive_data_acceptance \
     --max-examples "$examples" --seed "$seed" --workers 1 \
-    --suppress-health-check=filter_too_much,too_slow \
     >"$work/report.txt" 2>&1
 status=$?
 set -e
