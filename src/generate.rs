@@ -153,7 +153,7 @@ pub fn generate_pipelines(
             )
         };
         let mut line = format!(
-            r#"{{"start_local": "{}", "end_local": "{}", "start_utc": "{}+00:00", "end_utc": "{}+00:00", "elapsed_seconds": {elapsed:?}, "elapsed_human": "{}", "output_file": "/srv/data/pipeline/{name}/{environment}/output-{date_code}.csv", "log_file": "/srv/data/logs/{name}-{environment}-{date_code}.log", "rowcount": {rowcount}, "pid": {pid}, "date_code": "{date_code}"{classification}}}"#,
+            r#"{{"start_local": "{}", "end_local": "{}", "start_utc": "{}+00:00", "end_utc": "{}+00:00", "elapsed_seconds": {elapsed:?}, "elapsed_human": "{}", "output_file": "/srv/data/pipeline/{name}/{environment}/output-{date_code}.csv", "rowcount": {rowcount}, "log_file": "/srv/data/logs/{name}-{environment}-{date_code}.log", "pid": {pid}, "date_code": "{date_code}"{classification}}}"#,
             python_time(start + local),
             python_time(end + local),
             python_time(start),

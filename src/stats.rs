@@ -43,6 +43,33 @@ pub const ANOMALY_Z: f64 = 3.5;
 /// Statistics of one (pipeline_name, script_name, pipeline_type,
 /// environment) group.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "pipeline_name": "sales_daily",
+    "script_name": "sales_daily.py",
+    "pipeline_type": "batch",
+    "environment": "prod",
+    "runs": 412,
+    "last_run": "2025-08-08T12:07:01Z",
+    "p50_elapsed_seconds": 1290.5,
+    "p95_elapsed_seconds": 1843.2,
+    "p99_elapsed_seconds": 2410.0,
+    "max_elapsed_seconds": 2702.9,
+    "median_rowcount": 8120.0,
+    "zero_row_runs": 3,
+    "typical_interval_seconds": 86400.0,
+    "seconds_since_last_run": 3605.0,
+    "stale": false,
+    "duration_z": 0.42,
+    "duration_anomaly": false,
+    "rowcount_z": -0.18,
+    "rowcount_anomaly": false,
+    "recent": [
+        {"start_utc": "2025-08-07T12:06:55Z", "elapsed_seconds": 1301.0, "rowcount": 8090,
+         "duration_anomaly": false, "rowcount_anomaly": false},
+        {"start_utc": "2025-08-08T12:07:01Z", "elapsed_seconds": 1325.0, "rowcount": 8543,
+         "duration_anomaly": false, "rowcount_anomaly": false}
+    ]
+}))]
 pub struct PipelineStats {
     pub pipeline_name: Option<String>,
     pub script_name: Option<String>,
@@ -50,7 +77,7 @@ pub struct PipelineStats {
     pub environment: Option<String>,
     pub runs: u64,
     /// `start_utc` of the latest run.
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = crate::domain::datetime::schema::DateTime)]
     pub last_run: FlexDateTime,
     /// Percentiles of `elapsed_seconds` (linear interpolation between
     /// closest ranks, as PERCENTILE_CONT and numpy do).
@@ -85,7 +112,7 @@ pub struct PipelineStats {
 /// One of a group's latest runs, as sparklines and charts draw it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct RecentRun {
-    #[schema(value_type = String, format = DateTime, example = "2025-08-08T12:07:01Z")]
+    #[schema(value_type = crate::domain::datetime::schema::DateTime)]
     pub start_utc: FlexDateTime,
     #[schema(example = 1325.0)]
     pub elapsed_seconds: f64,

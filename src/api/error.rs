@@ -14,7 +14,6 @@ use crate::repository::RepositoryError;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorMessage {
     /// What went wrong.
-    #[schema(example = "Internal server error")]
     pub detail: String,
 }
 
@@ -32,6 +31,9 @@ pub enum ApiError {
     MissingApiKey,
     #[error("wrong API key")]
     WrongApiKey,
+    /// The body is not text in the encoding its first bytes announce.
+    #[error("body is not decodable text")]
+    UndecodableBody,
     #[error("body larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("request timed out")]
@@ -54,6 +56,11 @@ pub enum ApiError {
 pub const INTERNAL_ERROR: &str = "Internal server error";
 pub const STORAGE_FULL: &str = "Insufficient storage: nothing was stored; retry later";
 pub const WRITE_FAILED: &str = "Storage write failed: nothing was stored; retry shortly";
+pub const NOT_AUTHENTICATED: &str = "Not authenticated";
+pub const INVALID_API_KEY: &str = "Invalid API key";
+pub const SERVER_BUSY: &str = "Server busy, retry shortly";
+/// FastAPI's answer to a body it cannot decode as text.
+pub const UNDECODABLE_BODY: &str = "There was an error parsing the body";
 
 /// The cause of a 5xx answer, carried to the request log line (never to
 /// the client).
@@ -88,13 +95,14 @@ impl IntoResponse for ApiError {
                 detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
             }
             ApiError::MissingApiKey => {
-                let mut response = detail(StatusCode::UNAUTHORIZED, "Not authenticated");
+                let mut response = detail(StatusCode::UNAUTHORIZED, NOT_AUTHENTICATED);
                 response
                     .headers_mut()
                     .insert(WWW_AUTHENTICATE, HeaderValue::from_static("APIKey"));
                 response
             }
-            ApiError::WrongApiKey => detail(StatusCode::FORBIDDEN, "Invalid API key"),
+            ApiError::WrongApiKey => detail(StatusCode::FORBIDDEN, INVALID_API_KEY),
+            ApiError::UndecodableBody => detail(StatusCode::BAD_REQUEST, UNDECODABLE_BODY),
             ApiError::PayloadTooLarge(limit) => detail(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("Request body too large: the limit is {limit} bytes"),
@@ -114,10 +122,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::Timeout => detail(StatusCode::SERVICE_UNAVAILABLE, "Request timed out"),
             ApiError::Overloaded => {
-                let mut response = detail(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Server busy, retry shortly",
-                );
+                let mut response = detail(StatusCode::SERVICE_UNAVAILABLE, SERVER_BUSY);
                 response
                     .headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));

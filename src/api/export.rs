@@ -12,9 +12,11 @@ use futures_util::{stream, StreamExt};
 use utoipa::{IntoParams, ToSchema};
 
 use super::csv_cells::write_row;
-use super::error::{ApiError, ErrorMessage};
+use super::cursor::CursorToken;
+use super::error::ApiError;
 use super::extract::{FromQuery, ValidQuery};
-use super::runs::QueryReader;
+use super::openapi::{Refusals, UrlTooLong};
+use super::runs::{QueryReader, RunFilterParams};
 use super::AppState;
 use crate::domain::{PipelineInfo, ValidationErrors, FIELD_NAMES};
 use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter, RunKey};
@@ -90,31 +92,19 @@ fn csv_bytes(fill: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) ->
     })
 }
 
-/// Query parameters of the export (documentation; `ExportQuery` parses).
+/// The export's own query parameter (documentation; `ExportQuery` parses).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct ExportQueryParams {
+pub struct ExportFormatParams {
     /// `csv` (header row, RFC 4180 quoting) or `jsonl` (one JSON record per line).
     #[param(inline, default = "csv")]
     format: Option<ExportFormat>,
-    /// As in `/get_pipeline_info`.
-    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-01T00:00:00Z")]
-    start_utc: Option<String>,
-    /// As in `/get_pipeline_info`.
-    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-31T23:59:59Z")]
-    end_utc: Option<String>,
-    min_rowcount: Option<i64>,
-    max_rowcount: Option<i64>,
-    pipeline_name: Option<String>,
-    script_name: Option<String>,
-    pipeline_type: Option<String>,
-    environment: Option<String>,
     /// Start after this position: a `next_cursor` from
     /// `/get_pipeline_info?cursor=` with the same filters (empty: from the
     /// newest run). With `limit`, the file holds exactly the runs of that
     /// page — what a dashboard shows.
-    #[param(pattern = r"^[A-Za-z0-9_-]*$")]
+    #[param(value_type = Option<CursorToken>)]
     cursor: Option<String>,
     /// At most this many runs (default: every match).
     #[param(minimum = 1)]
@@ -167,17 +157,16 @@ impl FromQuery for ExportQuery {
     get,
     path = "/download/pipeline_info",
     tag = "runs",
-    params(ExportQueryParams),
+    params(ExportFormatParams, RunFilterParams),
     responses(
         (status = 200, description = "The file, streamed", content(
             (String = "text/csv"),
             (String = "application/x-ndjson"),
         ), headers(("content-disposition" = String, description = "attachment; filename=\"pipeline_info_<UTC time>.<csv|jsonl>\""))),
-        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
-        (status = 403, description = "The API key is wrong", body = ErrorMessage),
-        (status = 422, description = "A query parameter is invalid (including an unknown format)", body = ValidationErrors),
-        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+        (status = 422, description = "A query parameter is invalid (including an unknown format)", body = ValidationErrors,
+            example = json!({"detail": [{"type": "greater_than_equal", "loc": ["query", "limit"], "msg": "Input should be greater than or equal to 1", "input": "0", "ctx": {"ge": 1}}]})),
+        Refusals,
+        UrlTooLong,
     ),
     security((), ("api_key" = []))
 )]

@@ -6,9 +6,10 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::error::ApiError;
+use super::python_json;
 use crate::domain::{FieldError, LocItem, ValidationErrors};
 
 /// A query string type that parses itself, collecting every problem.
@@ -67,13 +68,14 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 String::from_utf8_lossy(&bytes).into_owned(),
             )));
         }
-        match serde_json::from_slice::<Value>(&bytes) {
+        let text = python_json::body_text(&bytes).ok_or(ApiError::UndecodableBody)?;
+        match serde_json::from_str::<Value>(&text) {
             Ok(Value::Null) => {
                 let error = FieldError::missing().at(vec![LocItem::from("body")], Value::Null);
                 Err(ValidationErrors::single(error).into())
             }
             Ok(value) => Ok(JsonBody(value)),
-            Err(error) => Err(json_decode_error(&bytes, &error).into()),
+            Err(_) => Err(python_json::refusal(text.as_bytes()).into()),
         }
     }
 }
@@ -91,50 +93,6 @@ fn is_json_content_type(value: &str) -> bool {
     }
 }
 
-/// FastAPI's `json_invalid` entry: the location holds the character offset
-/// and `ctx.error` the Python decoder's wording.
-pub fn json_decode_error(bytes: &[u8], error: &serde_json::Error) -> ValidationErrors {
-    let text = String::from_utf8_lossy(bytes);
-    let position = char_offset(&text, error.line(), error.column());
-    let message = error.to_string();
-    let reason = if message.starts_with("trailing characters") {
-        "Extra data"
-    } else if message.starts_with("key must be a string") || message.starts_with("trailing comma") {
-        "Expecting property name enclosed in double quotes"
-    } else if message.starts_with("expected `:`") {
-        "Expecting ':' delimiter"
-    } else if message.starts_with("expected `,`") {
-        "Expecting ',' delimiter"
-    } else if message.starts_with("EOF while parsing a string") {
-        "Unterminated string starting at"
-    } else if message.starts_with("control character") {
-        "Invalid control character at"
-    } else {
-        "Expecting value"
-    };
-    let entry = FieldError::new("json_invalid", "JSON decode error")
-        .with_ctx("error", reason)
-        .at(
-            vec![LocItem::from("body"), LocItem::from(position)],
-            json!({}),
-        );
-    ValidationErrors::single(entry)
-}
-
-/// serde_json reports a 1-based line and column; Python reports the
-/// character index where decoding stopped.
-fn char_offset(text: &str, line: usize, column: usize) -> usize {
-    let mut offset = 0;
-    for (number, content) in text.split('\n').enumerate() {
-        if number + 1 == line {
-            let before: String = content.chars().take(column.saturating_sub(1)).collect();
-            return offset + before.chars().count();
-        }
-        offset += content.chars().count() + 1;
-    }
-    text.chars().count()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,25 +104,5 @@ mod tests {
         assert!(is_json_content_type("application/vnd.api+json"));
         assert!(!is_json_content_type("text/plain"));
         assert!(!is_json_content_type("application/x-www-form-urlencoded"));
-    }
-
-    #[test]
-    fn decode_errors_use_python_wording_and_offsets() {
-        let cases: [(&str, &str, usize); 4] = [
-            ("abc", "Expecting value", 0),
-            ("{} x", "Extra data", 3),
-            ("{\"a\" 1}", "Expecting ':' delimiter", 5),
-            (
-                "{\"a\":1,}",
-                "Expecting property name enclosed in double quotes",
-                7,
-            ),
-        ];
-        for (body, reason, position) in cases {
-            let error = serde_json::from_str::<Value>(body).unwrap_err();
-            let detail = json_decode_error(body.as_bytes(), &error).detail;
-            assert_eq!(detail[0].ctx.as_ref().unwrap()["error"], reason, "{body}");
-            assert_eq!(detail[0].loc[1], LocItem::Index(position), "{body}");
-        }
     }
 }

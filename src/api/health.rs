@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorMessage};
+use super::error::{ApiError, ErrorMessage, SERVER_BUSY};
 use super::AppState;
 use crate::metrics::METRICS;
 
@@ -123,7 +123,8 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
     tag = "operations",
     responses(
         (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
-        (status = 503, description = "Too many scrapes in progress (with Retry-After)", body = ErrorMessage),
+        (status = 503, description = "Too many scrapes in progress (with Retry-After)", body = ErrorMessage,
+            example = json!({"detail": SERVER_BUSY})),
     )
 )]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
@@ -185,7 +186,8 @@ const NO_ANSWER: &str = "the store did not answer within 3 seconds";
     tag = "operations",
     responses(
         (status = 200, description = "The store answers", body = ReadyResponse),
-        (status = 503, description = "The store does not answer; `detail` gives a fixed reason, the cause is logged", body = ReadyResponse),
+        (status = 503, description = "The store does not answer; `detail` gives a fixed reason, the cause is logged", body = ReadyResponse,
+            example = json!({"status": "unavailable", "backend": "jsonl", "detail": CHECK_FAILED})),
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyResponse>) {

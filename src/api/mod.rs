@@ -13,6 +13,7 @@ pub mod health;
 pub mod observe;
 pub mod openapi;
 pub mod pipelines;
+pub mod python_json;
 pub mod runs;
 pub mod scrape;
 pub mod stats;
@@ -134,7 +135,9 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
         .merge(data)
         .merge(ui::routes())
         .merge(
-            SwaggerUi::new("/docs").url("/openapi.json", openapi::document(&settings.validation)),
+            SwaggerUi::new("/docs")
+                .url("/openapi.json", openapi::document(&settings.validation))
+                .config(openapi::swagger_config()),
         )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(not_found)

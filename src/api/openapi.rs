@@ -1,13 +1,19 @@
-//! The OpenAPI document served at `/openapi.json`.
+//! The OpenAPI document served at `/openapi.json`, and the Swagger UI
+//! settings of `/docs`.
 
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::RefOr;
-use utoipa::{Modify, OpenApi};
+use utoipa::{IntoResponses, Modify, OpenApi};
+use utoipa_swagger_ui::Config;
 
+use crate::domain::datetime::schema::{DateTime, DateTimeInput, DateTimeText};
+use crate::domain::numbers::schema::{IntegerInput, NumberInput};
 use crate::domain::policy::ValidationPolicy;
+use crate::domain::record::PipelineInfoInput;
 
-use super::error::ErrorMessage;
+use super::cursor::CursorToken;
+use super::error::{ErrorMessage, INTERNAL_ERROR, INVALID_API_KEY, NOT_AUTHENTICATED, SERVER_BUSY};
 use super::health::{HealthResponse, ReadyResponse};
 use super::pipelines::PipelineListResponse;
 use super::runs::PipelineInfoResponse;
@@ -35,11 +41,13 @@ summaries.",
     ),
     components(schemas(
         PipelineInfo,
+        PipelineInfoInput,
+        super::bulk::BulkItem,
+        super::bulk::BulkBody,
         PipelineSummary,
         PipelineInfoResponse,
         PipelineListResponse,
         super::bulk::BulkResponse,
-        super::bulk::BulkRejection,
         super::stats::StatsResponse,
         crate::stats::PipelineStats,
         crate::stats::RecentRun,
@@ -50,6 +58,12 @@ summaries.",
         ValidationErrors,
         ValidationError,
         LocItem,
+        DateTime,
+        DateTimeText,
+        DateTimeInput,
+        IntegerInput,
+        NumberInput,
+        CursorToken,
     )),
     modifiers(&ApiKeyScheme),
     tags(
@@ -59,6 +73,37 @@ summaries.",
     )
 )]
 pub struct ApiDoc;
+
+/// Refusals every data route may answer, each with its real text.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum Refusals {
+    /// An API key is needed and none was sent: writes need one when
+    /// PIPELINE_API_KEYS is set, reads too with PIPELINE_API_KEYS_FOR_READS=true
+    #[response(status = 401, example = json!({"detail": NOT_AUTHENTICATED}))]
+    Unauthenticated(ErrorMessage),
+    /// The API key is wrong
+    #[response(status = 403, example = json!({"detail": INVALID_API_KEY}))]
+    WrongKey(ErrorMessage),
+    /// Unexpected server fault (the cause is in the log)
+    #[response(status = 500, example = json!({"detail": INTERNAL_ERROR}))]
+    Fault(ErrorMessage),
+    /// Overloaded (with Retry-After), the database unavailable, a write that
+    /// failed and stored nothing (with Retry-After), or timed out — a write
+    /// that timed out may have been stored: retry with the same Idempotency-Key
+    #[response(status = 503, example = json!({"detail": SERVER_BUSY}))]
+    Unavailable(ErrorMessage),
+}
+
+/// The refusal of a query string too long for the HTTP layer.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum UrlTooLong {
+    /// The URL is longer than 65534 bytes (answered before the request is
+    /// read, without a body): several long filters together can exceed it
+    #[response(status = 414)]
+    TooLong,
+}
 
 /// Declares the `X-API-Key` header so Swagger UI's Authorize button works.
 struct ApiKeyScheme;
@@ -78,18 +123,22 @@ and for reads too when PIPELINE_API_KEYS_FOR_READS=true.",
 }
 
 /// The document for these settings: allowed values, when configured, show
-/// as enums on the record's `pipeline_type` and `environment`.
+/// as enums on the request schemas' `pipeline_type` and `environment`
+/// (answers may still hold older values, so their schema does not).
 pub fn document(policy: &ValidationPolicy) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     let restricted = [
         ("pipeline_type", &policy.allowed_types),
         ("environment", &policy.allowed_environments),
     ];
-    let record = doc
-        .components
-        .as_mut()
-        .and_then(|c| c.schemas.get_mut("PipelineInfo"));
-    if let Some(RefOr::T(Schema::Object(object))) = record {
+    let Some(components) = doc.components.as_mut() else {
+        return doc;
+    };
+    for request_schema in ["PipelineInfoInput", "BulkItem"] {
+        let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(request_schema)
+        else {
+            continue;
+        };
         for (field, allowed) in restricted {
             let Some(allowed) = allowed else { continue };
             let mut values: Vec<serde_json::Value> = allowed
@@ -115,4 +164,14 @@ pub fn document(policy: &ValidationPolicy) -> utoipa::openapi::OpenApi {
         }
     }
     doc
+}
+
+/// Swagger UI at `/docs`: no bar for loading other documents, the API key
+/// kept across reloads, request durations shown, and a filter by tag.
+pub fn swagger_config() -> Config<'static> {
+    Config::from("/openapi.json")
+        .use_base_layout()
+        .persist_authorization(true)
+        .display_request_duration(true)
+        .filter(true)
 }

@@ -15,12 +15,15 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::bulk::{KEY_IN_FLIGHT, KEY_REUSED};
-use super::error::{ApiError, ErrorMessage};
+use super::error::{ApiError, ErrorMessage, STORAGE_FULL, UNDECODABLE_BODY};
 use super::extract::JsonBody;
+use super::openapi::Refusals;
 use super::AppState;
+use crate::domain::record::PipelineInfoInput;
 use crate::domain::{
     FieldError, IdempotencyKey, LocItem, PipelineInfo, PipelineSummary, ValidationErrors,
 };
+use crate::repository::oracle::KEYS_NEED_COLUMNS;
 use crate::repository::{InsertOutcome, NewRun, RepositoryError};
 
 /// Every pipeline's summary.
@@ -43,10 +46,7 @@ pub struct PipelineListResponse {
     tag = "pipelines",
     responses(
         (status = 200, description = "Summaries, latest run first", body = PipelineListResponse),
-        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
-        (status = 403, description = "The API key is wrong", body = ErrorMessage),
-        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+        Refusals,
     ),
     security((), ("api_key" = []))
 )]
@@ -91,22 +91,30 @@ impl SummaryJsonCache {
     path = "/pipelines",
     tag = "pipelines",
     params(
-        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$",
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$",
             description = "Names this insert (1-255 visible ASCII characters) so a retry stores nothing twice; remembered for PIPELINE_IDEMPOTENCY_RETENTION_S (7 days by default)"),
     ),
-    request_body(content = PipelineInfo, description = "The finished run", content_type = "application/json"),
+    request_body(content = PipelineInfoInput, description = "The finished run", content_type = "application/json"),
     responses(
         (status = 201, description = "Stored and synced to disk (or replayed); the normalised record", body = PipelineInfo,
             headers(("Idempotent-Replayed" = String, description = "`true` when this answer repeats an earlier insert with the same key"))),
-        (status = 401, description = "API keys are configured and none was sent", body = ErrorMessage),
-        (status = 403, description = "The API key is wrong", body = ErrorMessage),
-        (status = 409, description = "The Idempotency-Key was used with a different record, or its first request is still being stored", body = ErrorMessage),
-        (status = 413, description = "The body is larger than the configured limit", body = ErrorMessage),
-        (status = 422, description = "The body is not a valid run record; every problem is listed", body = ValidationErrors),
-        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 501, description = "Oracle only: the table lacks the idempotency columns", body = ErrorMessage),
-        (status = 503, description = "Overloaded, or the write failed and nothing was stored (both with Retry-After), or timed out (it may have been stored: retry with the same Idempotency-Key)", body = ErrorMessage),
-        (status = 507, description = "The disk is full: nothing was stored; retry after Retry-After", body = ErrorMessage),
+        (status = 400, description = "The body is not text in the encoding its first bytes announce (UTF-8 unless a byte-order mark or NUL bytes say UTF-16/32)", body = ErrorMessage,
+            example = json!({"detail": UNDECODABLE_BODY})),
+        (status = 409, description = "The Idempotency-Key was used with a different record, or its first request is still being stored", body = ErrorMessage,
+            example = json!({"detail": KEY_REUSED})),
+        (status = 413, description = "The body is larger than the configured limit (PIPELINE_MAX_BODY_BYTES)", body = ErrorMessage,
+            example = json!({"detail": "Request body too large: the limit is 1048576 bytes"})),
+        (status = 422, description = "The body is not a valid run record; every problem is listed", body = ValidationErrors,
+            example = json!({"detail": [{"type": "missing", "loc": ["body", "rowcount"], "msg": "Field required",
+                "input": {"start_local": "2025-08-08T05:07:01", "end_local": "2025-08-08T05:29:06", "start_utc": "2025-08-08T12:07:01Z",
+                    "end_utc": "2025-08-08T12:29:06Z", "elapsed_seconds": 1325.0, "elapsed_human": "22m 5s",
+                    "output_file": "/data/pipeline/sales_daily/output-20250808.csv", "log_file": "/data/logs/sales_daily-20250808_050701.log",
+                    "pid": 48213, "date_code": "20250808_050701"}}]})),
+        (status = 501, description = "Oracle only: the table lacks the idempotency columns", body = ErrorMessage,
+            example = json!({"detail": KEYS_NEED_COLUMNS})),
+        Refusals,
+        (status = 507, description = "The disk is full: nothing was stored; retry after Retry-After", body = ErrorMessage,
+            example = json!({"detail": STORAGE_FULL})),
     ),
     security(("api_key" = []), ())
 )]

@@ -14,10 +14,12 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::cursor;
-use super::error::{ApiError, ErrorMessage};
+use super::cursor::{self, CursorToken};
+use super::error::ApiError;
 use super::extract::{FromQuery, ValidQuery};
+use super::openapi::{Refusals, UrlTooLong};
 use super::AppState;
+use crate::domain::datetime::schema::DateTimeText;
 use crate::domain::numbers::{bool_from_str, int_from_str};
 use crate::domain::policy::expected_text;
 use crate::domain::record::{check_length, MAX_STRING_CHARS};
@@ -27,36 +29,51 @@ use crate::repository::{Page, RunFilter, RunKey};
 pub const MAX_LIMIT: i64 = 10_000;
 pub const DEFAULT_LIMIT: i64 = 100;
 
-/// Query parameters of `GET /get_pipeline_info` (documentation only; the
-/// `RunQuery` extractor does the parsing so that every error is collected).
+/// The filters every run query takes (documentation only; `QueryReader`
+/// parses them so that every error is collected).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct RunQueryParams {
-    /// Keep runs whose `start_utc` is at or after this time (ISO 8601, date
-    /// or Unix timestamp; a value without zone counts as UTC).
-    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-01T00:00:00Z")]
+pub struct RunFilterParams {
+    /// Keep runs whose `start_utc` is at or after this time (a datetime
+    /// text or Unix timestamp; a value without zone counts as UTC), e.g.
+    /// `2025-08-01T00:00:00Z`.
+    #[param(value_type = Option<DateTimeText>)]
     start_utc: Option<String>,
-    /// Keep runs whose `end_utc` is at or before this time.
-    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-31T23:59:59Z")]
+    /// Keep runs whose `end_utc` is at or before this time, e.g.
+    /// `2025-08-31T23:59:59Z`.
+    #[param(value_type = Option<DateTimeText>)]
     end_utc: Option<String>,
     /// Keep runs with at least this many rows.
+    #[param(minimum = -9_223_372_036_854_775_808_i64, maximum = 9_223_372_036_854_775_807_i64)]
     min_rowcount: Option<i64>,
     /// Keep runs with at most this many rows.
+    #[param(minimum = -9_223_372_036_854_775_808_i64, maximum = 9_223_372_036_854_775_807_i64)]
     max_rowcount: Option<i64>,
     /// Exact, case-sensitive pipeline name; empty means no filter.
+    #[param(max_length = 4096)]
     pipeline_name: Option<String>,
     /// Exact script name; empty means no filter.
+    #[param(max_length = 4096)]
     script_name: Option<String>,
     /// Exact pipeline type; empty means no filter.
+    #[param(max_length = 4096)]
     pipeline_type: Option<String>,
     /// Exact environment; empty means no filter.
+    #[param(max_length = 4096)]
     environment: Option<String>,
+}
+
+/// Paging parameters of `GET /get_pipeline_info` (documentation only).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct RunPageParams {
     /// Page size.
     #[param(minimum = 1, maximum = 10000, default = 100)]
     limit: Option<i64>,
     /// Matches to skip before the page starts.
-    #[param(minimum = 0, default = 0)]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64, default = 0)]
     offset: Option<i64>,
     /// Return every match, ignoring `limit` and `offset` (`true/false`,
     /// `1/0`, `yes/no`, `on/off`, `t/f`, `y/n`).
@@ -66,7 +83,7 @@ pub struct RunQueryParams {
     /// the previous page (with the same filters). Pages stay exact while
     /// runs are being inserted. With a cursor, `offset` skips runs after the
     /// cursor's position and `all_data=true` returns all of them.
-    #[param(pattern = r"^[A-Za-z0-9_-]*$")]
+    #[param(value_type = Option<CursorToken>)]
     cursor: Option<String>,
     /// `none` skips counting the matches (`total` is then null); cheaper for
     /// dashboards that only page.
@@ -282,14 +299,13 @@ pub struct PipelineInfoResponse {
     get,
     path = "/get_pipeline_info",
     tag = "runs",
-    params(RunQueryParams),
+    params(RunFilterParams, RunPageParams),
     responses(
         (status = 200, description = "Matching runs", body = PipelineInfoResponse),
-        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
-        (status = 403, description = "The API key is wrong", body = ErrorMessage),
-        (status = 422, description = "A query parameter is invalid (including a cursor issued for other filters)", body = ValidationErrors),
-        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+        (status = 422, description = "A query parameter is invalid (including a cursor issued for other filters)", body = ValidationErrors,
+            example = json!({"detail": [{"type": "greater_than_equal", "loc": ["query", "limit"], "msg": "Input should be greater than or equal to 1", "input": "0", "ctx": {"ge": 1}}]})),
+        Refusals,
+        UrlTooLong,
     ),
     security((), ("api_key" = []))
 )]

@@ -9,9 +9,10 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ErrorMessage};
+use super::error::ApiError;
 use super::extract::{FromQuery, ValidQuery};
-use super::runs::QueryReader;
+use super::openapi::{Refusals, UrlTooLong};
+use super::runs::{QueryReader, RunFilterParams};
 use super::AppState;
 use crate::domain::ValidationErrors;
 use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter};
@@ -20,24 +21,15 @@ use crate::stats::{Flags, PipelineStats, StatsBuilder, StatsPolicy, MAX_RECENT_R
 /// Runs read from the store per step.
 const PAGE: usize = 10_000;
 
-/// Query parameters (documentation; `StatsQuery` parses).
+/// The parameter `/pipelines/stats` adds to the filters (documentation;
+/// `StatsQuery` parses).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct StatsParams {
-    /// Only this pipeline.
-    pipeline_name: Option<String>,
-    /// Only this environment.
-    environment: Option<String>,
-    /// Only runs starting at or after this time.
-    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-01T00:00:00Z")]
-    start_utc: Option<String>,
-    /// Only runs ending at or before this time.
-    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-31T23:59:59Z")]
-    end_utc: Option<String>,
+pub struct RecentRunsParams {
     /// Also list each group's latest N runs (`recent`: start, duration,
     /// rows and anomaly flags), for sparklines; 0 leaves the list out.
-    #[param(minimum = 0, maximum = 100, default = 0, example = 20)]
+    #[param(minimum = 0, maximum = 100, default = 0)]
     recent: Option<u32>,
 }
 
@@ -79,14 +71,13 @@ pub struct StatsResponse {
     get,
     path = "/pipelines/stats",
     tag = "pipelines",
-    params(StatsParams),
+    params(RunFilterParams, RecentRunsParams),
     responses(
         (status = 200, description = "Statistics, latest run first", body = StatsResponse),
-        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
-        (status = 403, description = "The API key is wrong", body = ErrorMessage),
-        (status = 422, description = "A query parameter is invalid", body = ValidationErrors),
-        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+        (status = 422, description = "A query parameter is invalid", body = ValidationErrors,
+            example = json!({"detail": [{"type": "less_than_equal", "loc": ["query", "recent"], "msg": "Input should be less than or equal to 100", "input": "500", "ctx": {"le": 100}}]})),
+        Refusals,
+        UrlTooLong,
     ),
     security((), ("api_key" = []))
 )]

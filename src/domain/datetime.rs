@@ -14,6 +14,98 @@ use super::validation::FieldError;
 /// Unix timestamps above this (in absolute value) are milliseconds.
 const MILLISECOND_WATERSHED: f64 = 2e10;
 
+/// The texts `FlexDateTime::parse` accepts, as a regular expression that
+/// reads the same in ECMAScript (OpenAPI), Python and Rust: a valid date
+/// from 1600 on (leap days included), optionally a time and a zone; or a
+/// Unix timestamp, limited to the digit counts whose every value is in
+/// range (14 digits, negative 10).
+pub const TEXT_PATTERN: &str = concat!(
+    "^(?:",
+    // A date, or 29 February of a leap year.
+    "(?:(?:1[6-9]|[2-9][0-9])[0-9]{2}-",
+    "(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])",
+    "|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)",
+    "|02-(?:0[1-9]|1[0-9]|2[0-8]))",
+    "|(?:(?:1[6-9]|[2-9][0-9])(?:0[48]|[2468][048]|[13579][26])",
+    "|(?:16|[2468][048]|[3579][26])00)-02-29)",
+    // The time and zone.
+    "(?:[Tt _](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\\.[0-9]{1,9})?)?",
+    "(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])?)?",
+    // A timestamp.
+    "|(?:0*[0-9]{1,14}|-0*[0-9]{1,10})(?:\\.[0-9]+)?",
+    ")$"
+);
+
+/// The numbers `FlexDateTime::from_timestamp` accepts, as (minimum,
+/// exclusive maximum): seconds from 1600 to 9999, read as milliseconds
+/// beyond ±2e10 — which leaves a gap just below -2e10.
+pub const TIMESTAMP_RANGES: [(f64, f64); 2] = [
+    (-11_676_096_000_000.0, -MILLISECOND_WATERSHED),
+    (-11_676_096_000.0, 253_402_300_800_000.0),
+];
+
+/// What a datetime is written as in answers (`render`).
+pub const RENDERED_PATTERN: &str = concat!(
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}",
+    "(?:\\.[0-9]{6})?(?:Z|[+-][0-9]{2}:[0-9]{2})?$"
+);
+
+/// The OpenAPI schemas of datetimes: how they are answered (`DateTime`),
+/// and what is accepted as text (`DateTimeText`, query parameters) or in a
+/// JSON body (`DateTimeInput`: such a text or a number).
+pub mod schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
+    use utoipa::openapi::{Ref, RefOr};
+
+    use super::{RENDERED_PATTERN, TEXT_PATTERN, TIMESTAMP_RANGES};
+    use crate::domain::text_schema;
+
+    documentation_type!(
+        DateTime,
+        "DateTime",
+        text_schema(RENDERED_PATTERN)
+            .description(Some(
+                "A datetime in the zone it was given: naive `2025-08-14T22:49:07`, UTC \
+`2025-08-14T22:49:07Z` or another offset `2025-08-14T22:49:07+05:30`, with `.ffffff` when \
+there are microseconds. Naive values are usually local wall-clock times, so this is not \
+RFC 3339 `date-time`.",
+            ))
+            .examples(["2025-08-08T05:07:01", "2025-08-08T12:07:01Z"])
+            .into()
+    );
+
+    documentation_type!(
+        DateTimeText,
+        "DateTimeText",
+        text_schema(TEXT_PATTERN)
+            .description(Some(
+                "`YYYY-MM-DD`, or `YYYY-MM-DD` + `T`/`t`/space/`_` + `HH:MM[:SS[.fraction]]` \
+with an optional `Z` or `±HH:MM`/`±HHMM` (without one the value is naive); or a Unix \
+timestamp in seconds, in milliseconds above 2e10 (`1754654821`). Years 1600 to 9999.",
+            ))
+            .into()
+    );
+
+    documentation_type!(DateTimeInput, "DateTimeInput", {
+        let mut choices =
+            AnyOfBuilder::new().item(RefOr::Ref(Ref::from_schema_name("DateTimeText")));
+        for (minimum, below) in TIMESTAMP_RANGES {
+            choices = choices.item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .minimum(Some(minimum))
+                    .exclusive_maximum(Some(below)),
+            );
+        }
+        choices
+            .description(Some(
+                "A datetime text (see `DateTimeText`), or a number: a Unix timestamp in \
+seconds, in milliseconds above 2e10 in absolute value.",
+            ))
+            .into()
+    });
+}
+
 /// Why a text is not a datetime, worded as pydantic words it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DateTimeParseError(&'static str);
@@ -483,6 +575,75 @@ mod tests {
             err.msg,
             "Input should be a valid datetime or date, input is too short"
         );
+    }
+
+    /// A pattern without its anchors, to generate texts from.
+    fn unanchored(pattern: &str) -> &str {
+        &pattern[1..pattern.len() - 1]
+    }
+
+    /// Digit texts the pattern leaves out although most are in range.
+    fn long_timestamp(text: &str) -> bool {
+        timestamp_text(text).is_some()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_text_the_pattern_describes_is_accepted_and_rendered_as_documented(
+            text in proptest::string::string_regex(unanchored(TEXT_PATTERN)).unwrap()
+        ) {
+            let parsed = FlexDateTime::parse(&text);
+            proptest::prop_assert!(parsed.is_ok(), "{:?}: {:?}", text, parsed);
+            let rendered = parsed.unwrap().to_string();
+            let documented = regex::Regex::new(RENDERED_PATTERN).unwrap();
+            proptest::prop_assert!(documented.is_match(&rendered), "{}", rendered);
+        }
+
+        #[test]
+        fn every_accepted_text_is_described(
+            text in proptest::string::string_regex(unanchored(TEXT_PATTERN)).unwrap(),
+            at in 0usize..40,
+            edit in 0u8..3,
+            with in proptest::sample::select(&['0', '1', '2', '9', '-', ':', '.', 'T', ' ', 'Z', '+', '_', 'x'][..]),
+        ) {
+            let mut chars: Vec<char> = text.chars().collect();
+            let at = at.min(chars.len());
+            match edit {
+                0 => chars.insert(at, with),
+                1 if at < chars.len() => { chars.remove(at); }
+                _ if at < chars.len() => chars[at] = with,
+                _ => chars.push(with),
+            }
+            let edited: String = chars.into_iter().collect();
+            let described = regex::Regex::new(TEXT_PATTERN).unwrap().is_match(&edited);
+            let accepted = FlexDateTime::parse(&edited).is_ok();
+            proptest::prop_assert!(
+                described == accepted || (accepted && long_timestamp(&edited)),
+                "{:?}: described {}, accepted {}", edited, described, accepted
+            );
+        }
+    }
+
+    #[test]
+    fn timestamp_ranges_are_exactly_what_is_accepted() {
+        let accepted = |value: f64| FlexDateTime::from_timestamp(value).is_ok();
+        for (minimum, below) in TIMESTAMP_RANGES {
+            assert!(accepted(minimum), "{minimum}");
+            assert!(!accepted(minimum - 1.0), "{minimum}");
+            let last = below - 1.0;
+            assert!(
+                accepted(last) && accepted((minimum + below) / 2.0),
+                "{below}"
+            );
+            assert!(!accepted(below), "{below}");
+        }
+        // The millisecond reading starts just above 2e10 on both sides.
+        assert!(accepted(MILLISECOND_WATERSHED) && accepted(MILLISECOND_WATERSHED + 1.0));
+        assert!(accepted(-MILLISECOND_WATERSHED - 1.0));
+        assert!(!accepted(-MILLISECOND_WATERSHED));
+        // The long digit texts the pattern leaves out are numbers too.
+        assert!(FlexDateTime::parse("253402300799999").is_ok());
+        assert!(FlexDateTime::parse("253402300800000").is_err());
     }
 
     #[test]

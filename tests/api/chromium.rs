@@ -40,7 +40,7 @@ pub fn find() -> Option<PathBuf> {
 pub fn skipped(test: &str) {
     let _ = writeln!(
         std::io::stdout(),
-        "SKIPPED {test}: no Chromium found (apt-get install chromium chromium-driver, or set CHROMIUM)"
+        "SKIPPED {test}: no Chromium found (apt-get install chromium, or set CHROMIUM)"
     );
 }
 

@@ -635,8 +635,9 @@ async fn random_bytes_json_and_queries_never_cause_5xx_or_change_the_store() {
         };
         let status = response.status().as_u16();
         assert!(status < 500, "round {round}: {status}");
+        // 400: random bytes that are not UTF-8 text, as FastAPI answers.
         assert!(
-            status == 200 || status == 422,
+            status == 200 || status == 422 || (status == 400 && matches!(round % 5, 0 | 2)),
             "round {round}: unexpected {status}"
         );
     }

@@ -92,6 +92,25 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// Posts raw `body` bytes to `path`; the status and the JSON answer.
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        content_type: &str,
+    ) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
     pub async fn post_raw(&self, body: &str, content_type: Option<&str>) -> Response {
         let mut request = self
             .client
@@ -198,7 +217,9 @@ pub fn succeeded(command: &mut std::process::Command) -> std::process::Output {
     output
 }
 
-/// The record's fields in the order they are validated and written.
+/// The record's fields in the model's order (the contract's table): the
+/// order they are validated and written. The tests keep their own copy so
+/// that a change of the service's order fails them.
 pub const RECORD_FIELDS: [&str; 16] = [
     "start_local",
     "end_local",
@@ -207,8 +228,8 @@ pub const RECORD_FIELDS: [&str; 16] = [
     "elapsed_seconds",
     "elapsed_human",
     "output_file",
-    "log_file",
     "rowcount",
+    "log_file",
     "pid",
     "date_code",
     "pipeline_name",

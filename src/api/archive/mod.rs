@@ -22,7 +22,9 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 
 use self::open::OpenError;
-use super::error::{internal_error, ApiError, ErrorMessage};
+use super::error::{
+    internal_error, ApiError, ErrorMessage, INTERNAL_ERROR, NOT_AUTHENTICATED, SERVER_BUSY,
+};
 use super::AppState;
 
 const NO_RUN: &str = "No run with this date_code";
@@ -54,19 +56,25 @@ const OPAQUE: &str = "application/octet-stream";
     get,
     path = "/pipelines/archived/{date_code}",
     tag = "pipelines",
-    params(("date_code" = String, Path, description = "The run's date_code")),
+    params(("date_code" = String, Path, description = "The run's date_code", example = "20250808_050701")),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "The requested byte range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The file: `text/plain`, `image/png`, `image/jpeg` or `application/json` when shown inline, otherwise `application/octet-stream` as an attachment", content_type = "*/*", body = Vec<u8>),
+        (status = 206, description = "The requested byte range", content_type = "*/*", body = Vec<u8>),
         (status = 304, description = "Not modified since `If-Modified-Since`"),
-        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
-        (status = 403, description = "The file is outside the configured archive folders (or none are configured), or unreadable", body = ErrorMessage),
-        (status = 404, description = "No such run, no archived file, or the file is missing or not a regular file", body = ErrorMessage),
-        (status = 409, description = "Runs with this date_code name different files", body = ErrorMessage),
+        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage,
+            example = json!({"detail": NOT_AUTHENTICATED})),
+        (status = 403, description = "The file is outside the configured archive folders (or none are configured), unreadable, or the API key is wrong", body = ErrorMessage,
+            example = json!({"detail": OUTSIDE})),
+        (status = 404, description = "No such run, no archived file, or the file is missing or not a regular file", body = ErrorMessage,
+            example = json!({"detail": NO_RUN})),
+        (status = 409, description = "Runs with this date_code name different files", body = ErrorMessage,
+            example = json!({"detail": AMBIGUOUS})),
         (status = 412, description = "Modified since `If-Unmodified-Since`"),
         (status = 416, description = "The range is outside the file"),
-        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+        (status = 500, description = "Unexpected server fault", body = ErrorMessage,
+            example = json!({"detail": INTERNAL_ERROR})),
+        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage,
+            example = json!({"detail": SERVER_BUSY})),
     ),
     security((), ("api_key" = []))
 )]

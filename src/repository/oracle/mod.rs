@@ -193,6 +193,9 @@ fn from_timestamp(ts: &Timestamp) -> Option<FlexDateTime> {
     }
 }
 
+/// Why a keyed insert cannot work on a table made before idempotency keys.
+pub const KEYS_NEED_COLUMNS: &str = "Idempotency-Key needs the idempotency columns; add them with the statements of `pipeline-service ddl --add-idempotency`";
+
 /// Errors peculiar to keyed inserts, else the usual classification.
 fn classify_keyed(error: &oracle::Error) -> RepositoryError {
     match error.db_error().map(|e| e.code()) {
@@ -200,9 +203,7 @@ fn classify_keyed(error: &oracle::Error) -> RepositoryError {
         // our lookup and our insert.
         Some(1) => RepositoryError::KeyInFlight,
         // Invalid identifier: the table predates the idempotency columns.
-        Some(904) => RepositoryError::Unsupported(
-            "Idempotency-Key needs the idempotency columns; add them with the statements of `pipeline-service ddl --add-idempotency`".into(),
-        ),
+        Some(904) => RepositoryError::Unsupported(KEYS_NEED_COLUMNS.into()),
         _ => classify(error),
     }
 }

@@ -392,8 +392,8 @@ pub fn insert_binds(record: &PipelineInfo) -> Vec<(String, Bind)> {
         Bind::Float(record.elapsed_seconds()),
         text(Some(record.elapsed_human())),
         text(Some(record.output_file())),
-        text(Some(record.log_file())),
         Bind::Integer(record.rowcount()),
+        text(Some(record.log_file())),
         Bind::Integer(record.pid()),
         text(Some(record.date_code())),
         text(record.pipeline_name()),
@@ -479,28 +479,25 @@ pub fn insert(schema: &OracleSchema, record: &PipelineInfo) -> Statement {
 /// The trivial query readiness runs.
 pub const PING: &str = "SELECT 1 FROM DUAL";
 
+/// The column type of a record field, chosen by name so that the order of
+/// the fields cannot pair a column with another field's type.
+fn column_type(field: &str) -> &'static str {
+    match field {
+        "start_local" | "end_local" => "TIMESTAMP(6) NOT NULL",
+        "start_utc" | "end_utc" => "TIMESTAMP(6) WITH TIME ZONE NOT NULL",
+        "elapsed_seconds" => "BINARY_DOUBLE NOT NULL",
+        "rowcount" | "pid" => "NUMBER(19) NOT NULL",
+        "elapsed_human" | "output_file" | "log_file" | "date_code" => {
+            "VARCHAR2(4000 CHAR) NOT NULL"
+        }
+        _ => "VARCHAR2(4000 CHAR)",
+    }
+}
+
 /// Table, identity and indexes for `schema`. Local times are plain
 /// TIMESTAMP (wall-clock readings without a zone); UTC times keep their
 /// offset in TIMESTAMP WITH TIME ZONE.
 pub fn ddl(schema: &OracleSchema) -> String {
-    let types = [
-        "TIMESTAMP(6) NOT NULL",
-        "TIMESTAMP(6) NOT NULL",
-        "TIMESTAMP(6) WITH TIME ZONE NOT NULL",
-        "TIMESTAMP(6) WITH TIME ZONE NOT NULL",
-        "BINARY_DOUBLE NOT NULL",
-        "VARCHAR2(4000 CHAR) NOT NULL",
-        "VARCHAR2(4000 CHAR) NOT NULL",
-        "VARCHAR2(4000 CHAR) NOT NULL",
-        "NUMBER(19) NOT NULL",
-        "NUMBER(19) NOT NULL",
-        "VARCHAR2(4000 CHAR) NOT NULL",
-        "VARCHAR2(4000 CHAR)",
-        "VARCHAR2(4000 CHAR)",
-        "VARCHAR2(4000 CHAR)",
-        "VARCHAR2(4000 CHAR)",
-        "VARCHAR2(4000 CHAR)",
-    ];
     let key_types = [
         "VARCHAR2(255 CHAR)",
         "VARCHAR2(64)",
@@ -512,8 +509,8 @@ pub fn ddl(schema: &OracleSchema) -> String {
         "    {} NUMBER GENERATED ALWAYS AS IDENTITY",
         schema.id_column
     )];
-    for (column, kind) in schema.columns.iter().zip(types) {
-        lines.push(format!("    {column} {kind}"));
+    for (column, field) in schema.columns.iter().zip(FIELD_NAMES) {
+        lines.push(format!("    {column} {}", column_type(field)));
     }
     for (column, kind) in KEY_COLUMNS.iter().zip(key_types) {
         lines.push(format!("    {column} {kind}"));

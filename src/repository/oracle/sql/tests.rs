@@ -20,11 +20,11 @@ fn mapped() -> OracleSchema {
 
 const PLAIN_COLUMNS: &str =
     "START_LOCAL, END_LOCAL, START_UTC, END_UTC, ELAPSED_SECONDS, ELAPSED_HUMAN, \
-OUTPUT_FILE, LOG_FILE, ROWCOUNT, PID, DATE_CODE, PIPELINE_NAME, SCRIPT_NAME, PIPELINE_TYPE, \
+OUTPUT_FILE, ROWCOUNT, LOG_FILE, PID, DATE_CODE, PIPELINE_NAME, SCRIPT_NAME, PIPELINE_TYPE, \
 ENVIRONMENT, ARCHIVED_FILE";
 
 const MAPPED_COLUMNS: &str = "START_LOCAL, END_LOCAL, START_TS, END_TS, SECS, ELAPSED_HUMAN, \
-OUTPUT_FILE, LOG_FILE, ROW_COUNT, PID, DATE_CODE, PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$, ARCHIVED_FILE";
+OUTPUT_FILE, ROW_COUNT, LOG_FILE, PID, DATE_CODE, PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$, ARCHIVED_FILE";
 
 fn at(text: &str) -> FlexDateTime {
     FlexDateTime::parse(text).unwrap()
@@ -307,7 +307,7 @@ fn insert_binds_every_field_typed() {
         statement.sql,
         format!(
             "INSERT INTO ops.RUNS ({MAPPED_COLUMNS}) VALUES (:start_local, :end_local, :start_utc, :end_utc, \
-:elapsed_seconds, :elapsed_human, :output_file, :log_file, :rowcount, :pid, :date_code, :pipeline_name, \
+:elapsed_seconds, :elapsed_human, :output_file, :rowcount, :log_file, :pid, :date_code, :pipeline_name, \
 :script_name, :pipeline_type, :environment, :archived_file)"
         )
     );
@@ -317,7 +317,7 @@ fn insert_binds_every_field_typed() {
         Bind::Time(at("2025-08-08T12:29:06+02:00"))
     );
     assert_eq!(statement.binds[4].1, Bind::Float(1325.5));
-    assert_eq!(statement.binds[8].1, Bind::Integer(8543));
+    assert_eq!(statement.binds[7].1, Bind::Integer(8543));
     assert_eq!(statement.binds[11].1, Bind::Text(Some("p".into())));
     assert_eq!(statement.binds[15].1, Bind::Text(None));
     assert_eq!(names(&statement), FIELD_NAMES);
@@ -355,7 +355,7 @@ fn keyed_inserts_lookups_and_releases() {
         format!(
             "INSERT INTO ops.RUNS ({MAPPED_COLUMNS}, IDEMPOTENCY_KEY, IDEMPOTENCY_FINGERPRINT, \
 IDEMPOTENCY_AT) VALUES (:start_local, :end_local, :start_utc, :end_utc, :elapsed_seconds, \
-:elapsed_human, :output_file, :log_file, :rowcount, :pid, :date_code, :pipeline_name, \
+:elapsed_human, :output_file, :rowcount, :log_file, :pid, :date_code, :pipeline_name, \
 :script_name, :pipeline_type, :environment, :archived_file, :key, :fingerprint, :key_at)"
         )
     );
