@@ -13,6 +13,7 @@ mod file_source;
 mod hardening;
 mod helpers;
 mod ingest;
+mod logs;
 mod process;
 mod query;
 mod stats;
