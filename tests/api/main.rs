@@ -13,6 +13,7 @@ mod exposition;
 mod file_source;
 mod hardening;
 mod helpers;
+mod http;
 mod ingest;
 mod logs;
 mod metrics;
