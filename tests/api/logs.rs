@@ -56,6 +56,20 @@ async fn traffic(server: &ServiceProcess) {
     server.logged(|line| line.contains("data-read")).await;
 }
 
+/// The real binary over a fresh data file, logging in `format` with
+/// `env` added (the data folder lives as long as the returned guard).
+fn logging_service(format: &str, env: &[(&str, &str)]) -> (tempfile::TempDir, ServiceProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.jsonl");
+    let mut all = vec![
+        ("PIPELINE_JSONL_PATH", data.to_str().unwrap()),
+        ("LOG_FORMAT", format),
+    ];
+    all.extend_from_slice(env);
+    let server = start_service(&all);
+    (dir, server)
+}
+
 /// The log line of the request with this id, if any.
 fn line_of<'a>(lines: &'a [String], id: &str) -> Option<&'a String> {
     lines.iter().find(|line| line.contains(id))
@@ -63,12 +77,7 @@ fn line_of<'a>(lines: &'a [String], id: &str) -> Option<&'a String> {
 
 #[tokio::test]
 async fn routine_requests_are_not_logged_at_info_but_failures_and_data_requests_are() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data.jsonl");
-    let server = start_service(&[
-        ("PIPELINE_JSONL_PATH", data.to_str().unwrap()),
-        ("LOG_FORMAT", "json"),
-    ]);
+    let (_dir, server) = logging_service("json", &[]);
     traffic(&server).await;
     let lines = server.output.lock().clone();
     for (path, id) in ROUTINE.iter().chain(&[("/ui/assets/…", "ui-asset")]) {
@@ -83,13 +92,7 @@ async fn routine_requests_are_not_logged_at_info_but_failures_and_data_requests_
 
 #[tokio::test]
 async fn with_debug_logging_routine_requests_are_logged_at_debug() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data.jsonl");
-    let server = start_service(&[
-        ("PIPELINE_JSONL_PATH", data.to_str().unwrap()),
-        ("LOG_FORMAT", "json"),
-        ("RUST_LOG", "info,pipeline_service=debug"),
-    ]);
+    let (_dir, server) = logging_service("json", &[("RUST_LOG", "info,pipeline_service=debug")]);
     traffic(&server).await;
     let lines = server.output.lock().clone();
     let level = |id: &str| {
@@ -107,12 +110,7 @@ async fn with_debug_logging_routine_requests_are_logged_at_debug() {
 #[tokio::test]
 async fn the_request_id_appears_once_per_line_in_both_formats() {
     for format in ["text", "json"] {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data.jsonl");
-        let server = start_service(&[
-            ("PIPELINE_JSONL_PATH", data.to_str().unwrap()),
-            ("LOG_FORMAT", format),
-        ]);
+        let (_dir, server) = logging_service(format, &[]);
         let id = format!("once-in-{format}");
         assert_eq!(request(&server, "GET", "/pipelines", &id).await, 200);
         server.logged(|line| line.contains(&id)).await;
