@@ -5,16 +5,19 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
+use speedate::{
+    Date, DateTime, DateTimeConfig, MicrosecondsPrecisionOverflowBehavior, ParseError, Time,
+    TimeConfig, TimestampUnit,
+};
+use strum::EnumMessage;
 
 use super::validation::FieldError;
 
-/// Unix timestamps above this (in absolute value) are milliseconds.
-const MILLISECOND_WATERSHED: f64 = 2e10;
-
-/// Why a text is not a datetime, worded as pydantic words it.
+/// Why a text is not a datetime, worded as pydantic words it (speedate's
+/// own descriptions of its errors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DateTimeParseError(&'static str);
 
@@ -32,25 +35,25 @@ impl DateTimeParseError {
     }
 }
 
-const TOO_SHORT: DateTimeParseError = DateTimeParseError("input is too short");
-const EXTRA_CHARACTERS: DateTimeParseError =
-    DateTimeParseError("unexpected extra characters at the end of the input");
-const BAD_YEAR: DateTimeParseError = DateTimeParseError("invalid character in year");
-const BAD_DATE_SEP: DateTimeParseError = DateTimeParseError("invalid date separator, expected `-`");
-const BAD_MONTH: DateTimeParseError = DateTimeParseError("invalid character in month");
-const BAD_DAY: DateTimeParseError = DateTimeParseError("invalid character in day");
-const MONTH_RANGE: DateTimeParseError =
-    DateTimeParseError("month value is outside expected range of 1-12");
-const DAY_RANGE: DateTimeParseError = DateTimeParseError("day value is outside expected range");
-const YEAR_TOO_SMALL: DateTimeParseError =
-    DateTimeParseError("years before 1600 are not supported");
-const DATE_TOO_SMALL: DateTimeParseError =
-    DateTimeParseError("dates before 1600 are not supported as unix timestamps");
-const DATE_TOO_LARGE: DateTimeParseError =
-    DateTimeParseError("dates after 9999 are not supported as unix timestamps");
-/// Only reported internally: a time part that fails makes the whole value
-/// fall back to date parsing, whose message is what the client sees.
-const BAD_TIME: DateTimeParseError = DateTimeParseError("invalid time");
+impl From<ParseError> for DateTimeParseError {
+    fn from(error: ParseError) -> Self {
+        Self(error.get_documentation().unwrap_or("invalid datetime"))
+    }
+}
+
+/// Python's `datetime` starts at year 1; speedate reads `0000` too.
+const YEAR_ZERO: DateTimeParseError = DateTimeParseError("year 0 is out of range");
+
+/// speedate as pydantic configures it: Unix timestamps (seconds, or
+/// milliseconds above 2e10) are UTC, and fraction digits beyond the sixth
+/// are dropped.
+const PYDANTIC: DateTimeConfig = DateTimeConfig {
+    timestamp_unit: TimestampUnit::Infer,
+    time_config: TimeConfig {
+        microseconds_precision_overflow_behavior: MicrosecondsPrecisionOverflowBehavior::Truncate,
+        unix_timestamp_offset: Some(0),
+    },
+};
 
 /// A run timestamp: naive wall-clock time, or aware with a fixed UTC offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,190 +111,71 @@ impl FlexDateTime {
         }
     }
 
-    /// Parses every text form the contract accepts.
+    /// Parses every text form pydantic accepts, with pydantic's parser
+    /// (speedate): a datetime (`YYYY-MM-DD?HH:MM[:SS[.fraction]][zone]`) or
+    /// a Unix timestamp; failing that, what pydantic's lax mode adds around
+    /// it: the text is tried as a date (`YYYY-MM-DD`, midnight, naive), and
+    /// the date parser's complaint is the one reported.
     pub fn parse(text: &str) -> Result<Self, DateTimeParseError> {
         let bytes = text.as_bytes();
-        if let Ok(value) = parse_date_time(bytes) {
-            return Ok(value);
+        match DateTime::parse_bytes_with_config(bytes, &PYDANTIC) {
+            Ok(value) => Self::from_parts(value.date, Some(value.time)),
+            Err(_) => Self::from_parts(Date::parse_bytes(bytes)?, None),
         }
-        if let Some(number) = timestamp_text(text) {
-            return Self::from_timestamp(number);
-        }
-        // Like pydantic, a value that is not a datetime is tried as a plain
-        // date, and the date parser's complaint is the one reported.
-        let date = parse_date_prefix(bytes)?;
-        if bytes.len() > 10 {
-            return Err(EXTRA_CHARACTERS);
-        }
-        Ok(Self::naive(date.and_time(NaiveTime::MIN)))
     }
 
-    /// A Unix timestamp in seconds (milliseconds above 2e10), aware UTC.
-    pub fn from_timestamp(value: f64) -> Result<Self, DateTimeParseError> {
-        let seconds_value = if value.abs() > MILLISECOND_WATERSHED {
-            value / 1000.0
-        } else {
-            value
+    /// A JSON number as a Unix timestamp (seconds, or milliseconds above
+    /// 2e10), aware UTC.
+    fn from_timestamp(number: &serde_json::Number) -> Result<Self, DateTimeParseError> {
+        let value = match number.as_i64() {
+            Some(whole) => DateTime::from_timestamp_with_config(whole, 0, &PYDANTIC),
+            None => DateTime::from_float_with_config(
+                number.as_f64().unwrap_or(f64::INFINITY),
+                &PYDANTIC,
+            ),
+        }?;
+        Self::from_parts(value.date, Some(value.time))
+    }
+
+    /// The value speedate read: midnight (naive) when only a date was given.
+    fn from_parts(date: Date, time: Option<Time>) -> Result<Self, DateTimeParseError> {
+        if date.year == 0 {
+            return Err(YEAR_ZERO);
+        }
+        let day = NaiveDate::from_ymd_opt(date.year.into(), date.month.into(), date.day.into())
+            .ok_or(DateTimeParseError::from(ParseError::OutOfRangeDay))?;
+        let Some(time) = time else {
+            return Ok(Self::naive(day.and_time(NaiveTime::MIN)));
         };
-        if !seconds_value.is_finite() {
-            return Err(DATE_TOO_LARGE);
+        let clock = NaiveTime::from_hms_micro_opt(
+            time.hour.into(),
+            time.minute.into(),
+            time.second.into(),
+            time.microsecond,
+        )
+        .ok_or(DateTimeParseError::from(ParseError::OutOfRangeSecond))?;
+        let naive = day.and_time(clock);
+        match time.tz_offset {
+            None => Ok(Self::naive(naive)),
+            Some(offset) => {
+                Self::aware(naive, offset).ok_or(DateTimeParseError::from(ParseError::OutOfRangeTz))
+            }
         }
-        let mut seconds = seconds_value.floor();
-        let mut micros = ((seconds_value - seconds) * 1_000_000.0).round();
-        if micros >= 1_000_000.0 {
-            seconds += 1.0;
-            micros -= 1_000_000.0;
-        }
-        // 1600-01-01 and 9999-12-31T23:59:59, the range pydantic supports.
-        if seconds < -11_676_096_000.0 {
-            return Err(DATE_TOO_SMALL);
-        }
-        if seconds > 253_402_300_799.0 {
-            return Err(DATE_TOO_LARGE);
-        }
-        let moment =
-            DateTime::from_timestamp(seconds as i64, micros as u32 * 1000).ok_or(DATE_TOO_LARGE)?;
-        Ok(Self {
-            naive: moment.naive_utc(),
-            offset_seconds: Some(0),
-        })
     }
 
     /// Reads a JSON value: a string in any accepted form or a number.
     pub fn from_json(value: &Value) -> Result<Self, FieldError> {
         match value {
             Value::String(text) => Self::parse(text).map_err(DateTimeParseError::into_field_error),
-            Value::Number(number) => number
-                .as_f64()
-                .ok_or(DATE_TOO_LARGE)
-                .and_then(Self::from_timestamp)
-                .map_err(DateTimeParseError::into_field_error),
+            Value::Number(number) => {
+                Self::from_timestamp(number).map_err(DateTimeParseError::into_field_error)
+            }
             _ => Err(FieldError::new(
                 "datetime_type",
                 "Input should be a valid datetime",
             )),
         }
     }
-}
-
-/// `-?digits[.digits]`: the texts read as Unix timestamps.
-fn timestamp_text(text: &str) -> Option<f64> {
-    let unsigned = text.strip_prefix('-').unwrap_or(text);
-    let (whole, fraction) = match unsigned.split_once('.') {
-        Some((w, f)) => (w, Some(f)),
-        None => (unsigned, None),
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || fraction.is_some_and(|f| !digits(f)) {
-        return None;
-    }
-    text.parse().ok()
-}
-
-fn digit(bytes: &[u8], index: usize, error: DateTimeParseError) -> Result<u32, DateTimeParseError> {
-    match bytes.get(index) {
-        Some(b) if b.is_ascii_digit() => Ok(u32::from(b - b'0')),
-        _ => Err(error),
-    }
-}
-
-fn two_digits(
-    bytes: &[u8],
-    index: usize,
-    error: DateTimeParseError,
-) -> Result<u32, DateTimeParseError> {
-    Ok(digit(bytes, index, error)? * 10 + digit(bytes, index + 1, error)?)
-}
-
-/// `YYYY-MM-DD` at the start of `bytes`, ignoring what follows.
-fn parse_date_prefix(bytes: &[u8]) -> Result<NaiveDate, DateTimeParseError> {
-    if bytes.len() < 10 {
-        return Err(TOO_SHORT);
-    }
-    let year = two_digits(bytes, 0, BAD_YEAR)? * 100 + two_digits(bytes, 2, BAD_YEAR)?;
-    if year < 1600 {
-        return Err(YEAR_TOO_SMALL);
-    }
-    if bytes[4] != b'-' {
-        return Err(BAD_DATE_SEP);
-    }
-    let month = two_digits(bytes, 5, BAD_MONTH)?;
-    if bytes[7] != b'-' {
-        return Err(BAD_DATE_SEP);
-    }
-    let day = two_digits(bytes, 8, BAD_DAY)?;
-    if !(1..=12).contains(&month) {
-        return Err(MONTH_RANGE);
-    }
-    NaiveDate::from_ymd_opt(year as i32, month, day).ok_or(DAY_RANGE)
-}
-
-/// `YYYY-MM-DD?HH:MM[:SS[.fraction]][zone]`.
-fn parse_date_time(bytes: &[u8]) -> Result<FlexDateTime, DateTimeParseError> {
-    let date = parse_date_prefix(bytes)?;
-    if !matches!(bytes.get(10), Some(b'T' | b't' | b' ' | b'_')) {
-        return Err(BAD_TIME);
-    }
-    let hour = two_digits(bytes, 11, BAD_TIME)?;
-    if bytes.get(13) != Some(&b':') {
-        return Err(BAD_TIME);
-    }
-    let minute = two_digits(bytes, 14, BAD_TIME)?;
-    let mut pos = 16;
-    let mut second = 0;
-    let mut micros = 0;
-    if bytes.get(pos) == Some(&b':') {
-        second = two_digits(bytes, pos + 1, BAD_TIME)?;
-        pos += 3;
-        if bytes.get(pos) == Some(&b'.') {
-            pos += 1;
-            let start = pos;
-            while bytes.get(pos).is_some_and(u8::is_ascii_digit) {
-                pos += 1;
-            }
-            let count = pos - start;
-            if count == 0 || count > 9 {
-                return Err(BAD_TIME);
-            }
-            // Kept to microseconds, truncated.
-            for i in 0..6 {
-                let d = if i < count {
-                    u32::from(bytes[start + i] - b'0')
-                } else {
-                    0
-                };
-                micros = micros * 10 + d;
-            }
-        }
-    }
-    if hour > 23 || minute > 59 || second > 59 {
-        return Err(BAD_TIME);
-    }
-    let time = NaiveTime::from_hms_micro_opt(hour, minute, second, micros).ok_or(BAD_TIME)?;
-    let naive = date.and_time(time);
-    let offset = parse_zone(&bytes[pos..])?;
-    match offset {
-        None => Ok(FlexDateTime::naive(naive)),
-        Some(seconds) => FlexDateTime::aware(naive, seconds).ok_or(BAD_TIME),
-    }
-}
-
-/// Nothing, `Z`, `±HH:MM` or `±HHMM`.
-fn parse_zone(rest: &[u8]) -> Result<Option<i32>, DateTimeParseError> {
-    let sign = match rest.first() {
-        None => return Ok(None),
-        Some(b'Z' | b'z') if rest.len() == 1 => return Ok(Some(0)),
-        Some(b'+') => 1,
-        Some(b'-') => -1,
-        Some(_) => return Err(BAD_TIME),
-    };
-    let hours = two_digits(rest, 1, BAD_TIME)?;
-    let minutes_at = if rest.get(3) == Some(&b':') { 4 } else { 3 };
-    let minutes = two_digits(rest, minutes_at, BAD_TIME)?;
-    if rest.len() != minutes_at + 2 || hours > 23 || minutes > 59 {
-        return Err(BAD_TIME);
-    }
-    Ok(Some(sign * (hours * 3600 + minutes * 60) as i32))
 }
 
 /// Longest rendering: `YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM`.
@@ -483,6 +367,38 @@ mod tests {
             err.msg,
             "Input should be a valid datetime or date, input is too short"
         );
+    }
+
+    #[test]
+    fn what_speedate_accepts_beyond_the_usual_forms_is_accepted_too() {
+        // pydantic accepts these because its parser does.
+        assert_eq!(
+            shown("2025-08-14T22:49:07,5Z"),
+            "2025-08-14T22:49:07.500000Z"
+        );
+        assert_eq!(
+            shown("2025-08-14T22:49:07.1234567891234"),
+            "2025-08-14T22:49:07.123456"
+        );
+        assert_eq!(
+            shown("2025-08-14T22:49:07\u{2212}03:00"),
+            "2025-08-14T22:49:07-03:00"
+        );
+        assert_eq!(shown("1500-01-01"), "1500-01-01T00:00:00");
+        assert_eq!(shown("-1"), "1969-12-31T23:59:59Z");
+        // What pydantic adds: a Python datetime has no year 0.
+        assert_eq!(reason("0000-01-01T00:00:00"), "year 0 is out of range");
+        assert_eq!(
+            reason("2025-08-14T22:49:07."),
+            "unexpected extra characters at the end of the input"
+        );
+        let far = FlexDateTime::from_json(&json!(1e20)).unwrap_err();
+        assert_eq!(
+            far.msg,
+            "Input should be a valid datetime or date, dates after 9999 are not supported as unix timestamps"
+        );
+        let fraction = FlexDateTime::from_json(&json!(1755211747500.5)).unwrap();
+        assert_eq!(fraction.to_string(), "2025-08-14T22:49:07.500500Z");
     }
 
     #[test]
