@@ -15,9 +15,9 @@ cd "$(dirname "$0")/.."
 smoke=false
 [[ "${1:-}" == "--smoke" ]] && smoke=true
 if $smoke; then
-    records=2000 duration=1s exports=1
+    records=2000 duration=1s exports=1 rounds=1
 else
-    records=100000 duration=${BENCH_DURATION:-10s} exports=3
+    records=100000 duration=${BENCH_DURATION:-10s} exports=3 rounds=${BENCH_ROUNDS:-3}
 fi
 command -v wrk >/dev/null || { echo "wrk not found (apt-get install wrk)" >&2; exit 1; }
 data=bench/data
@@ -52,23 +52,45 @@ latency_ms() {
         if (unit == "us") v /= 1000; else if (unit == "s") v *= 1000;
         printf "%.2f", v }' <<<"$2"
 }
-rows=()
-# measure LABEL PORT PATH ENCODING: one table row from wrk and curl.
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+declare -A measured
+# measure KEY PORT PATH ENCODING: one wrk run, appended to measured[KEY].
 measure() {
-    local label=$1 port=$2 path=$3 encoding=$4 url="http://127.0.0.1:$2$3" out bytes
+    local key=$1 url="http://127.0.0.1:$2$3" encoding=$4 out
     local header=()
     [[ "$encoding" != none ]] && header=(-H "Accept-Encoding: $encoding")
-    bytes=$(curl -s "${header[@]}" -o /dev/null -w '%{size_download}' "$url")
     out=$(wrk -t2 -c16 -d"$duration" --latency "${header[@]}" "$url")
     if grep -q "Non-2xx" <<<"$out"; then echo "unexpected answers from $url" >&2; echo "$out" >&2; exit 1; fi
-    rows+=("| \`$path\` | $encoding | $label | $bytes | $(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out") | $(latency_ms 50 "$out") | $(latency_ms 99 "$out") |")
+    measured[$key]+="$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out") $(latency_ms 50 "$out") $(latency_ms 99 "$out")"$'\n'
 }
-for path in "/get_pipeline_info?limit=100" "/get_pipeline_info?limit=1000" "/pipelines" "/health" "/docs/swagger-ui-bundle.js"; do
-    for server in "${servers[@]}"; do
-        measure "${server%%:*}" "${server##*:}" "$path" none
+rows=()
+# row LABEL PORT PATH ENCODING: the table row of the runs measured for it
+# (medians of req/s, p50 and p99).
+row() {
+    local key="$1 $3 $4" header=() runs
+    [[ "$4" != none ]] && header=(-H "Accept-Encoding: $4")
+    runs=${measured[$key]}
+    rows+=("| \`$3\` | $4 | $1 | $(curl -s "${header[@]}" -o /dev/null -w '%{size_download}' "http://127.0.0.1:$2$3") \
+| $(cut -d' ' -f1 <<<"${runs%$'\n'}" | median) | $(cut -d' ' -f2 <<<"${runs%$'\n'}" | median) \
+| $(cut -d' ' -f3 <<<"${runs%$'\n'}" | median) |")
+}
+paths=("/get_pipeline_info?limit=100" "/get_pipeline_info?limit=1000" "/pipelines" "/health" "/docs/swagger-ui-bundle.js")
+for path in "${paths[@]}"; do
+    # The uncompressed client, alternating between the builds, so a
+    # change in the machine's load touches both alike.
+    for _ in $(seq "$rounds"); do
+        for server in "${servers[@]}"; do
+            measure "${server%%:*} $path none" "${server##*:}" "$path" none
+        done
     done
     for encoding in gzip br zstd; do
-        measure "this build" $current "$path" "$encoding"
+        measure "this build $path $encoding" $current "$path" "$encoding"
+    done
+    for server in "${servers[@]}"; do
+        row "${server%%:*}" "${server##*:}" "$path" none
+    done
+    for encoding in gzip br zstd; do
+        row "this build" $current "$path" "$encoding"
     done
 done
 
@@ -93,7 +115,7 @@ for encoding in gzip br zstd; do
 done
 
 echo
-echo "compression benchmark — $(date -u +%Y-%m-%d), $(nproc) cores, $records records, wrk -t2 -c16 -d$duration$($smoke && echo ', SMOKE RUN (tiny data, not comparable)')"
+echo "compression benchmark — $(date -u +%Y-%m-%d), $(nproc) cores, $records records, wrk -t2 -c16 -d$duration, uncompressed: median of $rounds alternating runs$($smoke && echo ', SMOKE RUN (tiny data, not comparable)')"
 echo
 echo "| answer | Accept-Encoding | server | bytes sent | req/s | p50 ms | p99 ms |"
 echo "|---|---|---|---|---|---|---|"
