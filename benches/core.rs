@@ -31,6 +31,56 @@ fn parsing(c: &mut Criterion) {
     c.bench_function("parse/datetime", |b| {
         b.iter(|| FlexDateTime::parse(black_box("2025-08-14T22:49:07.250000+05:30")))
     });
+    datetimes(c);
+}
+
+/// The forms stored lines hold (Python's `isoformat()`, aware and naive,
+/// with and without a fraction), a timestamp, and two that fail.
+const DATETIME_FORMS: &[&str] = &[
+    "2025-09-02T12:07:02+00:00",
+    "2025-09-02T05:07:02",
+    "2025-08-14T22:49:07.250000+05:30",
+    "2025-08-14T22:49:07Z",
+    "1755211747",
+    "2025-08-14",
+    "2025/08/14",
+    "2025-08-14T25:00:00",
+];
+
+/// The datetime parser (speedate, as pydantic uses it) over the usual
+/// forms, and over a start-up's mix (four datetimes per stored line).
+fn datetimes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("datetime");
+    group.throughput(Throughput::Elements(DATETIME_FORMS.len() as u64));
+    group.bench_function("8 forms", |b| {
+        b.iter(|| {
+            for text in DATETIME_FORMS {
+                let _ = black_box(FlexDateTime::parse(black_box(text)));
+            }
+        })
+    });
+    group.finish();
+    let data = generated(10_000);
+    let stored: Vec<String> = data
+        .split(|&b| b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+        .flat_map(|record| {
+            ["start_local", "end_local", "start_utc", "end_utc"]
+                .map(|field| record[field].as_str().map(str::to_owned))
+        })
+        .flatten()
+        .collect();
+    let mut group = c.benchmark_group("datetime, generated file");
+    group.throughput(Throughput::Elements(stored.len() as u64));
+    group.bench_function("every stored datetime", |b| {
+        b.iter(|| {
+            stored
+                .iter()
+                .filter(|t| FlexDateTime::parse(t).is_ok())
+                .count()
+        })
+    });
+    group.finish();
 }
 
 fn loaded(records: u64) -> (JsonlRepository, tempfile::TempDir, tokio::runtime::Runtime) {

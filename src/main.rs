@@ -9,6 +9,7 @@ use pipeline_service::import::import_file;
 use pipeline_service::repository::oracle::sql::{add_key_columns, ddl};
 use pipeline_service::repository::oracle::OraclePipelineRepository;
 use pipeline_service::startup::{build_repository, Application};
+use pipeline_service::telemetry::LogFilter;
 use pipeline_service::{probe, telemetry};
 
 #[tokio::main]
@@ -41,8 +42,22 @@ async fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(error) => return fail_config(&error),
     };
+    let log_filter = match LogFilter::from_env() {
+        Ok(filter) => filter,
+        Err(error) => return fail_config(&error),
+    };
+    let logging = |default_filter: &str| {
+        telemetry::install(telemetry::build_subscriber(
+            settings.log_format,
+            &log_filter,
+            default_filter,
+        ));
+    };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings).await,
+        Command::Serve => {
+            logging("info");
+            serve(settings).await
+        }
         Command::Healthcheck => match probe::health_ok(&settings) {
             Ok(()) => ExitCode::SUCCESS,
             Err(reason) => {
@@ -50,12 +65,18 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Import { file } => import(settings, &file).await,
+        Command::Import { file } => {
+            logging("warn");
+            import(settings, &file).await
+        }
         Command::Compact {
             older_than,
             archive,
             dry_run,
-        } => compact(settings, older_than, archive.as_deref(), dry_run).await,
+        } => {
+            logging("warn");
+            compact(settings, older_than, archive.as_deref(), dry_run).await
+        }
         Command::Ddl { .. } | Command::Gen { .. } => ExitCode::SUCCESS,
     }
 }
@@ -94,11 +115,11 @@ fn fail_config(error: &dyn std::fmt::Display) -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> ExitCode {
-    telemetry::install(telemetry::build_subscriber(settings.log_format, "info"));
     let application = match Application::build(&settings).await {
         Ok(application) => application,
         Err(error) => {
-            tracing::error!(%error, "startup failed");
+            // One line on standard error, like a configuration error: not
+            // also a log line saying the same.
             eprintln!("pipeline-service: {error}");
             return ExitCode::FAILURE;
         }
@@ -118,7 +139,6 @@ async fn compact(
     archive: Option<&std::path::Path>,
     dry_run: bool,
 ) -> ExitCode {
-    telemetry::install(telemetry::build_subscriber(settings.log_format, "warn"));
     if !(days.is_finite() && days >= 0.0) {
         eprintln!("pipeline-service: compact: --older-than must be a number of days ≥ 0");
         return ExitCode::from(2);
@@ -169,7 +189,6 @@ async fn compact(
 }
 
 async fn import(settings: Settings, file: &std::path::Path) -> ExitCode {
-    telemetry::install(telemetry::build_subscriber(settings.log_format, "warn"));
     if settings.backend == Backend::Jsonl
         && std::fs::canonicalize(file).ok() == std::fs::canonicalize(&settings.jsonl_path).ok()
     {

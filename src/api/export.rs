@@ -216,8 +216,11 @@ pub async fn download_pipeline_info(
             })
         },
     );
-    let body =
-        stream::once(async move { Ok::<Bytes, RepositoryError>(Bytes::from(head)) }).chain(rest);
+    // Fused: the compression layer polls a finished body once more (for
+    // trailers), which an unfused `unfold` answers with a panic.
+    let body = stream::once(async move { Ok::<Bytes, RepositoryError>(Bytes::from(head)) })
+        .chain(rest)
+        .fuse();
     Ok((
         [
             (CONTENT_TYPE, format.media_type().to_owned()),

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorMessage, SERVER_BUSY};
 use super::AppState;
-use crate::metrics::METRICS;
+use crate::metrics::{PipelineCollector, METRICS};
 
 /// What this service can do, listed at `/`.
 pub const FEATURES: &[&str] = &[
@@ -111,7 +111,7 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
 ///
 /// HTTP, storage and process metrics, and per-pipeline gauges of the latest
 /// run (`pipeline_last_run_timestamp_seconds`, `pipeline_last_duration_seconds`,
-/// `pipeline_last_rowcount`, `pipeline_runs_total`) and flags from the run
+/// `pipeline_last_rowcount`, `pipeline_runs`) and flags from the run
 /// statistics (`pipeline_stale`, `pipeline_duration_anomaly`,
 /// `pipeline_rowcount_anomaly`) for alerting on pipelines that stop running
 /// or misbehave. Label values are cut to 128 characters. One rendering
@@ -139,7 +139,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
                 }
             };
             let flags = state.metric_flags.get(&state).await;
-            METRICS.render(activity, &flags, state.metrics_max_series)
+            let pipelines = PipelineCollector::new(activity, flags, state.metrics_max_series);
+            METRICS.render(state.repository.backend_name(), &pipelines)
         })
         .await
         .map_err(|_| ApiError::Overloaded)?;

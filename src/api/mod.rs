@@ -3,6 +3,8 @@
 pub mod archive;
 pub mod budget;
 pub mod bulk;
+pub mod caching;
+pub mod compression;
 pub mod csv_cells;
 pub mod cursor;
 pub mod error;
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
+use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderName, HeaderValue, Request, Response, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect};
@@ -37,6 +40,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 use utoipa_swagger_ui::SwaggerUi;
@@ -135,13 +139,26 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
         .merge(data)
         .merge(ui::routes())
         .merge(
-            SwaggerUi::new("/docs")
-                .url("/openapi.json", openapi::document(&settings.validation))
-                .config(openapi::swagger_config()),
+            Router::from(
+                SwaggerUi::new("/docs")
+                    .url("/openapi.json", openapi::document(&settings.validation))
+                    .config(openapi::swagger_config()),
+            )
+            .layer(middleware::from_fn_with_state(
+                Arc::new(caching::DocumentationTags::default()),
+                caching::documentation,
+            )),
         )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(not_found)
         .with_state(state)
+        .layer(compression::layer())
+        // What sets no policy of its own (errors, probes, writes, pages of
+        // runs, exports) is not kept by any cache.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            CACHE_CONTROL,
+            HeaderValue::from_static(caching::NO_STORE),
+        ))
         .layer(cors_layer(&settings.cors))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(observe::observe))

@@ -64,16 +64,30 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// Routes machines call on a schedule (probes, scrapes) and the static
+/// files of the two browser pages. Under an orchestrator they would be most
+/// of the log, so a successful answer is logged at DEBUG; an answer of 400
+/// or more is logged like any other request.
+const ROUTINE_ROUTES: &[&str] = &[
+    "/health",
+    "/ready",
+    "/metrics",
+    "/ui/assets/{file}",
+    "/docs/{*rest}",
+];
+
+/// Whether the request's line goes to DEBUG rather than INFO.
+fn is_routine(route: &str, status: u16) -> bool {
+    status < 400 && ROUTINE_ROUTES.contains(&route)
+}
+
+/// Counts and times the request and logs one line for it. The request id
+/// is not a field of that line: the request's span carries it, and every
+/// line logged within the request, this one included, shows the span.
 pub async fn observe(request: Request, next: Next) -> Response {
     let method = method_label(request.method());
     let route = route_of(&request);
     let path = request.uri().path().to_owned();
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
     METRICS.http_in_flight.inc();
     let started = Instant::now();
     let response = next.run(request).await;
@@ -92,7 +106,6 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let status = status.as_u16();
     match response.extensions().get::<ErrorCause>() {
         Some(ErrorCause(error)) => tracing::error!(
-            request_id,
             method,
             route,
             path,
@@ -101,15 +114,10 @@ pub async fn observe(request: Request, next: Next) -> Response {
             error = error.as_str(),
             "request finished"
         ),
-        None => tracing::info!(
-            request_id,
-            method,
-            route,
-            path,
-            status,
-            latency_ms,
-            "request finished"
-        ),
+        None if is_routine(&route, status) => {
+            tracing::debug!(method, route, path, status, latency_ms, "request finished")
+        }
+        None => tracing::info!(method, route, path, status, latency_ms, "request finished"),
     }
     response
 }
@@ -125,6 +133,25 @@ mod tests {
         }
         for refused in ["", "has space", "a/b", "<script>", "é", &"x".repeat(129)] {
             assert!(!is_usable_request_id(refused.as_bytes()), "{refused}");
+        }
+    }
+
+    #[test]
+    fn probes_scrapes_and_static_files_are_routine_until_they_fail() {
+        for route in [
+            "/health",
+            "/ready",
+            "/metrics",
+            "/ui/assets/{file}",
+            "/docs/{*rest}",
+        ] {
+            assert!(is_routine(route, 200), "{route}");
+            assert!(is_routine(route, 304), "{route}");
+            assert!(!is_routine(route, 405), "{route}");
+            assert!(!is_routine(route, 503), "{route}");
+        }
+        for route in ["/pipelines", "/ui", "/docs/", "/openapi.json", "unmatched"] {
+            assert!(!is_routine(route, 200), "{route}");
         }
     }
 }

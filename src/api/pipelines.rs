@@ -5,9 +5,8 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::FromRequestParts;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -15,6 +14,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::bulk::{KEY_IN_FLIGHT, KEY_REUSED};
+use super::caching;
 use super::error::{ApiError, ErrorMessage, STORAGE_FULL, UNDECODABLE_BODY};
 use super::extract::JsonBody;
 use super::openapi::Refusals;
@@ -46,37 +46,63 @@ pub struct PipelineListResponse {
     tag = "pipelines",
     responses(
         (status = 200, description = "Summaries, latest run first", body = PipelineListResponse),
+        (status = 304, description = "Not modified: `If-None-Match` names the current `ETag`"),
         Refusals,
     ),
     security((), ("api_key" = []))
 )]
-pub async fn list_pipelines(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn list_pipelines(
+    State(state): State<AppState>,
+    request: HeaderMap,
+) -> Result<Response, ApiError> {
     let pipelines = state.repository.get_pipelines_summary().await?;
-    let body = state.summary_json.body_for(pipelines)?;
-    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+    let (body, etag) = state.summary_json.body_for(pipelines)?;
+    Ok(caching::answer(
+        &request,
+        etag,
+        caching::PRIVATE_REVALIDATE,
+        "application/json",
+        body,
+    ))
 }
 
-/// The last `/pipelines` answer, reused while the repository hands out the
-/// same summary list (the JSON Lines store keeps one until a record arrives),
-/// so a busy dashboard costs no serialisation.
+/// The last `/pipelines` answer and its entity tag, reused while the
+/// repository hands out the same summary list (the JSON Lines store keeps
+/// one until a record arrives), so a busy dashboard costs no serialisation
+/// and no hashing; a revalidation then costs a pointer comparison.
 #[derive(Default)]
 pub struct SummaryJsonCache {
-    last: parking_lot::Mutex<Option<(Arc<[PipelineSummary]>, Bytes)>>,
+    last: parking_lot::Mutex<Option<SummaryJson>>,
+}
+
+/// A summary list, its JSON answer and the answer's entity tag.
+struct SummaryJson {
+    pipelines: Arc<[PipelineSummary]>,
+    body: Bytes,
+    etag: HeaderValue,
 }
 
 impl SummaryJsonCache {
-    fn body_for(&self, pipelines: Arc<[PipelineSummary]>) -> Result<Bytes, ApiError> {
-        if let Some((cached, body)) = self.last.lock().as_ref() {
-            if Arc::ptr_eq(cached, &pipelines) {
-                return Ok(body.clone());
+    fn body_for(
+        &self,
+        pipelines: Arc<[PipelineSummary]>,
+    ) -> Result<(Bytes, HeaderValue), ApiError> {
+        if let Some(cached) = self.last.lock().as_ref() {
+            if Arc::ptr_eq(&cached.pipelines, &pipelines) {
+                return Ok((cached.body.clone(), cached.etag.clone()));
             }
         }
         let response = PipelineListResponse {
             pipelines: pipelines.clone(),
         };
         let body = Bytes::from(serde_json::to_vec(&response).map_err(RepositoryError::from)?);
-        *self.last.lock() = Some((pipelines, body.clone()));
-        Ok(body)
+        let etag = caching::entity_tag(&body);
+        *self.last.lock() = Some(SummaryJson {
+            pipelines,
+            body: body.clone(),
+            etag: etag.clone(),
+        });
+        Ok((body, etag))
     }
 }
 

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::Json;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::caching;
 use super::error::ApiError;
 use super::extract::{FromQuery, ValidQuery};
 use super::openapi::{Refusals, UrlTooLong};
@@ -74,6 +76,7 @@ pub struct StatsResponse {
     params(RunFilterParams, RecentRunsParams),
     responses(
         (status = 200, description = "Statistics, latest run first", body = StatsResponse),
+        (status = 304, description = "Not modified: `If-None-Match` names the current `ETag` (which leaves `seconds_since_last_run` out)"),
         (status = 422, description = "A query parameter is invalid", body = ValidationErrors,
             example = json!({"detail": [{"type": "less_than_equal", "loc": ["query", "recent"], "msg": "Input should be less than or equal to 100", "input": "500", "ctx": {"le": 100}}]})),
         Refusals,
@@ -84,7 +87,8 @@ pub struct StatsResponse {
 pub async fn pipeline_stats(
     State(state): State<AppState>,
     ValidQuery(query): ValidQuery<StatsQuery>,
-) -> Result<Json<StatsResponse>, ApiError> {
+    request: HeaderMap,
+) -> Result<Response, ApiError> {
     let filter = query.filter;
     let policy = StatsPolicy {
         stale_factor: state.stale_factor,
@@ -93,7 +97,37 @@ pub async fn pipeline_stats(
         recent_runs: query.recent_runs,
     };
     let pipelines = compute(state.repository.as_ref(), &filter, policy).await?;
-    Ok(Json(StatsResponse { pipelines }))
+    let etag = entity_tag(&pipelines);
+    if caching::matches(&request, &etag) {
+        return Ok(caching::not_modified(etag, caching::PRIVATE_REVALIDATE));
+    }
+    let body = serde_json::to_vec(&StatsResponse { pipelines }).map_err(RepositoryError::from)?;
+    Ok(caching::answer(
+        &request,
+        etag,
+        caching::PRIVATE_REVALIDATE,
+        "application/json",
+        body.into(),
+    ))
+}
+
+/// The entity tag of an answer: a digest of everything in it except
+/// `seconds_since_last_run`, which grows every second without saying
+/// anything the client cannot work out from `last_run`. Everything that
+/// changes meaning (a new run, a flag turning on as time passes) changes
+/// the tag; a client holding the answer is told 304 until then.
+fn entity_tag(pipelines: &[PipelineStats]) -> HeaderValue {
+    let timeless: Vec<PipelineStats> = pipelines
+        .iter()
+        .map(|p| PipelineStats {
+            seconds_since_last_run: 0.0,
+            ..p.clone()
+        })
+        .collect();
+    let mut writer = caching::EntityTagWriter::default();
+    // Writing into a digest cannot fail, and these values always serialise.
+    let _ = serde_json::to_writer(&mut writer, &timeless);
+    writer.finish()
 }
 
 /// The statistics flags `/metrics` exports, recomputed at most every

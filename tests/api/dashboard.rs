@@ -134,7 +134,7 @@ async fn the_page_is_revalidated_its_assets_cached_for_good_and_all_compressed()
         let response = get(path.into(), vec![]).await.unwrap();
         assert_eq!(response.status(), 404, "{path}");
     }
-    // Compression stays local to the dashboard.
+    // A tiny answer is sent as it is.
     let api = get(
         "/pipelines".into(),
         vec![("accept-encoding", "gzip".into())],

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use pipeline_service::config::RawSettings;
 use serde_json::{json, Value};
 
+use crate::exposition::Exposition;
 use crate::helpers::{column, run, run_on, spawn_app, spawn_app_with, TestApp};
 
 async fn with_keys(for_reads: bool) -> TestApp {
@@ -320,29 +321,15 @@ async fn request_ids_that_are_long_or_odd_are_replaced() {
     assert_eq!(twice.headers()["x-request-id"].len(), 36);
 }
 
-fn scrape(text: &str) -> prometheus_parse::Scrape {
-    let lines = text.lines().map(|l| Ok(l.to_owned()));
-    prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text")
+fn scrape(text: &str) -> Exposition {
+    crate::exposition::parse(text).expect("valid Prometheus text")
 }
 
-fn sample_value(
-    scrape: &prometheus_parse::Scrape,
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<f64> {
-    scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => f64::NAN,
-        })
+fn sample_value(scrape: &Exposition, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape.value(name, labels)
 }
 
-async fn metrics(app: &TestApp) -> prometheus_parse::Scrape {
+async fn metrics(app: &TestApp) -> Exposition {
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"]
@@ -381,18 +368,13 @@ async fn metrics_parse_and_their_counters_move() {
     assert!(sample_value(&after, "http_requests_total", &route).unwrap() >= posted_before + 2.0);
     assert!(sample_value(&after, "pipeline_inserts_total", &[]).unwrap() >= inserts_before + 2.0);
     assert!(sample_value(&after, "http_requests_in_flight", &[]).is_some());
-    assert!(after
-        .samples
-        .iter()
-        .any(|s| s.metric == "http_request_duration_seconds"));
-    assert!(after
-        .samples
-        .iter()
-        .any(|s| s.metric == "jsonl_sync_duration_seconds"));
-    assert!(after
-        .samples
-        .iter()
-        .any(|s| s.metric == "process_resident_memory_bytes"));
+    for family in [
+        "http_request_duration_seconds",
+        "jsonl_sync_duration_seconds",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(after.family(family).is_some(), "{family}");
+    }
     let meter = [("pipeline_name", "meter"), ("environment", "prod")];
     assert_eq!(
         sample_value(&after, "pipeline_last_rowcount", &meter),
@@ -402,10 +384,7 @@ async fn metrics_parse_and_their_counters_move() {
         sample_value(&after, "pipeline_last_duration_seconds", &meter),
         Some(12.5)
     );
-    assert_eq!(
-        sample_value(&after, "pipeline_runs_total", &meter),
-        Some(2.0)
-    );
+    assert_eq!(sample_value(&after, "pipeline_runs", &meter), Some(2.0));
     assert_eq!(
         sample_value(&after, "pipeline_last_run_timestamp_seconds", &meter),
         Some(1_754_179_200.0),
@@ -429,10 +408,9 @@ async fn per_pipeline_series_are_capped() {
     }
     let scrape = metrics(&app).await;
     let names: Vec<&str> = scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == "pipeline_runs_total")
-        .filter_map(|s| s.labels.get("pipeline_name"))
+        .samples()
+        .filter(|s| s.name == "pipeline_runs")
+        .filter_map(|s| s.labels.get("pipeline_name").map(String::as_str))
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(
@@ -474,9 +452,8 @@ async fn long_labels_are_cut_so_a_scrape_stays_small() {
     assert!(text.len() < 1_500_000, "{} bytes", text.len());
     let parsed = scrape(&text);
     let series: Vec<_> = parsed
-        .samples
-        .iter()
-        .filter(|s| s.metric == "pipeline_runs_total")
+        .samples()
+        .filter(|s| s.name == "pipeline_runs")
         .collect();
     assert_eq!(series.len(), 200, "pipelines stay distinct");
     for sample in series {

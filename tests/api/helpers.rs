@@ -272,11 +272,15 @@ pub fn start_command(command: &mut std::process::Command) -> ServiceProcess {
             .next()
             .expect("server prints its address")
             .expect("readable output");
+        // `address=…` in text logs, `"address":"…"` in JSON ones.
         if let Some(rest) = line.split("address=").nth(1) {
             break format!(
                 "http://{}",
                 rest.split_whitespace().next().unwrap_or_default()
             );
+        }
+        if let Some(rest) = line.split("\"address\":\"").nth(1) {
+            break format!("http://{}", rest.split('"').next().unwrap_or_default());
         }
     };
     let output = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));

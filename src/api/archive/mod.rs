@@ -16,7 +16,8 @@ use std::path::{Component, Path, PathBuf};
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::header::{
-    CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
+    X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
@@ -117,6 +118,11 @@ pub async fn archived_file(
     );
     headers.insert(CONTENT_DISPOSITION, disposition(kind, &name));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // Kept by the client only, and revalidated by `Last-Modified`.
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static(super::caching::PRIVATE_REVALIDATE),
+    );
     // Opened as a page anyway, the file is sandboxed: no script, no forms,
     // and an origin of its own, so it can reach nothing of this service's.
     headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));

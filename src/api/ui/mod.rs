@@ -4,24 +4,21 @@
 //! hash (`app.3f9c….js`), so those can be cached for a year and never go
 //! stale: a new build serves a page naming new files. The page itself is
 //! revalidated on every load (`no-cache` with an `ETag`, answered 304 when
-//! unchanged). Everything is compressed on the way out by a layer local to
-//! these routes. The page reads only the public API, so it needs no state.
+//! unchanged). The application's compression layer compresses them on the
+//! way out. The page reads only the public API, so it needs no state.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use axum::body::Bytes;
 use axum::extract::Path;
-use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY,
-    X_CONTENT_TYPE_OPTIONS,
-};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::header::{CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use sha2::{Digest, Sha256};
-use tower_http::compression::CompressionLayer;
 
+use super::caching::{self, IMMUTABLE, REVALIDATE};
 use super::error::ApiError;
 
 /// Where the dashboard is served.
@@ -57,10 +54,6 @@ const SOURCES: &[Source] = &[
 
 const TEMPLATE: &str = include_str!("assets/index.html");
 
-/// Hashed assets never change under their name.
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// The page is checked with the server on every load.
-const REVALIDATE: &str = "no-cache";
 /// Only this service's own scripts, styles and API: the page works with no
 /// internet access, and injected markup could neither run nor send data
 /// elsewhere.
@@ -71,33 +64,32 @@ frame-ancestors 'none'";
 /// A response body and how to validate it.
 struct Served {
     media_type: &'static str,
-    bytes: Vec<u8>,
+    bytes: Bytes,
     etag: HeaderValue,
 }
 
 impl Served {
     fn new(media_type: &'static str, bytes: Vec<u8>) -> Self {
-        let digest = Sha256::digest(&bytes);
-        // Weak: the compression layer may send these bytes re-encoded.
-        let etag = format!("W/\"{}\"", hex(&digest[..12]));
         Self {
             media_type,
-            etag: HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("W/\"\"")),
-            bytes,
+            etag: caching::entity_tag(&bytes),
+            bytes: Bytes::from(bytes),
         }
     }
 
     /// 200 with the body, or 304 when the client's copy is current.
     fn answer(&self, request: &HeaderMap, cache_control: &'static str) -> Response {
-        let mut headers = HeaderMap::new();
-        headers.insert(ETAG, self.etag.clone());
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache_control));
-        headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        if matches_etag(request, &self.etag) {
-            return (StatusCode::NOT_MODIFIED, headers).into_response();
-        }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.media_type));
-        (headers, self.bytes.clone()).into_response()
+        let mut response = caching::answer(
+            request,
+            self.etag.clone(),
+            cache_control,
+            self.media_type,
+            self.bytes.clone(),
+        );
+        response
+            .headers_mut()
+            .insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        response
     }
 }
 
@@ -142,29 +134,11 @@ fn hashed_name(name: &str, etag: &HeaderValue) -> String {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `If-None-Match` names this entity (weak comparison, as RFC 9110 asks
-/// for GET), or is `*`.
-fn matches_etag(request: &HeaderMap, etag: &HeaderValue) -> bool {
-    let ours = etag.to_str().unwrap_or_default();
-    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
-    request
-        .get_all(IF_NONE_MATCH)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|tag| tag.trim() == "*" || opaque(tag) == opaque(ours))
-}
-
-/// The dashboard's routes, compressed (gzip) when the client accepts it.
+/// The dashboard's routes.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route(PAGE_PATH, get(page))
         .route("/ui/assets/{file}", get(asset))
-        .layer(CompressionLayer::new())
 }
 
 /// The dashboard page.
@@ -190,7 +164,7 @@ mod tests {
 
     #[test]
     fn the_page_names_every_asset_by_its_hash() {
-        let page = String::from_utf8(DASHBOARD.page.bytes.clone()).unwrap();
+        let page = String::from_utf8(DASHBOARD.page.bytes.to_vec()).unwrap();
         assert!(!page.contains("{{"), "every placeholder replaced");
         for name in DASHBOARD.assets.keys() {
             assert!(page.contains(&format!("ui/assets/{name}")), "{name}");
@@ -202,21 +176,5 @@ mod tests {
             hashed_name("uPlot.min.css", &etag),
             "uPlot.min.0123456789ab.css"
         );
-    }
-
-    #[test]
-    fn validators_compare_weakly() {
-        let etag = HeaderValue::from_static("W/\"abc\"");
-        let with = |value: &'static str| {
-            let mut headers = HeaderMap::new();
-            headers.insert(IF_NONE_MATCH, HeaderValue::from_static(value));
-            matches_etag(&headers, &etag)
-        };
-        assert!(with("W/\"abc\""));
-        assert!(with("\"abc\""));
-        assert!(with("\"x\", W/\"abc\""));
-        assert!(with("*"));
-        assert!(!with("\"abd\""));
-        assert!(!matches_etag(&HeaderMap::new(), &etag));
     }
 }
