@@ -219,15 +219,6 @@ pub enum Backend {
     Oracle,
 }
 
-impl Backend {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Backend::Jsonl => "jsonl",
-            Backend::Oracle => "oracle",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,

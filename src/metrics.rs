@@ -9,7 +9,7 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
-use crate::repository::PipelineActivity;
+use crate::domain::PipelineActivity;
 
 pub struct Metrics {
     registry: Registry,

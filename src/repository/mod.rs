@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary};
+use crate::domain::{FlexDateTime, PipelineActivity, PipelineInfo, PipelineSummary};
 
 /// Which records a query wants. Every field is optional; string filters are
 /// exact and case-sensitive. Both backends apply exactly these semantics.
@@ -98,18 +98,6 @@ pub struct KeysetPage {
 pub struct RunPage {
     pub total: u64,
     pub records: Vec<Arc<PipelineInfo>>,
-}
-
-/// The latest state of one pipeline, for per-pipeline metrics.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PipelineActivity {
-    /// (pipeline_name, script_name, pipeline_type, environment).
-    pub key: [Option<String>; 4],
-    pub total_runs: u64,
-    /// `start_utc` of the latest run.
-    pub last_run: FlexDateTime,
-    pub last_elapsed_seconds: f64,
-    pub last_rowcount: i64,
 }
 
 #[derive(Debug, thiserror::Error)]

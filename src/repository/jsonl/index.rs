@@ -13,8 +13,8 @@ type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use super::ordered::ChunkedList;
-use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary};
-use crate::repository::{KeysetPage, Page, PipelineActivity, RunFilter, RunKey, RunPage};
+use crate::domain::{FlexDateTime, PipelineActivity, PipelineInfo, PipelineSummary};
+use crate::repository::{KeysetPage, Page, RunFilter, RunKey, RunPage};
 
 /// Records in file order plus the indexes queries use.
 #[derive(Debug, Default)]

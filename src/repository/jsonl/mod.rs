@@ -31,10 +31,10 @@ use self::keys::{Batch, KeyStamp, KeyTable, Loaded, Reservation};
 use self::writer::{AppendRequest, Refused};
 use super::insert::{self, InsertOutcome, NewRun, DEFAULT_KEY_RETENTION};
 use super::{
-    KeysetPage, Page, PipelineActivity, PipelineInfoRepository, RepositoryError, RunFilter, RunKey,
+    KeysetPage, Page, PipelineInfoRepository, RepositoryError, RunFilter, RunKey,
     RunPage,
 };
-use crate::domain::{PipelineInfo, PipelineSummary};
+use crate::domain::{PipelineActivity, PipelineInfo, PipelineSummary};
 use crate::metrics::METRICS;
 
 /// What identifies one state of the file: which file (device and inode),

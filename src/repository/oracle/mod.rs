@@ -18,11 +18,12 @@ use serde_json::{Map, Value};
 use self::sql::{Bind, OracleSchema, Statement};
 use super::insert::{self, InsertOutcome, KnownKey, NewRun};
 use super::{
-    KeysetPage, Page, PipelineActivity, PipelineInfoRepository, RepositoryError, RunFilter, RunKey,
+    KeysetPage, Page, PipelineInfoRepository, RepositoryError, RunFilter, RunKey,
 };
 use crate::config::OracleSettings;
 use crate::domain::{
-    FieldError, FlexDateTime, LocItem, PipelineInfo, PipelineSummary, ValidationErrors, FIELD_NAMES,
+    FieldError, FlexDateTime, LocItem, PipelineActivity, PipelineInfo, PipelineSummary,
+    ValidationErrors, FIELD_NAMES,
 };
 use crate::metrics::METRICS;
 
