@@ -31,8 +31,7 @@ use self::keys::{Batch, KeyStamp, KeyTable, Loaded, Reservation};
 use self::writer::{AppendRequest, Refused};
 use super::insert::{self, InsertOutcome, NewRun, DEFAULT_KEY_RETENTION};
 use super::{
-    KeysetPage, Page, PipelineInfoRepository, RepositoryError, RunFilter, RunKey,
-    RunPage,
+    KeysetPage, Page, PipelineInfoRepository, RepositoryError, RunFilter, RunKey, RunPage,
 };
 use crate::domain::{PipelineActivity, PipelineInfo, PipelineSummary};
 use crate::metrics::METRICS;
