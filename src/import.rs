@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::domain::PipelineInfo;
 use crate::repository::jsonl::parse_any;
-use crate::repository::{PipelineInfoRepository, RepositoryError};
+use crate::repository::{NewRun, PipelineInfoRepository, RepositoryError};
 
 /// Records sent to the backend at once.
 pub const BATCH_RECORDS: usize = 1000;
@@ -104,14 +104,17 @@ async fn store(
     if batch.is_empty() {
         return Ok(());
     }
-    let records = std::mem::take(batch);
-    let stored = repository
-        .insert_many(records)
+    let runs = std::mem::take(batch)
+        .into_iter()
+        .map(NewRun::from)
+        .collect();
+    let outcomes = repository
+        .insert(runs, true)
         .await
         .map_err(|source| ImportError::Store {
             imported: report.imported,
             source,
         })?;
-    report.imported += stored as u64;
+    report.imported += outcomes.len() as u64;
     Ok(())
 }

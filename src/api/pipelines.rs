@@ -7,15 +7,15 @@ use axum::extract::FromRequestParts;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::bulk::{KEY_IN_FLIGHT, KEY_REUSED};
-use super::error::{ApiError, ErrorMessage, STORAGE_FULL, UNDECODABLE_BODY};
+use super::error::{
+    ApiError, ErrorMessage, InsertAnswer, KEY_REUSED, STORAGE_FULL, UNDECODABLE_BODY,
+};
 use super::extract::JsonBody;
 use super::openapi::Refusals;
 use super::AppState;
@@ -24,7 +24,7 @@ use crate::domain::{
     FieldError, IdempotencyKey, LocItem, PipelineInfo, PipelineSummary, ValidationErrors,
 };
 use crate::repository::oracle::KEYS_NEED_COLUMNS;
-use crate::repository::{InsertOutcome, NewRun, RepositoryError};
+use crate::repository::{NewRun, RepositoryError};
 
 /// Every pipeline's summary.
 #[derive(Debug, Serialize, ToSchema)]
@@ -124,42 +124,34 @@ pub async fn create_pipeline_run(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let record = state.validation.parse(&body, "body", &[])?;
-    let Some(raw_key) = raw_key else {
-        let stored = state.repository.insert_pipeline_info(record).await?;
-        return Ok((StatusCode::CREATED, Json(stored)).into_response());
+    let key = match raw_key {
+        None => None,
+        Some(raw_key) => Some(
+            raw_key
+                .to_str()
+                .map_err(|_| {
+                    FieldError::new(
+                        "value_error",
+                        "Value error, Idempotency-Key must be visible ASCII characters without spaces",
+                    )
+                })
+                .and_then(|text| IdempotencyKey::parse(text, &record))
+                .map_err(|error| {
+                    let loc = vec![LocItem::from("header"), LocItem::from("idempotency-key")];
+                    let input =
+                        Value::String(String::from_utf8_lossy(raw_key.as_bytes()).into_owned());
+                    ValidationErrors::single(error.at(loc, input))
+                })?,
+        ),
     };
-    let key = raw_key
-        .to_str()
-        .map_err(|_| {
-            FieldError::new(
-                "value_error",
-                "Value error, Idempotency-Key must be visible ASCII characters without spaces",
-            )
-        })
-        .and_then(|text| IdempotencyKey::parse(text, &record))
-        .map_err(|error| {
-            let loc = vec![LocItem::from("header"), LocItem::from("idempotency-key")];
-            let input = Value::String(String::from_utf8_lossy(raw_key.as_bytes()).into_owned());
-            ValidationErrors::single(error.at(loc, input))
-        })?;
-    let run = NewRun {
-        record,
-        key: Some(key),
-    };
-    let outcome = state.repository.insert_runs(vec![run], true).await?;
-    match outcome.into_iter().next() {
-        Some(InsertOutcome::Created(stored)) => {
-            Ok((StatusCode::CREATED, Json(stored)).into_response())
-        }
-        Some(InsertOutcome::Replayed(original)) => Ok((
-            StatusCode::CREATED,
-            [("idempotent-replayed", "true")],
-            Json(original),
-        )
-            .into_response()),
-        Some(InsertOutcome::KeyInFlight) => Err(ApiError::Conflict(KEY_IN_FLIGHT)),
-        _ => Err(ApiError::Conflict(KEY_REUSED)),
-    }
+    let outcome = state
+        .repository
+        .insert(vec![NewRun { record, key }], true)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| RepositoryError::Task("the store answered no outcome".into()))?;
+    Ok(InsertAnswer::from(outcome).into_response())
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";

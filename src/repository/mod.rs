@@ -114,17 +114,18 @@ pub enum RepositoryError {
     Unavailable(String),
     #[error("database error: {0}")]
     Database(String),
-    /// The store refused a value the API accepted (say, longer than a
-    /// database column); the client can fix it, so it is answered 422.
-    #[error("value refused by the store: {0}")]
-    Invalid(crate::domain::ValidationErrors),
+    /// The store refused a value of the run at position `run` of an
+    /// insert that the API accepted (say, longer than a database column);
+    /// the client can fix it, so it is answered 422. Nothing was stored.
+    #[error("value refused by the store: {errors}")]
+    Invalid {
+        run: usize,
+        errors: crate::domain::ValidationErrors,
+    },
     /// The store lacks what a feature needs (say, the idempotency columns
     /// of an Oracle table created before they existed).
     #[error("not supported by this store: {0}")]
     Unsupported(String),
-    /// Another request with the same idempotency key is being stored.
-    #[error("a request with the same idempotency key is being stored")]
-    KeyInFlight,
     /// A write failed and nothing of the request is stored (what reached
     /// the file was cut off again); `out_of_space` when the disk, a quota or
     /// a file size limit is full. Answered 507 or 503 so clients retry.
@@ -177,20 +178,13 @@ pub trait PipelineInfoRepository: Send + Sync {
     /// Per-pipeline latest run, one entry per summary group.
     async fn get_pipeline_activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError>;
 
-    /// Stores one record; returns it as stored.
-    async fn insert_pipeline_info(
-        &self,
-        record: PipelineInfo,
-    ) -> Result<Arc<PipelineInfo>, RepositoryError>;
-
-    /// Stores many records together (one group commit on JSON Lines, array
-    /// DML on Oracle); all are stored or the error says none were.
-    async fn insert_many(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError>;
-
-    /// Stores runs that may carry idempotency keys, deciding each one's
-    /// outcome with `insert::plan`; everything stored is stored together.
-    /// With `atomic`, a failure of any run means none is stored.
-    async fn insert_runs(
+    /// Stores runs, each with an optional idempotency key, and says what
+    /// happened to each, in order. Outcomes are decided with
+    /// `insert::plan`, the same way on every backend; everything stored is
+    /// stored together (one group commit, one transaction). With `atomic`,
+    /// a run that cannot be stored means none is. An error means nothing
+    /// was stored.
+    async fn insert(
         &self,
         runs: Vec<NewRun>,
         atomic: bool,

@@ -10,6 +10,7 @@ use pipeline_service::repository::jsonl::JsonlRepository;
 use pipeline_service::repository::oracle::sql::ddl;
 use pipeline_service::repository::oracle::OraclePipelineRepository;
 use pipeline_service::repository::PipelineInfoRepository;
+use pipeline_service::repository::{InsertOutcome, NewRun, RepositoryError};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -129,6 +130,32 @@ pub async fn every_backend() -> Vec<Fresh> {
     let mut stores = vec![fresh_jsonl().await];
     stores.extend(fresh_oracle().await);
     stores
+}
+
+/// What the tests do often on any store, through its trait.
+#[async_trait::async_trait]
+pub trait Shortcuts {
+    /// Stores one run without a key, as a plain `POST /pipelines` does, and
+    /// returns it as stored.
+    async fn store(&self, record: PipelineInfo) -> Result<Arc<PipelineInfo>, RepositoryError>;
+
+    /// Stores runs without keys together, as an import does; how many.
+    async fn store_all(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError>;
+}
+
+#[async_trait::async_trait]
+impl<R: PipelineInfoRepository + ?Sized> Shortcuts for R {
+    async fn store(&self, record: PipelineInfo) -> Result<Arc<PipelineInfo>, RepositoryError> {
+        match self.insert(vec![record.into()], true).await?.pop() {
+            Some(InsertOutcome::Created(stored)) => Ok(stored),
+            other => panic!("a run without a key is stored: {other:?}"),
+        }
+    }
+
+    async fn store_all(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
+        let runs = records.into_iter().map(NewRun::from).collect();
+        Ok(self.insert(runs, true).await?.len())
+    }
 }
 
 /// A valid record starting `minutes` after 2025-08-01T00:00Z.

@@ -4,7 +4,7 @@ use pipeline_service::domain::FlexDateTime;
 use pipeline_service::repository::{Page, RunFilter};
 use serde_json::json;
 
-use crate::backends::{every_backend, record};
+use crate::backends::{every_backend, record, Shortcuts};
 
 fn codes(records: &[std::sync::Arc<pipeline_service::domain::PipelineInfo>]) -> Vec<String> {
     records.iter().map(|r| r.date_code().to_owned()).collect()
@@ -17,7 +17,7 @@ async fn insert_returns_the_record_and_reads_find_it() {
     for store in every_backend().await {
         let repo = &store.repository;
         let original = record(0, json!({"start_utc": "2025-08-01T02:00:00+02:00"}));
-        let stored = repo.insert_pipeline_info(original.clone()).await.unwrap();
+        let stored = repo.store(original.clone()).await.unwrap();
         assert_eq!(*stored, original);
         let found = repo
             .get_pipeline_info(&RunFilter::default(), ALL)
@@ -33,7 +33,7 @@ async fn order_is_start_descending_with_insertion_tiebreak() {
     for store in every_backend().await {
         let repo = &store.repository;
         for (minutes, code) in [(5, "a"), (9, "b"), (5, "c"), (1, "d"), (9, "e")] {
-            repo.insert_pipeline_info(record(minutes, json!({"date_code": code})))
+            repo.store(record(minutes, json!({"date_code": code})))
                 .await
                 .unwrap();
         }
@@ -67,7 +67,7 @@ async fn filters_count_and_page_agree() {
         let repo = &store.repository;
         for minutes in 0..20 {
             let env = if minutes % 2 == 0 { "prod" } else { "dev" };
-            repo.insert_pipeline_info(record(
+            repo.store(record(
                 minutes,
                 json!({"environment": env, "rowcount": minutes}),
             ))
@@ -113,14 +113,14 @@ async fn summaries_average_only_positive_values() {
         let repo = &store.repository;
         let rows = [(0, 0.0, 0), (1, 30.0, 10), (2, 90.0, 0), (3, 0.0, 30)];
         for (minutes, elapsed, rowcount) in rows {
-            repo.insert_pipeline_info(record(
+            repo.store(record(
                 minutes,
                 json!({"elapsed_seconds": elapsed, "rowcount": rowcount}),
             ))
             .await
             .unwrap();
         }
-        repo.insert_pipeline_info(record(
+        repo.store(record(
             100,
             json!({"environment": null, "elapsed_seconds": 0.0, "rowcount": 0}),
         ))
@@ -146,8 +146,8 @@ async fn many_records_are_stored_together_in_order() {
         let batch: Vec<_> = (0..250)
             .map(|i| record(i, json!({"rowcount": i})))
             .collect();
-        assert_eq!(repo.insert_many(batch).await.unwrap(), 250);
-        assert_eq!(repo.insert_many(Vec::new()).await.unwrap(), 0);
+        assert_eq!(repo.store_all(batch).await.unwrap(), 250);
+        assert_eq!(repo.store_all(Vec::new()).await.unwrap(), 0);
         assert_eq!(
             repo.count_pipeline_info(&RunFilter::default())
                 .await
@@ -179,13 +179,13 @@ async fn a_fresh_store_is_ready() {
 async fn activity_reports_each_groups_latest_run() {
     for store in every_backend().await {
         let repo = &store.repository;
-        repo.insert_pipeline_info(record(5, json!({"rowcount": 50, "elapsed_seconds": 5.0})))
+        repo.store(record(5, json!({"rowcount": 50, "elapsed_seconds": 5.0})))
             .await
             .unwrap();
-        repo.insert_pipeline_info(record(9, json!({"rowcount": 90, "elapsed_seconds": 9.0})))
+        repo.store(record(9, json!({"rowcount": 90, "elapsed_seconds": 9.0})))
             .await
             .unwrap();
-        repo.insert_pipeline_info(record(7, json!({"rowcount": 70})))
+        repo.store(record(7, json!({"rowcount": 70})))
             .await
             .unwrap();
         let activity = repo.get_pipeline_activity().await.unwrap();
@@ -239,7 +239,7 @@ async fn the_distinct_archived_files_of_a_date_code_are_listed() {
             (3, "e", Some("/a/3.gz")),
             (4, "none", None),
         ] {
-            repo.insert_pipeline_info(record(
+            repo.store(record(
                 minutes,
                 json!({"date_code": code, "archived_file": file}),
             ))
@@ -272,7 +272,7 @@ async fn oracle_retention_archives_then_deletes_old_runs() {
     for minutes in [-100_000, -90_000, 10] {
         fresh
             .repository
-            .insert_pipeline_info(record(minutes, json!({"date_code": format!("m{minutes}")})))
+            .store(record(minutes, json!({"date_code": format!("m{minutes}")})))
             .await
             .unwrap();
     }

@@ -4,7 +4,7 @@ use pipeline_service::repository::jsonl::{JsonlOptions, JsonlRepository};
 use pipeline_service::repository::{Page, PipelineInfoRepository, RunFilter};
 use serde_json::json;
 
-use crate::backends::record;
+use crate::backends::{record, Shortcuts};
 
 #[tokio::test]
 async fn thousands_of_backfilled_runs_arriving_one_by_one_stay_in_order() {
@@ -25,7 +25,7 @@ async fn thousands_of_backfilled_runs_arriving_one_by_one_stay_in_order() {
         let env = if i % 2 == 0 { "prod" } else { "dev" };
         let code = format!("b{i}");
         repository
-            .insert_pipeline_info(record(
+            .store(record(
                 minutes,
                 json!({"date_code": code, "environment": env}),
             ))

@@ -627,32 +627,17 @@ impl PipelineInfoRepository for JsonlRepository {
         Ok(self.inner.index.read().activity())
     }
 
-    async fn insert_pipeline_info(
-        &self,
-        record: PipelineInfo,
-    ) -> Result<Arc<PipelineInfo>, RepositoryError> {
-        let lines = vec![Loaded::from(record.clone())];
-        self.append(lines, false, Reservation::none(&self.inner.keys))
-            .await?;
-        Ok(Arc::new(record))
-    }
-
-    async fn insert_many(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
-        let lines: Vec<Loaded> = records.into_iter().map(Loaded::from).collect();
-        let count = lines.len();
-        self.append(lines, false, Reservation::none(&self.inner.keys))
-            .await?;
-        Ok(count)
-    }
-
-    async fn insert_runs(
+    async fn insert(
         &self,
         runs: Vec<NewRun>,
         atomic: bool,
     ) -> Result<Vec<InsertOutcome>, RepositoryError> {
-        // Keys written by other processes are known here as far as the
-        // file has been read; the writer checks again under the file lock.
-        self.sync().await?;
+        if runs.iter().any(|run| run.key.is_some()) {
+            // Keys written by other processes are known here as far as the
+            // file has been read; the writer checks again under the file
+            // lock. Runs without keys have nothing to look up.
+            self.sync().await?;
+        }
         let (plan, reservation) = self.plan_and_reserve(&runs, atomic);
         let stored: Vec<usize> = plan.to_store().collect();
         let now = chrono::Utc::now().timestamp_micros();

@@ -3,7 +3,7 @@
 //! or a fault in our SQL (500).
 
 use crate::domain::{FieldError, LocItem, PipelineInfo, ValidationErrors, FIELD_NAMES};
-use crate::repository::RepositoryError;
+use crate::repository::{NewRun, RepositoryError};
 
 use super::sql::OracleSchema;
 
@@ -55,24 +55,26 @@ pub(super) fn classify(error: &oracle::Error) -> RepositoryError {
     }
 }
 
-/// Errors peculiar to keyed inserts, else the usual classification.
-pub(super) fn classify_keyed(error: &oracle::Error) -> RepositoryError {
-    match code(error) {
-        // Unique key violated: another session stored the same key between
-        // our lookup and our insert.
-        Some(1) => RepositoryError::KeyInFlight,
-        // Invalid identifier: the table predates the idempotency columns.
-        Some(904) => RepositoryError::Unsupported(KEYS_NEED_COLUMNS.into()),
-        _ => classify(error),
-    }
+/// ORA-00001: a unique index refused a row. The only unique index a run
+/// can collide with is the idempotency key's.
+pub(super) fn is_key_taken(error: &oracle::Error) -> bool {
+    code(error) == Some(1)
+}
+
+/// ORA-00904 (invalid identifier) from a keyed statement: the table
+/// predates the idempotency columns.
+pub(super) fn keys_unsupported(error: &oracle::Error) -> Option<RepositoryError> {
+    (code(error) == Some(904)).then(|| RepositoryError::Unsupported(KEYS_NEED_COLUMNS.into()))
 }
 
 /// ORA-12899 ("value too large for column "S"."T"."C" (actual: a,
-/// maximum: m)") as a 422 on the field stored in column C.
+/// maximum: m)") as a 422 on the field stored in column C, at the first
+/// of `runs` (those `stored`) whose value there is longer than the limit.
 pub(super) fn too_large_for_column(
     error: &oracle::Error,
     schema: &OracleSchema,
-    record: &PipelineInfo,
+    runs: &[NewRun],
+    stored: impl Iterator<Item = usize>,
 ) -> Option<RepositoryError> {
     if code(error)? != 12899 {
         return None;
@@ -82,17 +84,37 @@ pub(super) fn too_large_for_column(
     let field = FIELD_NAMES
         .iter()
         .find(|f| schema.column(f).eq_ignore_ascii_case(column))?;
-    let value = serde_json::to_value(record)
-        .ok()
-        .and_then(|v| v.get(*field).cloned())
-        .unwrap_or(serde_json::Value::Null);
+    let value_of = |record: &PipelineInfo| {
+        serde_json::to_value(record)
+            .ok()
+            .and_then(|v| v.get(*field).cloned())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let stored: Vec<usize> = stored.collect();
+    let too_long = |&&run: &&usize| {
+        value_of(&runs[run].record)
+            .as_str()
+            .is_some_and(|text| text.len() as u64 > maximum)
+    };
+    let run = stored
+        .iter()
+        .find(too_long)
+        .or(stored.first())
+        .copied()
+        .unwrap_or(0);
+    let value = runs
+        .get(run)
+        .map_or(serde_json::Value::Null, |r| value_of(&r.record));
     let error = FieldError::new(
         "string_too_long",
         format!("String should have at most {maximum} bytes to fit the database column"),
     )
     .with_ctx("max_length", maximum)
     .at(vec![LocItem::from("body"), LocItem::from(*field)], value);
-    Some(RepositoryError::Invalid(ValidationErrors::single(error)))
+    Some(RepositoryError::Invalid {
+        run,
+        errors: ValidationErrors::single(error),
+    })
 }
 
 /// The column and its limit from ORA-12899's message.
@@ -121,5 +143,65 @@ mod tests {
             column_limit("ORA-00942: table or view does not exist"),
             None
         );
+    }
+
+    #[allow(deprecated)] // the variant is how a database error is made outside the driver
+    fn database_error(code: i32, message: &str) -> oracle::Error {
+        oracle::Error::OciError(oracle::DbError::new(code, 0, message, "", ""))
+    }
+
+    fn run(output_file: &str) -> NewRun {
+        let mut body = crate::domain::record::tests::sample();
+        body["output_file"] = output_file.into();
+        PipelineInfo::parse_stored(&body).unwrap().into()
+    }
+
+    /// Every insert path (one run, a keyed one, a bulk, an import) refuses
+    /// a value too long for its column the same way: at the run holding it.
+    #[test]
+    fn a_value_too_long_for_its_column_is_refused_at_its_run() {
+        let schema = OracleSchema::new("RUNS", None).unwrap();
+        let long = "x".repeat(4100);
+        let runs = [run("/short"), run("/also-short"), run(&long), run(&long)];
+        let error = database_error(
+            12899,
+            r#"ORA-12899: value too large for column "APP"."RUNS"."OUTPUT_FILE" (actual: 4100, maximum: 4000)"#,
+        );
+        let Some(RepositoryError::Invalid { run, errors }) =
+            too_large_for_column(&error, &schema, &runs, 0..runs.len())
+        else {
+            panic!("not refused")
+        };
+        assert_eq!(run, 2);
+        let refused = &errors.detail[0];
+        assert_eq!(refused.kind, "string_too_long");
+        assert_eq!(
+            refused.loc,
+            [LocItem::from("body"), LocItem::from("output_file")]
+        );
+        assert_eq!(refused.input, serde_json::Value::from(long.as_str()));
+        let only_third_onwards = too_large_for_column(&error, &schema, &runs, 3..4);
+        assert!(matches!(
+            only_third_onwards,
+            Some(RepositoryError::Invalid { run: 3, .. })
+        ));
+        let other = database_error(942, "ORA-00942: table or view does not exist");
+        assert!(too_large_for_column(&other, &schema, &runs, 0..4).is_none());
+    }
+
+    #[test]
+    fn a_taken_key_and_a_table_without_key_columns_are_told_apart() {
+        let taken = database_error(
+            1,
+            "ORA-00001: unique constraint (APP.RUNS_IDEMPOTENCY_UX) violated",
+        );
+        assert!(is_key_taken(&taken));
+        assert!(keys_unsupported(&taken).is_none());
+        let old_table = database_error(904, r#"ORA-00904: "IDEMPOTENCY_KEY": invalid identifier"#);
+        assert!(!is_key_taken(&old_table));
+        assert!(matches!(
+            keys_unsupported(&old_table),
+            Some(RepositoryError::Unsupported(_))
+        ));
     }
 }

@@ -21,13 +21,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oracle::pool::Pool;
 use oracle::sql_type::Timestamp;
-use oracle::Row;
+use oracle::{Connection, Row};
 
-use self::errors::{classify_keyed, too_large_for_column};
+use self::errors::{is_key_taken, keys_unsupported, too_large_for_column};
 use self::rows::{array_insert, bind_values, from_timestamp, named, record_from_row};
 use self::session::{rolled_back_on_failure, Failure};
 use self::sql::{Bind, OracleSchema, Statement};
-use super::insert::{self, InsertOutcome, KnownKey, NewRun};
+use super::insert::{self, InsertOutcome, InsertPlan, KnownKey, NewRun};
 use super::{KeysetPage, Page, PipelineInfoRepository, RepositoryError, RunFilter, RunKey};
 use crate::domain::{FlexDateTime, PipelineActivity, PipelineInfo, PipelineSummary, FIELD_NAMES};
 use crate::metrics::METRICS;
@@ -75,59 +75,106 @@ impl OraclePipelineRepository {
         .map(|n| n.max(0) as u64)
     }
 
-    /// Keyed inserts in one transaction: look each key up (freeing expired
-    /// ones), decide with `insert::plan`, then store the rest with array DML.
-    /// The unique index on the key column settles races with other sessions.
-    fn insert_keyed_blocking(
+    /// One transaction: keys looked up (expired ones freed), each run's
+    /// outcome decided with `insert::plan`, the runs to store written with
+    /// array DML and committed. The unique index on the key column settles
+    /// races with other sessions: an attempt that meets a key another
+    /// session committed meanwhile is rolled back and decided again, now
+    /// finding that key stored, so it replays or refuses like any later
+    /// retry. Each attempt has at least one key fewer to store than the one
+    /// before, which bounds them.
+    fn insert_blocking(
         &self,
         runs: Vec<NewRun>,
         atomic: bool,
         cutoff_micros: i64,
     ) -> Result<Vec<InsertOutcome>, RepositoryError> {
-        let lookup = sql::key_lookup(&self.schema);
-        let release = sql::key_release(&self.schema);
-        let text = sql::insert_keyed_sql(&self.schema);
-        let fail = |e: oracle::Error| Failure::Decided(classify_keyed(&e));
+        let keys = runs.iter().filter(|run| run.key.is_some()).count();
+        let text = match keys {
+            0 => sql::insert_sql(&self.schema),
+            _ => sql::insert_keyed_sql(&self.schema),
+        };
         let plan = self.with_session("insert", false, |conn| {
-            rolled_back_on_failure(conn, || {
-                let plan = insert::plan(&runs, atomic, |key| {
-                    let rows = conn.query_named(&lookup, &[("key", &key)]).map_err(fail)?;
-                    let Some(row) = rows.into_iter().next().transpose().map_err(fail)? else {
-                        return Ok::<_, Failure>(KnownKey::Absent);
-                    };
-                    let at = row
-                        .get::<usize, Option<Timestamp>>(FIELD_NAMES.len() + 1)
-                        .map_err(fail)?
-                        .as_ref()
-                        .and_then(from_timestamp)
-                        .map_or(i64::MIN, |t| t.instant_micros());
-                    if at < cutoff_micros {
-                        conn.execute_named(&release, &[("key", &key)])
-                            .map_err(fail)?;
-                        return Ok(KnownKey::Absent);
+            for _ in 0..=keys {
+                let attempt = rolled_back_on_failure(conn, || {
+                    self.insert_once(conn, &runs, atomic, &text, keys > 0, cutoff_micros)
+                });
+                match attempt {
+                    Err(Failure::Driver(error)) if is_key_taken(&error) => continue,
+                    Err(Failure::Driver(error)) if keys > 0 => {
+                        return Err(keys_unsupported(&error).map_or(error.into(), Failure::Decided))
                     }
-                    let fingerprint: String = row.get(FIELD_NAMES.len()).map_err(fail)?;
-                    Ok(KnownKey::Stored {
-                        fingerprint,
-                        record: Arc::new(record_from_row(&row)?),
-                    })
-                })?;
-                let now = FlexDateTime::from_instant_micros(chrono::Utc::now().timestamp_micros());
-                let rows: Vec<Vec<(String, Bind)>> = plan
-                    .to_store()
-                    .map(|i| {
-                        let mut binds = sql::insert_binds(&runs[i].record);
-                        binds.extend(sql::key_binds(runs[i].key.as_ref(), now));
-                        binds
-                    })
-                    .collect();
-                array_insert(conn, &text, rows).map_err(fail)?;
-                conn.commit().map_err(fail)?;
-                Ok(plan)
-            })
+                    other => return other,
+                }
+            }
+            Err(Failure::Decided(RepositoryError::Unavailable(
+                "idempotency keys kept being taken by other sessions".into(),
+            )))
         })?;
         METRICS.inserts.inc_by(plan.to_store().count() as u64);
         Ok(plan.finish(runs))
+    }
+
+    /// One attempt of `insert_blocking`, committed when it succeeds.
+    fn insert_once(
+        &self,
+        conn: &Connection,
+        runs: &[NewRun],
+        atomic: bool,
+        text: &str,
+        keyed: bool,
+        cutoff_micros: i64,
+    ) -> Result<InsertPlan, Failure> {
+        let plan = insert::plan(runs, atomic, |key| self.known_key(conn, key, cutoff_micros))?;
+        let now = FlexDateTime::from_instant_micros(chrono::Utc::now().timestamp_micros());
+        let rows: Vec<Vec<(String, Bind)>> = plan
+            .to_store()
+            .map(|i| {
+                let mut binds = sql::insert_binds(&runs[i].record);
+                if keyed {
+                    binds.extend(sql::key_binds(runs[i].key.as_ref(), now));
+                }
+                binds
+            })
+            .collect();
+        if let Err(error) = array_insert(conn, text, rows) {
+            return Err(
+                match too_large_for_column(&error, &self.schema, runs, plan.to_store()) {
+                    Some(refused) => Failure::Decided(refused),
+                    None => Failure::Driver(error),
+                },
+            );
+        }
+        conn.commit()?;
+        Ok(plan)
+    }
+
+    /// What the table knows about `key`; an expired key is freed (its run
+    /// stays) so it can be used again.
+    fn known_key(
+        &self,
+        conn: &Connection,
+        key: &str,
+        cutoff_micros: i64,
+    ) -> Result<KnownKey, Failure> {
+        let rows = conn.query_named(&sql::key_lookup(&self.schema), &[("key", &key)])?;
+        let Some(row) = rows.into_iter().next().transpose()? else {
+            return Ok(KnownKey::Absent);
+        };
+        let at = row
+            .get::<usize, Option<Timestamp>>(FIELD_NAMES.len() + 1)?
+            .as_ref()
+            .and_then(from_timestamp)
+            .map_or(i64::MIN, |t| t.instant_micros());
+        if at < cutoff_micros {
+            conn.execute_named(&sql::key_release(&self.schema), &[("key", &key)])?;
+            return Ok(KnownKey::Absent);
+        }
+        let fingerprint: String = row.get(FIELD_NAMES.len())?;
+        Ok(KnownKey::Stored {
+            fingerprint,
+            record: Arc::new(record_from_row(&row)?),
+        })
     }
 }
 
@@ -265,68 +312,16 @@ impl PipelineInfoRepository for OraclePipelineRepository {
         .await
     }
 
-    async fn insert_pipeline_info(
-        &self,
-        record: PipelineInfo,
-    ) -> Result<Arc<PipelineInfo>, RepositoryError> {
-        let statement = sql::insert(&self.schema, &record);
-        let record = Arc::new(record);
-        let stored = record.clone();
-        self.blocking(move |this| {
-            let mut refused = None;
-            let result = this.with_session("insert", false, |conn| {
-                let values = bind_values(&statement.binds)?;
-                if let Err(error) = conn.execute_named(&statement.sql, &named(&values)) {
-                    refused = too_large_for_column(&error, &this.schema, &stored);
-                    return Err(error.into());
-                }
-                // Committed before the 201.
-                Ok(conn.commit()?)
-            });
-            match refused {
-                Some(invalid) => Err(invalid),
-                None => result,
-            }
-        })
-        .await?;
-        METRICS.inserts.inc();
-        Ok(record)
-    }
-
-    async fn insert_many(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
-        let count = records.len();
-        if count == 0 {
-            return Ok(0);
-        }
-        let text = sql::insert_sql(&self.schema);
-        self.blocking(move |this| {
-            this.with_session("insert_many", false, |conn| {
-                let rows = records.iter().map(sql::insert_binds).collect();
-                array_insert(conn, &text, rows)?;
-                Ok(conn.commit()?)
-            })
-        })
-        .await?;
-        METRICS.inserts.inc_by(count as u64);
-        Ok(count)
-    }
-
-    async fn insert_runs(
+    async fn insert(
         &self,
         runs: Vec<NewRun>,
         atomic: bool,
     ) -> Result<Vec<InsertOutcome>, RepositoryError> {
-        if runs.iter().all(|r| r.key.is_none()) {
-            let outcomes = runs
-                .iter()
-                .map(|r| InsertOutcome::Created(Arc::new(r.record.clone())))
-                .collect();
-            self.insert_many(runs.into_iter().map(|r| r.record).collect())
-                .await?;
-            return Ok(outcomes);
+        if runs.is_empty() {
+            return Ok(Vec::new());
         }
         let cutoff = insert::key_cutoff_micros(self.key_retention);
-        self.blocking(move |this| this.insert_keyed_blocking(runs, atomic, cutoff))
+        self.blocking(move |this| this.insert_blocking(runs, atomic, cutoff))
             .await
     }
 
