@@ -8,7 +8,7 @@ use std::sync::Arc;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use pipeline_service::domain::{FlexDateTime, PipelineInfo};
 use pipeline_service::repository::jsonl::{parse_line, JsonlRepository};
-use pipeline_service::repository::{Page, PipelineInfoRepository, RunFilter};
+use pipeline_service::repository::{PipelineInfoRepository, Position, RunFilter};
 
 fn generated(records: u64) -> Vec<u8> {
     let mut buffer = Vec::new();
@@ -61,10 +61,6 @@ fn querying(c: &mut Criterion) {
         environment: Some("prod".into()),
         ..RunFilter::default()
     };
-    let page = Page::Window {
-        limit: 100,
-        offset: 0,
-    };
     for (name, filter) in [
         ("newest 100", &newest),
         ("name + window", &selective),
@@ -73,7 +69,7 @@ fn querying(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 runtime
-                    .block_on(repository.get_page(black_box(filter), page))
+                    .block_on(repository.query(black_box(filter), Position::Offset(0), 100, true))
                     .expect("page")
             })
         });
@@ -87,8 +83,9 @@ fn querying(c: &mut Criterion) {
     });
     group.finish();
     let records: Vec<Arc<PipelineInfo>> = runtime
-        .block_on(repository.get_pipeline_info(&newest, page))
-        .expect("records");
+        .block_on(repository.query(&newest, Position::Offset(0), 100, false))
+        .expect("records")
+        .records;
     let mut group = c.benchmark_group("serialise");
     group.throughput(Throughput::Elements(records.len() as u64));
     group.bench_function("100 records to JSON (serde)", |b| {

@@ -19,7 +19,7 @@ use super::openapi::{Refusals, UrlTooLong};
 use super::runs::{QueryReader, RunFilterParams};
 use super::AppState;
 use crate::domain::{PipelineInfo, ValidationErrors, FIELD_NAMES};
-use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter, RunKey};
+use crate::repository::{PipelineInfoRepository, Position, RepositoryError, RunFilter, RunKey};
 
 /// Runs fetched from the store per step of the stream.
 const PAGE: usize = 2000;
@@ -178,7 +178,12 @@ pub async fn download_pipeline_info(
     // The first page is read before answering, so an unreachable store is
     // still a proper error status rather than a broken download.
     let first = repository
-        .get_after(&query.filter, query.after, PAGE.min(query.limit))
+        .query(
+            &query.filter,
+            query.after.into(),
+            PAGE.min(query.limit),
+            false,
+        )
         .await?;
     let left = query.limit - first.records.len();
     let format = query.format;
@@ -242,7 +247,7 @@ async fn next_chunk(
     neutralise_formulas: bool,
 ) -> Result<(Bytes, Option<RunKey>, usize), RepositoryError> {
     let page = repository
-        .get_after(filter, Some(after), PAGE.min(left))
+        .query(filter, Position::After(after), PAGE.min(left), false)
         .await?;
     let written = page.records.len();
     Ok((

@@ -24,7 +24,7 @@ use crate::domain::numbers::{bool_from_str, int_from_str};
 use crate::domain::policy::expected_text;
 use crate::domain::record::{check_length, MAX_STRING_CHARS};
 use crate::domain::{FieldError, FlexDateTime, LocItem, PipelineInfo, ValidationErrors};
-use crate::repository::{Page, RunFilter, RunKey};
+use crate::repository::{Position, RunFilter, RunKey};
 
 pub const MAX_LIMIT: i64 = 10_000;
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -98,6 +98,31 @@ pub enum Counting {
     #[default]
     Exact,
     None,
+}
+
+/// Which slice of the ordered matches a query asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// `limit` records after skipping `offset`.
+    Window { limit: usize, offset: usize },
+    /// Every match (`all_data=true`).
+    All,
+}
+
+impl Page {
+    pub fn offset(&self) -> usize {
+        match self {
+            Page::Window { offset, .. } => *offset,
+            Page::All => 0,
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        match self {
+            Page::Window { limit, .. } => *limit,
+            Page::All => usize::MAX,
+        }
+    }
 }
 
 /// A validated `/get_pipeline_info` query.
@@ -313,48 +338,30 @@ pub async fn get_pipeline_info(
     State(state): State<AppState>,
     ValidQuery(query): ValidQuery<RunQuery>,
 ) -> Result<Response, ApiError> {
-    let repository = &state.repository;
-    let counted = query.counting == Counting::Exact;
-    let answer = match query.cursor {
-        Some(after) => {
-            // Offset and all_data apply after the cursor's position.
-            let skip = query.page.offset();
-            let mut page = repository
-                .get_after(
-                    &query.filter,
-                    after,
-                    skip.saturating_add(query.page.limit()),
-                )
-                .await?;
-            page.records.drain(..skip.min(page.records.len()));
-            let total = match counted {
-                true => Some(repository.count_pipeline_info(&query.filter).await?),
-                false => None,
-            };
-            let next = page.next.map(|key| cursor::encode(key, &query.filter));
-            Answer {
-                total,
-                records: page.records,
-                next_cursor: Some(next),
-            }
-        }
-        None if counted => {
-            let page = repository.get_page(&query.filter, query.page).await?;
-            Answer {
-                total: Some(page.total),
-                records: page.records,
-                next_cursor: None,
-            }
-        }
-        None => Answer {
-            total: None,
-            records: repository
-                .get_pipeline_info(&query.filter, query.page)
-                .await?,
-            next_cursor: None,
-        },
+    // With a cursor, offset and all_data apply after its position.
+    let (position, skip) = match query.cursor {
+        Some(Some(key)) => (Position::After(key), query.page.offset()),
+        _ => (Position::Offset(query.page.offset()), 0),
     };
-    Ok(answer.into_response())
+    let mut page = state
+        .repository
+        .query(
+            &query.filter,
+            position,
+            skip.saturating_add(query.page.limit()),
+            query.counting == Counting::Exact,
+        )
+        .await?;
+    page.records.drain(..skip.min(page.records.len()));
+    let next_cursor = query
+        .cursor
+        .map(|_| page.next.map(|key| cursor::encode(key, &query.filter)));
+    Ok(Answer {
+        total: page.total,
+        records: page.records,
+        next_cursor,
+    }
+    .into_response())
 }
 
 /// What a run query answers, before it is written out.

@@ -156,7 +156,7 @@ pub async fn compute(
     let mut builder = StatsBuilder::default();
     let mut after = None;
     loop {
-        let page = repository.get_after(filter, after, PAGE).await?;
+        let page = repository.query(filter, after.into(), PAGE, false).await?;
         for run in &page.records {
             builder.add(run);
         }

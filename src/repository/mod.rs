@@ -50,31 +50,6 @@ impl RunFilter {
     }
 }
 
-/// Which slice of the ordered matches to return.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Page {
-    /// `limit` records after skipping `offset`.
-    Window { limit: usize, offset: usize },
-    /// Every match.
-    All,
-}
-
-impl Page {
-    pub fn offset(&self) -> usize {
-        match self {
-            Page::Window { offset, .. } => *offset,
-            Page::All => 0,
-        }
-    }
-
-    pub fn limit(&self) -> usize {
-        match self {
-            Page::Window { limit, .. } => *limit,
-            Page::All => usize::MAX,
-        }
-    }
-}
-
 /// A position in answer order: the start instant (microseconds since the
 /// epoch, naive values read as UTC) and the insertion tiebreak (the
 /// record's place in the file on JSON Lines, the identity column on Oracle).
@@ -85,19 +60,32 @@ pub struct RunKey {
     pub seq: i64,
 }
 
-/// A keyset page: the records after a key and, when more follow, the key of
-/// the last one returned.
-#[derive(Debug, Clone, Default)]
-pub struct KeysetPage {
-    pub records: Vec<Arc<PipelineInfo>>,
-    pub next: Option<RunKey>,
+/// Where a page starts, in answer order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// After skipping this many matches (`Offset(0)`: at the newest).
+    Offset(usize),
+    /// Strictly after this key: keyset paging, which records inserted
+    /// meanwhile never shift, so none is repeated or skipped.
+    After(RunKey),
 }
 
-/// One page of matches with the number of all matches, taken together.
-#[derive(Debug, Clone, Default)]
-pub struct RunPage {
-    pub total: u64,
+impl From<Option<RunKey>> for Position {
+    /// After the key, or at the newest match without one.
+    fn from(after: Option<RunKey>) -> Self {
+        after.map_or(Position::Offset(0), Position::After)
+    }
+}
+
+/// One page of matches, read from one snapshot of the store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryPage {
+    /// How many records match in all, wherever the page starts; `None`
+    /// when not asked for.
+    pub total: Option<u64>,
     pub records: Vec<Arc<PipelineInfo>>,
+    /// The key of the page's last record when more matches follow it.
+    pub next: Option<RunKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,23 +128,18 @@ pub trait PipelineInfoRepository: Send + Sync {
     /// `jsonl` or `oracle`.
     fn backend_name(&self) -> &'static str;
 
-    /// The matching records of one page.
-    async fn get_pipeline_info(
+    /// Up to `limit` matches of `filter` from `position`, newest start
+    /// first (`usize::MAX`: every one), and the key to continue after when
+    /// more follow; with `counting`, also how many match in all. The page
+    /// and the total come from one snapshot, so they always agree while
+    /// records arrive.
+    async fn query(
         &self,
         filter: &RunFilter,
-        page: Page,
-    ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError>;
-
-    /// Up to `limit` matches strictly after `after` (from the newest when
-    /// `None`), with the key to continue from when more remain. Records
-    /// inserted meanwhile never shift a later page: none is repeated or
-    /// skipped.
-    async fn get_after(
-        &self,
-        filter: &RunFilter,
-        after: Option<RunKey>,
+        position: Position,
         limit: usize,
-    ) -> Result<KeysetPage, RepositoryError>;
+        counting: bool,
+    ) -> Result<QueryPage, RepositoryError>;
 
     /// The distinct non-empty `archived_file` values of the runs with this
     /// `date_code` (the key the archive endpoint is addressed by), at most
@@ -167,9 +150,6 @@ pub trait PipelineInfoRepository: Send + Sync {
         date_code: &str,
         limit: usize,
     ) -> Result<Option<Vec<String>>, RepositoryError>;
-
-    /// How many records match.
-    async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError>;
 
     /// One summary per (pipeline_name, script_name, pipeline_type,
     /// environment), latest run first.
@@ -192,12 +172,4 @@ pub trait PipelineInfoRepository: Send + Sync {
 
     /// Whether the store answers a trivial request now (`/ready`).
     async fn ready(&self) -> Result<(), RepositoryError>;
-
-    /// A page and the total count. Backends that can take both from one
-    /// snapshot override this so `total` always agrees with the page.
-    async fn get_page(&self, filter: &RunFilter, page: Page) -> Result<RunPage, RepositoryError> {
-        let total = self.count_pipeline_info(filter).await?;
-        let records = self.get_pipeline_info(filter, page).await?;
-        Ok(RunPage { total, records })
-    }
 }

@@ -401,3 +401,38 @@ async fn a_cursor_is_bound_to_its_filters() {
         json!({"expected": "'exact' or 'none'"})
     );
 }
+
+/// A counted cursor page and its total are read from one snapshot: while
+/// runs keep arriving, `all_data` from an empty cursor always holds exactly
+/// `total` runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cursor_page_and_its_total_agree_while_runs_arrive() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let batch: Vec<Value> = (0..200)
+        .map(|i| run_on(1 + i % 28, i % 24, json!({})))
+        .collect();
+    let writer = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            for _ in 0..40 {
+                let response = app
+                    .client
+                    .post(format!("{}/pipelines/bulk", app.address))
+                    .json(&batch)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+            }
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() || reads == 0 {
+        let page = app
+            .get_json("/get_pipeline_info?cursor=&all_data=true&count=exact")
+            .await;
+        assert_eq!(page["total"], page["count"], "after {reads} reads");
+        reads += 1;
+    }
+    writer.await.unwrap();
+}

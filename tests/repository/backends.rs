@@ -10,7 +10,7 @@ use pipeline_service::repository::jsonl::JsonlRepository;
 use pipeline_service::repository::oracle::sql::ddl;
 use pipeline_service::repository::oracle::OraclePipelineRepository;
 use pipeline_service::repository::PipelineInfoRepository;
-use pipeline_service::repository::{InsertOutcome, NewRun, RepositoryError};
+use pipeline_service::repository::{InsertOutcome, NewRun, Position, RepositoryError, RunFilter};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -141,6 +141,20 @@ pub trait Shortcuts {
 
     /// Stores runs without keys together, as an import does; how many.
     async fn store_all(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError>;
+
+    /// Every match, in answer order.
+    async fn all(&self, filter: &RunFilter) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError>;
+
+    /// `limit` matches after skipping `offset`.
+    async fn window(
+        &self,
+        filter: &RunFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError>;
+
+    /// How many records match.
+    async fn count(&self, filter: &RunFilter) -> Result<u64, RepositoryError>;
 }
 
 #[async_trait::async_trait]
@@ -155,6 +169,27 @@ impl<R: PipelineInfoRepository + ?Sized> Shortcuts for R {
     async fn store_all(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
         let runs = records.into_iter().map(NewRun::from).collect();
         Ok(self.insert(runs, true).await?.len())
+    }
+
+    async fn all(&self, filter: &RunFilter) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError> {
+        self.window(filter, usize::MAX, 0).await
+    }
+
+    async fn window(
+        &self,
+        filter: &RunFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError> {
+        let page = self
+            .query(filter, Position::Offset(offset), limit, false)
+            .await?;
+        Ok(page.records)
+    }
+
+    async fn count(&self, filter: &RunFilter) -> Result<u64, RepositoryError> {
+        let page = self.query(filter, Position::Offset(0), 0, true).await?;
+        Ok(page.total.unwrap_or_default())
     }
 }
 

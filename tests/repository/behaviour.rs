@@ -1,7 +1,7 @@
 //! What every backend must do, whatever it stores in.
 
 use pipeline_service::domain::FlexDateTime;
-use pipeline_service::repository::{Page, RunFilter};
+use pipeline_service::repository::{Position, RunFilter};
 use serde_json::json;
 
 use crate::backends::{every_backend, record, Shortcuts};
@@ -10,8 +10,6 @@ fn codes(records: &[std::sync::Arc<pipeline_service::domain::PipelineInfo>]) -> 
     records.iter().map(|r| r.date_code().to_owned()).collect()
 }
 
-const ALL: Page = Page::All;
-
 #[tokio::test]
 async fn insert_returns_the_record_and_reads_find_it() {
     for store in every_backend().await {
@@ -19,10 +17,7 @@ async fn insert_returns_the_record_and_reads_find_it() {
         let original = record(0, json!({"start_utc": "2025-08-01T02:00:00+02:00"}));
         let stored = repo.store(original.clone()).await.unwrap();
         assert_eq!(*stored, original);
-        let found = repo
-            .get_pipeline_info(&RunFilter::default(), ALL)
-            .await
-            .unwrap();
+        let found = repo.all(&RunFilter::default()).await.unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(*found[0], original, "{}: zone kept", repo.backend_name());
     }
@@ -37,26 +32,14 @@ async fn order_is_start_descending_with_insertion_tiebreak() {
                 .await
                 .unwrap();
         }
-        let all = repo
-            .get_pipeline_info(&RunFilter::default(), ALL)
-            .await
-            .unwrap();
+        let all = repo.all(&RunFilter::default()).await.unwrap();
         assert_eq!(
             codes(&all),
             ["b", "e", "a", "c", "d"],
             "{}",
             repo.backend_name()
         );
-        let page = repo
-            .get_pipeline_info(
-                &RunFilter::default(),
-                Page::Window {
-                    limit: 2,
-                    offset: 1,
-                },
-            )
-            .await
-            .unwrap();
+        let page = repo.window(&RunFilter::default(), 2, 1).await.unwrap();
         assert_eq!(codes(&page), ["e", "a"]);
     }
 }
@@ -81,8 +64,8 @@ async fn filters_count_and_page_agree() {
             start_utc: Some(FlexDateTime::parse("2025-08-01T00:05:00").unwrap()),
             ..RunFilter::default()
         };
-        let count = repo.count_pipeline_info(&filter).await.unwrap();
-        let all = repo.get_pipeline_info(&filter, ALL).await.unwrap();
+        let count = repo.count(&filter).await.unwrap();
+        let all = repo.all(&filter).await.unwrap();
         assert_eq!(
             codes(&all),
             ["m14", "m12", "m10", "m8", "m6"],
@@ -91,18 +74,12 @@ async fn filters_count_and_page_agree() {
         );
         assert_eq!(count, 5);
         let page = repo
-            .get_page(
-                &filter,
-                Page::Window {
-                    limit: 2,
-                    offset: 4,
-                },
-            )
+            .query(&filter, Position::Offset(4), 2, true)
             .await
             .unwrap();
         assert_eq!(
             (page.total, codes(&page.records)),
-            (5, vec!["m6".to_owned()])
+            (Some(5), vec!["m6".to_owned()])
         );
     }
 }
@@ -148,22 +125,8 @@ async fn many_records_are_stored_together_in_order() {
             .collect();
         assert_eq!(repo.store_all(batch).await.unwrap(), 250);
         assert_eq!(repo.store_all(Vec::new()).await.unwrap(), 0);
-        assert_eq!(
-            repo.count_pipeline_info(&RunFilter::default())
-                .await
-                .unwrap(),
-            250
-        );
-        let newest = repo
-            .get_pipeline_info(
-                &RunFilter::default(),
-                Page::Window {
-                    limit: 2,
-                    offset: 0,
-                },
-            )
-            .await
-            .unwrap();
+        assert_eq!(repo.count(&RunFilter::default()).await.unwrap(), 250);
+        let newest = repo.window(&RunFilter::default(), 2, 0).await.unwrap();
         assert_eq!(codes(&newest), ["m249", "m248"], "{}", repo.backend_name());
     }
 }
@@ -218,10 +181,7 @@ async fn import_loads_a_python_file_into_every_backend() {
         let skipped: Vec<u64> = report.skipped.iter().map(|(n, _)| *n).collect();
         assert_eq!(skipped, [7, 8, 9, 10]);
         assert!(calls >= 1);
-        let all = repo
-            .get_pipeline_info(&RunFilter::default(), ALL)
-            .await
-            .unwrap();
+        let all = repo.all(&RunFilter::default()).await.unwrap();
         assert_eq!(all.len(), 7, "{}", repo.backend_name());
         assert_eq!(all[0].start_utc().to_string(), "2025-09-03T06:00:00.250000");
     }
@@ -289,10 +249,6 @@ async fn oracle_retention_archives_then_deletes_old_runs() {
         std::fs::read_to_string(&archive).unwrap().lines().count(),
         2
     );
-    let left = fresh
-        .repository
-        .get_pipeline_info(&RunFilter::default(), ALL)
-        .await
-        .unwrap();
+    let left = fresh.repository.all(&RunFilter::default()).await.unwrap();
     assert_eq!(codes(&left), ["m10"]);
 }

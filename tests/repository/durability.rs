@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pipeline_service::repository::jsonl::JsonlRepository;
-use pipeline_service::repository::{Page, PipelineInfoRepository, RunFilter};
+use pipeline_service::repository::{PipelineInfoRepository, RunFilter};
 use serde_json::json;
 
 use crate::backends::{hold_lock, record, Shortcuts};
@@ -35,10 +35,7 @@ async fn inserts_waiting_together_share_one_write_and_one_sync() {
     }
     let commits = repository.commits();
     assert!(commits <= 3, "64 waiting inserts took {commits} commits");
-    let stored = repository
-        .get_pipeline_info(&RunFilter::default(), Page::All)
-        .await
-        .unwrap();
+    let stored = repository.all(&RunFilter::default()).await.unwrap();
     assert_eq!(stored.len(), 64);
     assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 64);
 }
@@ -92,7 +89,7 @@ async fn the_live_index_always_equals_a_fresh_load_of_the_file() {
     live.store_all(many.collect()).await.unwrap();
     let all = |repo: JsonlRepository| async move {
         let codes: Vec<String> = repo
-            .get_pipeline_info(&RunFilter::default(), Page::All)
+            .all(&RunFilter::default())
             .await
             .unwrap()
             .iter()

@@ -20,9 +20,7 @@ fn keyed(minutes: i64, key: &str, code: &str) -> NewRun {
 }
 
 async fn count(repo: &Arc<dyn PipelineInfoRepository>) -> u64 {
-    repo.count_pipeline_info(&RunFilter::default())
-        .await
-        .unwrap()
+    repo.count(&RunFilter::default()).await.unwrap()
 }
 
 #[tokio::test]

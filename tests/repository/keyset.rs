@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use pipeline_service::repository::{Page, RunFilter};
+use pipeline_service::repository::RunFilter;
 use serde_json::json;
 
 use crate::backends::{every_backend, record, Shortcuts};
@@ -30,7 +30,7 @@ async fn pages_stay_exact_while_records_arrive() {
         let mut after = None;
         let mut inserted_behind = HashSet::new();
         for round in 0.. {
-            let page = repo.get_after(&filter, after, 7).await.unwrap();
+            let page = repo.query(&filter, after.into(), 7, false).await.unwrap();
             for r in &page.records {
                 seen.push(r.date_code().to_owned());
             }
@@ -80,7 +80,7 @@ async fn pages_stay_exact_while_records_arrive() {
         );
         // Served in answer order: the same order a full query gives now.
         let full: Vec<String> = repo
-            .get_pipeline_info(&filter, Page::All)
+            .all(&filter)
             .await
             .unwrap()
             .iter()
@@ -96,7 +96,7 @@ async fn an_empty_store_has_one_empty_last_page() {
     for store in every_backend().await {
         let page = store
             .repository
-            .get_after(&RunFilter::default(), None, 10)
+            .query(&RunFilter::default(), None.into(), 10, false)
             .await
             .unwrap();
         assert!(page.records.is_empty());

@@ -30,9 +30,7 @@ use self::index::RunIndex;
 use self::keys::{Batch, KeyStamp, KeyTable, Loaded, Reservation};
 use self::writer::{AppendRequest, Refused};
 use super::insert::{self, InsertOutcome, NewRun, DEFAULT_KEY_RETENTION};
-use super::{
-    KeysetPage, Page, PipelineInfoRepository, RepositoryError, RunFilter, RunKey, RunPage,
-};
+use super::{PipelineInfoRepository, Position, QueryPage, RepositoryError, RunFilter};
 use crate::domain::{PipelineActivity, PipelineInfo, PipelineSummary};
 use crate::metrics::METRICS;
 
@@ -584,23 +582,19 @@ impl PipelineInfoRepository for JsonlRepository {
         "jsonl"
     }
 
-    async fn get_pipeline_info(
+    async fn query(
         &self,
         filter: &RunFilter,
-        page: Page,
-    ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError> {
-        self.sync().await?;
-        Ok(self.inner.index.read().select(filter, page))
-    }
-
-    async fn get_after(
-        &self,
-        filter: &RunFilter,
-        after: Option<RunKey>,
+        position: Position,
         limit: usize,
-    ) -> Result<KeysetPage, RepositoryError> {
+        counting: bool,
+    ) -> Result<QueryPage, RepositoryError> {
         self.sync().await?;
-        Ok(self.inner.index.read().after(filter, after, limit))
+        Ok(self
+            .inner
+            .index
+            .read()
+            .query(filter, position, limit, counting))
     }
 
     async fn archived_files(
@@ -610,11 +604,6 @@ impl PipelineInfoRepository for JsonlRepository {
     ) -> Result<Option<Vec<String>>, RepositoryError> {
         self.sync().await?;
         Ok(self.inner.index.read().archived_files(date_code, limit))
-    }
-
-    async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError> {
-        self.sync().await?;
-        Ok(self.inner.index.read().count(filter))
     }
 
     async fn get_pipelines_summary(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
@@ -665,10 +654,5 @@ impl PipelineInfoRepository for JsonlRepository {
     async fn ready(&self) -> Result<(), RepositoryError> {
         let inner = self.inner.clone();
         run_blocking(move || inner.check_ready()).await
-    }
-
-    async fn get_page(&self, filter: &RunFilter, page: Page) -> Result<RunPage, RepositoryError> {
-        self.sync().await?;
-        Ok(self.inner.index.read().page(filter, page))
     }
 }

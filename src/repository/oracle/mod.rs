@@ -28,8 +28,8 @@ use self::rows::{array_insert, bind_values, from_timestamp, named, record_from_r
 use self::session::{rolled_back_on_failure, Failure};
 use self::sql::{Bind, OracleSchema, Statement};
 use super::insert::{self, InsertOutcome, InsertPlan, KnownKey, NewRun};
-use super::{KeysetPage, Page, PipelineInfoRepository, RepositoryError, RunFilter, RunKey};
-use crate::domain::{FlexDateTime, PipelineActivity, PipelineInfo, PipelineSummary, FIELD_NAMES};
+use super::{PipelineInfoRepository, Position, QueryPage, RepositoryError, RunFilter, RunKey};
+use crate::domain::{FlexDateTime, PipelineActivity, PipelineSummary, FIELD_NAMES};
 use crate::metrics::METRICS;
 
 #[derive(Clone)]
@@ -55,24 +55,53 @@ impl OraclePipelineRepository {
         })
     }
 
-    fn query_records(
+    /// A page, and with `count` its total, read on one session. A counted
+    /// page is read in a read-only transaction, in which both statements
+    /// see the database as it was when the transaction began.
+    fn query_blocking(
         &self,
-        statement: &Statement,
-    ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError> {
-        self.query_rows(statement)?
-            .iter()
-            .map(|row| record_from_row(row).map(Arc::new))
-            .collect()
-    }
-
-    fn query_count(&self, statement: &Statement) -> Result<u64, RepositoryError> {
-        self.with_session("count", true, |conn| {
-            let values = bind_values(&statement.binds)?;
-            Ok(conn
-                .query_row_named(&statement.sql, &named(&values))?
-                .get::<usize, i64>(0)?)
+        select: &Statement,
+        count: Option<&Statement>,
+        limit: usize,
+    ) -> Result<QueryPage, RepositoryError> {
+        let (total, rows) = self.with_session("query", true, |conn| {
+            let read = |statement: &Statement| -> Result<Vec<Row>, Failure> {
+                let values = bind_values(&statement.binds)?;
+                let rows = conn.query_named(&statement.sql, &named(&values))?;
+                Ok(rows.collect::<oracle::Result<Vec<Row>>>()?)
+            };
+            let Some(count) = count else {
+                return Ok((None, read(select)?));
+            };
+            rolled_back_on_failure(conn, || {
+                conn.execute("SET TRANSACTION READ ONLY", &[])?;
+                let values = bind_values(&count.binds)?;
+                let total: i64 = conn.query_row_named(&count.sql, &named(&values))?.get(0)?;
+                let rows = read(select)?;
+                // Ends the read-only transaction before the session goes back.
+                conn.rollback()?;
+                Ok((Some(total.max(0) as u64), rows))
+            })
+        })?;
+        let more = rows.len() > limit;
+        let mut records = Vec::with_capacity(rows.len().min(limit));
+        let mut next = None;
+        for row in rows.iter().take(limit) {
+            let record = record_from_row(row)?;
+            let id: i64 = row
+                .get(FIELD_NAMES.len())
+                .map_err(|e| RepositoryError::Database(e.to_string()))?;
+            next = Some(RunKey {
+                start_micros: record.start_utc().instant_micros(),
+                seq: id,
+            });
+            records.push(Arc::new(record));
+        }
+        Ok(QueryPage {
+            total,
+            records,
+            next: next.filter(|_| more),
         })
-        .map(|n| n.max(0) as u64)
     }
 
     /// One transaction: keys looked up (expired ones freed), each run's
@@ -184,45 +213,18 @@ impl PipelineInfoRepository for OraclePipelineRepository {
         "oracle"
     }
 
-    async fn get_pipeline_info(
+    async fn query(
         &self,
         filter: &RunFilter,
-        page: Page,
-    ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError> {
-        let statement = sql::select_page(&self.schema, filter, page);
-        self.blocking(move |this| this.query_records(&statement))
-            .await
-    }
-
-    async fn get_after(
-        &self,
-        filter: &RunFilter,
-        after: Option<RunKey>,
+        position: Position,
         limit: usize,
-    ) -> Result<KeysetPage, RepositoryError> {
-        let statement = sql::select_after(&self.schema, filter, after, limit.saturating_add(1));
-        self.blocking(move |this| {
-            let rows = this.query_rows(&statement)?;
-            let more = rows.len() > limit;
-            let mut records = Vec::with_capacity(rows.len().min(limit));
-            let mut next = None;
-            for row in rows.iter().take(limit) {
-                let record = record_from_row(row)?;
-                let id: i64 = row
-                    .get(FIELD_NAMES.len())
-                    .map_err(|e| RepositoryError::Database(e.to_string()))?;
-                next = Some(RunKey {
-                    start_micros: record.start_utc().instant_micros(),
-                    seq: id,
-                });
-                records.push(Arc::new(record));
-            }
-            Ok(KeysetPage {
-                records,
-                next: next.filter(|_| more),
-            })
-        })
-        .await
+        counting: bool,
+    ) -> Result<QueryPage, RepositoryError> {
+        // One row more than asked tells whether another page follows.
+        let select = sql::select_runs(&self.schema, filter, position, limit.checked_add(1));
+        let count = counting.then(|| sql::count(&self.schema, filter));
+        self.blocking(move |this| this.query_blocking(&select, count.as_ref(), limit))
+            .await
     }
 
     async fn archived_files(
@@ -247,12 +249,6 @@ impl PipelineInfoRepository for OraclePipelineRepository {
         }
         files.truncate(limit);
         Ok(Some(files))
-    }
-
-    async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError> {
-        let statement = sql::count(&self.schema, filter);
-        self.blocking(move |this| this.query_count(&statement))
-            .await
     }
 
     async fn get_pipelines_summary(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
