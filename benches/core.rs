@@ -75,11 +75,7 @@ fn querying(c: &mut Criterion) {
         });
     }
     group.bench_function("summaries", |b| {
-        b.iter(|| {
-            runtime
-                .block_on(repository.get_pipelines_summary())
-                .expect("summary")
-        })
+        b.iter(|| runtime.block_on(repository.summaries()).expect("summary"))
     });
     group.finish();
     let records: Vec<Arc<PipelineInfo>> = runtime

@@ -51,7 +51,7 @@ pub struct PipelineListResponse {
     security((), ("api_key" = []))
 )]
 pub async fn list_pipelines(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let pipelines = state.repository.get_pipelines_summary().await?;
+    let pipelines = state.repository.summaries().await?;
     let body = state.summary_json.body_for(pipelines)?;
     Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }

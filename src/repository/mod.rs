@@ -141,23 +141,6 @@ pub trait PipelineInfoRepository: Send + Sync {
         counting: bool,
     ) -> Result<QueryPage, RepositoryError>;
 
-    /// The distinct non-empty `archived_file` values of the runs with this
-    /// `date_code` (the key the archive endpoint is addressed by), at most
-    /// `limit` of them; `None` when no run has this `date_code`. Several
-    /// runs may share a `date_code`, so the caller sees whether they agree.
-    async fn archived_files(
-        &self,
-        date_code: &str,
-        limit: usize,
-    ) -> Result<Option<Vec<String>>, RepositoryError>;
-
-    /// One summary per (pipeline_name, script_name, pipeline_type,
-    /// environment), latest run first.
-    async fn get_pipelines_summary(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError>;
-
-    /// Per-pipeline latest run, one entry per summary group.
-    async fn get_pipeline_activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError>;
-
     /// Stores runs, each with an optional idempotency key, and says what
     /// happened to each, in order. Outcomes are decided with
     /// `insert::plan`, the same way on every backend; everything stored is
@@ -169,6 +152,23 @@ pub trait PipelineInfoRepository: Send + Sync {
         runs: Vec<NewRun>,
         atomic: bool,
     ) -> Result<Vec<InsertOutcome>, RepositoryError>;
+
+    /// One summary per (pipeline_name, script_name, pipeline_type,
+    /// environment), latest run first.
+    async fn summaries(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError>;
+
+    /// Per-pipeline latest run, one entry per summary group.
+    async fn activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError>;
+
+    /// The distinct non-empty `archived_file` values of the runs with this
+    /// `date_code` (the key the archive endpoint is addressed by), at most
+    /// `limit` of them; `None` when no run has this `date_code`. Several
+    /// runs may share a `date_code`, so the caller sees whether they agree.
+    async fn archived_files(
+        &self,
+        date_code: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<String>>, RepositoryError>;
 
     /// Whether the store answers a trivial request now (`/ready`).
     async fn ready(&self) -> Result<(), RepositoryError>;

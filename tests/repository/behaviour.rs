@@ -103,7 +103,7 @@ async fn summaries_average_only_positive_values() {
         ))
         .await
         .unwrap();
-        let summaries = repo.get_pipelines_summary().await.unwrap();
+        let summaries = repo.summaries().await.unwrap();
         assert_eq!(summaries.len(), 2, "{}", repo.backend_name());
         let latest = &summaries[0];
         assert_eq!(latest.environment, None);
@@ -151,7 +151,7 @@ async fn activity_reports_each_groups_latest_run() {
         repo.store(record(7, json!({"rowcount": 70})))
             .await
             .unwrap();
-        let activity = repo.get_pipeline_activity().await.unwrap();
+        let activity = repo.activity().await.unwrap();
         assert_eq!(activity.len(), 1, "{}", repo.backend_name());
         let latest = &activity[0];
         assert_eq!(latest.total_runs, 3);

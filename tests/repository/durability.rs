@@ -95,7 +95,7 @@ async fn the_live_index_always_equals_a_fresh_load_of_the_file() {
             .iter()
             .map(|r| r.date_code().to_owned())
             .collect();
-        let summaries = repo.get_pipelines_summary().await.unwrap();
+        let summaries = repo.summaries().await.unwrap();
         (codes, summaries)
     };
     let fresh = JsonlRepository::open(&path).await.unwrap();

@@ -606,12 +606,12 @@ impl PipelineInfoRepository for JsonlRepository {
         Ok(self.inner.index.read().archived_files(date_code, limit))
     }
 
-    async fn get_pipelines_summary(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
+    async fn summaries(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
         self.sync().await?;
         Ok(self.inner.index.read().summaries())
     }
 
-    async fn get_pipeline_activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
+    async fn activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
         self.sync().await?;
         Ok(self.inner.index.read().activity())
     }

@@ -251,7 +251,7 @@ impl PipelineInfoRepository for OraclePipelineRepository {
         Ok(Some(files))
     }
 
-    async fn get_pipelines_summary(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
+    async fn summaries(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
         let statement = sql::summary(&self.schema);
         self.blocking(move |this| {
             this.with_session("summary", true, |conn| {
@@ -279,7 +279,7 @@ impl PipelineInfoRepository for OraclePipelineRepository {
         .await
     }
 
-    async fn get_pipeline_activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
+    async fn activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
         let statement = sql::activity(&self.schema);
         self.blocking(move |this| {
             this.with_session("activity", true, |conn| {
