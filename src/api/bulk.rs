@@ -14,12 +14,12 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::budget::BodyRefused;
+use super::error::Refusals;
 use super::error::{
     ApiError, ErrorMessage, InsertAnswer, NOT_STORED, STORAGE_FULL, UNDECODABLE_BODY,
 };
-use super::openapi::Refusals;
+use super::extract::QueryReader;
 use super::python_json;
-use super::runs::QueryReader;
 use super::AppState;
 use crate::domain::numbers::bool_from_str;
 use crate::domain::policy::ValidationPolicy;

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 use crate::domain::{PipelineInfo, ValidationErrors};
 use crate::repository::{InsertOutcome, RepositoryError};
@@ -123,6 +123,37 @@ impl IntoResponse for InsertAnswer {
             Self::Refused(status, text) => detail(status, text),
         }
     }
+}
+
+/// Refusals every data route may answer, each with its real text.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum Refusals {
+    /// An API key is needed and none was sent: writes need one when
+    /// PIPELINE_API_KEYS is set, reads too with PIPELINE_API_KEYS_FOR_READS=true
+    #[response(status = 401, example = json!({"detail": NOT_AUTHENTICATED}))]
+    Unauthenticated(ErrorMessage),
+    /// The API key is wrong
+    #[response(status = 403, example = json!({"detail": INVALID_API_KEY}))]
+    WrongKey(ErrorMessage),
+    /// Unexpected server fault (the cause is in the log)
+    #[response(status = 500, example = json!({"detail": INTERNAL_ERROR}))]
+    Fault(ErrorMessage),
+    /// Overloaded (with Retry-After), the database unavailable, a write that
+    /// failed and stored nothing (with Retry-After), or timed out — a write
+    /// that timed out may have been stored: retry with the same Idempotency-Key
+    #[response(status = 503, example = json!({"detail": SERVER_BUSY}))]
+    Unavailable(ErrorMessage),
+}
+
+/// The refusal of a query string too long for the HTTP layer.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum UrlTooLong {
+    /// The URL is longer than 65534 bytes (answered before the request is
+    /// read, without a body): several long filters together can exceed it
+    #[response(status = 414)]
+    TooLong,
 }
 
 /// The cause of a 5xx answer, carried to the request log line (never to

@@ -9,14 +9,14 @@ use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use futures_util::{stream, StreamExt};
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 
 use super::csv_cells::write_row;
 use super::cursor::CursorToken;
 use super::error::ApiError;
-use super::extract::{FromQuery, ValidQuery};
-use super::openapi::{Refusals, UrlTooLong};
-use super::runs::{QueryReader, RunFilterParams};
+use super::error::{Refusals, UrlTooLong};
+use super::extract::{FromQuery, IntRange, QueryReader, RunFilterParams, ValidQuery};
 use super::AppState;
 use crate::domain::{PipelineInfo, ValidationErrors, FIELD_NAMES};
 use crate::repository::{PipelineInfoRepository, Position, RepositoryError, RunFilter, RunKey};
@@ -92,11 +92,19 @@ fn csv_bytes(fill: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) ->
     })
 }
 
-/// The export's own query parameter (documentation; `ExportQuery` parses).
+/// How many runs an export holds at most (absent: every match).
+pub const EXPORT_LIMIT: IntRange = IntRange {
+    min: 1,
+    max: None,
+    default: None,
+};
+
+/// The export's own query parameters (documentation; `ExportQuery` parses,
+/// and `ExportFormatParams` adds the bounds it checks).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct ExportFormatParams {
+struct ExportFields {
     /// `csv` (header row, RFC 4180 quoting) or `jsonl` (one JSON record per line).
     #[param(inline, default = "csv")]
     format: Option<ExportFormat>,
@@ -107,8 +115,18 @@ pub struct ExportFormatParams {
     #[param(value_type = Option<CursorToken>)]
     cursor: Option<String>,
     /// At most this many runs (default: every match).
-    #[param(minimum = 1)]
     limit: Option<i64>,
+}
+
+/// The export's own parameters with the bounds `ExportQuery` checks.
+pub struct ExportFormatParams;
+
+impl IntoParams for ExportFormatParams {
+    fn into_params(parameter_in: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let mut params = ExportFields::into_params(parameter_in);
+        EXPORT_LIMIT.document(&mut params, "limit");
+        params
+    }
 }
 
 /// A validated export request.
@@ -132,7 +150,7 @@ impl FromQuery for ExportQuery {
                 &[("csv", ExportFormat::Csv), ("jsonl", ExportFormat::Jsonl)],
             )
             .unwrap_or(ExportFormat::Csv);
-        let limit = q.bounded("limit", 1, None);
+        let limit = q.within("limit", EXPORT_LIMIT);
         let after = q.cursor(&filter).flatten();
         q.finish(|| ExportQuery {
             filter,

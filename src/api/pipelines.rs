@@ -13,11 +13,11 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::error::Refusals;
 use super::error::{
     ApiError, ErrorMessage, InsertAnswer, KEY_REUSED, STORAGE_FULL, UNDECODABLE_BODY,
 };
 use super::extract::JsonBody;
-use super::openapi::Refusals;
 use super::AppState;
 use crate::domain::record::PipelineInfoInput;
 use crate::domain::{

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
-use super::extract::{FromQuery, ValidQuery};
-use super::openapi::{Refusals, UrlTooLong};
-use super::runs::{QueryReader, RunFilterParams};
+use super::error::{Refusals, UrlTooLong};
+use super::extract::{FromQuery, IntRange, QueryReader, RunFilterParams, ValidQuery};
 use super::AppState;
 use crate::domain::ValidationErrors;
 use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter};
@@ -21,16 +21,33 @@ use crate::stats::{Flags, PipelineStats, StatsBuilder, StatsPolicy, MAX_RECENT_R
 /// Runs read from the store per step.
 const PAGE: usize = 10_000;
 
+/// How many of each group's latest runs to list.
+pub const RECENT: IntRange = IntRange {
+    min: 0,
+    max: Some(MAX_RECENT_RUNS as i64),
+    default: Some(0),
+};
+
 /// The parameter `/pipelines/stats` adds to the filters (documentation;
-/// `StatsQuery` parses).
+/// `StatsQuery` parses, and `RecentRunsParams` adds the bounds it checks).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct RecentRunsParams {
+struct RecentRunsFields {
     /// Also list each group's latest N runs (`recent`: start, duration,
     /// rows and anomaly flags), for sparklines; 0 leaves the list out.
-    #[param(minimum = 0, maximum = 100, default = 0)]
     recent: Option<u32>,
+}
+
+/// The statistics parameter with the bounds `StatsQuery` checks.
+pub struct RecentRunsParams;
+
+impl IntoParams for RecentRunsParams {
+    fn into_params(parameter_in: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let mut params = RecentRunsFields::into_params(parameter_in);
+        RECENT.document(&mut params, "recent");
+        params
+    }
 }
 
 /// The validated filters (those of `/get_pipeline_info`) and how many
@@ -44,7 +61,7 @@ impl FromQuery for StatsQuery {
     fn parse(query: Option<&str>) -> Result<Self, ValidationErrors> {
         let mut q = QueryReader::new(query);
         let filter = q.filter();
-        let recent = q.bounded("recent", 0, Some(MAX_RECENT_RUNS as i64));
+        let recent = q.within("recent", RECENT);
         q.finish(|| StatsQuery {
             filter,
             recent_runs: recent.map_or(0, |n| n as usize),
