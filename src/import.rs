@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use crate::domain::PipelineInfo;
-use crate::repository::jsonl::parse_any;
+use crate::repository::jsonl::parse_line;
 use crate::repository::{NewRun, PipelineInfoRepository, RepositoryError};
 
 /// Records sent to the backend at once.
@@ -81,7 +81,7 @@ pub async fn import_file(
             break;
         }
         report.lines_read += 1;
-        match parse_any(&line) {
+        match parse_line(&line) {
             Ok(Some(record)) => batch.push(record),
             Ok(None) => {}
             Err(reason) => report.skipped.push((report.lines_read, reason)),

@@ -33,9 +33,25 @@ pub struct Application {
     connections: ConnectionLimits,
 }
 
-/// The repository the settings ask for. Never falls back to another backend.
+/// The repository the settings ask for, its JSON Lines file read into
+/// memory. Never falls back to another backend.
 pub async fn build_repository(
     settings: &Settings,
+) -> Result<Arc<dyn PipelineInfoRepository>, StartupError> {
+    open_repository(settings, true).await
+}
+
+/// As `build_repository`, for commands that only rewrite the store (a
+/// compaction): a JSON Lines file is not read into memory first.
+pub async fn build_repository_for_rewrite(
+    settings: &Settings,
+) -> Result<Arc<dyn PipelineInfoRepository>, StartupError> {
+    open_repository(settings, false).await
+}
+
+async fn open_repository(
+    settings: &Settings,
+    load_on_open: bool,
 ) -> Result<Arc<dyn PipelineInfoRepository>, StartupError> {
     match settings.backend {
         Backend::Jsonl => Ok(Arc::new(
@@ -44,6 +60,7 @@ pub async fn build_repository(
                 JsonlOptions {
                     fsync: settings.jsonl_fsync,
                     key_retention: settings.key_retention,
+                    load_on_open,
                 },
             )
             .await?,

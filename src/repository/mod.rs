@@ -1,12 +1,15 @@
 //! Storage behind one trait, so the HTTP layer never knows which backend
 //! answers. The JSON Lines store is embedded; Oracle is the production one.
 
+pub mod compact;
 pub mod insert;
 pub mod jsonl;
 pub mod oracle;
 
+pub use self::compact::CompactReport;
 pub use self::insert::{InsertOutcome, NewRun};
 
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -172,4 +175,15 @@ pub trait PipelineInfoRepository: Send + Sync {
 
     /// Whether the store answers a trivial request now (`/ready`).
     async fn ready(&self) -> Result<(), RepositoryError>;
+
+    /// Removes the runs that started before `cutoff` (and, on JSON Lines,
+    /// the lines that are not runs), appending them to the JSON Lines file
+    /// `archive` first when one is given; with `dry_run` it only counts.
+    /// Safe while services use the store: nothing stored meanwhile is lost.
+    async fn compact(
+        &self,
+        cutoff: FlexDateTime,
+        archive: Option<&Path>,
+        dry_run: bool,
+    ) -> Result<CompactReport, RepositoryError>;
 }

@@ -117,14 +117,6 @@ to run the repository behaviour tests against a database too"
     })
 }
 
-/// A fresh Oracle store and its concrete repository (for Oracle-only
-/// operations such as retention), or `None` when no database is set.
-pub async fn fresh_oracle_with_handle() -> Option<(Fresh, OraclePipelineRepository)> {
-    let fresh = fresh_oracle().await?;
-    let handle = fresh.oracle.as_ref().map(|(repo, _)| repo.clone())?;
-    Some((fresh, handle))
-}
-
 /// One fresh store per available backend.
 pub async fn every_backend() -> Vec<Fresh> {
     let mut stores = vec![fresh_jsonl().await];

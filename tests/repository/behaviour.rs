@@ -221,34 +221,32 @@ async fn the_distinct_archived_files_of_a_date_code_are_listed() {
     }
 }
 
-/// Retention on Oracle (JSON Lines compaction is tested through the binary
-/// while a server runs): old runs are archived, then deleted in batches.
+/// Retention on every backend: old runs are archived, then removed; a dry
+/// run only counts. (JSON Lines compaction is also tested through the
+/// binary while a server writes.)
 #[tokio::test]
-async fn oracle_retention_archives_then_deletes_old_runs() {
-    let Some(store) = crate::backends::fresh_oracle_with_handle().await else {
-        return;
-    };
-    let (fresh, oracle) = store;
-    for minutes in [-100_000, -90_000, 10] {
-        fresh
-            .repository
-            .store(record(minutes, json!({"date_code": format!("m{minutes}")})))
-            .await
-            .unwrap();
+async fn retention_archives_then_removes_old_runs() {
+    for store in every_backend().await {
+        let repo = &store.repository;
+        let name = repo.backend_name();
+        for minutes in [-100_000, -90_000, 10] {
+            repo.store(record(minutes, json!({"date_code": format!("m{minutes}")})))
+                .await
+                .unwrap();
+        }
+        let cutoff = record(0, json!({})).start_utc();
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("old.jsonl");
+        let dry = repo.compact(cutoff, None, true).await.unwrap();
+        assert_eq!((dry.kept, dry.old), (1, 2), "{name}");
+        let done = repo.compact(cutoff, Some(&archive), false).await.unwrap();
+        assert_eq!((done.kept, done.old), (1, 2), "{name}");
+        assert_eq!(
+            std::fs::read_to_string(&archive).unwrap().lines().count(),
+            2,
+            "{name}"
+        );
+        let left = repo.all(&RunFilter::default()).await.unwrap();
+        assert_eq!(codes(&left), ["m10"], "{name}");
     }
-    let cutoff = record(0, json!({})).start_utc();
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("old.jsonl");
-    let dry = oracle.compact_blocking(cutoff, None, true).unwrap();
-    assert_eq!((dry.kept, dry.old), (1, 2));
-    let done = oracle
-        .compact_blocking(cutoff, Some(&archive), false)
-        .unwrap();
-    assert_eq!((done.kept, done.old), (1, 2));
-    assert_eq!(
-        std::fs::read_to_string(&archive).unwrap().lines().count(),
-        2
-    );
-    let left = fresh.repository.all(&RunFilter::default()).await.unwrap();
-    assert_eq!(codes(&left), ["m10"]);
 }

@@ -2,15 +2,14 @@
 //! append to it, replace it or truncate it, and the next query reflects that.
 //! Records live in memory with their indexes; only new bytes are ever read.
 
+mod compact;
 mod index;
 mod keys;
 pub mod legacy;
 mod load;
-
-pub use self::load::parse_any;
 mod ordered;
 mod writer;
-pub(crate) use self::writer::open_locked;
+
 pub use self::writer::WRITER_QUEUE_REQUESTS;
 
 use std::fs::{self, File};
@@ -30,8 +29,10 @@ use self::index::RunIndex;
 use self::keys::{Batch, KeyStamp, KeyTable, Loaded, Reservation};
 use self::writer::{AppendRequest, Refused};
 use super::insert::{self, InsertOutcome, NewRun, DEFAULT_KEY_RETENTION};
-use super::{PipelineInfoRepository, Position, QueryPage, RepositoryError, RunFilter};
-use crate::domain::{PipelineActivity, PipelineInfo, PipelineSummary};
+use super::{
+    CompactReport, PipelineInfoRepository, Position, QueryPage, RepositoryError, RunFilter,
+};
+use crate::domain::{FlexDateTime, PipelineActivity, PipelineInfo, PipelineSummary};
 use crate::metrics::METRICS;
 
 /// What identifies one state of the file: which file (device and inode),
@@ -124,6 +125,9 @@ pub struct JsonlOptions {
     pub fsync: bool,
     /// How long an idempotency key protects against repeats.
     pub key_retention: std::time::Duration,
+    /// Read the file when opening; otherwise on first use (for commands
+    /// that only rewrite the file, which need none of it in memory).
+    pub load_on_open: bool,
 }
 
 impl Default for JsonlOptions {
@@ -131,6 +135,7 @@ impl Default for JsonlOptions {
         Self {
             fsync: true,
             key_retention: DEFAULT_KEY_RETENTION,
+            load_on_open: true,
         }
     }
 }
@@ -170,6 +175,9 @@ impl JsonlRepository {
             writer: writer::spawn(inner.clone())?,
             inner,
         };
+        if !options.load_on_open {
+            return Ok(repository);
+        }
         let inner = repository.inner.clone();
         run_blocking(move || inner.catch_up()).await?;
         tracing::info!(
@@ -257,7 +265,7 @@ impl JsonlRepository {
 }
 
 /// The folder `path` is in (`.` for a bare file name).
-pub(crate) fn folder_of(path: &Path) -> &Path {
+fn folder_of(path: &Path) -> &Path {
     path.parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
@@ -539,12 +547,15 @@ fn remember_taken(cursor: &mut ReadCursor, taken: &[u8]) {
     cursor.tail = tail.split_off(tail.len() - keep);
 }
 
-/// One line of the file: `Ok(None)` when blank, the reason when invalid.
+/// One line of a JSON Lines file, read as the store reads it (the fast
+/// path, else the validating parser): `Ok(None)` when blank, the reason
+/// when invalid.
 pub fn parse_line(line: &[u8]) -> Result<Option<PipelineInfo>, String> {
-    parse_line_keyed(line).map(|loaded| loaded.map(|l| l.record))
+    load::parse_keyed(line).map(|loaded| loaded.map(|l| l.record))
 }
 
-/// As `parse_line`, keeping the line's idempotency key.
+/// The validating parser of one line, keeping its idempotency key; it also
+/// explains why a line is invalid.
 fn parse_line_keyed(line: &[u8]) -> Result<Option<Loaded>, String> {
     let text = std::str::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))?;
     let text = text.trim();
@@ -654,5 +665,23 @@ impl PipelineInfoRepository for JsonlRepository {
     async fn ready(&self) -> Result<(), RepositoryError> {
         let inner = self.inner.clone();
         run_blocking(move || inner.check_ready()).await
+    }
+
+    async fn compact(
+        &self,
+        cutoff: FlexDateTime,
+        archive: Option<&Path>,
+        dry_run: bool,
+    ) -> Result<CompactReport, RepositoryError> {
+        let path = self.inner.path.clone();
+        let archive = archive.map(Path::to_path_buf);
+        run_blocking(move || {
+            compact::compact_file(&path, cutoff.instant_micros(), archive.as_deref(), dry_run)
+                .map_err(|e| {
+                    let located = std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+                    RepositoryError::Io(located)
+                })
+        })
+        .await
     }
 }

@@ -7,9 +7,8 @@ use std::path::Path;
 use super::rows::{record_from_row, timestamp};
 use super::session::rolled_back_on_failure;
 use super::{sql, OraclePipelineRepository};
-use crate::compact::CompactReport;
 use crate::domain::{FlexDateTime, FIELD_NAMES};
-use crate::repository::RepositoryError;
+use crate::repository::{CompactReport, RepositoryError};
 
 /// Rows deleted per committed batch, so undo stays small however many go.
 const DELETE_BATCH: i64 = 10_000;
@@ -18,8 +17,8 @@ impl OraclePipelineRepository {
     /// Counts, optionally archives (as JSON Lines, synced) and deletes in
     /// committed batches the runs older than `cutoff`. Runs stored while it
     /// works are never touched: it deletes only up to the identity that was
-    /// greatest when it counted. Blocks.
-    pub fn compact_blocking(
+    /// greatest when it counted.
+    pub(super) fn compact_blocking(
         &self,
         cutoff: FlexDateTime,
         archive: Option<&Path>,

@@ -15,6 +15,7 @@ pub mod sql;
 pub use self::errors::KEYS_NEED_COLUMNS;
 pub use self::session::{OracleStartError, INSTANT_CLIENT_HELP};
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,9 @@ use self::rows::{array_insert, bind_values, from_timestamp, named, record_from_r
 use self::session::{rolled_back_on_failure, Failure};
 use self::sql::{Bind, OracleSchema, Statement};
 use super::insert::{self, InsertOutcome, InsertPlan, KnownKey, NewRun};
-use super::{PipelineInfoRepository, Position, QueryPage, RepositoryError, RunFilter, RunKey};
+use super::{
+    CompactReport, PipelineInfoRepository, Position, QueryPage, RepositoryError, RunFilter, RunKey,
+};
 use crate::domain::{FlexDateTime, PipelineActivity, PipelineSummary, FIELD_NAMES};
 use crate::metrics::METRICS;
 
@@ -328,5 +331,16 @@ impl PipelineInfoRepository for OraclePipelineRepository {
             })
         })
         .await
+    }
+
+    async fn compact(
+        &self,
+        cutoff: FlexDateTime,
+        archive: Option<&Path>,
+        dry_run: bool,
+    ) -> Result<CompactReport, RepositoryError> {
+        let archive = archive.map(Path::to_path_buf);
+        self.blocking(move |this| this.compact_blocking(cutoff, archive.as_deref(), dry_run))
+            .await
     }
 }
