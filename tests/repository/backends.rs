@@ -26,7 +26,7 @@ pub struct Fresh {
 
 enum Reopen {
     Jsonl(std::path::PathBuf),
-    Oracle(Box<pipeline_service::config::OracleSettings>),
+    Oracle(Box<pipeline_service::repository::oracle::OracleSettings>),
 }
 
 impl Fresh {

@@ -1,5 +1,6 @@
-//! Sessions: the pool, opening it, and running work on one session with a
-//! call timeout, metrics, and one retry of a read whose session died.
+//! Sessions: where the database is and how to reach it, the pool, opening
+//! it, and running work on one session with a call timeout, metrics, and
+//! one retry of a read whose session died.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,10 +9,46 @@ use oracle::pool::{GetMode, PoolBuilder};
 use oracle::Connection;
 
 use super::errors::{classify, is_client_missing, is_dead_session};
-use super::{sql, OraclePipelineRepository};
-use crate::config::OracleSettings;
+use super::sql::{self, OracleSchema};
+use super::OraclePipelineRepository;
 use crate::metrics::METRICS;
 use crate::repository::RepositoryError;
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+/// Where the Oracle runs live and how to reach them.
+#[derive(Debug, Clone)]
+pub struct OracleSettings {
+    pub dsn: String,
+    pub user: String,
+    pub password: Secret,
+    pub schema: OracleSchema,
+    pub pool_min: u32,
+    pub pool_max: u32,
+    pub pool_timeout: std::time::Duration,
+    pub call_timeout: std::time::Duration,
+    pub connect_timeout: std::time::Duration,
+    /// How long an Idempotency-Key protects against repeats.
+    pub key_retention: std::time::Duration,
+}
 
 /// What to install when the Oracle client libraries cannot be loaded.
 pub const INSTANT_CLIENT_HELP: &str = "the Oracle client library (libclntsh) could not be loaded. \
