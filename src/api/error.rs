@@ -70,7 +70,7 @@ pub const KEY_IN_FLIGHT: &str =
     "A request with this Idempotency-Key is still being stored; retry shortly";
 pub const NOT_STORED: &str = "Not stored: another item failed and atomic=true";
 /// The header that marks an answer repeating an earlier insert.
-pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// How one run of an insert is answered, alone (`POST /pipelines`) or as
 /// an item of `POST /pipelines/bulk`.

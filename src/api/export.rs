@@ -9,14 +9,15 @@ use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use futures_util::{stream, StreamExt};
-use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 
 use super::csv_cells::write_row;
 use super::cursor::CursorToken;
 use super::error::ApiError;
 use super::error::{Refusals, UrlTooLong};
-use super::extract::{FromQuery, IntRange, QueryReader, RunFilterParams, ValidQuery};
+use super::extract::{
+    documented_params, FromQuery, IntRange, QueryReader, RunFilterParams, ValidQuery,
+};
 use super::AppState;
 use crate::domain::{PipelineInfo, ValidationErrors, FIELD_NAMES};
 use crate::repository::{PipelineInfoRepository, Position, RepositoryError, RunFilter, RunKey};
@@ -118,16 +119,12 @@ struct ExportFields {
     limit: Option<i64>,
 }
 
-/// The export's own parameters with the bounds `ExportQuery` checks.
-pub struct ExportFormatParams;
-
-impl IntoParams for ExportFormatParams {
-    fn into_params(parameter_in: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let mut params = ExportFields::into_params(parameter_in);
-        EXPORT_LIMIT.document(&mut params, "limit");
-        params
-    }
-}
+documented_params!(
+    /// The export's own parameters with the bounds `ExportQuery` checks.
+    ExportFormatParams,
+    ExportFields,
+    "limit" => EXPORT_LIMIT,
+);
 
 /// A validated export request.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,8 +11,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde_json::Value;
-use utoipa::openapi::path::{Parameter, ParameterIn};
-use utoipa::openapi::schema::Schema;
+use utoipa::openapi::path::Parameter;
+use utoipa::openapi::schema::{Object, Schema};
 use utoipa::openapi::RefOr;
 use utoipa::IntoParams;
 
@@ -42,10 +42,15 @@ impl<S: Send + Sync, T: FromQuery> FromRequestParts<S> for ValidQuery<T> {
     }
 }
 
-/// What an integer query parameter accepts and means when absent.
-/// `QueryReader::within` checks it and `document` writes it into the
-/// parameter's documentation, so the OpenAPI document states exactly the
-/// rule the service applies.
+/// A rule a query parameter's reader checks, written into the parameter's
+/// documentation, so the OpenAPI document states exactly the rule the
+/// service applies (`documented_params!`).
+pub trait ParamRule {
+    fn document(&self, schema: &mut Object);
+}
+
+/// What an integer query parameter accepts and means when absent
+/// (`QueryReader::within` checks it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IntRange {
     pub min: i64,
@@ -54,12 +59,8 @@ pub struct IntRange {
     pub default: Option<i64>,
 }
 
-impl IntRange {
-    /// Sets the bounds and default of the documented parameter `name`.
-    pub fn document(self, params: &mut [Parameter], name: &str) {
-        let Some(schema) = documented_schema(params, name) else {
-            return;
-        };
+impl ParamRule for IntRange {
+    fn document(&self, schema: &mut Object) {
         let number = |n: i64| utoipa::Number::Int(n as isize);
         schema.minimum = Some(number(self.min));
         if let Some(max) = self.max {
@@ -71,17 +72,47 @@ impl IntRange {
     }
 }
 
-/// The schema of the documented parameter `name`, when it is inline.
-fn documented_schema<'a>(
-    params: &'a mut [Parameter],
-    name: &str,
-) -> Option<&'a mut utoipa::openapi::schema::Object> {
-    let param = params.iter_mut().find(|p| p.name == name)?;
-    match param.schema.as_mut()? {
-        RefOr::T(Schema::Object(object)) => Some(object),
-        _ => None,
+/// The most characters a text parameter may have (`QueryReader::filter`
+/// checks it).
+pub struct MaxChars(pub usize);
+
+impl ParamRule for MaxChars {
+    fn document(&self, schema: &mut Object) {
+        schema.max_length = Some(self.0);
     }
 }
+
+/// Writes `rule` into the documentation of the parameter `name`.
+pub fn document_rule(params: &mut [Parameter], name: &str, rule: &impl ParamRule) {
+    let schema = params
+        .iter_mut()
+        .find(|p| p.name == name)
+        .and_then(|p| p.schema.as_mut());
+    if let Some(RefOr::T(Schema::Object(object))) = schema {
+        rule.document(object);
+    }
+}
+
+/// `documented_params!(Name, Fields, "param" => RULE, …)`: a type whose
+/// `IntoParams` is that of `Fields` (derived, for the documentation of
+/// each parameter) with each `RULE` written into its parameter.
+macro_rules! documented_params {
+    ($(#[$meta:meta])* $name:ident, $fields:ty, $($param:literal => $rule:expr),+ $(,)?) => {
+        $(#[$meta])*
+        pub struct $name;
+
+        impl utoipa::IntoParams for $name {
+            fn into_params(
+                parameter_in: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+            ) -> Vec<utoipa::openapi::path::Parameter> {
+                let mut params = <$fields as utoipa::IntoParams>::into_params(parameter_in);
+                $($crate::api::extract::document_rule(&mut params, $param, &$rule);)+
+                params
+            }
+        }
+    };
+}
+pub(crate) use documented_params;
 
 /// Reads query parameters, checking each and collecting every problem.
 pub struct QueryReader {
@@ -154,7 +185,7 @@ impl QueryReader {
     /// A string filter; an empty value means no filter.
     fn text(&mut self, name: &str) -> Option<String> {
         self.parsed(name, |raw| {
-            check_length(raw, MAX_STRING_CHARS).map(|()| raw.to_owned())
+            check_length(raw, TEXT_FILTER.0).map(|()| raw.to_owned())
         })
         .filter(|v| !v.is_empty())
     }
@@ -212,13 +243,16 @@ impl QueryReader {
     }
 }
 
-/// The string filters, whose length `QueryReader::filter` checks.
+/// The string filters.
 const TEXT_FILTERS: [&str; 4] = [
     "pipeline_name",
     "script_name",
     "pipeline_type",
     "environment",
 ];
+
+/// How long a string filter may be.
+const TEXT_FILTER: MaxChars = MaxChars(MAX_STRING_CHARS);
 
 /// The filters every run query takes (documentation; `QueryReader::filter`
 /// parses them so that every error is collected).
@@ -251,21 +285,16 @@ struct RunFilterFields {
     environment: Option<String>,
 }
 
-/// Documentation of the eight filters every run query takes (runs, export
-/// and statistics), with the length limit their reader checks.
-pub struct RunFilterParams;
-
-impl IntoParams for RunFilterParams {
-    fn into_params(parameter_in: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let mut params = RunFilterFields::into_params(parameter_in);
-        for name in TEXT_FILTERS {
-            if let Some(schema) = documented_schema(&mut params, name) {
-                schema.max_length = Some(MAX_STRING_CHARS);
-            }
-        }
-        params
-    }
-}
+documented_params!(
+    /// Documentation of the eight filters every run query takes (runs,
+    /// export and statistics), with the length limit their reader checks.
+    RunFilterParams,
+    RunFilterFields,
+    "pipeline_name" => TEXT_FILTER,
+    "script_name" => TEXT_FILTER,
+    "pipeline_type" => TEXT_FILTER,
+    "environment" => TEXT_FILTER,
+);
 
 /// The body size limit in force, so a 413 can say what it is.
 #[derive(Debug, Clone, Copy)]

@@ -11,13 +11,14 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use serde::Serialize;
-use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 
 use super::cursor::{self, CursorToken};
 use super::error::ApiError;
 use super::error::{Refusals, UrlTooLong};
-use super::extract::{FromQuery, IntRange, QueryReader, RunFilterParams, ValidQuery};
+use super::extract::{
+    documented_params, FromQuery, IntRange, QueryReader, RunFilterParams, ValidQuery,
+};
 use super::AppState;
 use crate::domain::numbers::bool_from_str;
 use crate::domain::{PipelineInfo, ValidationErrors};
@@ -65,17 +66,13 @@ struct RunPageFields {
     count: Option<Counting>,
 }
 
-/// The paging parameters with the bounds `RunQuery` checks.
-pub struct RunPageParams;
-
-impl IntoParams for RunPageParams {
-    fn into_params(parameter_in: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let mut params = RunPageFields::into_params(parameter_in);
-        LIMIT.document(&mut params, "limit");
-        OFFSET.document(&mut params, "offset");
-        params
-    }
-}
+documented_params!(
+    /// The paging parameters with the bounds `RunQuery` checks.
+    RunPageParams,
+    RunPageFields,
+    "limit" => LIMIT,
+    "offset" => OFFSET,
+);
 
 /// Whether `total` is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ToSchema, serde::Deserialize)]

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
-use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
 use super::error::{Refusals, UrlTooLong};
-use super::extract::{FromQuery, IntRange, QueryReader, RunFilterParams, ValidQuery};
+use super::extract::{
+    documented_params, FromQuery, IntRange, QueryReader, RunFilterParams, ValidQuery,
+};
 use super::AppState;
 use crate::domain::ValidationErrors;
 use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter};
@@ -39,16 +40,12 @@ struct RecentRunsFields {
     recent: Option<u32>,
 }
 
-/// The statistics parameter with the bounds `StatsQuery` checks.
-pub struct RecentRunsParams;
-
-impl IntoParams for RecentRunsParams {
-    fn into_params(parameter_in: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let mut params = RecentRunsFields::into_params(parameter_in);
-        RECENT.document(&mut params, "recent");
-        params
-    }
-}
+documented_params!(
+    /// The statistics parameter with the bounds `StatsQuery` checks.
+    RecentRunsParams,
+    RecentRunsFields,
+    "recent" => RECENT,
+);
 
 /// The validated filters (those of `/get_pipeline_info`) and how many
 /// recent runs to list.

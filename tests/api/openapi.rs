@@ -205,14 +205,11 @@ async fn documented_query_bounds_are_the_ones_checked() {
         assert_eq!(refusal(above.json().await.unwrap()), json!({"le": max}));
     }
     let runs: Vec<Value> = (0..=DEFAULT_LIMIT).map(|_| run(json!({}))).collect();
-    let stored = app
-        .client
-        .post(format!("{}/pipelines/bulk", app.address))
-        .json(&runs)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stored.status(), 200);
+    let body = serde_json::to_vec(&runs).unwrap();
+    let (status, _) = app
+        .post_bytes("/pipelines/bulk", body, "application/json")
+        .await;
+    assert_eq!(status, 200);
     let page = app.get_json("/get_pipeline_info").await;
     assert_eq!(page["count"], limit["default"], "the default page size");
     for path in [

@@ -406,14 +406,11 @@ async fn post_bulk(app: &TestApp, runs: u32, rowcount: u32) {
     let body: Vec<Value> = (0..runs)
         .map(|i| run_on(1 + i % 28, i % 24, json!({"rowcount": rowcount})))
         .collect();
-    let response = app
-        .client
-        .post(format!("{}/pipelines/bulk", app.address))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let body = serde_json::to_vec(&body).unwrap();
+    let (status, _) = app
+        .post_bytes("/pipelines/bulk", body, "application/json")
+        .await;
+    assert_eq!(status, 200);
 }
 
 /// A counted cursor page and its total are read from one snapshot: while

@@ -13,7 +13,7 @@ mod session;
 pub mod sql;
 
 pub use self::errors::KEYS_NEED_COLUMNS;
-pub use self::session::{OracleSettings, OracleStartError, Secret, INSTANT_CLIENT_HELP};
+pub use self::session::{OracleSettings, OracleStartError, Secret};
 
 use std::path::Path;
 use std::sync::Arc;
