@@ -124,26 +124,7 @@ pub async fn create_pipeline_run(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let record = state.validation.parse(&body, "body", &[])?;
-    let key = match raw_key {
-        None => None,
-        Some(raw_key) => Some(
-            raw_key
-                .to_str()
-                .map_err(|_| {
-                    FieldError::new(
-                        "value_error",
-                        "Value error, Idempotency-Key must be visible ASCII characters without spaces",
-                    )
-                })
-                .and_then(|text| IdempotencyKey::parse(text, &record))
-                .map_err(|error| {
-                    let loc = vec![LocItem::from("header"), LocItem::from("idempotency-key")];
-                    let input =
-                        Value::String(String::from_utf8_lossy(raw_key.as_bytes()).into_owned());
-                    ValidationErrors::single(error.at(loc, input))
-                })?,
-        ),
-    };
+    let key = raw_key.map(|raw| header_key(&raw, &record)).transpose()?;
     let outcome = state
         .repository
         .insert(vec![NewRun { record, key }], true)
@@ -152,6 +133,26 @@ pub async fn create_pipeline_run(
         .next()
         .ok_or_else(|| RepositoryError::Task("the store answered no outcome".into()))?;
     Ok(InsertAnswer::from(outcome).into_response())
+}
+
+/// The key the `Idempotency-Key` header gives `record`, or why it is refused.
+fn header_key(
+    raw: &HeaderValue,
+    record: &PipelineInfo,
+) -> Result<IdempotencyKey, ValidationErrors> {
+    raw.to_str()
+        .map_err(|_| {
+            FieldError::new(
+                "value_error",
+                "Value error, Idempotency-Key must be visible ASCII characters without spaces",
+            )
+        })
+        .and_then(|text| IdempotencyKey::parse(text, record))
+        .map_err(|error| {
+            let loc = vec![LocItem::from("header"), LocItem::from(IDEMPOTENCY_KEY)];
+            let input = Value::String(String::from_utf8_lossy(raw.as_bytes()).into_owned());
+            ValidationErrors::single(error.at(loc, input))
+        })
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
