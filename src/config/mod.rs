@@ -48,6 +48,8 @@ pub enum LogFormat {
 }
 
 pub const DEFAULT_ORACLE_TABLE: &str = "PIPELINE_RUNS";
+pub const DEFAULT_METRICS_MAX_SERIES: usize = 1000;
+pub const DEFAULT_MAX_FILE_SIZE_MB: u64 = 50;
 
 /// The table and column map alone (all `pipeline-service ddl` needs).
 pub fn oracle_schema(raw: &RawSettings) -> Result<OracleSchema, ConfigError> {
@@ -124,7 +126,6 @@ fn oracle_settings(raw: &RawSettings) -> Result<OracleSettings, ConfigError> {
     })
 }
 
-pub const DEFAULT_METRICS_MAX_SERIES: usize = 1000;
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -367,8 +368,6 @@ impl Settings {
         })
     }
 }
-
-pub const DEFAULT_MAX_FILE_SIZE_MB: u64 = 50;
 
 /// A comma list of allowed values; unset or empty means no restriction.
 fn choice_list(value: Option<&str>) -> Option<Vec<String>> {
