@@ -1,7 +1,6 @@
 //! pipeline-service: records and serves metadata about data-pipeline runs.
 
 pub mod api;
-pub mod compact;
 pub mod config;
 pub mod domain;
 pub mod generate;

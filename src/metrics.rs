@@ -11,7 +11,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::repository::PipelineActivity;
+use crate::domain::PipelineActivity;
 use crate::stats::Flags;
 
 /// The process's metrics. Families every backend has live in `registry`;

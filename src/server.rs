@@ -40,8 +40,35 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use crate::config::ConnectionLimits;
 use crate::metrics::METRICS;
+
+/// How connections are held: timeouts for clients that are slow to send a
+/// request or idle between requests, a cap on open connections, and how
+/// long a graceful shutdown waits for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: std::time::Duration,
+    /// `None`: every connection closes after one answer.
+    pub keep_alive_timeout: Option<std::time::Duration>,
+    pub max_connections: usize,
+    pub shutdown_timeout: std::time::Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: std::time::Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_S),
+            keep_alive_timeout: Some(std::time::Duration::from_secs(DEFAULT_KEEP_ALIVE_TIMEOUT_S)),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            shutdown_timeout: std::time::Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_S),
+        }
+    }
+}
+
+pub const DEFAULT_HEADER_READ_TIMEOUT_S: u64 = 10;
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT_S: u64 = 60;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_SHUTDOWN_TIMEOUT_S: u64 = 25;
 
 /// Descriptors kept for everything but connections: the listener, the
 /// data file and its lock, standard streams, the runtime's own.

@@ -14,17 +14,19 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::budget::BodyRefused;
-use super::error::{ApiError, ErrorMessage, STORAGE_FULL, UNDECODABLE_BODY};
-use super::openapi::Refusals;
+use super::error::Refusals;
+use super::error::{
+    ApiError, ErrorMessage, InsertAnswer, NOT_STORED, STORAGE_FULL, UNDECODABLE_BODY,
+};
+use super::extract::QueryReader;
 use super::python_json;
-use super::runs::QueryReader;
 use super::AppState;
 use crate::domain::numbers::bool_from_str;
 use crate::domain::policy::ValidationPolicy;
 use crate::domain::record::PipelineInfoInput;
 use crate::domain::usual::UsualRecord;
 use crate::domain::{FieldError, IdempotencyKey, LocItem, ValidationError, ValidationErrors};
-use crate::repository::{InsertOutcome, NewRun};
+use crate::repository::{InsertOutcome, NewRun, RepositoryError};
 
 /// The member of a bulk item that carries its idempotency key.
 pub const ITEM_KEY_FIELD: &str = "_idempotency_key";
@@ -141,12 +143,6 @@ pub const MAX_ERRORS_PER_ITEM: usize = 20;
 /// Most validation errors listed in one answer, over all items.
 pub const MAX_ERRORS_LISTED: usize = 1000;
 
-pub const KEY_REUSED: &str =
-    "This Idempotency-Key was already used with a different record; use a new key for a new run";
-pub const KEY_IN_FLIGHT: &str =
-    "A request with this Idempotency-Key is still being stored; retry shortly";
-const NOT_STORED: &str = "Not stored: another item failed and atomic=true";
-
 /// Record many pipeline runs
 ///
 /// A JSON array of run records (`application/json`) or one record per line
@@ -226,13 +222,22 @@ pub async fn create_pipeline_runs(
         Ok(check_items(items, &policy))
     })
     .await
-    .map_err(|e| ApiError::Storage(crate::repository::RepositoryError::Task(e.to_string())))??;
+    .map_err(|e| ApiError::Storage(RepositoryError::Task(e.to_string())))??;
     let (runs, positions, mut invalid) = checked;
     let total = positions.len() + invalid.len();
     let outcomes = if atomic && !invalid.is_empty() {
         vec![InsertOutcome::NotStored; runs.len()]
     } else {
-        state.repository.insert_runs(runs, atomic).await?
+        match state.repository.insert(runs, atomic).await {
+            Ok(outcomes) => outcomes,
+            // A value the store refused, located at its item like the
+            // validation errors of any item.
+            Err(RepositoryError::Invalid { run, mut errors }) => {
+                locate(&mut errors, positions.get(run).copied().unwrap_or(run));
+                return Err(ApiError::Validation(errors));
+            }
+            Err(error) => return Err(error.into()),
+        }
     };
     let mut results: Vec<Option<BulkItemResult>> = (0..total).map(|_| None).collect();
     let errors_omitted = invalid.iter().map(|item| item.omitted).sum();
@@ -247,12 +252,9 @@ pub async fn create_pipeline_runs(
         });
     }
     for (index, outcome) in positions.into_iter().zip(outcomes) {
-        let (status, replayed, detail) = match outcome {
-            InsertOutcome::Created(_) => (201, false, None),
-            InsertOutcome::Replayed(_) => (201, true, None),
-            InsertOutcome::KeyReused => (409, false, Some(KEY_REUSED)),
-            InsertOutcome::KeyInFlight => (409, false, Some(KEY_IN_FLIGHT)),
-            InsertOutcome::NotStored => (424, false, Some(NOT_STORED)),
+        let (status, replayed, detail) = match InsertAnswer::from(outcome) {
+            InsertAnswer::Stored { replayed, .. } => (201, replayed, None),
+            InsertAnswer::Refused(status, text) => (status.as_u16(), false, Some(text)),
         };
         results[index] = Some(BulkItemResult {
             index,

@@ -14,12 +14,13 @@ use utoipa::{IntoParams, ToSchema};
 use super::csv_cells::write_row;
 use super::cursor::CursorToken;
 use super::error::ApiError;
-use super::extract::{FromQuery, ValidQuery};
-use super::openapi::{Refusals, UrlTooLong};
-use super::runs::{QueryReader, RunFilterParams};
+use super::error::{Refusals, UrlTooLong};
+use super::extract::{
+    documented_params, FromQuery, IntRange, QueryReader, RunFilterParams, ValidQuery,
+};
 use super::AppState;
 use crate::domain::{PipelineInfo, ValidationErrors, FIELD_NAMES};
-use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter, RunKey};
+use crate::repository::{PipelineInfoRepository, Position, RepositoryError, RunFilter, RunKey};
 
 /// Runs fetched from the store per step of the stream.
 const PAGE: usize = 2000;
@@ -92,11 +93,19 @@ fn csv_bytes(fill: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) ->
     })
 }
 
-/// The export's own query parameter (documentation; `ExportQuery` parses).
+/// How many runs an export holds at most (absent: every match).
+pub const EXPORT_LIMIT: IntRange = IntRange {
+    min: 1,
+    max: None,
+    default: None,
+};
+
+/// The export's own query parameters (documentation; `ExportQuery` parses,
+/// and `ExportFormatParams` adds the bounds it checks).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct ExportFormatParams {
+struct ExportFields {
     /// `csv` (header row, RFC 4180 quoting) or `jsonl` (one JSON record per line).
     #[param(inline, default = "csv")]
     format: Option<ExportFormat>,
@@ -107,9 +116,15 @@ pub struct ExportFormatParams {
     #[param(value_type = Option<CursorToken>)]
     cursor: Option<String>,
     /// At most this many runs (default: every match).
-    #[param(minimum = 1)]
     limit: Option<i64>,
 }
+
+documented_params!(
+    /// The export's own parameters with the bounds `ExportQuery` checks.
+    ExportFormatParams,
+    ExportFields,
+    "limit" => EXPORT_LIMIT,
+);
 
 /// A validated export request.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,7 +147,7 @@ impl FromQuery for ExportQuery {
                 &[("csv", ExportFormat::Csv), ("jsonl", ExportFormat::Jsonl)],
             )
             .unwrap_or(ExportFormat::Csv);
-        let limit = q.bounded("limit", 1, None);
+        let limit = q.within("limit", EXPORT_LIMIT);
         let after = q.cursor(&filter).flatten();
         q.finish(|| ExportQuery {
             filter,
@@ -178,7 +193,12 @@ pub async fn download_pipeline_info(
     // The first page is read before answering, so an unreachable store is
     // still a proper error status rather than a broken download.
     let first = repository
-        .get_after(&query.filter, query.after, PAGE.min(query.limit))
+        .query(
+            &query.filter,
+            query.after.into(),
+            PAGE.min(query.limit),
+            false,
+        )
         .await?;
     let left = query.limit - first.records.len();
     let format = query.format;
@@ -245,7 +265,7 @@ async fn next_chunk(
     neutralise_formulas: bool,
 ) -> Result<(Bytes, Option<RunKey>, usize), RepositoryError> {
     let page = repository
-        .get_after(filter, Some(after), PAGE.min(left))
+        .query(filter, Position::After(after), PAGE.min(left), false)
         .await?;
     let written = page.records.len();
     Ok((

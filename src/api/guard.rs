@@ -1,4 +1,5 @@
-//! Request guards: API keys and load limits.
+//! Request guards: API keys, load limits, and the origins browsers may
+//! call from.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -11,7 +12,81 @@ use tower::BoxError;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::config::AuthPolicy;
+
+/// API keys. Never printed: `Debug` shows only how many there are.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ApiKeys(Vec<String>);
+
+impl ApiKeys {
+    pub fn new(keys: Vec<String>) -> Self {
+        Self(keys)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn keys(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKeys({} redacted)", self.0.len())
+    }
+}
+
+/// Who must present an API key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthPolicy {
+    /// Empty: no authentication at all.
+    pub keys: ApiKeys,
+    /// Reads need a key too, not only writes.
+    pub protect_reads: bool,
+}
+
+/// Which origins browsers may call the API from (CORS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsPolicy {
+    /// Any origin, without credentials.
+    AllowAll,
+    /// Exactly these origins, with credentials.
+    Origins(Vec<String>),
+}
+
+/// Bounds that keep one client from exhausting the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout: std::time::Duration,
+    pub max_concurrency: usize,
+    pub max_bulk: usize,
+    pub max_bulk_bytes: usize,
+    /// Bulk body bytes held at once across all requests.
+    pub bulk_memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_bulk: DEFAULT_MAX_BULK,
+            max_bulk_bytes: DEFAULT_MAX_BULK_BYTES,
+            bulk_memory_bytes: DEFAULT_BULK_MEMORY_BYTES,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_S),
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+        }
+    }
+}
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_REQUEST_TIMEOUT_S: u64 = 30;
+pub const DEFAULT_MAX_CONCURRENCY: usize = 512;
+pub const DEFAULT_MAX_BULK: usize = 10_000;
+pub const DEFAULT_MAX_BULK_BYTES: usize = 64 << 20;
+/// Room for one bulk body of the largest default size, or many smaller.
+pub const DEFAULT_BULK_MEMORY_BYTES: usize = 64 << 20;
 
 pub const API_KEY_HEADER: &str = "x-api-key";
 
@@ -98,7 +173,6 @@ pub async fn limit_error(error: BoxError) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ApiKeys;
 
     #[test]
     fn only_a_whole_configured_key_is_accepted_whatever_its_length() {

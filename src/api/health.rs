@@ -131,7 +131,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     let text = state
         .exposition
         .get(|| async {
-            let activity = match state.repository.get_pipeline_activity().await {
+            let activity = match state.repository.activity().await {
                 Ok(activity) => activity,
                 Err(error) => {
                     tracing::warn!(%error, "per-pipeline metrics unavailable");

@@ -46,8 +46,8 @@ use tracing::Span;
 use utoipa_swagger_ui::SwaggerUi;
 
 use self::error::{internal_error, ApiError};
+use self::guard::CorsPolicy;
 use self::observe::REQUEST_ID_HEADER;
-use crate::config::{CorsPolicy, Settings};
 use crate::repository::PipelineInfoRepository;
 
 /// What every handler can reach.
@@ -58,11 +58,11 @@ pub struct AppState {
     /// Cap on per-pipeline metric label sets.
     pub metrics_max_series: usize,
     pub summary_json: Arc<pipelines::SummaryJsonCache>,
-    pub limits: crate::config::Limits,
+    pub limits: guard::Limits,
     pub stale_factor: f64,
     pub baseline_runs: usize,
     pub validation: Arc<crate::domain::policy::ValidationPolicy>,
-    pub archive: Arc<crate::config::ArchivePolicy>,
+    pub archive: Arc<archive::ArchivePolicy>,
     pub metric_flags: Arc<stats::MetricFlags>,
     /// CSV exports prefix cells a spreadsheet would run as formulas.
     pub csv_neutralise_formulas: bool,
@@ -72,29 +72,10 @@ pub struct AppState {
     pub exposition: Arc<scrape::ExpositionCache>,
 }
 
-impl AppState {
-    pub fn new(repository: Arc<dyn PipelineInfoRepository>, settings: &Settings) -> Self {
-        Self {
-            repository,
-            auth: Arc::new(guard::ApiKeyCheck::new(&settings.auth)),
-            metrics_max_series: settings.metrics_max_series,
-            summary_json: Arc::default(),
-            limits: settings.limits,
-            stale_factor: settings.stale_factor,
-            baseline_runs: settings.baseline_runs,
-            validation: Arc::new(settings.validation.clone()),
-            archive: Arc::new(settings.archive.clone()),
-            metric_flags: Arc::default(),
-            csv_neutralise_formulas: settings.csv_neutralise_formulas,
-            bulk_budget: Arc::new(budget::BodyBudget::new(settings.limits.bulk_memory_bytes)),
-            exposition: Arc::default(),
-        }
-    }
-}
-
 /// The complete application: routes, documentation and middleware.
-pub fn app(state: AppState, settings: &Settings) -> Router {
-    let limits = settings.limits;
+pub fn app(state: AppState, cors: &CorsPolicy) -> Router {
+    let limits = state.limits;
+    let document = openapi::document(&state.validation);
     // The data routes: authenticated, size-limited, time-limited, and shed
     // when too many are in flight. Probes, metrics and docs stay outside so
     // an overloaded service still answers its orchestrator.
@@ -141,7 +122,7 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
         .merge(
             Router::from(
                 SwaggerUi::new("/docs")
-                    .url("/openapi.json", openapi::document(&settings.validation))
+                    .url("/openapi.json", document)
                     .config(openapi::swagger_config()),
             )
             .layer(middleware::from_fn_with_state(
@@ -159,7 +140,7 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
             CACHE_CONTROL,
             HeaderValue::from_static(caching::NO_STORE),
         ))
-        .layer(cors_layer(&settings.cors))
+        .layer(cors_layer(cors))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(observe::observe))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -4,7 +4,7 @@
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::RefOr;
-use utoipa::{IntoResponses, Modify, OpenApi};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::Config;
 
 use crate::domain::datetime::schema::{DateTime, DateTimeInput, DateTimeText};
@@ -13,7 +13,7 @@ use crate::domain::policy::ValidationPolicy;
 use crate::domain::record::PipelineInfoInput;
 
 use super::cursor::CursorToken;
-use super::error::{ErrorMessage, INTERNAL_ERROR, INVALID_API_KEY, NOT_AUTHENTICATED, SERVER_BUSY};
+use super::error::ErrorMessage;
 use super::health::{HealthResponse, ReadyResponse};
 use super::pipelines::PipelineListResponse;
 use super::runs::PipelineInfoResponse;
@@ -73,37 +73,6 @@ summaries.",
     )
 )]
 pub struct ApiDoc;
-
-/// Refusals every data route may answer, each with its real text.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum Refusals {
-    /// An API key is needed and none was sent: writes need one when
-    /// PIPELINE_API_KEYS is set, reads too with PIPELINE_API_KEYS_FOR_READS=true
-    #[response(status = 401, example = json!({"detail": NOT_AUTHENTICATED}))]
-    Unauthenticated(ErrorMessage),
-    /// The API key is wrong
-    #[response(status = 403, example = json!({"detail": INVALID_API_KEY}))]
-    WrongKey(ErrorMessage),
-    /// Unexpected server fault (the cause is in the log)
-    #[response(status = 500, example = json!({"detail": INTERNAL_ERROR}))]
-    Fault(ErrorMessage),
-    /// Overloaded (with Retry-After), the database unavailable, a write that
-    /// failed and stored nothing (with Retry-After), or timed out — a write
-    /// that timed out may have been stored: retry with the same Idempotency-Key
-    #[response(status = 503, example = json!({"detail": SERVER_BUSY}))]
-    Unavailable(ErrorMessage),
-}
-
-/// The refusal of a query string too long for the HTTP layer.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum UrlTooLong {
-    /// The URL is longer than 65534 bytes (answered before the request is
-    /// read, without a body): several long filters together can exceed it
-    #[response(status = 414)]
-    TooLong,
-}
 
 /// Declares the `X-API-Key` header so Swagger UI's Authorize button works.
 struct ApiKeyScheme;

@@ -6,25 +6,25 @@ use axum::body::Bytes;
 use axum::extract::FromRequestParts;
 use axum::extract::State;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::bulk::{KEY_IN_FLIGHT, KEY_REUSED};
 use super::caching;
-use super::error::{ApiError, ErrorMessage, STORAGE_FULL, UNDECODABLE_BODY};
+use super::error::Refusals;
+use super::error::{
+    ApiError, ErrorMessage, InsertAnswer, KEY_REUSED, STORAGE_FULL, UNDECODABLE_BODY,
+};
 use super::extract::JsonBody;
-use super::openapi::Refusals;
 use super::AppState;
 use crate::domain::record::PipelineInfoInput;
 use crate::domain::{
     FieldError, IdempotencyKey, LocItem, PipelineInfo, PipelineSummary, ValidationErrors,
 };
 use crate::repository::oracle::KEYS_NEED_COLUMNS;
-use crate::repository::{InsertOutcome, NewRun, RepositoryError};
+use crate::repository::{NewRun, RepositoryError};
 
 /// Every pipeline's summary.
 #[derive(Debug, Serialize, ToSchema)]
@@ -55,7 +55,7 @@ pub async fn list_pipelines(
     State(state): State<AppState>,
     request: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let pipelines = state.repository.get_pipelines_summary().await?;
+    let pipelines = state.repository.summaries().await?;
     let (body, etag) = state.summary_json.body_for(pipelines)?;
     Ok(caching::answer(
         &request,
@@ -150,42 +150,35 @@ pub async fn create_pipeline_run(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let record = state.validation.parse(&body, "body", &[])?;
-    let Some(raw_key) = raw_key else {
-        let stored = state.repository.insert_pipeline_info(record).await?;
-        return Ok((StatusCode::CREATED, Json(stored)).into_response());
-    };
-    let key = raw_key
-        .to_str()
+    let key = raw_key.map(|raw| header_key(&raw, &record)).transpose()?;
+    let outcome = state
+        .repository
+        .insert(vec![NewRun { record, key }], true)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| RepositoryError::Task("the store answered no outcome".into()))?;
+    Ok(InsertAnswer::from(outcome).into_response())
+}
+
+/// The key the `Idempotency-Key` header gives `record`, or why it is refused.
+fn header_key(
+    raw: &HeaderValue,
+    record: &PipelineInfo,
+) -> Result<IdempotencyKey, ValidationErrors> {
+    raw.to_str()
         .map_err(|_| {
             FieldError::new(
                 "value_error",
                 "Value error, Idempotency-Key must be visible ASCII characters without spaces",
             )
         })
-        .and_then(|text| IdempotencyKey::parse(text, &record))
+        .and_then(|text| IdempotencyKey::parse(text, record))
         .map_err(|error| {
-            let loc = vec![LocItem::from("header"), LocItem::from("idempotency-key")];
-            let input = Value::String(String::from_utf8_lossy(raw_key.as_bytes()).into_owned());
+            let loc = vec![LocItem::from("header"), LocItem::from(IDEMPOTENCY_KEY)];
+            let input = Value::String(String::from_utf8_lossy(raw.as_bytes()).into_owned());
             ValidationErrors::single(error.at(loc, input))
-        })?;
-    let run = NewRun {
-        record,
-        key: Some(key),
-    };
-    let outcome = state.repository.insert_runs(vec![run], true).await?;
-    match outcome.into_iter().next() {
-        Some(InsertOutcome::Created(stored)) => {
-            Ok((StatusCode::CREATED, Json(stored)).into_response())
-        }
-        Some(InsertOutcome::Replayed(original)) => Ok((
-            StatusCode::CREATED,
-            [("idempotent-replayed", "true")],
-            Json(original),
-        )
-            .into_response()),
-        Some(InsertOutcome::KeyInFlight) => Err(ApiError::Conflict(KEY_IN_FLIGHT)),
-        _ => Err(ApiError::Conflict(KEY_REUSED)),
-    }
+        })
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";

@@ -12,9 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::caching;
 use super::error::ApiError;
-use super::extract::{FromQuery, ValidQuery};
-use super::openapi::{Refusals, UrlTooLong};
-use super::runs::{QueryReader, RunFilterParams};
+use super::error::{Refusals, UrlTooLong};
+use super::extract::{
+    documented_params, FromQuery, IntRange, QueryReader, RunFilterParams, ValidQuery,
+};
 use super::AppState;
 use crate::domain::ValidationErrors;
 use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter};
@@ -23,17 +24,30 @@ use crate::stats::{Flags, PipelineStats, StatsBuilder, StatsPolicy, MAX_RECENT_R
 /// Runs read from the store per step.
 const PAGE: usize = 10_000;
 
+/// How many of each group's latest runs to list.
+pub const RECENT: IntRange = IntRange {
+    min: 0,
+    max: Some(MAX_RECENT_RUNS as i64),
+    default: Some(0),
+};
+
 /// The parameter `/pipelines/stats` adds to the filters (documentation;
-/// `StatsQuery` parses).
+/// `StatsQuery` parses, and `RecentRunsParams` adds the bounds it checks).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct RecentRunsParams {
+struct RecentRunsFields {
     /// Also list each group's latest N runs (`recent`: start, duration,
     /// rows and anomaly flags), for sparklines; 0 leaves the list out.
-    #[param(minimum = 0, maximum = 100, default = 0)]
     recent: Option<u32>,
 }
+
+documented_params!(
+    /// The statistics parameter with the bounds `StatsQuery` checks.
+    RecentRunsParams,
+    RecentRunsFields,
+    "recent" => RECENT,
+);
 
 /// The validated filters (those of `/get_pipeline_info`) and how many
 /// recent runs to list.
@@ -46,7 +60,7 @@ impl FromQuery for StatsQuery {
     fn parse(query: Option<&str>) -> Result<Self, ValidationErrors> {
         let mut q = QueryReader::new(query);
         let filter = q.filter();
-        let recent = q.bounded("recent", 0, Some(MAX_RECENT_RUNS as i64));
+        let recent = q.within("recent", RECENT);
         q.finish(|| StatsQuery {
             filter,
             recent_runs: recent.map_or(0, |n| n as usize),
@@ -190,7 +204,7 @@ pub async fn compute(
     let mut builder = StatsBuilder::default();
     let mut after = None;
     loop {
-        let page = repository.get_after(filter, after, PAGE).await?;
+        let page = repository.query(filter, after.into(), PAGE, false).await?;
         for run in &page.records {
             builder.add(run);
         }

@@ -36,5 +36,5 @@ pub mod validation;
 
 pub use datetime::FlexDateTime;
 pub use idempotency::IdempotencyKey;
-pub use record::{PipelineInfo, PipelineSummary, FIELD_NAMES};
+pub use record::{PipelineActivity, PipelineInfo, PipelineSummary, FIELD_NAMES};
 pub use validation::{FieldError, LocItem, ValidationError, ValidationErrors};

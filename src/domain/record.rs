@@ -617,6 +617,18 @@ pub struct PipelineSummary {
     pub avg_rowcount: Option<f64>,
 }
 
+/// The latest state of one pipeline, for per-pipeline metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineActivity {
+    /// (pipeline_name, script_name, pipeline_type, environment).
+    pub key: [Option<String>; 4],
+    pub total_runs: u64,
+    /// `start_utc` of the latest run.
+    pub last_run: FlexDateTime,
+    pub last_elapsed_seconds: f64,
+    pub last_rowcount: i64,
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -163,6 +163,85 @@ async fn parameters_are_the_ones_read_and_typed_as_sent() {
     assert!(!shape.is_match("bm90IGEgY3Vyc29y"));
 }
 
+/// The bounds the document gives each bounded query parameter are the
+/// ones the service checks, taken from the same constants: the documented
+/// extremes are accepted, one step beyond is refused naming that bound,
+/// and an absent parameter means its documented default.
+#[tokio::test]
+async fn documented_query_bounds_are_the_ones_checked() {
+    use pipeline_service::api::runs::{DEFAULT_LIMIT, MAX_LIMIT};
+    use pipeline_service::domain::record::MAX_STRING_CHARS;
+    use pipeline_service::stats::MAX_RECENT_RUNS;
+
+    let app = spawn_app().await;
+    let doc = app.get_json("/openapi.json").await;
+    let schema =
+        |path: &str, name: &str| parameter(&doc["paths"][path]["get"], name)["schema"].clone();
+    let limit = schema("/get_pipeline_info", "limit");
+    assert_eq!(
+        (&limit["minimum"], &limit["maximum"], &limit["default"]),
+        (&json!(1), &json!(MAX_LIMIT), &json!(DEFAULT_LIMIT))
+    );
+    assert_eq!(
+        schema("/pipelines/stats", "recent")["maximum"],
+        json!(MAX_RECENT_RUNS)
+    );
+    let refusal = |answer: Value| answer["detail"][0]["ctx"].clone();
+    for (path, name) in [
+        ("/get_pipeline_info", "limit"),
+        ("/get_pipeline_info", "offset"),
+        ("/pipelines/stats", "recent"),
+        ("/download/pipeline_info", "limit"),
+    ] {
+        let bounds = schema(path, name);
+        let at = |value: i64| format!("{path}?{name}={value}");
+        let min = bounds["minimum"].as_i64().unwrap();
+        assert_eq!(app.get(&at(min)).await.status(), 200, "{path} {name}={min}");
+        let below = app.get(&at(min - 1)).await;
+        assert_eq!(below.status(), 422, "{path} {name}={}", min - 1);
+        assert_eq!(refusal(below.json().await.unwrap()), json!({"ge": min}));
+        let Some(max) = bounds["maximum"].as_i64().filter(|&m| m < i64::MAX) else {
+            continue;
+        };
+        assert_eq!(app.get(&at(max)).await.status(), 200, "{path} {name}={max}");
+        let above = app.get(&at(max + 1)).await;
+        assert_eq!(above.status(), 422, "{path} {name}={}", max + 1);
+        assert_eq!(refusal(above.json().await.unwrap()), json!({"le": max}));
+    }
+    let runs: Vec<Value> = (0..=DEFAULT_LIMIT).map(|_| run(json!({}))).collect();
+    let body = serde_json::to_vec(&runs).unwrap();
+    let (status, _) = app
+        .post_bytes("/pipelines/bulk", body, "application/json")
+        .await;
+    assert_eq!(status, 200);
+    let page = app.get_json("/get_pipeline_info").await;
+    assert_eq!(page["count"], limit["default"], "the default page size");
+    for path in [
+        "/get_pipeline_info",
+        "/download/pipeline_info",
+        "/pipelines/stats",
+    ] {
+        for name in [
+            "pipeline_name",
+            "script_name",
+            "pipeline_type",
+            "environment",
+        ] {
+            let longest = schema(path, name)["maxLength"].as_u64().unwrap();
+            assert_eq!(longest, MAX_STRING_CHARS as u64, "{path} {name}");
+            let text = |chars: u64| "é".repeat(chars as usize);
+            let fits = app.get(&format!("{path}?{name}={}", text(longest))).await;
+            assert_eq!(fits.status(), 200, "{path} {name}");
+            let long = app
+                .get(&format!("{path}?{name}={}", text(longest + 1)))
+                .await;
+            assert_eq!(long.status(), 422, "{path} {name}");
+            let ctx = refusal(long.json().await.unwrap());
+            assert_eq!(ctx, json!({"max_length": longest}), "{path} {name}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn operation_ids_are_distinct_names() {
     let app = spawn_app().await;

@@ -28,6 +28,14 @@ use super::error::{
 };
 use super::AppState;
 
+/// Archived-file serving: only below `roots` (after resolving symlinks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchivePolicy {
+    pub roots: Vec<PathBuf>,
+    /// Larger files are always attachments.
+    pub inline_max_bytes: u64,
+}
+
 const NO_RUN: &str = "No run with this date_code";
 const NO_FILE: &str = "This run has no archived file";
 const AMBIGUOUS: &str =

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::domain::{FlexDateTime, IdempotencyKey, PipelineInfo, FIELD_NAMES};
-use crate::repository::{Page, RunFilter, RunKey};
+use crate::repository::{Position, RunFilter};
 
 /// Why an Oracle table or column setting is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -188,39 +188,16 @@ fn where_clause(schema: &OracleSchema, filter: &RunFilter) -> (String, Vec<(Stri
     (text, binds)
 }
 
-/// One page, newest start first, ties by the identity column.
-pub fn select_page(schema: &OracleSchema, filter: &RunFilter, page: Page) -> Statement {
-    let (conditions, mut binds) = where_clause(schema, filter);
-    let mut sql = format!(
-        "SELECT {} FROM {}{conditions} ORDER BY {} DESC, {} ASC",
-        schema.select_list(),
-        schema.table,
-        schema.column("start_utc"),
-        schema.id_column,
-    );
-    if let Page::Window { limit, offset } = page {
-        sql.push_str(" OFFSET :page_offset ROWS FETCH NEXT :page_limit ROWS ONLY");
-        binds.push((
-            "page_offset".into(),
-            Bind::Integer(offset.min(i64::MAX as usize) as i64),
-        ));
-        binds.push((
-            "page_limit".into(),
-            Bind::Integer(limit.min(i64::MAX as usize) as i64),
-        ));
-    }
-    Statement { sql, binds }
-}
-
-/// A keyset page: up to `fetch` rows strictly after `after` in answer order,
-/// each followed by its identity (column 16) so the next key can be made.
-/// The row-value comparison is spelled out so Oracle can use an index on
+/// Up to `fetch` matches (`None`: every one) from `position`, newest start
+/// first, ties by the identity column, each followed by its identity
+/// (column 16) so the key of the next page can be made. After a key, the
+/// row-value comparison is spelled out so Oracle can use an index on
 /// (start, id).
-pub fn select_after(
+pub fn select_runs(
     schema: &OracleSchema,
     filter: &RunFilter,
-    after: Option<RunKey>,
-    fetch: usize,
+    position: Position,
+    fetch: Option<usize>,
 ) -> Statement {
     let (conditions, mut binds) = where_clause(schema, filter);
     let start = schema.column("start_utc");
@@ -230,28 +207,39 @@ pub fn select_after(
         schema.select_list(),
         schema.table,
     );
-    if let Some(key) = after {
-        let joiner = if conditions.is_empty() {
-            " WHERE"
-        } else {
-            " AND"
-        };
-        sql.push_str(&format!(
-            "{joiner} ({start} < :after_start OR ({start} = :after_start AND {id} > :after_id))"
-        ));
-        binds.push((
-            "after_start".into(),
-            Bind::Instant(FlexDateTime::from_instant_micros(key.start_micros)),
-        ));
-        binds.push(("after_id".into(), Bind::Integer(key.seq)));
+    let count = |n: usize| Bind::Integer(n.min(i64::MAX as usize) as i64);
+    let offset = match position {
+        Position::After(key) => {
+            let joiner = if conditions.is_empty() {
+                " WHERE"
+            } else {
+                " AND"
+            };
+            sql.push_str(&format!(
+                "{joiner} ({start} < :after_start OR ({start} = :after_start AND {id} > :after_id))"
+            ));
+            binds.push((
+                "after_start".into(),
+                Bind::Instant(FlexDateTime::from_instant_micros(key.start_micros)),
+            ));
+            binds.push(("after_id".into(), Bind::Integer(key.seq)));
+            None
+        }
+        Position::Offset(0) if fetch.is_none() => None,
+        Position::Offset(skip) => Some(skip),
+    };
+    sql.push_str(&format!(" ORDER BY {start} DESC, {id} ASC"));
+    if let Some(skip) = offset {
+        sql.push_str(" OFFSET :page_offset ROWS");
+        binds.push(("page_offset".into(), count(skip)));
     }
-    sql.push_str(&format!(
-        " ORDER BY {start} DESC, {id} ASC FETCH FIRST :page_limit ROWS ONLY"
-    ));
-    binds.push((
-        "page_limit".into(),
-        Bind::Integer(fetch.min(i64::MAX as usize) as i64),
-    ));
+    if let Some(fetch) = fetch {
+        sql.push_str(match offset {
+            Some(_) => " FETCH NEXT :page_limit ROWS ONLY",
+            None => " FETCH FIRST :page_limit ROWS ONLY",
+        });
+        binds.push(("page_limit".into(), count(fetch)));
+    }
     Statement { sql, binds }
 }
 
