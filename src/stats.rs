@@ -20,6 +20,9 @@ pub struct StatsPolicy {
     pub baseline_runs: usize,
     /// Current time, microseconds since the epoch.
     pub now_micros: i64,
+    /// How many of the latest runs each group lists in `recent` (0: no
+    /// list, the field is left out).
+    pub recent_runs: usize,
 }
 
 /// Per pipeline (pipeline_name, script_name, pipeline_type, environment):
@@ -28,6 +31,8 @@ pub type Flags = HashMap<[Option<String>; 4], [bool; 3]>;
 
 pub const DEFAULT_STALE_FACTOR: f64 = 2.0;
 pub const DEFAULT_BASELINE_RUNS: usize = 30;
+/// Most runs `recent` may list per group.
+pub const MAX_RECENT_RUNS: usize = 100;
 /// Fewest runs before staleness is judged.
 pub const MIN_RUNS_FOR_STALE: usize = 5;
 /// Fewest baseline runs before anomalies are judged.
@@ -38,6 +43,33 @@ pub const ANOMALY_Z: f64 = 3.5;
 /// Statistics of one (pipeline_name, script_name, pipeline_type,
 /// environment) group.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "pipeline_name": "sales_daily",
+    "script_name": "sales_daily.py",
+    "pipeline_type": "batch",
+    "environment": "prod",
+    "runs": 412,
+    "last_run": "2025-08-08T12:07:01Z",
+    "p50_elapsed_seconds": 1290.5,
+    "p95_elapsed_seconds": 1843.2,
+    "p99_elapsed_seconds": 2410.0,
+    "max_elapsed_seconds": 2702.9,
+    "median_rowcount": 8120.0,
+    "zero_row_runs": 3,
+    "typical_interval_seconds": 86400.0,
+    "seconds_since_last_run": 3605.0,
+    "stale": false,
+    "duration_z": 0.42,
+    "duration_anomaly": false,
+    "rowcount_z": -0.18,
+    "rowcount_anomaly": false,
+    "recent": [
+        {"start_utc": "2025-08-07T12:06:55Z", "elapsed_seconds": 1301.0, "rowcount": 8090,
+         "duration_anomaly": false, "rowcount_anomaly": false},
+        {"start_utc": "2025-08-08T12:07:01Z", "elapsed_seconds": 1325.0, "rowcount": 8543,
+         "duration_anomaly": false, "rowcount_anomaly": false}
+    ]
+}))]
 pub struct PipelineStats {
     pub pipeline_name: Option<String>,
     pub script_name: Option<String>,
@@ -45,7 +77,7 @@ pub struct PipelineStats {
     pub environment: Option<String>,
     pub runs: u64,
     /// `start_utc` of the latest run.
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = crate::domain::datetime::schema::DateTime)]
     pub last_run: FlexDateTime,
     /// Percentiles of `elapsed_seconds` (linear interpolation between
     /// closest ranks, as PERCENTILE_CONT and numpy do).
@@ -68,6 +100,27 @@ pub struct PipelineStats {
     pub duration_z: Option<f64>,
     pub duration_anomaly: bool,
     pub rowcount_z: Option<f64>,
+    pub rowcount_anomaly: bool,
+    /// Only with `recent=N`: the latest N runs, oldest first, each judged
+    /// against the baseline before it (so the last entry repeats the
+    /// group's own anomaly flags).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub recent: Option<Vec<RecentRun>>,
+}
+
+/// One of a group's latest runs, as sparklines and charts draw it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RecentRun {
+    #[schema(value_type = crate::domain::datetime::schema::DateTime)]
+    pub start_utc: FlexDateTime,
+    #[schema(example = 1325.0)]
+    pub elapsed_seconds: f64,
+    #[schema(example = 8543)]
+    pub rowcount: i64,
+    /// The duration is an outlier against the baseline runs before this one.
+    pub duration_anomaly: bool,
+    /// The row count is an outlier against the baseline runs before this one.
     pub rowcount_anomaly: bool,
 }
 
@@ -192,14 +245,25 @@ fn group_stats(key: GroupKey, mut runs: Vec<RunPoint>, policy: StatsPolicy) -> P
     let since = (policy.now_micros - latest.0) as f64 / 1e6;
     let stale = runs.len() >= MIN_RUNS_FOR_STALE
         && typical_interval.is_some_and(|t| t > 0.0 && since > policy.stale_factor * t);
-    let previous = &runs[..runs.len() - 1];
-    let baseline = &previous[previous.len().saturating_sub(policy.baseline_runs)..];
-    let (duration_z, duration_anomaly) =
-        robust_anomaly(&baseline.iter().map(|r| r.1).collect::<Vec<_>>(), latest.1);
-    let (rowcount_z, rowcount_anomaly) = robust_anomaly(
-        &baseline.iter().map(|r| r.2 as f64).collect::<Vec<_>>(),
-        latest.2 as f64,
-    );
+    let [(duration_z, duration_anomaly), (rowcount_z, rowcount_anomaly)] =
+        judge(&runs, runs.len() - 1, policy.baseline_runs);
+    let recent = (policy.recent_runs > 0).then(|| {
+        let first = runs.len().saturating_sub(policy.recent_runs);
+        (first..runs.len())
+            .map(|index| {
+                let [(_, duration_anomaly), (_, rowcount_anomaly)] =
+                    judge(&runs, index, policy.baseline_runs);
+                let (_, elapsed_seconds, rowcount, start_utc) = runs[index];
+                RecentRun {
+                    start_utc,
+                    elapsed_seconds,
+                    rowcount,
+                    duration_anomaly,
+                    rowcount_anomaly,
+                }
+            })
+            .collect()
+    });
     let [pipeline_name, script_name, pipeline_type, environment] =
         key.map(|v| v.as_deref().map(str::to_owned));
     PipelineStats {
@@ -222,7 +286,23 @@ fn group_stats(key: GroupKey, mut runs: Vec<RunPoint>, policy: StatsPolicy) -> P
         duration_anomaly,
         rowcount_z,
         rowcount_anomaly,
+        recent,
     }
+}
+
+/// The robust z-scores and anomaly flags of run `index` (oldest-first
+/// order) for duration and row count, against up to `baseline_runs` runs
+/// before it.
+fn judge(runs: &[RunPoint], index: usize, baseline_runs: usize) -> [(Option<f64>, bool); 2] {
+    let baseline = &runs[index.saturating_sub(baseline_runs)..index];
+    let (_, elapsed, rows, _) = runs[index];
+    [
+        robust_anomaly(&baseline.iter().map(|r| r.1).collect::<Vec<_>>(), elapsed),
+        robust_anomaly(
+            &baseline.iter().map(|r| r.2 as f64).collect::<Vec<_>>(),
+            rows as f64,
+        ),
+    ]
 }
 
 #[cfg(test)]
@@ -263,5 +343,63 @@ mod tests {
         assert_eq!(robust_anomaly(&[500.0; 6], 0.0), (None, true));
         assert_eq!(robust_anomaly(&[500.0; 6], 500.0), (None, false));
         assert_eq!(robust_anomaly(&[1.0, 2.0, 3.0, 4.0], 100.0), (None, false));
+    }
+
+    #[test]
+    fn recent_runs_are_judged_against_the_runs_before_each() {
+        let mut builder = StatsBuilder::default();
+        // Hourly runs of 100 s and 500 rows, except an outlier in the
+        // middle (run 7: 400 s) and an empty latest run (run 9).
+        for hour in 0..10u32 {
+            let elapsed = if hour == 7 {
+                400.0
+            } else {
+                100.0 + f64::from(hour % 3)
+            };
+            let rows = if hour == 9 { 0 } else { 500 };
+            let record = serde_json::json!({
+                "start_local": format!("2025-08-01T{hour:02}:00:00"),
+                "end_local": format!("2025-08-01T{hour:02}:30:00"),
+                "start_utc": format!("2025-08-01T{hour:02}:00:00Z"),
+                "end_utc": format!("2025-08-01T{hour:02}:30:00Z"),
+                "elapsed_seconds": elapsed, "elapsed_human": "x",
+                "output_file": "/o", "rowcount": rows, "log_file": "/l",
+                "pid": 1, "date_code": format!("{hour}"), "pipeline_name": "p",
+            });
+            builder.add(&PipelineInfo::parse(&record, "body").unwrap());
+        }
+        let policy = StatsPolicy {
+            stale_factor: DEFAULT_STALE_FACTOR,
+            baseline_runs: DEFAULT_BASELINE_RUNS,
+            now_micros: 0,
+            recent_runs: 4,
+        };
+        let stats = builder.finish(policy).remove(0);
+        let recent = stats.recent.expect("asked for");
+        let starts: Vec<String> = recent.iter().map(|r| r.start_utc.to_string()).collect();
+        assert_eq!(
+            starts,
+            [
+                "2025-08-01T06:00:00Z",
+                "2025-08-01T07:00:00Z",
+                "2025-08-01T08:00:00Z",
+                "2025-08-01T09:00:00Z"
+            ],
+            "the latest four, oldest first"
+        );
+        let flags: Vec<(bool, bool)> = recent
+            .iter()
+            .map(|r| (r.duration_anomaly, r.rowcount_anomaly))
+            .collect();
+        assert_eq!(
+            flags,
+            [(false, false), (true, false), (false, false), (false, true)]
+        );
+        assert_eq!(recent[3].rowcount, 0);
+        let last = &recent[3];
+        assert_eq!(
+            (last.duration_anomaly, last.rowcount_anomaly),
+            (stats.duration_anomaly, stats.rowcount_anomaly)
+        );
     }
 }

@@ -30,6 +30,22 @@ impl From<PipelineInfo> for NewRun {
     }
 }
 
+/// What `plan` needs of a run: its record and its key, if any.
+pub trait Keyed {
+    fn record(&self) -> &PipelineInfo;
+    fn key(&self) -> Option<&IdempotencyKey>;
+}
+
+impl Keyed for NewRun {
+    fn record(&self) -> &PipelineInfo {
+        &self.record
+    }
+
+    fn key(&self) -> Option<&IdempotencyKey> {
+        self.key.as_ref()
+    }
+}
+
 /// What happened to one run of an insert.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InsertOutcome {
@@ -100,22 +116,22 @@ impl InsertPlan {
 /// twice within the batch behaves as if the second run were a retry of the
 /// first. With `atomic`, any failure means nothing is stored.
 pub fn plan<E>(
-    runs: &[NewRun],
+    runs: &[impl Keyed],
     atomic: bool,
     mut known: impl FnMut(&str) -> Result<KnownKey, E>,
 ) -> Result<InsertPlan, E> {
     let mut outcomes = Vec::with_capacity(runs.len());
     let mut in_batch: HashMap<&str, usize> = HashMap::new();
     for (position, run) in runs.iter().enumerate() {
-        let Some(key) = &run.key else {
+        let Some(key) = run.key() else {
             outcomes.push(None);
             continue;
         };
         let outcome = if let Some(&first) = in_batch.get(key.key()) {
             let earlier = &runs[first];
-            match earlier.key.as_ref().map(IdempotencyKey::fingerprint) {
+            match earlier.key().map(IdempotencyKey::fingerprint) {
                 Some(f) if f == key.fingerprint() => {
-                    Some(InsertOutcome::Replayed(Arc::new(earlier.record.clone())))
+                    Some(InsertOutcome::Replayed(Arc::new(earlier.record().clone())))
                 }
                 _ => Some(InsertOutcome::KeyReused),
             }

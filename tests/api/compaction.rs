@@ -121,3 +121,85 @@ async fn compaction_while_serving_and_writing_loses_nothing() {
         .collect();
     assert!(acknowledged.iter().all(|c| served.contains(c.as_str())));
 }
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Mode bits and owner of a file.
+fn mode_and_owner(path: &std::path::Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).unwrap();
+    (meta.mode() & 0o7777, meta.uid(), meta.gid())
+}
+
+/// The store a service runs as another user must stay that user's, with
+/// its mode, or that service can no longer write to it.
+#[test]
+fn compaction_keeps_the_data_files_mode_and_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.jsonl");
+    let contents: String = (0..5).map(|i| format!("{}\n", old_run(i))).collect();
+    std::fs::write(&path, format!("{contents}{}\n", run(json!({})))).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    // As root, hand the file to another user first, as a service account would own it.
+    let owner = if running_as_root() {
+        std::os::unix::fs::chown(&path, Some(12345), Some(23456)).unwrap();
+        (12345, 23456)
+    } else {
+        let (_, uid, gid) = mode_and_owner(&path);
+        (uid, gid)
+    };
+    let inode_before = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    let report = compact(&path, &path.with_file_name("archive.jsonl"), &[]);
+    assert!(report.contains("removed 5 older runs"), "{report}");
+    let inode_after = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    assert_ne!(inode_before, inode_after, "the file was replaced");
+    assert_eq!(mode_and_owner(&path), (0o640, owner.0, owner.1));
+}
+
+/// Run as a user who cannot give the new file the old one's owner,
+/// `compact` refuses and leaves the store untouched.
+#[test]
+fn compaction_as_another_user_refuses_and_changes_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !running_as_root() {
+        eprintln!("SKIPPED compaction_as_another_user_refuses_and_changes_nothing: needs root to run compact as another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.path().join("runs.jsonl");
+    let contents: String = (0..5).map(|i| format!("{}\n", old_run(i))).collect();
+    std::fs::write(&path, &contents).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::os::unix::fs::chown(&path, Some(12345), Some(12345)).unwrap();
+    let mut command = service(&[("PIPELINE_JSONL_PATH", path.to_str().unwrap())]);
+    command.args(["compact", "--older-than", "1"]);
+    // SAFETY: setgid and setuid are async-signal-safe system calls.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = command.output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("owner") && stderr.contains("12345"),
+        "says why: {stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), contents);
+    assert_eq!(mode_and_owner(&path), (0o666, 12345, 12345));
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["runs.jsonl"], "no temporary file is left behind");
+}

@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with_file, start_service};
 
 #[tokio::test]
 async fn root_names_the_service_backend_and_features() {
@@ -72,7 +72,7 @@ async fn openapi_document_describes_every_endpoint_and_status() {
     }
     assert!(!paths.contains_key("/"), "/ is not part of the document");
     let post = &doc["paths"]["/pipelines"]["post"];
-    for status in ["201", "422", "500"] {
+    for status in ["201", "422", "500", "503", "507"] {
         assert!(
             post["responses"][status].is_object(),
             "POST /pipelines {status}"
@@ -246,10 +246,65 @@ async fn not_ready_when_the_data_folder_cannot_be_written() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "unavailable");
     assert_eq!(body["backend"], "jsonl");
-    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    assert_eq!(
+        body["detail"], NOT_READY,
+        "a short fixed reason, never the storage error"
+    );
     assert_eq!(
         app.get("/health").await.status(),
         200,
         "liveness is unaffected"
     );
+}
+
+const NOT_READY: &str = "the store failed its check; the cause is in the service log";
+
+/// Anyone may call `/ready`: the storage error (paths, system messages)
+/// goes to the log only.
+#[tokio::test]
+async fn an_unready_store_is_explained_in_the_log_not_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("secret-folder-name");
+    let path = folder.join("runs.jsonl");
+    let server = start_service(&[("PIPELINE_JSONL_PATH", path.to_str().unwrap())]);
+    // After startup, a plain file takes the data folder's place.
+    std::fs::write(&folder, b"not a folder").unwrap();
+    let response = reqwest::get(format!("{}/ready", server.address))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("secret-folder-name"), "{text}");
+    assert!(!text.contains("os error"), "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["detail"],
+        NOT_READY
+    );
+    server
+        .logged(|line| line.contains("not ready") && line.contains("Not a directory"))
+        .await;
+}
+
+/// `/ready` checks that the data folder takes new files. A symlink planted
+/// where it creates its probe (a name that used to be predictable) must not
+/// make it write through the link.
+#[tokio::test]
+async fn ready_never_writes_through_a_planted_symlink() {
+    let app = spawn_app_with_file("").await;
+    let folder = app.data_path.parent().unwrap();
+    let victim = folder.parent().unwrap().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let planted = folder.join(format!(".pipeline-service-ready-{}", std::process::id()));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    assert_eq!(app.get("/ready").await.status(), 200);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(
+        std::fs::symlink_metadata(&planted).is_ok(),
+        "the planted link is left alone"
+    );
+    let names: Vec<_> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "no probe file is left behind: {names:?}");
 }

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use pipeline_service::domain::{FlexDateTime, PipelineInfo};
 use pipeline_service::repository::jsonl::JsonlRepository;
-use pipeline_service::repository::{Page, PipelineInfoRepository, RunFilter};
+use pipeline_service::repository::{PipelineInfoRepository, Position, RunFilter};
 use proptest::prelude::*;
 use serde_json::json;
 
-use crate::backends::record;
+use crate::backends::{record, Shortcuts};
 
 #[derive(Debug, Clone)]
 struct Spec {
@@ -154,7 +154,7 @@ async fn answered(
     let records: Vec<PipelineInfo> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
     let (repo, dir) = load(&records).await;
     let filter = f.to_filter();
-    let full = codes(&repo.get_pipeline_info(&filter, Page::All).await.unwrap());
+    let full = codes(&repo.all(&filter).await.unwrap());
     (repo, dir, filter, full)
 }
 
@@ -175,7 +175,7 @@ proptest! {
         let expected: Vec<String> = expected.iter().map(|(_, r)| r.date_code().to_owned()).collect();
         let got = runtime().block_on(async {
             let (repo, _dir) = load(&records).await;
-            repo.get_pipeline_info(&filter, Page::All).await.unwrap()
+            repo.all(&filter).await.unwrap()
         });
         prop_assert_eq!(codes(&got), expected);
     }
@@ -185,11 +185,11 @@ proptest! {
         let records: Vec<PipelineInfo> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
         runtime().block_on(async {
             let (repo, _dir) = load(&records).await;
-            let strict = codes(&repo.get_pipeline_info(&f.to_filter(), Page::All).await.unwrap());
-            let strict_count = repo.count_pipeline_info(&f.to_filter()).await.unwrap();
+            let strict = codes(&repo.all(&f.to_filter()).await.unwrap());
+            let strict_count = repo.count(&f.to_filter()).await.unwrap();
             assert_eq!(strict_count as usize, strict.len());
             for loose in f.loosened() {
-                let looser = codes(&repo.get_pipeline_info(&loose.to_filter(), Page::All).await.unwrap());
+                let looser = codes(&repo.all(&loose.to_filter()).await.unwrap());
                 assert!(looser.len() >= strict.len(), "{loose:?}");
                 assert!(strict.iter().all(|c| looser.contains(c)), "{loose:?}");
             }
@@ -203,8 +203,8 @@ proptest! {
             let mut tiled = Vec::new();
             let mut offset = 0;
             loop {
-                let page = repo.get_page(&filter, Page::Window { limit: size, offset }).await.unwrap();
-                assert_eq!(page.total as usize, full.len());
+                let page = repo.query(&filter, Position::Offset(offset), size, true).await.unwrap();
+                assert_eq!(page.total, Some(full.len() as u64));
                 assert!(page.records.len() <= size);
                 if page.records.is_empty() {
                     break;
@@ -229,7 +229,7 @@ proptest! {
             let mut tiled = Vec::new();
             let mut after = None;
             loop {
-                let page = repo.get_after(&filter, after, size).await.unwrap();
+                let page = repo.query(&filter, after.into(), size, false).await.unwrap();
                 assert!(page.records.len() <= size);
                 tiled.extend(codes(&page.records));
                 match page.next {

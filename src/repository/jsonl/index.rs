@@ -13,8 +13,8 @@ type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use super::ordered::ChunkedList;
-use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary};
-use crate::repository::{KeysetPage, Page, PipelineActivity, RunFilter, RunKey, RunPage};
+use crate::domain::{FlexDateTime, PipelineActivity, PipelineInfo, PipelineSummary};
+use crate::repository::{Position, QueryPage, RunFilter, RunKey};
 
 /// Records in file order plus the indexes queries use.
 #[derive(Debug, Default)]
@@ -224,12 +224,6 @@ impl RunIndex {
         }
     }
 
-    /// Matches in answer order (newest start first).
-    fn matches<'a>(&'a self, filter: &'a RunFilter) -> impl Iterator<Item = &'a Arc<PipelineInfo>> {
-        self.matching_positions(filter, None)
-            .map(|i| &self.records[i as usize])
-    }
-
     /// Positions of the matches after `after`, in answer order.
     fn matching_positions<'a>(
         &'a self,
@@ -242,20 +236,57 @@ impl RunIndex {
             .filter(move |&i| exact || filter.matches(&self.records[i as usize]))
     }
 
-    /// Up to `limit` matches after `after`, and the key to continue from
-    /// when more remain.
-    pub fn after(&self, filter: &RunFilter, after: Option<RunKey>, limit: usize) -> KeysetPage {
-        let mut positions: Vec<u32> = self
-            .matching_positions(filter, after)
-            .take(limit.saturating_add(1))
-            .collect();
+    /// Up to `limit` matches from `position` in answer order, the key to
+    /// continue after when more follow, and with `counting` how many match
+    /// in all. O(log n + page) when the plan is exact; otherwise one pass
+    /// over the candidates, which stops once the page is full unless every
+    /// match has to be counted.
+    pub fn query(
+        &self,
+        filter: &RunFilter,
+        position: Position,
+        limit: usize,
+        counting: bool,
+    ) -> QueryPage {
+        let (after, skip) = match position {
+            Position::Offset(skip) => (None, skip),
+            Position::After(key) => (Some(key), 0),
+        };
+        // One more than asked tells whether another page follows.
+        let wanted = limit.saturating_add(1);
+        let plan = self.plan(filter, after);
+        let mut total = None;
+        let mut positions: Vec<u32> = if plan.exact {
+            plan.positions(skip).take(wanted).collect()
+        } else if counting && after.is_none() {
+            // Every match is visited to count it: keep the page on the way.
+            let mut seen = 0usize;
+            let mut page = Vec::new();
+            for position in self.matching_positions(filter, None) {
+                if seen >= skip && seen - skip < wanted {
+                    page.push(position);
+                }
+                seen += 1;
+            }
+            total = Some(seen as u64);
+            page
+        } else {
+            self.matching_positions(filter, after)
+                .skip(skip)
+                .take(wanted)
+                .collect()
+        };
+        if counting && total.is_none() {
+            total = Some(self.count(filter));
+        }
         let more = positions.len() > limit;
         positions.truncate(limit);
         let next = positions.last().filter(|_| more).map(|&last| RunKey {
             start_micros: self.starts[last as usize],
             seq: i64::from(last),
         });
-        KeysetPage {
+        QueryPage {
+            total,
             records: positions
                 .iter()
                 .map(|&i| self.records[i as usize].clone())
@@ -264,57 +295,13 @@ impl RunIndex {
         }
     }
 
-    pub fn count(&self, filter: &RunFilter) -> u64 {
+    fn count(&self, filter: &RunFilter) -> u64 {
         let plan = self.plan(filter, None);
         if plan.exact {
             plan.len() as u64
         } else {
-            self.matches(filter).count() as u64
+            self.matching_positions(filter, None).count() as u64
         }
-    }
-
-    /// One page without its total: stops once the page is full.
-    pub fn select(&self, filter: &RunFilter, page: Page) -> Vec<Arc<PipelineInfo>> {
-        let plan = self.plan(filter, None);
-        if plan.exact {
-            return self.exact_page(&plan, page);
-        }
-        self.matches(filter)
-            .skip(page.offset())
-            .take(page.limit())
-            .cloned()
-            .collect()
-    }
-
-    /// The page of an exact plan, stepping over whole chunks to its offset.
-    fn exact_page(&self, plan: &Plan<'_>, page: Page) -> Vec<Arc<PipelineInfo>> {
-        plan.positions(page.offset())
-            .take(page.limit())
-            .map(|i| self.records[i as usize].clone())
-            .collect()
-    }
-
-    /// A page and the total together: O(log n + page) when the plan is
-    /// exact, one pass over the candidates otherwise.
-    pub fn page(&self, filter: &RunFilter, page: Page) -> RunPage {
-        let (offset, limit) = (page.offset(), page.limit());
-        let plan = self.plan(filter, None);
-        if plan.exact {
-            return RunPage {
-                total: plan.len() as u64,
-                records: self.exact_page(&plan, page),
-            };
-        }
-        let mut total = 0u64;
-        let mut records = Vec::new();
-        for record in self.matches(filter) {
-            let index = total as usize;
-            if index >= offset && index - offset < limit {
-                records.push(record.clone());
-            }
-            total += 1;
-        }
-        RunPage { total, records }
     }
 
     pub fn summaries(&self) -> Arc<[PipelineSummary]> {

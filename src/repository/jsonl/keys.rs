@@ -7,10 +7,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 
 use crate::domain::{FlexDateTime, IdempotencyKey, PipelineInfo};
-use crate::repository::insert::KnownKey;
+use crate::repository::insert::{Keyed, KnownKey};
 
 /// The member name; the leading underscore keeps it clear of record fields.
 pub const RESERVED_FIELD: &str = "_idempotency";
@@ -62,9 +63,13 @@ pub struct Loaded {
     pub key: Option<KeyStamp>,
 }
 
-impl From<PipelineInfo> for Loaded {
-    fn from(record: PipelineInfo) -> Self {
-        Self { record, key: None }
+impl Keyed for Loaded {
+    fn record(&self) -> &PipelineInfo {
+        &self.record
+    }
+
+    fn key(&self) -> Option<&IdempotencyKey> {
+        self.key.as_ref().map(|stamp| &stamp.key)
     }
 }
 
@@ -150,6 +155,17 @@ impl KeyTable {
         if self.in_flight.contains(key) {
             return KnownKey::InFlight;
         }
+        self.stored(key, cutoff_micros, record)
+    }
+
+    /// As `known`, from the file alone: what the writer asks, under the
+    /// file lock, about the keys of the very inserts it is writing.
+    pub fn stored(
+        &self,
+        key: &str,
+        cutoff_micros: i64,
+        record: impl Fn(u32) -> Option<Arc<PipelineInfo>>,
+    ) -> KnownKey {
         match self.stored.get(key) {
             Some(entry) if entry.at_micros >= cutoff_micros => match record(entry.position) {
                 Some(record) => KnownKey::Stored {
@@ -162,22 +178,45 @@ impl KeyTable {
         }
     }
 
-    /// Marks keys as being written; they answer `InFlight` until released.
-    pub fn reserve<'a>(&mut self, keys: impl IntoIterator<Item = &'a str>) {
-        self.in_flight.extend(keys.into_iter().map(str::to_owned));
-    }
-
-    pub fn release<'a>(&mut self, keys: impl IntoIterator<Item = &'a str>) {
-        for key in keys {
-            self.in_flight.remove(key);
-        }
-    }
-
     /// Forgets expired keys once the table has doubled since last time.
     pub fn prune(&mut self, cutoff_micros: i64) {
         if self.stored.len() > 1024 && self.stored.len() > 2 * self.pruned_at {
             self.stored.retain(|_, e| e.at_micros >= cutoff_micros);
             self.pruned_at = self.stored.len();
+        }
+    }
+}
+
+/// Keys one insert holds in flight: they answer `InFlight` to others until
+/// this is dropped. The insert's request owns it, so the keys are released
+/// however the insert ends — written, refused, failed, or given up by a
+/// caller that timed out — and never before the written keys are visible.
+pub struct Reservation {
+    table: Arc<Mutex<KeyTable>>,
+    keys: Vec<String>,
+}
+
+impl Reservation {
+    /// Reserves `keys` in `table`, which the caller has locked as `locked`
+    /// (checking and reserving under one lock, so two inserts cannot both
+    /// claim a key).
+    pub fn take(table: &Arc<Mutex<KeyTable>>, locked: &mut KeyTable, keys: Vec<String>) -> Self {
+        locked.in_flight.extend(keys.iter().cloned());
+        Self {
+            table: table.clone(),
+            keys,
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.keys.is_empty() {
+            return;
+        }
+        let mut table = self.table.lock();
+        for key in &self.keys {
+            table.in_flight.remove(key.as_str());
         }
     }
 }
@@ -220,9 +259,20 @@ mod tests {
             table.known("new", cutoff, |_| record.clone()),
             KnownKey::Stored { .. }
         ));
-        table.reserve(["x"]);
-        assert!(matches!(table.known("x", cutoff, none), KnownKey::InFlight));
-        table.release(["x"]);
-        assert!(matches!(table.known("x", cutoff, none), KnownKey::Absent));
+        let table = Arc::new(Mutex::new(table));
+        let reservation = Reservation::take(&table, &mut table.lock(), vec!["x".into()]);
+        assert!(matches!(
+            table.lock().known("x", cutoff, none),
+            KnownKey::InFlight
+        ));
+        assert!(matches!(
+            table.lock().stored("x", cutoff, none),
+            KnownKey::Absent
+        ));
+        drop(reservation);
+        assert!(matches!(
+            table.lock().known("x", cutoff, none),
+            KnownKey::Absent
+        ));
     }
 }

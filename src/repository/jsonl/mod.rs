@@ -2,15 +2,15 @@
 //! append to it, replace it or truncate it, and the next query reflects that.
 //! Records live in memory with their indexes; only new bytes are ever read.
 
+mod compact;
 mod index;
 mod keys;
 pub mod legacy;
 mod load;
-
-pub use self::load::parse_any;
 mod ordered;
 mod writer;
-pub(crate) use self::writer::open_locked;
+
+pub use self::writer::WRITER_QUEUE_REQUESTS;
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
@@ -26,14 +26,13 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use self::index::RunIndex;
-use self::keys::{Batch, KeyStamp, KeyTable, Loaded};
-use self::writer::AppendRequest;
+use self::keys::{Batch, KeyStamp, KeyTable, Loaded, Reservation};
+use self::writer::{AppendRequest, Refused};
 use super::insert::{self, InsertOutcome, NewRun, DEFAULT_KEY_RETENTION};
 use super::{
-    KeysetPage, Page, PipelineActivity, PipelineInfoRepository, RepositoryError, RunFilter, RunKey,
-    RunPage,
+    CompactReport, PipelineInfoRepository, Position, QueryPage, RepositoryError, RunFilter,
 };
-use crate::domain::{PipelineInfo, PipelineSummary};
+use crate::domain::{FlexDateTime, PipelineActivity, PipelineInfo, PipelineSummary};
 use crate::metrics::METRICS;
 
 /// What identifies one state of the file: which file (device and inode),
@@ -110,8 +109,9 @@ struct Inner {
     cursor: Mutex<ReadCursor>,
     index: RwLock<RunIndex>,
     /// Idempotency keys; always locked after `index` when both are needed,
-    /// so positions in it match the index.
-    keys: Mutex<KeyTable>,
+    /// so positions in it match the index. Shared with the reservations
+    /// that release keys in flight.
+    keys: Arc<Mutex<KeyTable>>,
     /// How long a key protects against repeats.
     key_retention: std::time::Duration,
     /// Group commits written by this process (each one write and one sync).
@@ -125,6 +125,9 @@ pub struct JsonlOptions {
     pub fsync: bool,
     /// How long an idempotency key protects against repeats.
     pub key_retention: std::time::Duration,
+    /// Read the file when opening; otherwise on first use (for commands
+    /// that only rewrite the file, which need none of it in memory).
+    pub load_on_open: bool,
 }
 
 impl Default for JsonlOptions {
@@ -132,6 +135,7 @@ impl Default for JsonlOptions {
         Self {
             fsync: true,
             key_retention: DEFAULT_KEY_RETENTION,
+            load_on_open: true,
         }
     }
 }
@@ -140,8 +144,9 @@ impl Default for JsonlOptions {
 #[derive(Clone)]
 pub struct JsonlRepository {
     inner: Arc<Inner>,
-    /// The group-commit writer; dropping the last clone stops its thread.
-    writer: mpsc::UnboundedSender<AppendRequest>,
+    /// The group-commit writer's bounded queue; dropping the last clone
+    /// stops its thread.
+    writer: mpsc::Sender<AppendRequest>,
 }
 
 impl JsonlRepository {
@@ -162,7 +167,7 @@ impl JsonlRepository {
             current: RwLock::new(None),
             cursor: Mutex::new(ReadCursor::default()),
             index: RwLock::new(RunIndex::default()),
-            keys: Mutex::new(KeyTable::default()),
+            keys: Arc::default(),
             key_retention: options.key_retention,
             commits: std::sync::atomic::AtomicU64::new(0),
         });
@@ -170,6 +175,9 @@ impl JsonlRepository {
             writer: writer::spawn(inner.clone())?,
             inner,
         };
+        if !options.load_on_open {
+            return Ok(repository);
+        }
         let inner = repository.inner.clone();
         run_blocking(move || inner.catch_up()).await?;
         tracing::info!(
@@ -185,29 +193,37 @@ impl JsonlRepository {
     }
 
     /// Appends `lines` as one group-commit request and waits until they
-    /// are durable and visible.
-    async fn append(&self, lines: Vec<Loaded>) -> Result<usize, RepositoryError> {
+    /// are durable and visible; the lines the writer left out because
+    /// another process stored their key meanwhile, and why. Whatever
+    /// happens to the request — even its caller giving up while it waits —
+    /// `reservation` is released only once the request is done with.
+    async fn append(
+        &self,
+        lines: Vec<Loaded>,
+        atomic: bool,
+        reservation: Reservation,
+    ) -> Result<Refused, RepositoryError> {
         let payload = encode_lines(&lines)?;
         let records = lines.len();
         let (reply, stored) = oneshot::channel();
         let request = AppendRequest {
             payload,
             lines,
+            atomic,
+            reservation,
+            refused: Vec::new(),
             reply,
         };
         let writer_gone = || RepositoryError::Task("the writer thread stopped".into());
-        self.writer.send(request).map_err(|_| writer_gone())?;
-        stored
-            .await
-            .map_err(|_| writer_gone())?
-            .map_err(|e| RepositoryError::Io(std::io::Error::other(e)))?;
-        METRICS.inserts.inc_by(records as u64);
-        Ok(records)
+        self.writer.send(request).await.map_err(|_| writer_gone())?;
+        let refused = stored.await.map_err(|_| writer_gone())??;
+        METRICS.inserts.inc_by((records - refused.len()) as u64);
+        Ok(refused)
     }
 
     /// Decides each run's outcome and reserves the keys of those to store,
     /// in one step so two requests cannot both claim a key.
-    fn plan_and_reserve(&self, runs: &[NewRun], atomic: bool) -> insert::InsertPlan {
+    fn plan_and_reserve(&self, runs: &[NewRun], atomic: bool) -> (insert::InsertPlan, Reservation) {
         let cutoff = insert::key_cutoff_micros(self.inner.key_retention);
         let index = self.inner.index.read();
         let mut table = self.inner.keys.lock();
@@ -216,11 +232,17 @@ impl JsonlRepository {
         let Ok(plan) = insert::plan::<std::convert::Infallible>(runs, atomic, |key| {
             Ok(table.known(key, cutoff, |position| index.record(position)))
         });
-        table.reserve(
-            plan.to_store()
-                .filter_map(|i| runs[i].key.as_ref().map(|k| k.key())),
-        );
-        plan
+        let keys = plan
+            .to_store()
+            .filter_map(|i| runs[i].key.as_ref().map(|k| k.key().to_owned()))
+            .collect();
+        let reservation = Reservation::take(&self.inner.keys, &mut table, keys);
+        (plan, reservation)
+    }
+
+    /// Inserts waiting in the writer's queue (not yet taken into a commit).
+    pub fn queued_requests(&self) -> usize {
+        self.writer.max_capacity() - self.writer.capacity()
     }
 
     /// How many group commits this repository has written.
@@ -242,6 +264,13 @@ impl JsonlRepository {
     }
 }
 
+/// The folder `path` is in (`.` for a bare file name).
+fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, RepositoryError> + Send + 'static,
 ) -> Result<T, RepositoryError> {
@@ -256,24 +285,43 @@ impl Inner {
         if self.path.exists() {
             File::open(&self.path)?;
         }
-        let folder = match self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            Some(parent) => parent.to_path_buf(),
-            None => PathBuf::from("."),
-        };
-        let folder = if folder.exists() {
-            folder
-        } else {
-            // Inserts create missing folders; what matters is the nearest existing one.
-            folder
-                .ancestors()
-                .find(|a| a.exists())
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."))
-        };
-        let probe = folder.join(format!(".pipeline-service-ready-{}", std::process::id()));
-        fs::write(&probe, b"")?;
-        fs::remove_file(&probe)?;
+        // Inserts create missing folders; what matters is the nearest existing one.
+        let folder = folder_of(&self.path)
+            .ancestors()
+            .find(|a| a.exists())
+            .unwrap_or(Path::new("."));
+        // An unnamed file (`O_TMPFILE`, or else a random name created with
+        // `O_EXCL` and removed at once): no name another user could plant
+        // a symlink at, and nothing left behind.
+        tempfile::tempfile_in(folder)?;
         Ok(())
+    }
+
+    /// After a failed append was cut back to `start` under the lock: the
+    /// file holds what it held before, so the index needs nothing — unless
+    /// a query here read lines past `start` before the cut, or others
+    /// appended before it; then the file is read as usual. (Left to
+    /// `catch_up` alone, the new modification time of an unchanged length
+    /// would make it read the whole file again, on every failed write.)
+    fn after_cut(&self, start: u64) -> Result<(), RepositoryError> {
+        let mut cursor = self.cursor.lock();
+        let now = FileStamp::of(&self.path)?;
+        match (cursor.stamp, now) {
+            (Some(before), Some(now))
+                if before.same_file(&now)
+                    && before.len == now.len
+                    && now.len == start
+                    && cursor.consumed <= start =>
+            {
+                cursor.stamp = Some(now);
+                *self.current.write() = Some(now);
+                Ok(())
+            }
+            _ => {
+                drop(cursor);
+                self.catch_up()
+            }
+        }
     }
 
     /// Takes lines this process just appended straight into the index when
@@ -499,12 +547,15 @@ fn remember_taken(cursor: &mut ReadCursor, taken: &[u8]) {
     cursor.tail = tail.split_off(tail.len() - keep);
 }
 
-/// One line of the file: `Ok(None)` when blank, the reason when invalid.
+/// One line of a JSON Lines file, read as the store reads it (the fast
+/// path, else the validating parser): `Ok(None)` when blank, the reason
+/// when invalid.
 pub fn parse_line(line: &[u8]) -> Result<Option<PipelineInfo>, String> {
-    parse_line_keyed(line).map(|loaded| loaded.map(|l| l.record))
+    load::parse_keyed(line).map(|loaded| loaded.map(|l| l.record))
 }
 
-/// As `parse_line`, keeping the line's idempotency key.
+/// The validating parser of one line, keeping its idempotency key; it also
+/// explains why a line is invalid.
 fn parse_line_keyed(line: &[u8]) -> Result<Option<Loaded>, String> {
     let text = std::str::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))?;
     let text = text.trim();
@@ -542,23 +593,19 @@ impl PipelineInfoRepository for JsonlRepository {
         "jsonl"
     }
 
-    async fn get_pipeline_info(
+    async fn query(
         &self,
         filter: &RunFilter,
-        page: Page,
-    ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError> {
-        self.sync().await?;
-        Ok(self.inner.index.read().select(filter, page))
-    }
-
-    async fn get_after(
-        &self,
-        filter: &RunFilter,
-        after: Option<RunKey>,
+        position: Position,
         limit: usize,
-    ) -> Result<KeysetPage, RepositoryError> {
+        counting: bool,
+    ) -> Result<QueryPage, RepositoryError> {
         self.sync().await?;
-        Ok(self.inner.index.read().after(filter, after, limit))
+        Ok(self
+            .inner
+            .index
+            .read()
+            .query(filter, position, limit, counting))
     }
 
     async fn archived_files(
@@ -570,47 +617,29 @@ impl PipelineInfoRepository for JsonlRepository {
         Ok(self.inner.index.read().archived_files(date_code, limit))
     }
 
-    async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError> {
-        self.sync().await?;
-        Ok(self.inner.index.read().count(filter))
-    }
-
-    async fn get_pipelines_summary(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
+    async fn summaries(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
         self.sync().await?;
         Ok(self.inner.index.read().summaries())
     }
 
-    async fn get_pipeline_activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
+    async fn activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
         self.sync().await?;
         Ok(self.inner.index.read().activity())
     }
 
-    async fn insert_pipeline_info(
-        &self,
-        record: PipelineInfo,
-    ) -> Result<Arc<PipelineInfo>, RepositoryError> {
-        self.append(vec![Loaded::from(record.clone())]).await?;
-        Ok(Arc::new(record))
-    }
-
-    async fn insert_many(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
-        self.append(records.into_iter().map(Loaded::from).collect())
-            .await
-    }
-
-    async fn insert_runs(
+    async fn insert(
         &self,
         runs: Vec<NewRun>,
         atomic: bool,
     ) -> Result<Vec<InsertOutcome>, RepositoryError> {
-        // Keys written by other processes must be known before deciding.
-        self.sync().await?;
-        let plan = self.plan_and_reserve(&runs, atomic);
+        if runs.iter().any(|run| run.key.is_some()) {
+            // Keys written by other processes are known here as far as the
+            // file has been read; the writer checks again under the file
+            // lock. Runs without keys have nothing to look up.
+            self.sync().await?;
+        }
+        let (plan, reservation) = self.plan_and_reserve(&runs, atomic);
         let stored: Vec<usize> = plan.to_store().collect();
-        let reserved: Vec<&str> = stored
-            .iter()
-            .filter_map(|&i| runs[i].key.as_ref().map(|k| k.key()))
-            .collect();
         let now = chrono::Utc::now().timestamp_micros();
         let lines: Vec<Loaded> = stored
             .iter()
@@ -622,12 +651,14 @@ impl PipelineInfoRepository for JsonlRepository {
                 }),
             })
             .collect();
-        let result = match lines.is_empty() {
-            true => Ok(0),
-            false => self.append(lines).await,
-        };
-        self.inner.keys.lock().release(reserved);
-        result?;
+        if lines.is_empty() {
+            return Ok(plan.finish(runs));
+        }
+        let refused = self.append(lines, atomic, reservation).await?;
+        let mut plan = plan;
+        for (line, outcome) in refused {
+            plan.outcomes[stored[line]] = Some(outcome);
+        }
         Ok(plan.finish(runs))
     }
 
@@ -636,8 +667,21 @@ impl PipelineInfoRepository for JsonlRepository {
         run_blocking(move || inner.check_ready()).await
     }
 
-    async fn get_page(&self, filter: &RunFilter, page: Page) -> Result<RunPage, RepositoryError> {
-        self.sync().await?;
-        Ok(self.inner.index.read().page(filter, page))
+    async fn compact(
+        &self,
+        cutoff: FlexDateTime,
+        archive: Option<&Path>,
+        dry_run: bool,
+    ) -> Result<CompactReport, RepositoryError> {
+        let path = self.inner.path.clone();
+        let archive = archive.map(Path::to_path_buf);
+        run_blocking(move || {
+            compact::compact_file(&path, cutoff.instant_micros(), archive.as_deref(), dry_run)
+                .map_err(|e| {
+                    let located = std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+                    RepositoryError::Io(located)
+                })
+        })
+        .await
     }
 }

@@ -1,8 +1,9 @@
 //! SQL for the Oracle backend, built as text plus a bind list so it can be
 //! checked without a database. Identifiers come only from a validated
-//! `OracleSchema`; every value is a bind variable. The queries come from the
-//! shared layer (`repository::sql`), which the live PostgreSQL tests run;
-//! what is Oracle's own here is the schema mapping, inserts, keys,
+//! `OracleSchema`; every value is a bind variable. The queries (filters,
+//! keyset, order, counts, summaries, activity, archived files) come from
+//! the shared layer (`repository::sql`), which the live PostgreSQL tests
+//! run; what is Oracle's own here is the schema mapping, inserts, keys,
 //! retention and DDL.
 
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use serde_json::Value;
 use crate::domain::{FlexDateTime, IdempotencyKey, PipelineInfo, FIELD_NAMES};
 use crate::repository::sql::{self as shared, Dialect, Table};
 pub use crate::repository::sql::{Bind, Statement};
-use crate::repository::{Page, RunFilter, RunKey};
+use crate::repository::{Position, RunFilter};
 
 /// Why an Oracle table or column setting is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,25 +114,27 @@ impl OracleSchema {
         self.table.seq()
     }
 
+    fn columns(&self) -> &[String] {
+        self.table.columns()
+    }
+
     fn select_list(&self) -> String {
         self.table.select_list()
     }
 }
 
-/// One page, newest start first, ties by the identity column.
-pub fn select_page(schema: &OracleSchema, filter: &RunFilter, page: Page) -> Statement {
-    shared::select_page(Dialect::Oracle, &schema.table, filter, page)
-}
-
-/// A keyset page: up to `fetch` rows strictly after `after` in answer order,
-/// each followed by its identity (column 16) so the next key can be made.
-pub fn select_after(
+/// Up to `fetch` matches (`None`: every one) from `position`, newest start
+/// first, ties by the identity column, each followed by its identity
+/// (column 16) so the key of the next page can be made. After a key, the
+/// row-value comparison is spelled out so Oracle can use an index on
+/// (start, id).
+pub fn select_runs(
     schema: &OracleSchema,
     filter: &RunFilter,
-    after: Option<RunKey>,
-    fetch: usize,
+    position: Position,
+    fetch: Option<usize>,
 ) -> Statement {
-    shared::select_after(Dialect::Oracle, &schema.table, filter, after, fetch)
+    shared::select_runs(Dialect::Oracle, &schema.table, filter, position, fetch)
 }
 
 /// The distinct `archived_file` values (NULL included) of the runs with a
@@ -178,7 +181,9 @@ pub fn count(schema: &OracleSchema, filter: &RunFilter) -> Statement {
     shared::count(Dialect::Oracle, &schema.table, filter)
 }
 
-/// Per-group summaries; averages count only positive values.
+/// Per-group summaries; averages count only positive values, as the JSON
+/// Lines backend does. Groups with the same last run keep the order of
+/// their first stored run.
 pub fn summary(schema: &OracleSchema) -> Statement {
     shared::summary(Dialect::Oracle, &schema.table)
 }
@@ -210,8 +215,8 @@ pub fn insert_binds(record: &PipelineInfo) -> Vec<(String, Bind)> {
         Bind::Float(record.elapsed_seconds()),
         text(Some(record.elapsed_human())),
         text(Some(record.output_file())),
-        text(Some(record.log_file())),
         Bind::Integer(record.rowcount()),
+        text(Some(record.log_file())),
         Bind::Integer(record.pid()),
         text(Some(record.date_code())),
         text(record.pipeline_name()),
@@ -297,28 +302,25 @@ pub fn insert(schema: &OracleSchema, record: &PipelineInfo) -> Statement {
 /// The trivial query readiness runs.
 pub const PING: &str = "SELECT 1 FROM DUAL";
 
+/// The column type of a record field, chosen by name so that the order of
+/// the fields cannot pair a column with another field's type.
+fn column_type(field: &str) -> &'static str {
+    match field {
+        "start_local" | "end_local" => "TIMESTAMP(6) NOT NULL",
+        "start_utc" | "end_utc" => "TIMESTAMP(6) WITH TIME ZONE NOT NULL",
+        "elapsed_seconds" => "BINARY_DOUBLE NOT NULL",
+        "rowcount" | "pid" => "NUMBER(19) NOT NULL",
+        "elapsed_human" | "output_file" | "log_file" | "date_code" => {
+            "VARCHAR2(4000 CHAR) NOT NULL"
+        }
+        _ => "VARCHAR2(4000 CHAR)",
+    }
+}
+
 /// Table, identity and indexes for `schema`. Local times are plain
 /// TIMESTAMP (wall-clock readings without a zone); UTC times keep their
 /// offset in TIMESTAMP WITH TIME ZONE.
 pub fn ddl(schema: &OracleSchema) -> String {
-    let types = [
-        "TIMESTAMP(6) NOT NULL",
-        "TIMESTAMP(6) NOT NULL",
-        "TIMESTAMP(6) WITH TIME ZONE NOT NULL",
-        "TIMESTAMP(6) WITH TIME ZONE NOT NULL",
-        "BINARY_DOUBLE NOT NULL",
-        "VARCHAR2(4000 CHAR) NOT NULL",
-        "VARCHAR2(4000 CHAR) NOT NULL",
-        "VARCHAR2(4000 CHAR) NOT NULL",
-        "NUMBER(19) NOT NULL",
-        "NUMBER(19) NOT NULL",
-        "VARCHAR2(4000 CHAR) NOT NULL",
-        "VARCHAR2(4000 CHAR)",
-        "VARCHAR2(4000 CHAR)",
-        "VARCHAR2(4000 CHAR)",
-        "VARCHAR2(4000 CHAR)",
-        "VARCHAR2(4000 CHAR)",
-    ];
     let key_types = [
         "VARCHAR2(255 CHAR)",
         "VARCHAR2(64)",
@@ -330,8 +332,8 @@ pub fn ddl(schema: &OracleSchema) -> String {
         "    {} NUMBER GENERATED ALWAYS AS IDENTITY",
         schema.id_column()
     )];
-    for (column, kind) in schema.table.columns().iter().zip(types) {
-        lines.push(format!("    {column} {kind}"));
+    for (column, field) in schema.columns().iter().zip(FIELD_NAMES) {
+        lines.push(format!("    {column} {}", column_type(field)));
     }
     for (column, kind) in KEY_COLUMNS.iter().zip(key_types) {
         lines.push(format!("    {column} {kind}"));

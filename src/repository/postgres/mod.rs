@@ -26,8 +26,8 @@ use self::error::from_pool;
 use self::rows::column;
 use super::insert::{InsertOutcome, NewRun};
 use super::sql::{self as shared, Dialect, Statement, Table};
-use super::{PipelineActivity, RepositoryError, RunFilter, RunKey};
-use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary, FIELD_NAMES};
+use super::{Position, QueryPage, RepositoryError, RunFilter, RunKey};
+use crate::domain::{FlexDateTime, PipelineActivity, PipelineInfo, PipelineSummary, FIELD_NAMES};
 
 /// The runs table (fixed names: the schema is this service's own).
 pub const TABLE: &str = "pipeline_runs";
@@ -40,25 +40,6 @@ pub fn table() -> Table {
         "seq".to_owned(),
         true,
     )
-}
-
-/// Where a page starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Position {
-    /// After skipping this many matches.
-    Offset(usize),
-    /// Strictly after this key in answer order (from the newest when None).
-    After(Option<RunKey>),
-}
-
-/// One page: its records, the key to continue from when more remain (for
-/// keyset pages), and the number of all matches when asked for, taken
-/// from the same snapshot as the records.
-#[derive(Debug, Clone, Default)]
-pub struct QueryPage {
-    pub total: Option<u64>,
-    pub records: Vec<Arc<PipelineInfo>>,
-    pub next: Option<RunKey>,
 }
 
 /// Why the backend could not start.
@@ -149,22 +130,14 @@ impl PostgresRepository {
         counting: bool,
     ) -> Result<QueryPage, RepositoryError> {
         let table = &self.shared.table;
-        let page = match position {
-            Position::Offset(offset) => shared::select_page(
-                Dialect::Postgres,
-                table,
-                filter,
-                super::Page::Window { limit, offset },
-            ),
-            // One more than asked, to know whether more follow.
-            Position::After(key) => shared::select_after(
-                Dialect::Postgres,
-                table,
-                filter,
-                key,
-                limit.saturating_add(1),
-            ),
-        };
+        // One row more than asked tells whether another page follows.
+        let page = shared::select_runs(
+            Dialect::Postgres,
+            table,
+            filter,
+            position,
+            limit.checked_add(1),
+        );
         let count = counting.then(|| shared::count(Dialect::Postgres, table, filter));
         let (rows, total) = self
             .shared
@@ -194,18 +167,15 @@ impl PostgresRepository {
                 Ok((rows, Some(total.max(0) as u64)))
             })
             .await?;
-        let keyset = matches!(position, Position::After(_));
-        let more = keyset && rows.len() > limit;
+        let more = rows.len() > limit;
         let mut records = Vec::with_capacity(rows.len().min(limit));
         let mut next = None;
         for row in rows.iter().take(limit) {
             let record = rows::record(row)?;
-            if keyset {
-                next = Some(RunKey {
-                    start_micros: record.start_utc().instant_micros(),
-                    seq: row.try_get(column::AFTER)?,
-                });
-            }
+            next = Some(RunKey {
+                start_micros: record.start_utc().instant_micros(),
+                seq: row.try_get(column::AFTER)?,
+            });
             records.push(Arc::new(record));
         }
         Ok(QueryPage {
@@ -226,8 +196,8 @@ impl PostgresRepository {
         if runs.is_empty() {
             return Ok(Vec::new());
         }
-        for run in &runs {
-            rows::check_storable(&run.record)?;
+        for (i, run) in runs.iter().enumerate() {
+            rows::check_storable(i, &run.record)?;
         }
         let (reply, answer) = oneshot::channel();
         self.writer
@@ -375,7 +345,7 @@ impl PostgresRepository {
         cutoff: FlexDateTime,
         archive: Option<&Path>,
         dry_run: bool,
-    ) -> Result<crate::compact::CompactReport, RepositoryError> {
+    ) -> Result<super::CompactReport, RepositoryError> {
         const BATCH: i64 = 10_000;
         let cutoff_at = rows::instant(&cutoff);
         let mut client = self.shared.pool.get().await.map_err(from_pool)?;
@@ -385,7 +355,7 @@ impl PostgresRepository {
                 &[&cutoff_at],
             )
             .await?;
-        let mut report = crate::compact::CompactReport {
+        let mut report = super::CompactReport {
             archive: archive.map(Path::to_path_buf),
             dry_run,
             ..Default::default()
@@ -442,8 +412,8 @@ ORDER BY seq LIMIT $2) RETURNING {}",
     /// Loads records with `COPY … FROM STDIN (FORMAT binary)`, all in one
     /// transaction. Returns how many were stored.
     pub async fn import(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
-        for record in &records {
-            rows::check_storable(record)?;
+        for (i, record) in records.iter().enumerate() {
+            rows::check_storable(i, record)?;
         }
         let count = records.len();
         self.shared

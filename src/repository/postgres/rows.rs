@@ -22,8 +22,8 @@ pub mod column {
     pub const ELAPSED_SECONDS: usize = 8;
     pub const ELAPSED_HUMAN: usize = 9;
     pub const OUTPUT_FILE: usize = 10;
-    pub const LOG_FILE: usize = 11;
-    pub const ROWCOUNT: usize = 12;
+    pub const ROWCOUNT: usize = 11;
+    pub const LOG_FILE: usize = 12;
     pub const PID: usize = 13;
     pub const DATE_CODE: usize = 14;
     pub const CLASSES: usize = 15;
@@ -111,8 +111,9 @@ fn value(bind: &Bind) -> Box<dyn ToSql + Sync + Send> {
 }
 
 /// PostgreSQL text cannot hold U+0000, which JSON can carry: such a value
-/// is refused at its field (422) instead of failing the statement.
-pub fn check_storable(record: &PipelineInfo) -> Result<(), RepositoryError> {
+/// is refused at its field (422) instead of failing the statement; `run`
+/// is the record's position in its insert.
+pub fn check_storable(run: usize, record: &PipelineInfo) -> Result<(), RepositoryError> {
     let texts = [
         ("elapsed_human", Some(record.elapsed_human())),
         ("output_file", Some(record.output_file())),
@@ -134,7 +135,10 @@ pub fn check_storable(record: &PipelineInfo) -> Result<(), RepositoryError> {
                 vec![LocItem::from("body"), LocItem::from(field)],
                 serde_json::Value::String(value.to_owned()),
             );
-            return Err(RepositoryError::Invalid(ValidationErrors::single(error)));
+            return Err(RepositoryError::Invalid {
+                run,
+                errors: ValidationErrors::single(error),
+            });
         }
     }
     Ok(())

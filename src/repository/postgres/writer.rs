@@ -105,7 +105,9 @@ async fn store_with_retry(
             return Ok(plans);
         }
     }
-    Err(RepositoryError::KeyInFlight)
+    Err(RepositoryError::Unavailable(
+        "idempotency keys kept being taken by other replicas".into(),
+    ))
 }
 
 /// One attempt; `None` when another transaction stored one of the keys
@@ -300,8 +302,8 @@ impl Columns {
             &self.elapsed as &(dyn ToSql + Sync),
             human,
             output,
-            log,
             &self.integers[0],
+            log,
             &self.integers[1],
             date_code,
             name,
@@ -400,8 +402,8 @@ pub async fn copy_in(
             &elapsed,
             &human,
             &output,
-            &log,
             &rowcount,
+            &log,
             &pid,
             &code,
             &name,

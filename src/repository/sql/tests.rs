@@ -1,4 +1,5 @@
 use super::*;
+use crate::repository::RunKey;
 
 fn postgres() -> Table {
     Table::new(
@@ -11,7 +12,7 @@ fn postgres() -> Table {
 
 const COLUMNS: &str = "start_local, start_local_offset, end_local, end_local_offset, \
 start_utc, start_utc_offset, end_utc, end_utc_offset, elapsed_seconds, elapsed_human, \
-output_file, log_file, rowcount, pid, date_code, pipeline_name, script_name, pipeline_type, \
+output_file, rowcount, log_file, pid, date_code, pipeline_name, script_name, pipeline_type, \
 environment, archived_file";
 
 fn names(statement: &Statement) -> Vec<&str> {
@@ -28,20 +29,18 @@ fn postgres_numbers_its_placeholders_and_limits_rows() {
         min_rowcount: Some(3),
         ..Default::default()
     };
-    let page = select_page(
+    let page = select_runs(
         Dialect::Postgres,
         &t,
         &filter,
-        Page::Window {
-            limit: 10,
-            offset: 20,
-        },
+        Position::Offset(20),
+        Some(10),
     );
     assert_eq!(
         page.sql,
         format!(
-            "SELECT {COLUMNS} FROM pipeline_runs WHERE rowcount >= $1 AND environment = $2 \
-ORDER BY start_utc DESC, seq ASC LIMIT $4 OFFSET $3"
+            "SELECT {COLUMNS}, seq FROM pipeline_runs WHERE rowcount >= $1 AND environment = $2 \
+ORDER BY start_utc DESC, seq ASC OFFSET $3 ROWS FETCH NEXT $4 ROWS ONLY"
         )
     );
     assert_eq!(
@@ -51,6 +50,12 @@ ORDER BY start_utc DESC, seq ASC LIMIT $4 OFFSET $3"
     assert_eq!(
         count(Dialect::Postgres, &t, &filter).sql,
         "SELECT COUNT(*) FROM pipeline_runs WHERE rowcount >= $1 AND environment = $2"
+    );
+    let all = select_runs(Dialect::Postgres, &t, &filter, Position::Offset(0), None);
+    assert!(
+        all.sql.ends_with("ORDER BY start_utc DESC, seq ASC"),
+        "{}",
+        all.sql
     );
 }
 
@@ -64,30 +69,24 @@ fn postgres_keyset_pages_bound_the_index_scan() {
         pipeline_name: Some("p".into()),
         ..Default::default()
     };
-    let s = select_after(Dialect::Postgres, &postgres(), &filter, Some(key), 101);
+    let s = select_runs(
+        Dialect::Postgres,
+        &postgres(),
+        &filter,
+        Position::After(key),
+        Some(101),
+    );
     assert_eq!(
         s.sql,
         format!(
             "SELECT {COLUMNS}, seq FROM pipeline_runs WHERE pipeline_name = $1 AND start_utc <= $2 \
-AND (start_utc < $2 OR (start_utc = $2 AND seq > $3)) ORDER BY start_utc DESC, seq ASC LIMIT $4"
+AND (start_utc < $2 OR (start_utc = $2 AND seq > $3)) ORDER BY start_utc DESC, seq ASC \
+FETCH FIRST $4 ROWS ONLY"
         )
     );
     assert_eq!(
         names(&s),
         ["pipeline_name", "after_start", "after_id", "page_limit"]
-    );
-    let first = select_after(
-        Dialect::Postgres,
-        &postgres(),
-        &RunFilter::default(),
-        None,
-        5,
-    );
-    assert_eq!(
-        first.sql,
-        format!(
-            "SELECT {COLUMNS}, seq FROM pipeline_runs ORDER BY start_utc DESC, seq ASC LIMIT $1"
-        )
     );
 }
 
@@ -113,7 +112,7 @@ FROM pipeline_runs GROUP BY {groups} ORDER BY MAX(start_utc) DESC, MIN(seq) ASC"
         .ends_with("FROM pipeline_runs t) latest_runs WHERE latest = 1"));
     assert_eq!(
         archived_files(Dialect::Postgres, &t, "d", 3).sql,
-        "SELECT DISTINCT archived_file FROM pipeline_runs WHERE date_code = $1 LIMIT $2"
+        "SELECT DISTINCT archived_file FROM pipeline_runs WHERE date_code = $1 FETCH FIRST $2 ROWS ONLY"
     );
 }
 

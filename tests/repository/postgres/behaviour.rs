@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use pipeline_service::domain::{FlexDateTime, IdempotencyKey, PipelineInfo};
-use pipeline_service::repository::postgres::{Position, PostgresRepository};
+use pipeline_service::repository::postgres::PostgresRepository;
+use pipeline_service::repository::Position;
 use pipeline_service::repository::{InsertOutcome, NewRun, RepositoryError, RunFilter};
 use serde_json::json;
 
@@ -54,7 +55,15 @@ async fn order_is_start_descending_with_insertion_tiebreak_and_total_agrees() {
         .unwrap();
     assert_eq!(codes(&page.records), ["e", "a"]);
     assert_eq!(page.total, Some(5));
-    assert_eq!(page.next, None);
+    // More follow the page, so it says where to continue ...
+    let next = page.next.expect("a key to continue after");
+    let rest = repo
+        .query(&RunFilter::default(), Position::After(next), 10, false)
+        .await
+        .unwrap();
+    assert_eq!(codes(&rest.records), ["c", "d"]);
+    // ... and the last page says nothing follows.
+    assert_eq!(rest.next, None);
     let uncounted = repo
         .query(&RunFilter::default(), Position::Offset(0), 1, false)
         .await
@@ -152,7 +161,7 @@ async fn keyset_pages_tile_the_answer_while_runs_arrive() {
     let mut key = None;
     loop {
         let page = repo
-            .query(&RunFilter::default(), Position::After(key), 3, false)
+            .query(&RunFilter::default(), Position::from(key), 3, false)
             .await
             .unwrap();
         seen.extend(codes(&page.records));
@@ -232,7 +241,7 @@ async fn a_nul_character_is_refused_at_its_field_and_nothing_is_stored() {
         )
         .await
         .unwrap_err();
-    let RepositoryError::Invalid(errors) = error else {
+    let RepositoryError::Invalid { run: 1, errors } = error else {
         panic!("{error:?}")
     };
     assert!(format!("{errors:?}").contains("log_file"));

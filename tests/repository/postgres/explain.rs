@@ -5,7 +5,7 @@ use pipeline_service::domain::FlexDateTime;
 use pipeline_service::repository::jsonl::parse_line;
 use pipeline_service::repository::postgres::{rows, table, PostgresRepository};
 use pipeline_service::repository::sql::{self, Dialect, Statement};
-use pipeline_service::repository::{Page, RunFilter, RunKey};
+use pipeline_service::repository::{Position, RunFilter, RunKey};
 
 use super::fresh;
 use crate::support::postgres::connect;
@@ -60,9 +60,14 @@ async fn each_query_shape_uses_its_index() {
         .await
         .unwrap();
     let t = table();
-    let window = Page::Window {
-        limit: 100,
-        offset: 0,
+    let window = |filter: &RunFilter| {
+        sql::select_runs(
+            Dialect::Postgres,
+            &t,
+            filter,
+            Position::Offset(0),
+            Some(101),
+        )
     };
     let by = |f: fn(&mut RunFilter)| {
         let mut filter = RunFilter::default();
@@ -73,32 +78,32 @@ async fn each_query_shape_uses_its_index() {
     let environment = by(|f| f.environment = Some("nowhere".into()));
     let default = RunFilter::default();
 
-    let page = sql::select_page(Dialect::Postgres, &t, &default, window);
+    let page = window(&default);
     uses(&plan(&client, &page).await, "pipeline_runs_start_ix");
 
-    let named = sql::select_page(Dialect::Postgres, &t, &name, window);
+    let named = window(&name);
     uses(&plan(&client, &named).await, "pipeline_runs_name_start_ix");
 
-    let rare = sql::select_page(Dialect::Postgres, &t, &environment, window);
+    let rare = window(&environment);
     uses(
         &plan(&client, &rare).await,
         "pipeline_runs_environment_start_ix",
     );
 
-    let key = Some(RunKey {
+    let key = Position::After(RunKey {
         start_micros: FlexDateTime::parse("2025-06-01T00:00:00Z")
             .unwrap()
             .instant_micros(),
         seq: 10,
     });
-    let keyset = sql::select_after(Dialect::Postgres, &t, &default, key, 101);
+    let keyset = sql::select_runs(Dialect::Postgres, &t, &default, key, Some(101));
     let keyset_plan = plan(&client, &keyset).await;
     uses(&keyset_plan, "pipeline_runs_start_ix");
     assert!(
         keyset_plan.contains("Index Cond: (start_utc <= "),
         "{keyset_plan}"
     );
-    let keyset_named = sql::select_after(Dialect::Postgres, &t, &name, key, 101);
+    let keyset_named = sql::select_runs(Dialect::Postgres, &t, &name, key, Some(101));
     uses(
         &plan(&client, &keyset_named).await,
         "pipeline_runs_name_start_ix",
