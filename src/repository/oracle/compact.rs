@@ -1,13 +1,20 @@
 //! Retention on Oracle: count, optionally archive, then delete the runs
-//! older than a cutoff in committed batches.
+//! older than a cutoff in committed batches. With an archive, exactly the
+//! archived runs are deleted (by identity): a run with a lower identity
+//! whose insert committed after the archive was read is neither archived
+//! nor deleted.
 
 use std::io::Write;
 use std::path::Path;
 
-use super::rows::{record_from_row, timestamp};
-use super::session::rolled_back_on_failure;
+use oracle::sql_type::OracleType;
+use oracle::Connection;
+
+use super::rows::{bind_values, named, record_from_row, RECORD_WIDTH};
+use super::session::{rolled_back_on_failure, Failure};
+use super::sql::Param;
 use super::{sql, OraclePipelineRepository};
-use crate::domain::{FlexDateTime, FIELD_NAMES};
+use crate::domain::FlexDateTime;
 use crate::repository::{CompactReport, RepositoryError};
 
 /// Rows deleted per committed batch, so undo stays small however many go.
@@ -26,11 +33,9 @@ impl OraclePipelineRepository {
     ) -> Result<CompactReport, RepositoryError> {
         self.with_session("compact", false, |conn| {
             rolled_back_on_failure(conn, || {
-                let cutoff_bind = timestamp(&cutoff, true)?;
-                let row = conn.query_row_named(
-                    &sql::count_older(&self.schema),
-                    &[("cutoff", &cutoff_bind)],
-                )?;
+                let cutoff_bind = bind_values(&[("cutoff".to_owned(), Param::Instant(cutoff))])?;
+                let row =
+                    conn.query_row_named(&sql::count_older(&self.schema), &named(&cutoff_bind))?;
                 let old: i64 = row.get(0)?;
                 let total: i64 = row.get(1)?;
                 let max_id: Option<i64> = row.get(2)?;
@@ -45,39 +50,19 @@ impl OraclePipelineRepository {
                     return Ok(report);
                 };
                 if let Some(path) = archive {
-                    let file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)
-                        .map_err(RepositoryError::from)?;
-                    let mut out = std::io::BufWriter::new(file);
-                    let rows = conn.query_named(
-                        &sql::select_older(&self.schema),
-                        &[("cutoff", &cutoff_bind)],
-                    )?;
-                    for row in rows {
-                        let row = row?;
-                        let id: i64 = row.get(FIELD_NAMES.len())?;
-                        if id > max_id {
-                            continue;
-                        }
-                        serde_json::to_writer(&mut out, &record_from_row(&row)?)
-                            .map_err(RepositoryError::from)?;
-                        out.write_all(b"\n").map_err(RepositoryError::from)?;
-                    }
-                    out.into_inner()
-                        .map_err(|e| RepositoryError::Io(e.into_error()))?
-                        .sync_all()
-                        .map_err(RepositoryError::from)?;
+                    let archived = self.archive_older(conn, &cutoff_bind, max_id, path)?;
+                    self.delete_archived(conn, &archived)?;
+                    return Ok(report);
                 }
+                let (cutoff_bind, batch) = (&cutoff_bind[0].1, &DELETE_BATCH);
                 let delete = sql::delete_older_batch(&self.schema);
                 loop {
                     let statement = conn.execute_named(
                         &delete,
                         &[
-                            ("cutoff", &cutoff_bind),
+                            ("cutoff", cutoff_bind),
                             ("max_id", &max_id),
-                            ("batch", &DELETE_BATCH),
+                            ("batch", batch),
                         ],
                     )?;
                     let deleted = statement.row_count()?;
@@ -89,5 +74,54 @@ impl OraclePipelineRepository {
                 Ok(report)
             })
         })
+    }
+
+    /// Appends the runs older than the cutoff (up to `max_id`) to the
+    /// archive as JSON Lines, synced; returns their identities.
+    fn archive_older(
+        &self,
+        conn: &Connection,
+        cutoff_bind: &[(String, super::rows::Typed)],
+        max_id: i64,
+        path: &Path,
+    ) -> Result<Vec<i64>, Failure> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(RepositoryError::from)?;
+        let mut out = std::io::BufWriter::new(file);
+        let mut binds = named(cutoff_bind);
+        binds.push(("max_id", &max_id));
+        let mut archived = Vec::new();
+        for row in conn.query_named(&sql::select_older(&self.schema), &binds)? {
+            let row = row?;
+            archived.push(row.get::<usize, i64>(RECORD_WIDTH)?);
+            serde_json::to_writer(&mut out, &record_from_row(&row)?)
+                .map_err(RepositoryError::from)?;
+            out.write_all(b"\n").map_err(RepositoryError::from)?;
+        }
+        out.into_inner()
+            .map_err(|e| RepositoryError::Io(e.into_error()))?
+            .sync_all()
+            .map_err(RepositoryError::from)?;
+        Ok(archived)
+    }
+
+    /// Deletes the runs with identities `ids`, committed in batches.
+    fn delete_archived(&self, conn: &Connection, ids: &[i64]) -> Result<(), Failure> {
+        let batch_rows = DELETE_BATCH as usize;
+        for chunk in ids.chunks(batch_rows) {
+            let mut batch = conn
+                .batch(&sql::delete_by_id(&self.schema), chunk.len())
+                .build()?;
+            batch.set_type("id", &OracleType::Int64)?;
+            for id in chunk {
+                batch.append_row_named(&[("id", id)])?;
+            }
+            batch.execute()?;
+            conn.commit()?;
+        }
+        Ok(())
     }
 }

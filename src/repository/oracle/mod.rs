@@ -21,18 +21,20 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oracle::pool::Pool;
-use oracle::sql_type::Timestamp;
 use oracle::{Connection, Row};
 
 use self::errors::{is_key_taken, keys_unsupported, too_large_for_column};
-use self::rows::{array_insert, bind_values, from_timestamp, named, record_from_row};
+use self::rows::{
+    array_insert, bind_values, check_storable, named, record_from_row, record_params, text_at,
+    time_from, RECORD_WIDTH,
+};
 use self::session::{rolled_back_on_failure, Failure};
-use self::sql::{Bind, OracleSchema, Statement};
+use self::sql::{params, OracleSchema, Param, Statement};
 use super::insert::{self, InsertOutcome, InsertPlan, KnownKey, NewRun};
 use super::{
     CompactReport, PipelineInfoRepository, Position, QueryPage, RepositoryError, RunFilter, RunKey,
 };
-use crate::domain::{FlexDateTime, PipelineActivity, PipelineSummary, FIELD_NAMES};
+use crate::domain::{FlexDateTime, PipelineActivity, PipelineSummary};
 use crate::metrics::METRICS;
 
 #[derive(Clone)]
@@ -52,7 +54,7 @@ impl OraclePipelineRepository {
     /// The rows of a read (retried once on a dead session).
     fn query_rows(&self, statement: &Statement) -> Result<Vec<Row>, RepositoryError> {
         self.with_session("select", true, |conn| {
-            let values = bind_values(&statement.binds)?;
+            let values = bind_values(&params(statement))?;
             let result = conn.query_named(&statement.sql, &named(&values))?;
             Ok(result.collect::<oracle::Result<Vec<Row>>>()?)
         })
@@ -69,7 +71,7 @@ impl OraclePipelineRepository {
     ) -> Result<QueryPage, RepositoryError> {
         let (total, rows) = self.with_session("query", true, |conn| {
             let read = |statement: &Statement| -> Result<Vec<Row>, Failure> {
-                let values = bind_values(&statement.binds)?;
+                let values = bind_values(&params(statement))?;
                 let rows = conn.query_named(&statement.sql, &named(&values))?;
                 Ok(rows.collect::<oracle::Result<Vec<Row>>>()?)
             };
@@ -78,7 +80,7 @@ impl OraclePipelineRepository {
             };
             rolled_back_on_failure(conn, || {
                 conn.execute("SET TRANSACTION READ ONLY", &[])?;
-                let values = bind_values(&count.binds)?;
+                let values = bind_values(&params(count))?;
                 let total: i64 = conn.query_row_named(&count.sql, &named(&values))?.get(0)?;
                 let rows = read(select)?;
                 // Ends the read-only transaction before the session goes back.
@@ -92,7 +94,7 @@ impl OraclePipelineRepository {
         for row in rows.iter().take(limit) {
             let record = record_from_row(row)?;
             let id: i64 = row
-                .get(FIELD_NAMES.len())
+                .get(RECORD_WIDTH)
                 .map_err(|e| RepositoryError::Database(e.to_string()))?;
             next = Some(RunKey {
                 start_micros: record.start_utc().instant_micros(),
@@ -121,6 +123,9 @@ impl OraclePipelineRepository {
         atomic: bool,
         cutoff_micros: i64,
     ) -> Result<Vec<InsertOutcome>, RepositoryError> {
+        for (i, run) in runs.iter().enumerate() {
+            check_storable(i, &run.record)?;
+        }
         let keys = runs.iter().filter(|run| run.key.is_some()).count();
         let text = match keys {
             0 => sql::insert_sql(&self.schema),
@@ -159,17 +164,17 @@ impl OraclePipelineRepository {
     ) -> Result<InsertPlan, Failure> {
         let plan = insert::plan(runs, atomic, |key| self.known_key(conn, key, cutoff_micros))?;
         let now = FlexDateTime::from_instant_micros(chrono::Utc::now().timestamp_micros());
-        let rows: Vec<Vec<(String, Bind)>> = plan
+        let rows: Vec<Vec<(String, Param)>> = plan
             .to_store()
             .map(|i| {
-                let mut binds = sql::insert_binds(&runs[i].record);
+                let mut params = record_params(&runs[i].record);
                 if keyed {
-                    binds.extend(sql::key_binds(runs[i].key.as_ref(), now));
+                    params.extend(sql::key_params(runs[i].key.as_ref(), now));
                 }
-                binds
+                params
             })
             .collect();
-        if let Err(error) = array_insert(conn, text, rows) {
+        if let Err(error) = array_insert(conn, text, &rows) {
             return Err(
                 match too_large_for_column(&error, &self.schema, runs, plan.to_store()) {
                     Some(refused) => Failure::Decided(refused),
@@ -189,20 +194,22 @@ impl OraclePipelineRepository {
         key: &str,
         cutoff_micros: i64,
     ) -> Result<KnownKey, Failure> {
-        let rows = conn.query_named(&sql::key_lookup(&self.schema), &[("key", &key)])?;
+        let key_param = bind_values(&[("key".to_owned(), Param::Text(Some(key.to_owned())))])?;
+        let rows = conn.query_named(&sql::key_lookup(&self.schema), &named(&key_param))?;
         let Some(row) = rows.into_iter().next().transpose()? else {
             return Ok(KnownKey::Absent);
         };
+        // IDEMPOTENCY_AT holds a UTC reading, like the instant columns.
         let at = row
-            .get::<usize, Option<Timestamp>>(FIELD_NAMES.len() + 1)?
+            .get::<usize, Option<oracle::sql_type::Timestamp>>(RECORD_WIDTH + 1)?
             .as_ref()
-            .and_then(from_timestamp)
+            .and_then(|at| rows::stored_time(at, None))
             .map_or(i64::MIN, |t| t.instant_micros());
         if at < cutoff_micros {
-            conn.execute_named(&sql::key_release(&self.schema), &[("key", &key)])?;
+            conn.execute_named(&sql::key_release(&self.schema), &named(&key_param))?;
             return Ok(KnownKey::Absent);
         }
-        let fingerprint: String = row.get(FIELD_NAMES.len())?;
+        let fingerprint: String = row.get(RECORD_WIDTH)?;
         Ok(KnownKey::Stored {
             fingerprint,
             record: Arc::new(record_from_row(&row)?),
@@ -245,9 +252,7 @@ impl PipelineInfoRepository for OraclePipelineRepository {
         }
         let mut files = Vec::new();
         for row in &rows {
-            let file = row
-                .get::<usize, Option<String>>(0)
-                .map_err(|e| RepositoryError::Database(e.to_string()))?;
+            let file = text_at(row, 0).map_err(|e| RepositoryError::Database(e.to_string()))?;
             files.extend(file.filter(|f| !f.is_empty()));
         }
         files.truncate(limit);
@@ -262,16 +267,15 @@ impl PipelineInfoRepository for OraclePipelineRepository {
                 let mut summaries = Vec::new();
                 for row in rows {
                     let row = row?;
+                    // The latest start's offset is the last column.
+                    let last_run = time_from(&row, 5, 8)?;
                     summaries.push(PipelineSummary {
-                        pipeline_name: row.get(0)?,
-                        script_name: row.get(1)?,
-                        pipeline_type: row.get(2)?,
-                        environment: row.get(3)?,
+                        pipeline_name: text_at(&row, 0)?,
+                        script_name: text_at(&row, 1)?,
+                        pipeline_type: text_at(&row, 2)?,
+                        environment: text_at(&row, 3)?,
                         total_runs: row.get::<usize, i64>(4)?.max(0) as u64,
-                        last_run: row
-                            .get::<usize, Option<Timestamp>>(5)?
-                            .as_ref()
-                            .and_then(from_timestamp),
+                        last_run,
                         avg_duration: row.get(6)?,
                         avg_rowcount: row.get(7)?,
                     });
@@ -290,15 +294,17 @@ impl PipelineInfoRepository for OraclePipelineRepository {
                 let mut activity = Vec::new();
                 for row in rows {
                     let row = row?;
-                    let Some(last_run) = row
-                        .get::<usize, Option<Timestamp>>(5)?
-                        .as_ref()
-                        .and_then(from_timestamp)
-                    else {
+                    // The start's offset is the last column.
+                    let Some(last_run) = time_from(&row, 5, 8)? else {
                         continue;
                     };
                     activity.push(PipelineActivity {
-                        key: [row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?],
+                        key: [
+                            text_at(&row, 0)?,
+                            text_at(&row, 1)?,
+                            text_at(&row, 2)?,
+                            text_at(&row, 3)?,
+                        ],
                         total_runs: row.get::<usize, i64>(4)?.max(0) as u64,
                         last_run,
                         last_elapsed_seconds: row.get(6)?,

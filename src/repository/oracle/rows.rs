@@ -1,140 +1,328 @@
-//! Values in and out of the database: binds for statements, array inserts,
-//! and rows read straight into records.
+//! Values in and out of the database: how each value is stored and bound
+//! (one type per kind of value, on every statement), what a column cannot
+//! hold, array inserts, and rows read straight into records.
+//!
+//! Storage keeps a record exactly as written:
+//! - a time is two columns, the UTC instant (plain TIMESTAMP; a naive
+//!   value counts as UTC, as every filter reads it) and the offset it was
+//!   written with in seconds (NULL when naive), so any offset the API
+//!   accepts is kept and no session time zone is ever consulted;
+//! - a text is VARCHAR2, where Oracle cannot tell `''` from NULL, so `""`
+//!   and any text starting with U+0000 are stored behind one extra U+0000
+//!   (`stored_text`), which reading takes off again (`read_text`).
+
+use std::borrow::Cow;
 
 use oracle::sql_type::{OracleType, Timestamp, ToSql};
 use oracle::{Connection, Row};
+use serde_json::Value;
 
-use super::sql::Bind;
+use super::sql::Param;
 use crate::domain::record::RecordParts;
-use crate::domain::{FlexDateTime, PipelineInfo, FIELD_NAMES};
+use crate::domain::{
+    FieldError, FlexDateTime, LocItem, PipelineInfo, ValidationErrors, FIELD_NAMES,
+};
+use crate::repository::sql::TIME_FIELDS;
 use crate::repository::RepositoryError;
 
-/// A FlexDateTime as an Oracle timestamp; `with_zone` forces an offset
-/// (naive values count as UTC).
-pub(super) fn timestamp(value: &FlexDateTime, with_zone: bool) -> oracle::Result<Timestamp> {
-    use chrono::{Datelike, Timelike};
-    let n = value.wall_clock();
-    let ts = Timestamp::new(
-        n.year(),
-        n.month(),
-        n.day(),
-        n.hour(),
-        n.minute(),
-        n.second(),
-        n.nanosecond(),
-    )?;
-    match value.offset_seconds() {
-        Some(offset) => ts.and_tz_offset(offset),
-        None if with_zone => ts.and_tz_offset(0),
-        None => Ok(ts),
-    }
-}
+/// The most bytes a VARCHAR2 holds under Oracle's default
+/// `MAX_STRING_SIZE=STANDARD`, whatever the column's declared length.
+pub const TEXT_MAX_BYTES: usize = 4000;
 
-pub(super) fn from_timestamp(ts: &Timestamp) -> Option<FlexDateTime> {
-    let date = chrono::NaiveDate::from_ymd_opt(ts.year(), ts.month(), ts.day())?;
-    let time = chrono::NaiveTime::from_hms_nano_opt(
-        ts.hour(),
-        ts.minute(),
-        ts.second(),
-        ts.nanosecond() / 1000 * 1000,
-    )?;
-    let naive = date.and_time(time);
-    if ts.with_tz() {
-        FlexDateTime::aware(naive, ts.tz_offset())
+/// What marks a stored text that was written empty or starting with it.
+const ESCAPE: char = '\0';
+
+/// A text as stored: `""` and texts starting with U+0000 get one U+0000
+/// in front, which keeps `""` apart from NULL and the mapping reversible.
+pub fn stored_text(text: &str) -> Cow<'_, str> {
+    if text.is_empty() || text.starts_with(ESCAPE) {
+        Cow::Owned(format!("{ESCAPE}{text}"))
     } else {
-        Some(FlexDateTime::naive(naive))
+        Cow::Borrowed(text)
     }
 }
 
-/// Inserts `rows` (binds per row, same names and order in each) with one
-/// array DML round trip per thousand rows.
+/// A stored text as written (`stored_text` undone).
+pub fn read_text(mut stored: String) -> String {
+    if stored.starts_with(ESCAPE) {
+        stored.remove(0);
+    }
+    stored
+}
+
+/// The type each kind of value is bound as, on every statement: texts as
+/// VARCHAR2 (the crate's default for strings, NVARCHAR2, would convert
+/// the column and keep its indexes from being used), durations as
+/// BINARY_DOUBLE (every finite f64 exactly, -0.0 included), instants as
+/// plain TIMESTAMP (compared with the instant columns without any time
+/// zone conversion).
+pub fn bind_type(param: &Param) -> OracleType {
+    match param {
+        Param::Text(_) => OracleType::Varchar2(TEXT_MAX_BYTES as u32),
+        Param::Number(_) => OracleType::Int64,
+        Param::Double(_) => OracleType::BinaryDouble,
+        Param::Instant(_) => OracleType::Timestamp(6),
+    }
+}
+
+/// A value with the type `bind_type` chose for it.
+pub(super) struct Typed {
+    value: Box<dyn ToSql>,
+    kind: OracleType,
+}
+
+impl ToSql for Typed {
+    fn oratype(&self, _conn: &Connection) -> oracle::Result<OracleType> {
+        Ok(self.kind.clone())
+    }
+
+    fn to_sql(&self, val: &mut oracle::SqlValue) -> oracle::Result<()> {
+        self.value.to_sql(val)
+    }
+}
+
+/// An instant as a plain TIMESTAMP holding its UTC reading.
+pub(super) fn instant_timestamp(value: &FlexDateTime) -> oracle::Result<Timestamp> {
+    use chrono::{Datelike, Timelike};
+    let utc = utc_reading(value);
+    Timestamp::new(
+        utc.year(),
+        utc.month(),
+        utc.day(),
+        utc.hour(),
+        utc.minute(),
+        utc.second(),
+        utc.nanosecond(),
+    )
+}
+
+fn utc_reading(value: &FlexDateTime) -> chrono::NaiveDateTime {
+    FlexDateTime::from_instant_micros(value.instant_micros()).wall_clock()
+}
+
+fn typed(param: &Param) -> oracle::Result<Typed> {
+    let value: Box<dyn ToSql> = match param {
+        Param::Text(text) => Box::new(text.clone()),
+        Param::Number(number) => Box::new(*number),
+        Param::Double(double) => Box::new(*double),
+        Param::Instant(at) => Box::new(instant_timestamp(at)?),
+    };
+    Ok(Typed {
+        value,
+        kind: bind_type(param),
+    })
+}
+
+/// Owned, typed bind values for one statement.
+pub(super) fn bind_values(params: &[(String, Param)]) -> oracle::Result<Vec<(String, Typed)>> {
+    params
+        .iter()
+        .map(|(name, param)| Ok((name.clone(), typed(param)?)))
+        .collect()
+}
+
+pub(super) fn named(values: &[(String, Typed)]) -> Vec<(&str, &dyn ToSql)> {
+    values
+        .iter()
+        .map(|(n, v)| (n.as_str(), v as &dyn ToSql))
+        .collect()
+}
+
+/// Inserts `rows` (params per row, same names and order in each) with one
+/// array DML round trip per thousand rows, each column declared with the
+/// type `bind_type` gives its first row's value.
 pub(super) fn array_insert(
     conn: &Connection,
     text: &str,
-    rows: Vec<Vec<(String, Bind)>>,
+    rows: &[Vec<(String, Param)>],
 ) -> oracle::Result<()> {
     let Some(first) = rows.first() else {
         return Ok(());
     };
     let mut batch = conn.batch(text, rows.len().min(1000)).build()?;
-    // Array binds need one type per column for every row, so all times bind
-    // WITH TIME ZONE (naive ones at UTC). With UTC sessions that stores
-    // exactly what single inserts store, in either column type.
-    for (name, bind) in first {
-        let kind = match bind {
-            Bind::Time(_) | Bind::Instant(_) => OracleType::TimestampTZ(6),
-            Bind::Float(_) => OracleType::BinaryDouble,
-            Bind::Integer(_) => OracleType::Int64,
-            Bind::Text(_) => OracleType::Varchar2(16_384),
-        };
-        batch.set_type(name.as_str(), &kind)?;
+    for (name, param) in first {
+        batch.set_type(name.as_str(), &bind_type(param))?;
     }
     for row in rows {
-        let binds: Vec<(String, Bind)> = row
-            .into_iter()
-            .map(|(name, bind)| match bind {
-                Bind::Time(t) => (name, Bind::Instant(t)),
-                other => (name, other),
-            })
-            .collect();
-        let values = bind_values(&binds)?;
+        let values = bind_values(row)?;
         batch.append_row_named(&named(&values))?;
     }
     batch.execute()
 }
 
-/// Owned bind values for one statement.
-pub(super) fn bind_values(
-    binds: &[(String, Bind)],
-) -> oracle::Result<Vec<(String, Box<dyn ToSql>)>> {
-    binds
-        .iter()
-        .map(|(name, bind)| {
-            let value: Box<dyn ToSql> = match bind {
-                Bind::Text(text) => Box::new(text.clone()),
-                Bind::Integer(i) => Box::new(*i),
-                Bind::Float(f) => Box::new(*f),
-                Bind::Time(t) => Box::new(timestamp(t, false)?),
-                Bind::Instant(t) => Box::new(timestamp(t, true)?),
+/// The text fields of a record with their values, in `FIELD_NAMES` order.
+pub(super) fn texts(record: &PipelineInfo) -> [(&'static str, Option<&str>); 9] {
+    [
+        ("elapsed_human", Some(record.elapsed_human())),
+        ("output_file", Some(record.output_file())),
+        ("log_file", Some(record.log_file())),
+        ("date_code", Some(record.date_code())),
+        ("pipeline_name", record.pipeline_name()),
+        ("script_name", record.script_name()),
+        ("pipeline_type", record.pipeline_type()),
+        ("environment", record.environment()),
+        ("archived_file", record.archived_file()),
+    ]
+}
+
+/// The times of a record by field.
+fn times(record: &PipelineInfo) -> [(&'static str, FlexDateTime); 4] {
+    [
+        ("start_local", record.start_local()),
+        ("end_local", record.end_local()),
+        ("start_utc", record.start_utc()),
+        ("end_utc", record.end_utc()),
+    ]
+}
+
+/// A refusal of the value of `field` of the run at `run` (422 at the field).
+pub(super) fn refused(run: usize, field: &str, input: Value, error: FieldError) -> RepositoryError {
+    RepositoryError::Invalid {
+        run,
+        errors: ValidationErrors::single(
+            error.at(vec![LocItem::from("body"), LocItem::from(field)], input),
+        ),
+    }
+}
+
+/// Refuses, at its field, a value the table cannot hold as written: a
+/// text over `TEXT_MAX_BYTES` bytes as stored (the API counts characters,
+/// and a character can take four bytes), or a time whose UTC instant falls
+/// outside the years 1–9999 a TIMESTAMP holds (9999-12-31T23:00-05:00 is
+/// in year 10000 in UTC). `run` is the record's position in its insert.
+pub fn check_storable(run: usize, record: &PipelineInfo) -> Result<(), RepositoryError> {
+    for (field, value) in texts(record) {
+        let Some(value) = value else { continue };
+        let bytes = stored_text(value).len();
+        if bytes > TEXT_MAX_BYTES {
+            return Err(refused(
+                run,
+                field,
+                Value::String(value.to_owned()),
+                too_long_error(TEXT_MAX_BYTES as u64),
+            ));
+        }
+    }
+    for (field, value) in times(record) {
+        use chrono::Datelike;
+        let year = utc_reading(&value).year();
+        if !(1..=9999).contains(&year) {
+            return Err(refused(
+                run,
+                field,
+                Value::String(value.to_string()),
+                FieldError::new(
+                    "datetime_range",
+                    "Datetime's UTC instant should be within years 1 to 9999, which the database can hold",
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The error for a text longer than a column holds.
+pub(super) fn too_long_error(max_bytes: u64) -> FieldError {
+    FieldError::new(
+        "string_too_long",
+        format!("String should have at most {max_bytes} bytes (UTF-8) to fit the database column"),
+    )
+    .with_ctx("max_length", max_bytes)
+}
+
+/// The params of one record, in the order of `sql::insert_sql`: each
+/// field, each time followed by its offset.
+pub fn record_params(record: &PipelineInfo) -> Vec<(String, Param)> {
+    let text = |v: Option<&str>| Param::Text(v.map(|t| stored_text(t).into_owned()));
+    let mut params = Vec::with_capacity(FIELD_NAMES.len() + TIME_FIELDS.len());
+    let time_values = times(record);
+    let text_values = texts(record);
+    for field in FIELD_NAMES {
+        if let Some((_, at)) = time_values.iter().find(|(f, _)| *f == field) {
+            params.push((field.to_owned(), Param::Instant(*at)));
+            params.push((
+                format!("{field}_offset"),
+                Param::Number(at.offset_seconds().map(i64::from)),
+            ));
+        } else if let Some((_, value)) = text_values.iter().find(|(f, _)| *f == field) {
+            params.push((field.to_owned(), text(*value)));
+        } else {
+            let param = match field {
+                "elapsed_seconds" => Param::Double(record.elapsed_seconds()),
+                "rowcount" => Param::Number(Some(record.rowcount())),
+                _ => Param::Number(Some(record.pid())),
             };
-            Ok((name.clone(), value))
-        })
-        .collect()
+            params.push((field.to_owned(), param));
+        }
+    }
+    params
 }
 
-pub(super) fn named(values: &[(String, Box<dyn ToSql>)]) -> Vec<(&str, &dyn ToSql)> {
-    values
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_ref()))
-        .collect()
-}
-
-/// The column of each field in a selected row: `FIELD_NAMES` order.
+/// Where each field starts in a selected row: times take two columns.
 fn column(field: &str) -> usize {
-    FIELD_NAMES
-        .iter()
-        .position(|f| *f == field)
-        .unwrap_or(FIELD_NAMES.len())
+    let mut at = 0;
+    for f in FIELD_NAMES {
+        if f == field {
+            return at;
+        }
+        at += if TIME_FIELDS.contains(&f) { 2 } else { 1 };
+    }
+    at
 }
 
-/// A selected row (columns in `FIELD_NAMES` order) as a record, each column
-/// read as its field's type. The types already hold every rule a stored
-/// record must keep except a finite duration, which `from_parts` checks.
+/// How many columns a record takes in a selected row.
+pub(super) const RECORD_WIDTH: usize = FIELD_NAMES.len() + TIME_FIELDS.len();
+
+/// The time stored as `instant` (UTC reading) with `offset` (seconds
+/// east; None when written naive).
+pub(super) fn stored_time(instant: &Timestamp, offset: Option<i64>) -> Option<FlexDateTime> {
+    let date = chrono::NaiveDate::from_ymd_opt(instant.year(), instant.month(), instant.day())?;
+    let time = chrono::NaiveTime::from_hms_nano_opt(
+        instant.hour(),
+        instant.minute(),
+        instant.second(),
+        instant.nanosecond() / 1000 * 1000,
+    )?;
+    let utc = date.and_time(time);
+    match offset {
+        None => Some(FlexDateTime::naive(utc)),
+        Some(offset) => {
+            let offset = i32::try_from(offset).ok()?;
+            FlexDateTime::aware(utc + chrono::Duration::seconds(offset.into()), offset)
+        }
+    }
+}
+
+/// A time read from its instant's and its offset's columns.
+pub(super) fn time_from(
+    row: &Row,
+    instant_at: usize,
+    offset_at: usize,
+) -> oracle::Result<Option<FlexDateTime>> {
+    let instant: Option<Timestamp> = row.get(instant_at)?;
+    let offset: Option<i64> = row.get(offset_at)?;
+    Ok(instant.and_then(|i| stored_time(&i, offset)))
+}
+
+/// A text column as written, NULL as `None`.
+pub(super) fn text_at(row: &Row, at: usize) -> oracle::Result<Option<String>> {
+    Ok(row.get::<usize, Option<String>>(at)?.map(read_text))
+}
+
+/// A selected row (the select list: fields in `FIELD_NAMES` order, each
+/// time followed by its offset) as a record, each column read as its
+/// field's type. The types already hold every rule a stored record must
+/// keep except a finite duration, which `from_parts` checks.
 pub(super) fn record_from_row(row: &Row) -> Result<PipelineInfo, RepositoryError> {
     let invalid =
         |why: String| RepositoryError::Database(format!("stored row is not a valid record: {why}"));
     let read = |e: oracle::Error| RepositoryError::Database(e.to_string());
     let time = |field: &str| {
-        row.get::<usize, Option<Timestamp>>(column(field))
+        time_from(row, column(field), column(field) + 1)
             .map_err(read)?
-            .as_ref()
-            .and_then(from_timestamp)
             .ok_or_else(|| invalid(format!("{field} is not a datetime")))
     };
-    let optional = |field: &str| {
-        row.get::<usize, Option<String>>(column(field))
-            .map_err(read)
-    };
+    let optional = |field: &str| text_at(row, column(field)).map_err(read);
     let text = |field: &str| optional(field)?.ok_or_else(|| invalid(format!("{field} is null")));
     let number = |field: &str| row.get::<usize, i64>(column(field)).map_err(read);
     let (elapsed_human, output_file, log_file, date_code) = (
@@ -173,31 +361,4 @@ pub(super) fn record_from_row(row: &Row) -> Result<PipelineInfo, RepositoryError
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_round_trip_with_and_without_zone() {
-        for text in [
-            "2025-08-14T22:49:07.250000",
-            "2025-08-14T22:49:07+05:30",
-            "2025-08-14T22:49:07Z",
-        ] {
-            let value = FlexDateTime::parse(text).unwrap();
-            let oracle = timestamp(&value, false).unwrap();
-            assert_eq!(from_timestamp(&oracle), Some(value), "{text}");
-        }
-        let naive_bound = timestamp(&FlexDateTime::parse("2025-08-14").unwrap(), true).unwrap();
-        assert!(
-            naive_bound.with_tz() && naive_bound.tz_offset() == 0,
-            "naive bounds count as UTC"
-        );
-    }
-
-    #[test]
-    fn every_field_has_its_own_column() {
-        let mut columns: Vec<usize> = FIELD_NAMES.iter().map(|f| column(f)).collect();
-        columns.dedup();
-        assert_eq!(columns, (0..FIELD_NAMES.len()).collect::<Vec<_>>());
-    }
-}
+mod tests;

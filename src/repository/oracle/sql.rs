@@ -10,9 +10,45 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::domain::{FlexDateTime, IdempotencyKey, PipelineInfo, FIELD_NAMES};
-use crate::repository::sql::{self as shared, Dialect, Table};
+use crate::domain::{FlexDateTime, IdempotencyKey, FIELD_NAMES};
+use crate::repository::sql::{self as shared, Dialect, Table, TIME_FIELDS};
 pub use crate::repository::sql::{Bind, Statement};
+
+/// A value as the Oracle backend binds it (`rows::bind_type` gives each
+/// kind its one Oracle type). Texts are already in their stored form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Text(Option<String>),
+    Number(Option<i64>),
+    Double(f64),
+    /// An instant, bound as the plain TIMESTAMP of its UTC reading.
+    Instant(FlexDateTime),
+}
+
+impl From<&Bind> for Param {
+    /// The shared layer's binds: texts are record values (filters, a
+    /// `date_code`), compared in their stored form; times are instants.
+    fn from(bind: &Bind) -> Self {
+        match bind {
+            Bind::Text(text) => Param::Text(
+                text.as_deref()
+                    .map(|t| super::rows::stored_text(t).into_owned()),
+            ),
+            Bind::Integer(i) => Param::Number(Some(*i)),
+            Bind::Float(f) => Param::Double(*f),
+            Bind::Time(t) | Bind::Instant(t) => Param::Instant(*t),
+        }
+    }
+}
+
+/// A statement's binds as Oracle params.
+pub fn params(statement: &Statement) -> Vec<(String, Param)> {
+    statement
+        .binds
+        .iter()
+        .map(|(name, bind)| (name.clone(), Param::from(bind)))
+        .collect()
+}
 use crate::repository::{Position, RunFilter};
 
 /// Why an Oracle table or column setting is refused.
@@ -30,16 +66,178 @@ pub fn is_safe_identifier(name: &str) -> bool {
         && name.len() <= 128
 }
 
-/// `TABLE` or `SCHEMA.TABLE`, each part a safe identifier.
+/// Oracle's reserved words (the SQL Language Reference's list, which is
+/// `V$RESERVED_WORDS` with `RESERVED = 'Y'`): unquoted, as a table or
+/// column name, each makes the statements fail to parse.
+const RESERVED_WORDS: &[&str] = &[
+    "ACCESS",
+    "ADD",
+    "ALL",
+    "ALTER",
+    "AND",
+    "ANY",
+    "AS",
+    "ASC",
+    "AUDIT",
+    "BETWEEN",
+    "BY",
+    "CHAR",
+    "CHECK",
+    "CLUSTER",
+    "COLUMN",
+    "COMMENT",
+    "COMPRESS",
+    "CONNECT",
+    "CREATE",
+    "CURRENT",
+    "DATE",
+    "DECIMAL",
+    "DEFAULT",
+    "DELETE",
+    "DESC",
+    "DISTINCT",
+    "DROP",
+    "ELSE",
+    "EXCLUSIVE",
+    "EXISTS",
+    "FILE",
+    "FLOAT",
+    "FOR",
+    "FROM",
+    "GRANT",
+    "GROUP",
+    "HAVING",
+    "IDENTIFIED",
+    "IMMEDIATE",
+    "IN",
+    "INCREMENT",
+    "INDEX",
+    "INITIAL",
+    "INSERT",
+    "INTEGER",
+    "INTERSECT",
+    "INTO",
+    "IS",
+    "LEVEL",
+    "LIKE",
+    "LOCK",
+    "LONG",
+    "MAXEXTENTS",
+    "MINUS",
+    "MLSLABEL",
+    "MODE",
+    "MODIFY",
+    "NOAUDIT",
+    "NOCOMPRESS",
+    "NOT",
+    "NOWAIT",
+    "NULL",
+    "NUMBER",
+    "OF",
+    "OFFLINE",
+    "ON",
+    "ONLINE",
+    "OPTION",
+    "OR",
+    "ORDER",
+    "PCTFREE",
+    "PRIOR",
+    "PUBLIC",
+    "RAW",
+    "RENAME",
+    "RESOURCE",
+    "REVOKE",
+    "ROW",
+    "ROWID",
+    "ROWNUM",
+    "ROWS",
+    "SELECT",
+    "SESSION",
+    "SET",
+    "SHARE",
+    "SIZE",
+    "SMALLINT",
+    "START",
+    "SUCCESSFUL",
+    "SYNONYM",
+    "SYSDATE",
+    "TABLE",
+    "THEN",
+    "TO",
+    "TRIGGER",
+    "UID",
+    "UNION",
+    "UNIQUE",
+    "UPDATE",
+    "USER",
+    "VALIDATE",
+    "VALUES",
+    "VARCHAR",
+    "VARCHAR2",
+    "VIEW",
+    "WHENEVER",
+    "WHERE",
+    "WITH",
+];
+
+/// Names the service's statements use besides the mapped columns: the
+/// idempotency columns and the aliases of the activity query.
+const SERVICE_NAMES: &[&str] = &[
+    "IDEMPOTENCY_KEY",
+    "IDEMPOTENCY_FINGERPRINT",
+    "IDEMPOTENCY_AT",
+    "TOTAL_RUNS",
+    "LATEST",
+];
+
+/// What the DDL appends to the table's name for its constraint and
+/// indexes; the longest one bounds the table's name.
+const NAME_SUFFIXES: [&str; 6] = [
+    "_PK",
+    "_START_IX",
+    "_NAME_START_IX",
+    "_ENV_START_IX",
+    "_DATE_CODE_IX",
+    "_IDEMPOTENCY_UX",
+];
+
+/// What is appended to a time's column to name the column of its offset.
+const OFFSET_SUFFIX: &str = "_OFFSET";
+
+/// The longest identifier Oracle accepts (12.2 and later).
+const MAX_IDENTIFIER: usize = 128;
+
+fn is_reserved(name: &str) -> bool {
+    RESERVED_WORDS
+        .iter()
+        .any(|word| word.eq_ignore_ascii_case(name))
+}
+
+/// `TABLE` or `SCHEMA.TABLE`, each part a safe identifier that is not a
+/// reserved word, the table's name short enough that the names of its
+/// indexes (`<TABLE>_IDEMPOTENCY_UX`…) stay within 128 characters.
 pub fn validate_table(name: &str) -> Result<String, SchemaError> {
     let parts: Vec<&str> = name.split('.').collect();
-    if parts.len() <= 2 && parts.iter().all(|p| is_safe_identifier(p)) {
-        Ok(name.to_owned())
-    } else {
-        Err(SchemaError(format!(
+    if parts.len() > 2 || !parts.iter().all(|p| is_safe_identifier(p)) {
+        return Err(SchemaError(format!(
             "{name:?} is not a valid table name (TABLE or SCHEMA.TABLE; letters, digits, _ $ #, starting with a letter)"
-        )))
+        )));
     }
+    if let Some(word) = parts.iter().find(|p| is_reserved(p)) {
+        return Err(SchemaError(format!(
+            "{word:?} in {name:?} is an Oracle reserved word; choose another name"
+        )));
+    }
+    let base = parts.last().copied().unwrap_or(name);
+    let longest = NAME_SUFFIXES.iter().map(|s| s.len()).max().unwrap_or(0);
+    if base.len() + longest > MAX_IDENTIFIER {
+        return Err(SchemaError(format!(
+            "the table name {base:?} is {} characters; at most {} leave room for the index names made from it (\"{base}_IDEMPOTENCY_UX\" must fit in {MAX_IDENTIFIER})",
+            base.len(),
+            MAX_IDENTIFIER - longest
+        )));
+    }
+    Ok(name.to_owned())
 }
 
 /// The identity column's key in `ORACLE_COLUMN_MAP`, besides the record fields.
@@ -90,15 +288,61 @@ impl OracleSchema {
                 .cloned()
                 .unwrap_or_else(|| field.to_ascii_uppercase())
         };
-        Ok(Self {
-            // Oracle keeps each time's offset inside the time itself.
+        let schema = Self {
+            // Each time keeps the offset it was written with in a column
+            // of its own, as on PostgreSQL.
             table: Table::new(
                 table,
                 FIELD_NAMES.iter().map(|f| column(f)).collect(),
                 column(ID_FIELD),
-                false,
+                true,
             ),
-        })
+        };
+        schema.check_names()?;
+        Ok(schema)
+    }
+
+    /// Refuses column names that cannot work: reserved words, a time's
+    /// column too long to name its offset column after, and any name used
+    /// twice among the mapped columns, the offset columns and the names of
+    /// the service's own (idempotency columns, query aliases).
+    fn check_names(&self) -> Result<(), SchemaError> {
+        let mut taken: Vec<(String, String)> = SERVICE_NAMES
+            .iter()
+            .map(|n| ((*n).to_owned(), format!("the service's own {n}")))
+            .collect();
+        let fields = FIELD_NAMES.iter().chain([&ID_FIELD]);
+        for field in fields {
+            let column = self.column(field);
+            if is_reserved(column) {
+                return Err(SchemaError(format!(
+                    "{column:?} (for {field:?}) is an Oracle reserved word; choose another name"
+                )));
+            }
+            let mut names = vec![(column.to_owned(), format!("{field:?}"))];
+            if TIME_FIELDS.contains(field) {
+                if column.len() + OFFSET_SUFFIX.len() > MAX_IDENTIFIER {
+                    return Err(SchemaError(format!(
+                        "{column:?} (for {field:?}) is too long: a time's column has at most {} characters, so that its offset column {column}{OFFSET_SUFFIX} fits in {MAX_IDENTIFIER}",
+                        MAX_IDENTIFIER - OFFSET_SUFFIX.len()
+                    )));
+                }
+                names.push((
+                    format!("{column}{OFFSET_SUFFIX}"),
+                    format!("the offset of {field:?}"),
+                ));
+            }
+            for (name, user) in names {
+                if let Some((_, other)) = taken.iter().find(|(t, _)| t.eq_ignore_ascii_case(&name))
+                {
+                    return Err(SchemaError(format!(
+                        "column {name:?} would hold both {other} and {user}; each needs a column of its own"
+                    )));
+                }
+                taken.push((name, user));
+            }
+        }
+        Ok(())
     }
 
     pub fn table(&self) -> &str {
@@ -124,10 +368,10 @@ impl OracleSchema {
 }
 
 /// Up to `fetch` matches (`None`: every one) from `position`, newest start
-/// first, ties by the identity column, each followed by its identity
-/// (column 16) so the key of the next page can be made. After a key, the
-/// row-value comparison is spelled out so Oracle can use an index on
-/// (start, id).
+/// first, ties by the identity column, each followed by its identity (the
+/// column after the select list) so the key of the next page can be made.
+/// The order is the order of the `START_IX` index; after a key, the bound
+/// `start <= key` starts the index range scan at the key.
 pub fn select_runs(
     schema: &OracleSchema,
     filter: &RunFilter,
@@ -143,11 +387,12 @@ pub fn archived_files(schema: &OracleSchema, date_code: &str, limit: usize) -> S
     shared::archived_files(Dialect::Oracle, &schema.table, date_code, limit)
 }
 
-/// Runs older than `:cutoff`, oldest stored first, each with its identity
-/// (column 16), for archiving before a retention delete.
+/// The runs older than `:cutoff` up to identity `:max_id`, oldest stored
+/// first, each with its identity (the column after the select list), for
+/// archiving before a retention delete.
 pub fn select_older(schema: &OracleSchema) -> String {
     format!(
-        "SELECT {}, {id} FROM {} WHERE {} < :cutoff ORDER BY {id}",
+        "SELECT {}, {id} FROM {} WHERE {} < :cutoff AND {id} <= :max_id ORDER BY {id}",
         schema.select_list(),
         schema.table(),
         schema.column("start_utc"),
@@ -155,8 +400,8 @@ pub fn select_older(schema: &OracleSchema) -> String {
     )
 }
 
-/// How many runs are older than `:cutoff` (up to identity `:max_id`), and
-/// the greatest identity in the table.
+/// How many runs are older than `:cutoff`, how many there are, and the
+/// greatest identity in the table.
 pub fn count_older(schema: &OracleSchema) -> String {
     format!(
         "SELECT COUNT(CASE WHEN {} < :cutoff THEN 1 END), COUNT(*), MAX({}) FROM {}",
@@ -166,14 +411,26 @@ pub fn count_older(schema: &OracleSchema) -> String {
     )
 }
 
-/// One batch of a retention delete; repeated (each batch committed) until
-/// it deletes nothing. `:max_id` keeps runs stored during the delete.
+/// One batch of a retention delete without an archive; repeated (each
+/// batch committed) until it deletes nothing. `:max_id` keeps runs stored
+/// during the delete.
 pub fn delete_older_batch(schema: &OracleSchema) -> String {
     format!(
         "DELETE FROM {} WHERE {} < :cutoff AND {} <= :max_id AND ROWNUM <= :batch",
         schema.table(),
         schema.column("start_utc"),
         schema.id_column(),
+    )
+}
+
+/// Deletes one archived run by identity (array DML: one round trip per
+/// batch of identities), so a retention with an archive deletes exactly
+/// the runs it archived, never one committed after it read them.
+pub fn delete_by_id(schema: &OracleSchema) -> String {
+    format!(
+        "DELETE FROM {} WHERE {} = :id",
+        schema.table(),
+        schema.id_column()
     )
 }
 
@@ -193,43 +450,28 @@ pub fn activity(schema: &OracleSchema) -> Statement {
     shared::activity(Dialect::Oracle, &schema.table)
 }
 
+/// The placeholders of a record's values in select-list order: each
+/// field, each time followed by its offset (`rows::record_params` binds
+/// them in this order).
+fn record_placeholders() -> Vec<String> {
+    let mut placeholders = Vec::with_capacity(FIELD_NAMES.len() + TIME_FIELDS.len());
+    for field in FIELD_NAMES {
+        placeholders.push(format!(":{field}"));
+        if TIME_FIELDS.contains(&field) {
+            placeholders.push(format!(":{field}_offset"));
+        }
+    }
+    placeholders
+}
+
 /// The statement every inserted record uses.
 pub fn insert_sql(schema: &OracleSchema) -> String {
-    let placeholders: Vec<String> = FIELD_NAMES.iter().map(|f| format!(":{f}")).collect();
     format!(
         "INSERT INTO {} ({}) VALUES ({})",
         schema.table(),
         schema.select_list(),
-        placeholders.join(", ")
+        record_placeholders().join(", ")
     )
-}
-
-/// The binds of one record, in `FIELD_NAMES` order.
-pub fn insert_binds(record: &PipelineInfo) -> Vec<(String, Bind)> {
-    let text = |v: Option<&str>| Bind::Text(v.map(str::to_owned));
-    let values = [
-        Bind::Time(record.start_local()),
-        Bind::Time(record.end_local()),
-        Bind::Time(record.start_utc()),
-        Bind::Time(record.end_utc()),
-        Bind::Float(record.elapsed_seconds()),
-        text(Some(record.elapsed_human())),
-        text(Some(record.output_file())),
-        Bind::Integer(record.rowcount()),
-        text(Some(record.log_file())),
-        Bind::Integer(record.pid()),
-        text(Some(record.date_code())),
-        text(record.pipeline_name()),
-        text(record.script_name()),
-        text(record.pipeline_type()),
-        text(record.environment()),
-        text(record.archived_file()),
-    ];
-    FIELD_NAMES
-        .iter()
-        .map(|f| (*f).to_owned())
-        .zip(values)
-        .collect()
 }
 
 /// The idempotency columns: key (unique when present), the fingerprint of
@@ -243,11 +485,8 @@ pub const KEY_COLUMNS: [&str; 3] = [
 
 /// An insert that also stores the idempotency columns.
 pub fn insert_keyed_sql(schema: &OracleSchema) -> String {
-    let placeholders: Vec<String> = FIELD_NAMES
-        .iter()
-        .chain(["key", "fingerprint", "key_at"].iter())
-        .map(|f| format!(":{f}"))
-        .collect();
+    let mut placeholders = record_placeholders();
+    placeholders.extend([":key", ":fingerprint", ":key_at"].map(String::from));
     format!(
         "INSERT INTO {} ({}, {}) VALUES ({})",
         schema.table(),
@@ -257,20 +496,21 @@ pub fn insert_keyed_sql(schema: &OracleSchema) -> String {
     )
 }
 
-/// The binds `insert_keyed_sql` adds to a record's.
-pub fn key_binds(key: Option<&IdempotencyKey>, at: FlexDateTime) -> Vec<(String, Bind)> {
+/// The params `insert_keyed_sql` adds to a record's. Keys and
+/// fingerprints are never empty, so they are stored as they are.
+pub fn key_params(key: Option<&IdempotencyKey>, at: FlexDateTime) -> Vec<(String, Param)> {
     vec![
-        ("key".into(), Bind::Text(key.map(|k| k.key().to_owned()))),
+        ("key".into(), Param::Text(key.map(|k| k.key().to_owned()))),
         (
             "fingerprint".into(),
-            Bind::Text(key.map(|k| k.fingerprint().to_owned())),
+            Param::Text(key.map(|k| k.fingerprint().to_owned())),
         ),
-        ("key_at".into(), Bind::Instant(at)),
+        ("key_at".into(), Param::Instant(at)),
     ]
 }
 
-/// The record stored under a key (columns 0–15), its fingerprint (16) and
-/// when the key was stored (17).
+/// The record stored under a key (the select list), its fingerprint and
+/// when the key was stored (the two columns after it).
 pub fn key_lookup(schema: &OracleSchema) -> String {
     format!(
         "SELECT {}, {}, {} FROM {} WHERE {} = :key",
@@ -292,22 +532,17 @@ pub fn key_release(schema: &OracleSchema) -> String {
     )
 }
 
-pub fn insert(schema: &OracleSchema, record: &PipelineInfo) -> Statement {
-    Statement {
-        sql: insert_sql(schema),
-        binds: insert_binds(record),
-    }
-}
-
 /// The trivial query readiness runs.
 pub const PING: &str = "SELECT 1 FROM DUAL";
 
 /// The column type of a record field, chosen by name so that the order of
-/// the fields cannot pair a column with another field's type.
+/// the fields cannot pair a column with another field's type. A time's
+/// column holds its UTC instant; texts hold at most `rows::TEXT_MAX_BYTES`
+/// bytes whatever the declared length (under `MAX_STRING_SIZE=STANDARD`),
+/// which the service checks before it binds.
 fn column_type(field: &str) -> &'static str {
     match field {
-        "start_local" | "end_local" => "TIMESTAMP(6) NOT NULL",
-        "start_utc" | "end_utc" => "TIMESTAMP(6) WITH TIME ZONE NOT NULL",
+        "start_local" | "end_local" | "start_utc" | "end_utc" => "TIMESTAMP(6) NOT NULL",
         "elapsed_seconds" => "BINARY_DOUBLE NOT NULL",
         "rowcount" | "pid" => "NUMBER(19) NOT NULL",
         "elapsed_human" | "output_file" | "log_file" | "date_code" => {
@@ -317,15 +552,19 @@ fn column_type(field: &str) -> &'static str {
     }
 }
 
-/// Table, identity and indexes for `schema`. Local times are plain
-/// TIMESTAMP (wall-clock readings without a zone); UTC times keep their
-/// offset in TIMESTAMP WITH TIME ZONE.
+/// The type of a time's offset column: seconds east of UTC, NULL when the
+/// time was written naive.
+const OFFSET_TYPE: &str = "NUMBER(5) CHECK ({} BETWEEN -86399 AND 86399)";
+
+/// The idempotency columns' types: the key is at most 255 ASCII
+/// characters, the fingerprint 64 hex digits, the time a UTC reading.
+const KEY_TYPES: [&str; 3] = ["VARCHAR2(255 CHAR)", "VARCHAR2(64)", "TIMESTAMP(6)"];
+
+/// Table, identity and indexes for `schema`. Each time is its UTC instant
+/// and its offset; the indexes put runs in answer order (start descending,
+/// identity ascending), so pages, keyset pages and retention read them
+/// from the index instead of sorting.
 pub fn ddl(schema: &OracleSchema) -> String {
-    let key_types = [
-        "VARCHAR2(255 CHAR)",
-        "VARCHAR2(64)",
-        "TIMESTAMP(6) WITH TIME ZONE",
-    ];
     let table = schema.table();
     let base = table.rsplit('.').next().unwrap_or(table);
     let mut lines = vec![format!(
@@ -334,55 +573,68 @@ pub fn ddl(schema: &OracleSchema) -> String {
     )];
     for (column, field) in schema.columns().iter().zip(FIELD_NAMES) {
         lines.push(format!("    {column} {}", column_type(field)));
+        if TIME_FIELDS.contains(&field) {
+            let offset = format!("{column}{OFFSET_SUFFIX}");
+            lines.push(format!(
+                "    {offset} {}",
+                OFFSET_TYPE.replace("{}", &offset)
+            ));
+        }
     }
-    for (column, kind) in KEY_COLUMNS.iter().zip(key_types) {
+    for (column, kind) in KEY_COLUMNS.iter().zip(KEY_TYPES) {
         lines.push(format!("    {column} {kind}"));
     }
     lines.push(format!(
-        "    CONSTRAINT {base}_PK PRIMARY KEY ({})",
+        "    CONSTRAINT {base}{} PRIMARY KEY ({})",
+        NAME_SUFFIXES[0],
         schema.id_column()
     ));
+    let in_order = |leading: Option<&str>| {
+        let order = format!(
+            "{} DESC, {}",
+            schema.column("start_utc"),
+            schema.id_column()
+        );
+        match leading {
+            Some(field) => format!("{}, {order}", schema.column(field)),
+            None => order,
+        }
+    };
     let index = |suffix: &str, columns: String| index_ddl(schema, "INDEX", suffix, &columns);
     [
         format!("CREATE TABLE {table} (\n{}\n);", lines.join(",\n")),
-        index(
-            "NAME_START_IX",
-            format!(
-                "{}, {}",
-                schema.column("pipeline_name"),
-                schema.column("start_utc")
-            ),
-        ),
-        index(
-            "START_IX",
-            format!("{}, {}", schema.column("start_utc"), schema.id_column()),
-        ),
-        index("DATE_CODE_IX", schema.column("date_code").to_owned()),
-        index_ddl(schema, "UNIQUE INDEX", "IDEMPOTENCY_UX", KEY_COLUMNS[0]),
+        index(NAME_SUFFIXES[1], in_order(None)),
+        index(NAME_SUFFIXES[2], in_order(Some("pipeline_name"))),
+        index(NAME_SUFFIXES[3], in_order(Some("environment"))),
+        index(NAME_SUFFIXES[4], schema.column("date_code").to_owned()),
+        index_ddl(schema, "UNIQUE INDEX", NAME_SUFFIXES[5], KEY_COLUMNS[0]),
     ]
     .join("\n")
         + "\n"
 }
 
-/// `CREATE <kind> <schema.>TABLE_SUFFIX ON table (columns);`
+/// `CREATE <kind> <schema.>TABLE<suffix> ON table (columns);`
 fn index_ddl(schema: &OracleSchema, kind: &str, suffix: &str, columns: &str) -> String {
     let table = schema.table();
     let (prefix, base) = match table.rsplit_once('.') {
         Some((owner, base)) => (format!("{owner}."), base),
         None => (String::new(), table),
     };
-    format!("CREATE {kind} {prefix}{base}_{suffix} ON {table} ({columns});")
+    format!("CREATE {kind} {prefix}{base}{suffix} ON {table} ({columns});")
 }
 
 /// Adds the idempotency columns to a table created before they existed.
 pub fn add_key_columns(schema: &OracleSchema) -> String {
     format!(
-        "ALTER TABLE {} ADD ({} VARCHAR2(255 CHAR), {} VARCHAR2(64), {} TIMESTAMP(6) WITH TIME ZONE);\n{}\n",
+        "ALTER TABLE {} ADD ({} {}, {} {}, {} {});\n{}\n",
         schema.table(),
         KEY_COLUMNS[0],
+        KEY_TYPES[0],
         KEY_COLUMNS[1],
+        KEY_TYPES[1],
         KEY_COLUMNS[2],
-        index_ddl(schema, "UNIQUE INDEX", "IDEMPOTENCY_UX", KEY_COLUMNS[0])
+        KEY_TYPES[2],
+        index_ddl(schema, "UNIQUE INDEX", NAME_SUFFIXES[5], KEY_COLUMNS[0])
     )
 }
 

@@ -1,5 +1,3 @@
-use serde_json::json;
-
 use super::*;
 use crate::repository::RunKey;
 
@@ -19,12 +17,13 @@ fn mapped() -> OracleSchema {
     .unwrap()
 }
 
-const PLAIN_COLUMNS: &str =
-    "START_LOCAL, END_LOCAL, START_UTC, END_UTC, ELAPSED_SECONDS, ELAPSED_HUMAN, \
+const PLAIN_COLUMNS: &str = "START_LOCAL, START_LOCAL_offset, END_LOCAL, END_LOCAL_offset, \
+START_UTC, START_UTC_offset, END_UTC, END_UTC_offset, ELAPSED_SECONDS, ELAPSED_HUMAN, \
 OUTPUT_FILE, ROWCOUNT, LOG_FILE, PID, DATE_CODE, PIPELINE_NAME, SCRIPT_NAME, PIPELINE_TYPE, \
 ENVIRONMENT, ARCHIVED_FILE";
 
-const MAPPED_COLUMNS: &str = "START_LOCAL, END_LOCAL, START_TS, END_TS, SECS, ELAPSED_HUMAN, \
+const MAPPED_COLUMNS: &str = "START_LOCAL, START_LOCAL_offset, END_LOCAL, END_LOCAL_offset, \
+START_TS, START_TS_offset, END_TS, END_TS_offset, SECS, ELAPSED_HUMAN, \
 OUTPUT_FILE, ROW_COUNT, LOG_FILE, PID, DATE_CODE, PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$, ARCHIVED_FILE";
 
 fn at(text: &str) -> FlexDateTime {
@@ -72,12 +71,77 @@ fn column_map_errors() {
             "is not a safe column name",
         ),
         (r#"{"rowcount": "\"X\""}"#, "is not a safe column name"),
+        (r#"{"start_utc": "START"}"#, "reserved word"),
+        (r#"{"date_code": "DATE"}"#, "reserved word"),
+        (r#"{"rowcount": "level"}"#, "reserved word"),
+        (r#"{"rowcount": "SIZE"}"#, "reserved word"),
+        (r#"{"log_file": "FILE"}"#, "reserved word"),
+        (r#"{"environment": "USER"}"#, "reserved word"),
+        (r#"{"pid": "NUMBER"}"#, "reserved word"),
+        (r#"{"id": "ROWID"}"#, "reserved word"),
+        (
+            r#"{"pipeline_name": "NAME", "script_name": "name"}"#,
+            "would hold both",
+        ),
+        (r#"{"pid": "ROWCOUNT"}"#, "would hold both"),
+        (r#"{"id": "PID"}"#, "would hold both"),
+        (
+            r#"{"pid": "IDEMPOTENCY_KEY"}"#,
+            "the service's own IDEMPOTENCY_KEY",
+        ),
+        (
+            r#"{"rowcount": "TOTAL_RUNS"}"#,
+            "the service's own TOTAL_RUNS",
+        ),
+        (r#"{"pipeline_type": "Latest"}"#, "the service's own LATEST"),
+        (
+            r#"{"pid": "START_UTC_OFFSET"}"#,
+            "the offset of \"start_utc\"",
+        ),
+        (
+            r#"{"start_utc": "T0", "end_utc": "T0_OFFSET"}"#,
+            "would hold both",
+        ),
     ];
     for (map, message) in cases {
         let error = OracleSchema::new("RUNS", Some(map)).unwrap_err();
         assert!(error.0.contains(message), "{map}: {}", error.0);
     }
     assert!(OracleSchema::new("RUNS", Some("  ")).is_ok());
+    // Names that are keywords but not reserved work unquoted.
+    assert!(OracleSchema::new("RUNS", Some(r#"{"rowcount": "ROWS_OUT", "pid": "NAME"}"#)).is_ok());
+    let longest_time = "T".repeat(121);
+    let map = format!(r#"{{"start_utc": "{longest_time}"}}"#);
+    assert!(OracleSchema::new("RUNS", Some(&map)).is_ok());
+    let map = format!(r#"{{"start_utc": "{longest_time}X"}}"#);
+    let error = OracleSchema::new("RUNS", Some(&map)).unwrap_err();
+    assert!(error.0.contains("at most 121 characters"), "{}", error.0);
+    let longest_other = format!(r#"{{"pid": "{}"}}"#, "P".repeat(128));
+    assert!(OracleSchema::new("RUNS", Some(&longest_other)).is_ok());
+}
+
+/// A reserved word as a table or owner, and a table name that would make
+/// its index names longer than 128 characters, are refused.
+#[test]
+fn table_names_that_break_statements_are_refused() {
+    for (name, message) in [
+        ("USER", "reserved word"),
+        ("TABLE", "reserved word"),
+        ("ops.LEVEL", "reserved word"),
+        ("SESSION.RUNS", "reserved word"),
+    ] {
+        let error = validate_table(name).unwrap_err();
+        assert!(error.0.contains(message), "{name}: {}", error.0);
+    }
+    let longest = "T".repeat(113);
+    assert!(validate_table(&longest).is_ok());
+    assert!(validate_table(&format!("{}.{longest}", "O".repeat(128))).is_ok());
+    let error = validate_table(&"T".repeat(114)).unwrap_err();
+    assert!(error.0.contains("at most 113"), "{}", error.0);
+    let text = ddl(&OracleSchema::new(&longest, None).unwrap());
+    for name in text.split_whitespace() {
+        assert!(name.len() <= 128, "{name}");
+    }
 }
 
 #[test]
@@ -255,14 +319,16 @@ fn summary_averages_positive_values_in_sql() {
     assert_eq!(
         summary(&plain()).sql,
         "SELECT PIPELINE_NAME, SCRIPT_NAME, PIPELINE_TYPE, ENVIRONMENT, COUNT(*), MAX(START_UTC), \
-AVG(CASE WHEN ELAPSED_SECONDS > 0 THEN ELAPSED_SECONDS END), AVG(CASE WHEN ROWCOUNT > 0 THEN ROWCOUNT END) \
+AVG(CASE WHEN ELAPSED_SECONDS > 0 THEN ELAPSED_SECONDS END), AVG(CASE WHEN ROWCOUNT > 0 THEN ROWCOUNT END), \
+MAX(START_UTC_offset) KEEP (DENSE_RANK FIRST ORDER BY START_UTC DESC, ID ASC) \
 FROM PIPELINE_RUNS GROUP BY PIPELINE_NAME, SCRIPT_NAME, PIPELINE_TYPE, ENVIRONMENT \
 ORDER BY MAX(START_UTC) DESC, MIN(ID) ASC"
     );
     assert_eq!(
         summary(&mapped()).sql,
         "SELECT PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$, COUNT(*), MAX(START_TS), \
-AVG(CASE WHEN SECS > 0 THEN SECS END), AVG(CASE WHEN ROW_COUNT > 0 THEN ROW_COUNT END) \
+AVG(CASE WHEN SECS > 0 THEN SECS END), AVG(CASE WHEN ROW_COUNT > 0 THEN ROW_COUNT END), \
+MAX(START_TS_offset) KEEP (DENSE_RANK FIRST ORDER BY START_TS DESC, RUN_ID ASC) \
 FROM ops.RUNS GROUP BY PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$ ORDER BY MAX(START_TS) DESC, MIN(RUN_ID) ASC"
     );
 }
@@ -271,7 +337,7 @@ FROM ops.RUNS GROUP BY PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$ ORDER BY MAX(START
 fn activity_takes_the_latest_run_per_group() {
     assert_eq!(
         activity(&mapped()).sql,
-        "SELECT PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$, total_runs, START_TS, SECS, ROW_COUNT FROM (\
+        "SELECT PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$, total_runs, START_TS, SECS, ROW_COUNT, START_TS_offset FROM (\
 SELECT t.*, COUNT(*) OVER (PARTITION BY PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$) AS total_runs, \
 ROW_NUMBER() OVER (PARTITION BY PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$ ORDER BY START_TS DESC, RUN_ID ASC) AS latest \
 FROM ops.RUNS t) WHERE latest = 1"
@@ -279,57 +345,64 @@ FROM ops.RUNS t) WHERE latest = 1"
 }
 
 #[test]
-fn insert_binds_every_field_typed() {
-    let body = json!({
-        "start_local": "2025-08-08T05:07:01", "end_local": "2025-08-08T05:29:06",
-        "start_utc": "2025-08-08T12:07:01Z", "end_utc": "2025-08-08T12:29:06+02:00",
-        "elapsed_seconds": 1325.5, "elapsed_human": "22m 5s", "output_file": "/o", "log_file": "/l",
-        "rowcount": 8543, "pid": 7, "date_code": "d", "pipeline_name": "p"
-    });
-    let record = PipelineInfo::parse(&body, "body").unwrap();
-    let statement = insert(&mapped(), &record);
+fn inserts_name_every_column_and_its_placeholder() {
     assert_eq!(
-        statement.sql,
+        insert_sql(&mapped()),
         format!(
-            "INSERT INTO ops.RUNS ({MAPPED_COLUMNS}) VALUES (:start_local, :end_local, :start_utc, :end_utc, \
-:elapsed_seconds, :elapsed_human, :output_file, :rowcount, :log_file, :pid, :date_code, :pipeline_name, \
-:script_name, :pipeline_type, :environment, :archived_file)"
+            "INSERT INTO ops.RUNS ({MAPPED_COLUMNS}) VALUES (:start_local, :start_local_offset, \
+:end_local, :end_local_offset, :start_utc, :start_utc_offset, :end_utc, :end_utc_offset, \
+:elapsed_seconds, :elapsed_human, :output_file, :rowcount, :log_file, :pid, :date_code, \
+:pipeline_name, :script_name, :pipeline_type, :environment, :archived_file)"
         )
     );
-    assert_eq!(statement.binds[0].1, Bind::Time(at("2025-08-08T05:07:01")));
-    assert_eq!(
-        statement.binds[3].1,
-        Bind::Time(at("2025-08-08T12:29:06+02:00"))
-    );
-    assert_eq!(statement.binds[4].1, Bind::Float(1325.5));
-    assert_eq!(statement.binds[7].1, Bind::Integer(8543));
-    assert_eq!(statement.binds[11].1, Bind::Text(Some("p".into())));
-    assert_eq!(statement.binds[15].1, Bind::Text(None));
-    assert_eq!(names(&statement), FIELD_NAMES);
 }
 
+/// Each time is its UTC instant (plain TIMESTAMP) and its offset; every
+/// index that serves pages lists the start descending and the identity
+/// ascending, as pages are ordered, so no page is sorted.
 #[test]
 fn ddl_uses_the_mapped_names_and_creates_the_indexes() {
     let text = ddl(&mapped());
     assert!(text
         .starts_with("CREATE TABLE ops.RUNS (\n    RUN_ID NUMBER GENERATED ALWAYS AS IDENTITY,\n"));
-    assert!(text.contains("    START_TS TIMESTAMP(6) WITH TIME ZONE NOT NULL,\n"));
+    assert!(text.contains("    START_TS TIMESTAMP(6) NOT NULL,\n"));
+    assert!(text.contains(
+        "    START_TS_OFFSET NUMBER(5) CHECK (START_TS_OFFSET BETWEEN -86399 AND 86399),\n"
+    ));
     assert!(text.contains("    START_LOCAL TIMESTAMP(6) NOT NULL,\n"));
+    assert!(
+        !text.contains("TIME ZONE"),
+        "no column depends on a session zone"
+    );
     assert!(text.contains("    ROW_COUNT NUMBER(19) NOT NULL,\n"));
+    assert!(text.contains("    SECS BINARY_DOUBLE NOT NULL,\n"));
     assert!(text.contains("CONSTRAINT RUNS_PK PRIMARY KEY (RUN_ID)"));
-    assert!(text.contains("CREATE INDEX ops.RUNS_NAME_START_IX ON ops.RUNS (PIPE, START_TS);"));
-    assert!(text.contains("CREATE INDEX ops.RUNS_START_IX ON ops.RUNS (START_TS, RUN_ID);"));
+    assert!(text.contains("CREATE INDEX ops.RUNS_START_IX ON ops.RUNS (START_TS DESC, RUN_ID);"));
+    assert!(text.contains(
+        "CREATE INDEX ops.RUNS_NAME_START_IX ON ops.RUNS (PIPE, START_TS DESC, RUN_ID);"
+    ));
+    assert!(text
+        .contains("CREATE INDEX ops.RUNS_ENV_START_IX ON ops.RUNS (ENV$, START_TS DESC, RUN_ID);"));
     assert!(text.contains("CREATE INDEX ops.RUNS_DATE_CODE_IX ON ops.RUNS (DATE_CODE);"));
     assert!(text.contains("    IDEMPOTENCY_KEY VARCHAR2(255 CHAR),\n"));
+    assert!(text.contains("    IDEMPOTENCY_AT TIMESTAMP(6),\n"));
     assert!(
         text.contains("CREATE UNIQUE INDEX ops.RUNS_IDEMPOTENCY_UX ON ops.RUNS (IDEMPOTENCY_KEY);")
     );
     assert_eq!(
         add_key_columns(&mapped()),
         "ALTER TABLE ops.RUNS ADD (IDEMPOTENCY_KEY VARCHAR2(255 CHAR), IDEMPOTENCY_FINGERPRINT \
-VARCHAR2(64), IDEMPOTENCY_AT TIMESTAMP(6) WITH TIME ZONE);\n\
+VARCHAR2(64), IDEMPOTENCY_AT TIMESTAMP(6));\n\
 CREATE UNIQUE INDEX ops.RUNS_IDEMPOTENCY_UX ON ops.RUNS (IDEMPOTENCY_KEY);\n"
     );
+    // The order every page is read in is the order these indexes keep.
+    let page = select_runs(
+        &mapped(),
+        &RunFilter::default(),
+        Position::Offset(0),
+        Some(1),
+    );
+    assert!(page.sql.contains("ORDER BY START_TS DESC, RUN_ID ASC"));
 }
 
 #[test]
@@ -339,8 +412,8 @@ fn keyed_inserts_lookups_and_releases() {
         insert_keyed_sql(&schema),
         format!(
             "INSERT INTO ops.RUNS ({MAPPED_COLUMNS}, IDEMPOTENCY_KEY, IDEMPOTENCY_FINGERPRINT, \
-IDEMPOTENCY_AT) VALUES (:start_local, :end_local, :start_utc, :end_utc, :elapsed_seconds, \
-:elapsed_human, :output_file, :rowcount, :log_file, :pid, :date_code, :pipeline_name, \
+IDEMPOTENCY_AT) VALUES (:start_local, :start_local_offset, :end_local, :end_local_offset, \
+:start_utc, :start_utc_offset, :end_utc, :end_utc_offset, :elapsed_seconds, :elapsed_human, :output_file, :rowcount, :log_file, :pid, :date_code, :pipeline_name, \
 :script_name, :pipeline_type, :environment, :archived_file, :key, :fingerprint, :key_at)"
         )
     );
@@ -356,7 +429,7 @@ WHERE IDEMPOTENCY_KEY = :key"
         "UPDATE ops.RUNS SET IDEMPOTENCY_KEY = NULL WHERE IDEMPOTENCY_KEY = :key"
     );
     let now = at("2026-01-01T00:00:00Z");
-    let names: Vec<String> = key_binds(None, now).into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = key_params(None, now).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["key", "fingerprint", "key_at"]);
 }
 
@@ -386,7 +459,7 @@ fn keyset_page_continues_strictly_after_the_key() {
         statement.sql,
         format!(
             "SELECT {MAPPED_COLUMNS}, RUN_ID FROM ops.RUNS WHERE ENV$ = :environment \
-AND (START_TS < :after_start OR (START_TS = :after_start AND RUN_ID > :after_id)) \
+AND START_TS <= :after_start AND (START_TS < :after_start OR (START_TS = :after_start AND RUN_ID > :after_id)) \
 ORDER BY START_TS DESC, RUN_ID ASC FETCH FIRST :page_limit ROWS ONLY"
         )
     );
@@ -452,7 +525,7 @@ fn retention_statements_use_the_mapped_columns() {
     let schema = mapped();
     assert_eq!(
         select_older(&schema),
-        format!("SELECT {MAPPED_COLUMNS}, RUN_ID FROM ops.RUNS WHERE START_TS < :cutoff ORDER BY RUN_ID")
+        format!("SELECT {MAPPED_COLUMNS}, RUN_ID FROM ops.RUNS WHERE START_TS < :cutoff AND RUN_ID <= :max_id ORDER BY RUN_ID")
     );
     assert_eq!(
         count_older(&schema),
@@ -461,5 +534,9 @@ fn retention_statements_use_the_mapped_columns() {
     assert_eq!(
         delete_older_batch(&schema),
         "DELETE FROM ops.RUNS WHERE START_TS < :cutoff AND RUN_ID <= :max_id AND ROWNUM <= :batch"
+    );
+    assert_eq!(
+        delete_by_id(&schema),
+        "DELETE FROM ops.RUNS WHERE RUN_ID = :id"
     );
 }
