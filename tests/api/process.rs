@@ -136,11 +136,64 @@ fn ddl_prints_the_table_for_the_configured_names() {
     );
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.starts_with("CREATE TABLE OPS.RUNS ("), "{text}");
-    assert!(text.contains("START_TS TIMESTAMP(6) WITH TIME ZONE NOT NULL"));
-    assert!(
-        text.contains("CREATE INDEX OPS.RUNS_NAME_START_IX ON OPS.RUNS (PIPELINE_NAME, START_TS);")
-    );
+    assert!(text.contains("START_TS TIMESTAMP(6) NOT NULL"));
+    assert!(text.contains("START_TS_OFFSET NUMBER(5)"));
+    assert!(text.contains(
+        "CREATE INDEX OPS.RUNS_NAME_START_IX ON OPS.RUNS (PIPELINE_NAME, START_TS DESC, ID);"
+    ));
     fails_with_status_2_for(&["ddl"], &[("ORACLE_TABLE", "A.B.C")], "ORACLE_TABLE");
+}
+
+/// Names Oracle cannot use unquoted, or that would collide, stop both the
+/// DDL and the service at startup (before any session is opened), with
+/// status 2 and one line naming the variable and the reason.
+#[test]
+fn oracle_names_that_cannot_work_stop_startup_with_status_2() {
+    let long_table = "T".repeat(114);
+    let long_time = format!(r#"{{"end_utc": "{}"}}"#, "E".repeat(122));
+    let cases: [(&str, &str, &str); 8] = [
+        (
+            "ORACLE_COLUMN_MAP",
+            r#"{"start_utc": "START"}"#,
+            "reserved word",
+        ),
+        (
+            "ORACLE_COLUMN_MAP",
+            r#"{"date_code": "date"}"#,
+            "reserved word",
+        ),
+        (
+            "ORACLE_COLUMN_MAP",
+            r#"{"pid": "ROWCOUNT"}"#,
+            "would hold both",
+        ),
+        (
+            "ORACLE_COLUMN_MAP",
+            r#"{"pid": "IDEMPOTENCY_AT"}"#,
+            "IDEMPOTENCY_AT",
+        ),
+        (
+            "ORACLE_COLUMN_MAP",
+            r#"{"rowcount": "TOTAL_RUNS"}"#,
+            "TOTAL_RUNS",
+        ),
+        ("ORACLE_COLUMN_MAP", &long_time, "at most 121 characters"),
+        ("ORACLE_TABLE", "LEVEL", "reserved word"),
+        ("ORACLE_TABLE", &long_table, "at most 113"),
+    ];
+    for (variable, value, reason) in cases {
+        fails_with_status_2_for(&["ddl"], &[(variable, value)], reason);
+        let serving = [
+            ("PIPELINE_BACKEND", "oracle"),
+            ("ORACLE_DSN", "127.0.0.1:1/NOWHERE"),
+            ("ORACLE_USER", "app"),
+            ("ORACLE_PASSWORD", "secret"),
+            ("PORT", "0"),
+            (variable, value),
+        ];
+        fails_with_status_2(&serving, variable);
+        fails_with_status_2(&serving, reason);
+    }
 }
 
 #[test]

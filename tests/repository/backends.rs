@@ -30,6 +30,13 @@ enum Reopen {
 }
 
 impl Fresh {
+    /// The Oracle repository and its test table, on Oracle.
+    pub fn oracle(&self) -> Option<(&OraclePipelineRepository, &str)> {
+        self.oracle
+            .as_ref()
+            .map(|(repo, table)| (repo, table.as_str()))
+    }
+
     /// The same store opened anew (a new file reader, a new session pool).
     pub async fn reopen(&self) -> Arc<dyn PipelineInfoRepository> {
         match &self.reopen {

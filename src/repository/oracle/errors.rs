@@ -102,7 +102,7 @@ pub(super) fn too_large_for_column(
             .filter(|(field, _)| fits(field))
             .find_map(|(field, value)| {
                 let value = value?;
-                (stored_text(value).len() as u64 > maximum).then(|| (run, field, value))
+                (stored_text(value).len() as u64 > maximum).then_some((run, field, value))
             })
     })?;
     Some(refused(

@@ -9,7 +9,8 @@ use oracle::pool::{GetMode, PoolBuilder};
 use oracle::Connection;
 
 use super::errors::{classify, is_client_missing, is_dead_session};
-use super::sql::{self, OracleSchema};
+use super::rows::{bind_values, named};
+use super::sql::{self, OracleSchema, Statement};
 use super::OraclePipelineRepository;
 use crate::metrics::METRICS;
 use crate::repository::RepositoryError;
@@ -268,6 +269,28 @@ impl OraclePipelineRepository {
         tokio::task::spawn_blocking(move || span.in_scope(|| work(&this)))
             .await
             .map_err(|e| RepositoryError::Task(e.to_string()))?
+    }
+
+    /// The optimizer's plan for `statement` (`EXPLAIN PLAN`, then
+    /// `DBMS_XPLAN.DISPLAY`), a line per row: which index serves a query,
+    /// and whether it sorts. Blocks; used by the test suite.
+    pub fn explain_blocking(&self, statement: &Statement) -> Result<Vec<String>, RepositoryError> {
+        self.with_session("explain", false, |conn| {
+            let values = bind_values(&sql::params(statement))?;
+            conn.execute_named(
+                &format!("EXPLAIN PLAN FOR {}", statement.sql),
+                &named(&values),
+            )?;
+            let rows = conn.query(
+                "SELECT plan_table_output FROM TABLE(DBMS_XPLAN.DISPLAY(NULL, NULL, 'BASIC'))",
+                &[],
+            )?;
+            let mut lines = Vec::new();
+            for row in rows {
+                lines.push(row?.get::<usize, Option<String>>(0)?.unwrap_or_default());
+            }
+            Ok(lines)
+        })
     }
 
     /// Runs `;`-separated statements such as the output of `sql::ddl`.
