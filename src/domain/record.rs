@@ -589,6 +589,22 @@ impl PipelineInfo {
         self.has_archived_file
             .then(|| &self.text[self.ends[3] as usize..])
     }
+
+    /// Every text field with its value (None: null), in `FIELD_NAMES`
+    /// order: what a store checks against the limits of its columns.
+    pub fn text_fields(&self) -> [(&'static str, Option<&str>); 9] {
+        [
+            ("elapsed_human", Some(self.elapsed_human())),
+            ("output_file", Some(self.output_file())),
+            ("log_file", Some(self.log_file())),
+            ("date_code", Some(self.date_code())),
+            ("pipeline_name", self.pipeline_name()),
+            ("script_name", self.script_name()),
+            ("pipeline_type", self.pipeline_type()),
+            ("environment", self.environment()),
+            ("archived_file", self.archived_file()),
+        ]
+    }
 }
 
 /// Aggregate over every run of one (pipeline_name, script_name,

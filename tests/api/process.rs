@@ -151,36 +151,23 @@ fn ddl_prints_the_table_for_the_configured_names() {
 fn oracle_names_that_cannot_work_stop_startup_with_status_2() {
     let long_table = "T".repeat(114);
     let long_time = format!(r#"{{"end_utc": "{}"}}"#, "E".repeat(122));
-    let cases: [(&str, &str, &str); 8] = [
-        (
-            "ORACLE_COLUMN_MAP",
-            r#"{"start_utc": "START"}"#,
-            "reserved word",
-        ),
-        (
-            "ORACLE_COLUMN_MAP",
-            r#"{"date_code": "date"}"#,
-            "reserved word",
-        ),
-        (
-            "ORACLE_COLUMN_MAP",
-            r#"{"pid": "ROWCOUNT"}"#,
-            "would hold both",
-        ),
-        (
-            "ORACLE_COLUMN_MAP",
-            r#"{"pid": "IDEMPOTENCY_AT"}"#,
-            "IDEMPOTENCY_AT",
-        ),
-        (
-            "ORACLE_COLUMN_MAP",
-            r#"{"rowcount": "TOTAL_RUNS"}"#,
-            "TOTAL_RUNS",
-        ),
-        ("ORACLE_COLUMN_MAP", &long_time, "at most 121 characters"),
-        ("ORACLE_TABLE", "LEVEL", "reserved word"),
-        ("ORACLE_TABLE", &long_table, "at most 113"),
+    let maps = [
+        (r#"{"start_utc": "START"}"#, "reserved word"),
+        (r#"{"date_code": "date"}"#, "reserved word"),
+        (r#"{"pid": "ROWCOUNT"}"#, "would hold both"),
+        (r#"{"pid": "IDEMPOTENCY_AT"}"#, "IDEMPOTENCY_AT"),
+        (r#"{"rowcount": "TOTAL_RUNS"}"#, "TOTAL_RUNS"),
+        (&long_time, "at most 121 characters"),
     ];
+    let tables = [("LEVEL", "reserved word"), (&long_table, "at most 113")];
+    let cases = maps
+        .iter()
+        .map(|(value, reason)| ("ORACLE_COLUMN_MAP", *value, *reason))
+        .chain(
+            tables
+                .iter()
+                .map(|(value, reason)| ("ORACLE_TABLE", *value, *reason)),
+        );
     for (variable, value, reason) in cases {
         fails_with_status_2_for(&["ddl"], &[(variable, value)], reason);
         let serving = [

@@ -4,8 +4,8 @@
 
 use crate::repository::{NewRun, RepositoryError};
 
-use super::rows::{refused, stored_text, texts, too_long_error, TEXT_MAX_BYTES};
-use super::sql::OracleSchema;
+use super::rows::{refused, too_long_error, TEXT_MAX_BYTES};
+use super::sql::{stored_text, OracleSchema};
 
 /// Why a keyed insert cannot work on a table made before idempotency keys.
 pub const KEYS_NEED_COLUMNS: &str = "Idempotency-Key needs the idempotency columns; add them with the statements of `pipeline-service ddl --add-idempotency`";
@@ -97,7 +97,9 @@ pub(super) fn too_large_for_column(
     };
     let stored: Vec<usize> = stored.collect();
     let (run, field, value) = stored.iter().find_map(|&run| {
-        texts(&runs.get(run)?.record)
+        runs.get(run)?
+            .record
+            .text_fields()
             .into_iter()
             .filter(|(field, _)| fits(field))
             .find_map(|(field, value)| {

@@ -9,15 +9,13 @@
 //!   accepts is kept and no session time zone is ever consulted;
 //! - a text is VARCHAR2, where Oracle cannot tell `''` from NULL, so `""`
 //!   and any text starting with U+0000 are stored behind one extra U+0000
-//!   (`stored_text`), which reading takes off again (`read_text`).
-
-use std::borrow::Cow;
+//!   (`sql::stored_text`), which reading takes off again (`sql::read_text`).
 
 use oracle::sql_type::{OracleType, Timestamp, ToSql};
 use oracle::{Connection, Row};
 use serde_json::Value;
 
-use super::sql::Param;
+use super::sql::{read_text, stored_text, Param};
 use crate::domain::record::RecordParts;
 use crate::domain::{
     FieldError, FlexDateTime, LocItem, PipelineInfo, ValidationErrors, FIELD_NAMES,
@@ -28,27 +26,6 @@ use crate::repository::RepositoryError;
 /// The most bytes a VARCHAR2 holds under Oracle's default
 /// `MAX_STRING_SIZE=STANDARD`, whatever the column's declared length.
 pub const TEXT_MAX_BYTES: usize = 4000;
-
-/// What marks a stored text that was written empty or starting with it.
-const ESCAPE: char = '\0';
-
-/// A text as stored: `""` and texts starting with U+0000 get one U+0000
-/// in front, which keeps `""` apart from NULL and the mapping reversible.
-pub fn stored_text(text: &str) -> Cow<'_, str> {
-    if text.is_empty() || text.starts_with(ESCAPE) {
-        Cow::Owned(format!("{ESCAPE}{text}"))
-    } else {
-        Cow::Borrowed(text)
-    }
-}
-
-/// A stored text as written (`stored_text` undone).
-pub fn read_text(mut stored: String) -> String {
-    if stored.starts_with(ESCAPE) {
-        stored.remove(0);
-    }
-    stored
-}
 
 /// The type each kind of value is bound as, on every statement: texts as
 /// VARCHAR2 (the crate's default for strings, NVARCHAR2, would convert
@@ -150,21 +127,6 @@ pub(super) fn array_insert(
     batch.execute()
 }
 
-/// The text fields of a record with their values, in `FIELD_NAMES` order.
-pub(super) fn texts(record: &PipelineInfo) -> [(&'static str, Option<&str>); 9] {
-    [
-        ("elapsed_human", Some(record.elapsed_human())),
-        ("output_file", Some(record.output_file())),
-        ("log_file", Some(record.log_file())),
-        ("date_code", Some(record.date_code())),
-        ("pipeline_name", record.pipeline_name()),
-        ("script_name", record.script_name()),
-        ("pipeline_type", record.pipeline_type()),
-        ("environment", record.environment()),
-        ("archived_file", record.archived_file()),
-    ]
-}
-
 /// The times of a record by field.
 fn times(record: &PipelineInfo) -> [(&'static str, FlexDateTime); 4] {
     [
@@ -191,7 +153,7 @@ pub(super) fn refused(run: usize, field: &str, input: Value, error: FieldError) 
 /// outside the years 1–9999 a TIMESTAMP holds (9999-12-31T23:00-05:00 is
 /// in year 10000 in UTC). `run` is the record's position in its insert.
 pub fn check_storable(run: usize, record: &PipelineInfo) -> Result<(), RepositoryError> {
-    for (field, value) in texts(record) {
+    for (field, value) in record.text_fields() {
         let Some(value) = value else { continue };
         let bytes = stored_text(value).len();
         if bytes > TEXT_MAX_BYTES {
@@ -236,7 +198,7 @@ pub fn record_params(record: &PipelineInfo) -> Vec<(String, Param)> {
     let text = |v: Option<&str>| Param::Text(v.map(|t| stored_text(t).into_owned()));
     let mut params = Vec::with_capacity(FIELD_NAMES.len() + TIME_FIELDS.len());
     let time_values = times(record);
-    let text_values = texts(record);
+    let text_values = record.text_fields();
     for field in FIELD_NAMES {
         if let Some((_, at)) = time_values.iter().find(|(f, _)| *f == field) {
             params.push((field.to_owned(), Param::Instant(*at)));

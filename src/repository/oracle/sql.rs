@@ -6,6 +6,7 @@
 //! run; what is Oracle's own here is the schema mapping, inserts, keys,
 //! retention and DDL.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -30,15 +31,33 @@ impl From<&Bind> for Param {
     /// `date_code`), compared in their stored form; times are instants.
     fn from(bind: &Bind) -> Self {
         match bind {
-            Bind::Text(text) => Param::Text(
-                text.as_deref()
-                    .map(|t| super::rows::stored_text(t).into_owned()),
-            ),
+            Bind::Text(text) => Param::Text(text.as_deref().map(|t| stored_text(t).into_owned())),
             Bind::Integer(i) => Param::Number(Some(*i)),
             Bind::Float(f) => Param::Double(*f),
             Bind::Time(t) | Bind::Instant(t) => Param::Instant(*t),
         }
     }
+}
+
+/// What marks a stored text that was written empty or starting with it.
+const ESCAPE: char = '\0';
+
+/// A text as stored: `""` and texts starting with U+0000 get one U+0000
+/// in front, which keeps `""` apart from NULL and the mapping reversible.
+pub fn stored_text(text: &str) -> Cow<'_, str> {
+    if text.is_empty() || text.starts_with(ESCAPE) {
+        Cow::Owned(format!("{ESCAPE}{text}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// A stored text as written (`stored_text` undone).
+pub fn read_text(mut stored: String) -> String {
+    if stored.starts_with(ESCAPE) {
+        stored.remove(0);
+    }
+    stored
 }
 
 /// A statement's binds as Oracle params.
