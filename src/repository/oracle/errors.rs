@@ -61,10 +61,12 @@ pub(super) fn is_key_taken(error: &oracle::Error) -> bool {
     code(error) == Some(1)
 }
 
-/// ORA-00904 (invalid identifier) from a keyed statement: the table
-/// predates the idempotency columns.
+/// ORA-00904 (invalid identifier) naming an idempotency column, from a
+/// keyed statement: the table predates those columns. Another missing
+/// column (a table of an older layout, a wrong column map) stays a fault.
 pub(super) fn keys_unsupported(error: &oracle::Error) -> Option<RepositoryError> {
-    (code(error) == Some(904)).then(|| RepositoryError::Unsupported(KEYS_NEED_COLUMNS.into()))
+    (code(error) == Some(904) && error.to_string().contains("IDEMPOTENCY_"))
+        .then(|| RepositoryError::Unsupported(KEYS_NEED_COLUMNS.into()))
 }
 
 /// A value too long for its column, as a 422 at the field: ORA-12899
@@ -222,5 +224,10 @@ mod tests {
             keys_unsupported(&old_table),
             Some(RepositoryError::Unsupported(_))
         ));
+        let old_layout = database_error(
+            904,
+            r#"ORA-00904: "START_LOCAL_OFFSET": invalid identifier"#,
+        );
+        assert!(keys_unsupported(&old_layout).is_none());
     }
 }
