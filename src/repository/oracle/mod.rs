@@ -307,7 +307,7 @@ impl PipelineInfoRepository for OraclePipelineRepository {
                         ],
                         total_runs: row.get::<usize, i64>(4)?.max(0) as u64,
                         last_run,
-                        last_elapsed_seconds: row.get(6)?,
+                        last_elapsed_seconds: sql::read_elapsed(row.get(6)?),
                         last_rowcount: row.get(7)?,
                     });
                 }

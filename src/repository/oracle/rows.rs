@@ -7,6 +7,8 @@
 //!   value counts as UTC, as every filter reads it) and the offset it was
 //!   written with in seconds (NULL when naive), so any offset the API
 //!   accepts is kept and no session time zone is ever consulted;
+//! - a duration is BINARY_DOUBLE, which turns -0.0 into +0.0, so -0.0 is
+//!   stored as -infinity (`sql::stored_elapsed`), which no record holds;
 //! - a text is VARCHAR2, where Oracle cannot tell `''` from NULL, so `""`
 //!   and any text starting with U+0000 are stored behind one extra U+0000
 //!   (`sql::stored_text`), which reading takes off again (`sql::read_text`).
@@ -15,7 +17,7 @@ use oracle::sql_type::{OracleType, Timestamp, ToSql};
 use oracle::{Connection, Row};
 use serde_json::Value;
 
-use super::sql::{read_text, stored_text, Param};
+use super::sql::{read_elapsed, read_text, stored_elapsed, stored_text, Param};
 use crate::domain::record::RecordParts;
 use crate::domain::{
     FieldError, FlexDateTime, LocItem, PipelineInfo, ValidationErrors, FIELD_NAMES,
@@ -210,7 +212,7 @@ pub fn record_params(record: &PipelineInfo) -> Vec<(String, Param)> {
             params.push((field.to_owned(), text(*value)));
         } else {
             let param = match field {
-                "elapsed_seconds" => Param::Double(record.elapsed_seconds()),
+                "elapsed_seconds" => Param::Double(stored_elapsed(record.elapsed_seconds())),
                 "rowcount" => Param::Number(Some(record.rowcount())),
                 _ => Param::Number(Some(record.pid())),
             };
@@ -307,9 +309,10 @@ pub(super) fn record_from_row(row: &Row) -> Result<PipelineInfo, RepositoryError
         end_local: time("end_local")?,
         start_utc: time("start_utc")?,
         end_utc: time("end_utc")?,
-        elapsed_seconds: row
-            .get::<usize, f64>(column("elapsed_seconds"))
-            .map_err(read)?,
+        elapsed_seconds: read_elapsed(
+            row.get::<usize, f64>(column("elapsed_seconds"))
+                .map_err(read)?,
+        ),
         elapsed_human: &elapsed_human,
         output_file: &output_file,
         log_file: &log_file,

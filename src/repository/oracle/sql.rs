@@ -60,6 +60,27 @@ pub fn read_text(mut stored: String) -> String {
     stored
 }
 
+/// A duration as stored. BINARY_DOUBLE keeps every finite f64 except
+/// -0.0, which Oracle turns into +0.0; -0.0 is stored as -infinity, a
+/// value no record can hold (the API refuses infinities), and one that
+/// averages of positive durations leave out just as they leave out -0.0.
+pub fn stored_elapsed(seconds: f64) -> f64 {
+    if seconds == 0.0 && seconds.is_sign_negative() {
+        f64::NEG_INFINITY
+    } else {
+        seconds
+    }
+}
+
+/// A stored duration as written (`stored_elapsed` undone).
+pub fn read_elapsed(stored: f64) -> f64 {
+    if stored == f64::NEG_INFINITY {
+        -0.0
+    } else {
+        stored
+    }
+}
+
 /// A statement's binds as Oracle params.
 pub fn params(statement: &Statement) -> Vec<(String, Param)> {
     statement

@@ -86,16 +86,35 @@ fn params_names(params: &[(String, Param)]) -> Vec<String> {
 }
 
 /// The durations bind as the f64 they are (BINARY_DOUBLE holds each one
-/// exactly), never as text into NUMBER.
+/// exactly), never as text into NUMBER; only -0.0, which Oracle would turn
+/// into +0.0, is stored as -infinity, and reads back as -0.0.
 #[test]
 fn durations_bind_as_their_own_bits() {
-    for value in [1e126_f64, 1.797_693_134_862_315_7e308, 5e-324, -0.0, 1325.5] {
+    for value in [
+        1e126_f64,
+        1.797_693_134_862_315_7e308,
+        5e-324,
+        -0.0,
+        0.0,
+        1325.5,
+    ] {
         let params = record_params(&record(json!({ "elapsed_seconds": value })));
         let Some((_, Param::Double(bound))) = params.iter().find(|(n, _)| n == "elapsed_seconds")
         else {
             panic!("elapsed_seconds is not a double")
         };
-        assert_eq!(bound.to_bits(), value.to_bits(), "{value}");
+        let negative_zero = value == 0.0 && value.is_sign_negative();
+        let stored = if negative_zero {
+            f64::NEG_INFINITY
+        } else {
+            value
+        };
+        assert_eq!(bound.to_bits(), stored.to_bits(), "{value}");
+        assert_eq!(
+            sql::read_elapsed(*bound).to_bits(),
+            value.to_bits(),
+            "{value}"
+        );
     }
 }
 
