@@ -20,6 +20,7 @@ mod json_errors;
 mod logs;
 mod metrics;
 mod openapi;
+mod oracle;
 mod process;
 mod query;
 mod stats;
