@@ -194,3 +194,23 @@ async fn each_query_shape_is_served_by_its_index() {
     let text = plan(&store, &lookup);
     assert!(text.contains(&format!("{table}_IDEMPOTENCY_UX")), "{text}");
 }
+
+/// A table without a column the service needs (here, an offset column, as
+/// in a table made for an earlier layout) is not ready, so the replica is
+/// kept out of service; the complete table is.
+#[tokio::test]
+async fn a_table_missing_a_column_is_not_ready() {
+    let Some(store) = fresh_oracle().await else {
+        return;
+    };
+    store
+        .repository
+        .ready()
+        .await
+        .expect("the complete table is ready");
+    let (oracle, table) = store.oracle().unwrap();
+    oracle
+        .execute_script_blocking(&format!("ALTER TABLE {table} DROP COLUMN END_UTC_OFFSET"))
+        .unwrap();
+    assert!(store.repository.ready().await.is_err());
+}

@@ -330,10 +330,16 @@ impl PipelineInfoRepository for OraclePipelineRepository {
             .await
     }
 
+    /// Ready when the table answers a query naming every column a run
+    /// needs: a table of another layout (one made for
+    /// an earlier version, or a column map that does not match it) keeps
+    /// the replica out of service instead of failing its requests.
     async fn ready(&self) -> Result<(), RepositoryError> {
-        self.blocking(|this| {
+        let probe = sql::table_probe(&self.schema);
+        self.blocking(move |this| {
             this.with_session("ping", false, |conn| {
-                Ok(conn.query_row(sql::PING, &[]).map(|_| ())?)
+                conn.query(&probe, &[])?;
+                Ok(())
             })
         })
         .await

@@ -572,8 +572,20 @@ pub fn key_release(schema: &OracleSchema) -> String {
     )
 }
 
-/// The trivial query readiness runs.
+/// The trivial query a new pool checks its first session with.
 pub const PING: &str = "SELECT 1 FROM DUAL";
+
+/// A query of no rows naming every column a run needs (the record's, the
+/// offsets, the identity; the idempotency columns are optional): it fails
+/// with ORA-00904 or ORA-00942 unless the table has them all.
+pub fn table_probe(schema: &OracleSchema) -> String {
+    format!(
+        "SELECT {}, {} FROM {} WHERE 1 = 0",
+        schema.select_list(),
+        schema.id_column(),
+        schema.table()
+    )
+}
 
 /// The column type of a record field, chosen by name so that the order of
 /// the fields cannot pair a column with another field's type. A time's

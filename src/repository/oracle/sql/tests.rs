@@ -540,3 +540,11 @@ fn retention_statements_use_the_mapped_columns() {
         "DELETE FROM ops.RUNS WHERE RUN_ID = :id"
     );
 }
+
+#[test]
+fn readiness_names_every_column_the_service_uses() {
+    assert_eq!(
+        table_probe(&mapped()),
+        format!("SELECT {MAPPED_COLUMNS}, RUN_ID FROM ops.RUNS WHERE 1 = 0")
+    );
+}
