@@ -3,8 +3,9 @@
 //! `OracleSchema`; every value is a bind variable. The queries (filters,
 //! keyset, order, counts, summaries, activity, archived files) come from
 //! the shared layer (`repository::sql`), which the live PostgreSQL tests
-//! run; what is Oracle's own here is the schema mapping, inserts, keys,
-//! retention and DDL.
+//! run; what is Oracle's own here is the schema mapping and its checks,
+//! the stored forms of texts and durations (Oracle turns `''` into NULL
+//! and -0.0 into +0.0), inserts, keys, retention, readiness and DDL.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
