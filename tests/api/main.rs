@@ -21,6 +21,8 @@ mod logs;
 mod metrics;
 mod openapi;
 mod oracle;
+#[path = "../support/oracle.rs"]
+mod oracle_test;
 mod process;
 mod query;
 mod stats;

@@ -3,8 +3,6 @@
 //! when ORACLE_TEST_DSN, ORACLE_TEST_USER and ORACLE_TEST_PASSWORD are set
 //! (as in `.github/workflows/oracle.yml`); says SKIPPED otherwise.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use pipeline_service::config::{RawSettings, Settings};
 use pipeline_service::repository::oracle::sql::ddl;
 use pipeline_service::repository::oracle::OraclePipelineRepository;
@@ -12,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::bulk::post_bulk;
 use crate::helpers::{run, spawn_app_with, TestApp};
+use crate::oracle_test;
 
 /// A fresh table, dropped when this is.
 struct Table {
@@ -21,35 +20,7 @@ struct Table {
 
 impl Table {
     async fn create() -> Option<Self> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let (Some(dsn), Some(user), Some(password)) = (
-            var("ORACLE_TEST_DSN"),
-            var("ORACLE_TEST_USER"),
-            var("ORACLE_TEST_PASSWORD"),
-        ) else {
-            // Written past the test harness's capture, so the skip is seen.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED on Oracle: set ORACLE_TEST_DSN, ORACLE_TEST_USER and ORACLE_TEST_PASSWORD \
-to run the HTTP tests against a database too"
-            );
-            return None;
-        };
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let table = format!(
-            "PS_API_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let raw = RawSettings {
-            backend: Some("oracle".into()),
-            oracle_dsn: Some(dsn),
-            oracle_user: Some(user),
-            oracle_password: Some(password),
-            oracle_table: Some(table),
-            ..Default::default()
-        };
+        let raw = oracle_test::settings(&oracle_test::table_name("PS_API"))?;
         let settings = Settings::from_raw(raw.clone()).expect("valid Oracle test settings");
         let repository = OraclePipelineRepository::connect(&settings.oracle.unwrap())
             .await

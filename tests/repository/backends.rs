@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
-use pipeline_service::config::{RawSettings, Settings};
+use pipeline_service::config::Settings;
 use pipeline_service::domain::PipelineInfo;
 use pipeline_service::repository::jsonl::JsonlRepository;
 use pipeline_service::repository::oracle::sql::ddl;
@@ -13,6 +11,8 @@ use pipeline_service::repository::PipelineInfoRepository;
 use pipeline_service::repository::{InsertOutcome, NewRun, Position, RepositoryError, RunFilter};
 use serde_json::{json, Value};
 use tempfile::TempDir;
+
+use crate::support::oracle as oracle_test;
 
 /// A fresh, empty store and whatever keeps it alive; an Oracle test table
 /// is dropped when this is.
@@ -76,38 +76,8 @@ pub async fn fresh_jsonl() -> Fresh {
 /// A fresh table in the database named by ORACLE_TEST_DSN, ORACLE_TEST_USER
 /// and ORACLE_TEST_PASSWORD, or `None` (with a visible note) when unset.
 pub async fn fresh_oracle() -> Option<Fresh> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let (Some(dsn), Some(user), Some(password)) = (
-        var("ORACLE_TEST_DSN"),
-        var("ORACLE_TEST_USER"),
-        var("ORACLE_TEST_PASSWORD"),
-    ) else {
-        // Written past the test harness's capture, once, so the skip is seen.
-        static SAID: std::sync::Once = std::sync::Once::new();
-        SAID.call_once(|| {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED on Oracle: set ORACLE_TEST_DSN, ORACLE_TEST_USER and ORACLE_TEST_PASSWORD \
-to run the repository behaviour tests against a database too"
-            );
-        });
-        return None;
-    };
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let table = format!(
-        "PS_TEST_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let raw = RawSettings {
-        backend: Some("oracle".into()),
-        oracle_dsn: Some(dsn),
-        oracle_user: Some(user),
-        oracle_password: Some(password),
-        oracle_table: Some(table.clone()),
-        ..Default::default()
-    };
+    let table = oracle_test::table_name("PS_TEST");
+    let raw = oracle_test::settings(&table)?;
     let settings = Settings::from_raw(raw).expect("valid Oracle test settings");
     let oracle_settings = settings.oracle.expect("oracle settings");
     let repository = OraclePipelineRepository::connect(&oracle_settings)
