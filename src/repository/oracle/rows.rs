@@ -153,7 +153,9 @@ pub(super) fn refused(run: usize, field: &str, input: Value, error: FieldError) 
 /// text over `TEXT_MAX_BYTES` bytes as stored (the API counts characters,
 /// and a character can take four bytes), or a time whose UTC instant falls
 /// outside the years 1–9999 a TIMESTAMP holds (9999-12-31T23:00-05:00 is
-/// in year 10000 in UTC). `run` is the record's position in its insert.
+/// in year 10000 in UTC), as pydantic's `less_than_equal` or
+/// `greater_than_equal` with the bound in `ctx`. `run` is the record's
+/// position in its insert.
 pub fn check_storable(run: usize, record: &PipelineInfo) -> Result<(), RepositoryError> {
     for (field, value) in record.text_fields() {
         let Some(value) = value else { continue };
@@ -170,17 +172,32 @@ pub fn check_storable(run: usize, record: &PipelineInfo) -> Result<(), Repositor
     for (field, value) in times(record) {
         use chrono::Datelike;
         let year = utc_reading(&value).year();
-        if !(1..=9999).contains(&year) {
-            return Err(refused(
-                run,
-                field,
-                Value::String(value.to_string()),
-                FieldError::new(
-                    "datetime_range",
-                    "Datetime's UTC instant should be within years 1 to 9999, which the database can hold",
-                ),
-            ));
-        }
+        let bound = match year {
+            ..1 => (
+                "greater_than_equal",
+                "ge",
+                "greater",
+                "0001-01-01T00:00:00Z",
+            ),
+            10_000.. => (
+                "less_than_equal",
+                "le",
+                "less",
+                "9999-12-31T23:59:59.999999Z",
+            ),
+            _ => continue,
+        };
+        let (kind, key, relation, limit) = bound;
+        return Err(refused(
+            run,
+            field,
+            Value::String(value.to_string()),
+            FieldError::new(
+                kind,
+                format!("Input should be {relation} than or equal to {limit}: the database holds instants of the years 1 to 9999 (UTC)"),
+            )
+            .with_ctx(key, limit),
+        ));
     }
     Ok(())
 }
