@@ -4,8 +4,8 @@
 //! of a `date_code`, and per-group percentiles. A `Dialect` supplies what
 //! differs: bind syntax (`:name` or `$n`), row limiting, casts, and the
 //! latest offset of a group. Both keep each time's offset in a column of
-//! its own beside the instant. Identifiers come
-//! only from a `Table` built from validated names; every value is a bind.
+//! its own beside the instant. Identifiers come only from a `Table` built
+//! from validated names; every value is a bind.
 
 use crate::domain::{FlexDateTime, FIELD_NAMES};
 use crate::repository::{Position, RunFilter};
