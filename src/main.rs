@@ -7,7 +7,7 @@ use clap::Parser;
 use pipeline_service::config::{oracle_schema, Backend, Cli, Command, RawSettings, Settings};
 use pipeline_service::domain::FlexDateTime;
 use pipeline_service::import::import_file;
-use pipeline_service::repository::oracle::sql::{add_key_columns, ddl};
+use pipeline_service::repository::oracle::sql::{add_key_columns, add_offset_columns, ddl};
 use pipeline_service::startup::{build_repository, build_repository_for_rewrite, Application};
 use pipeline_service::telemetry::LogFilter;
 use pipeline_service::{probe, telemetry};
@@ -29,7 +29,10 @@ async fn main() -> ExitCode {
             let compact = |s| compact(s, older_than, archive, dry_run);
             with_settings(settings, Some("warn"), compact).await
         }
-        Command::Ddl { add_idempotency } => print_ddl(&settings, add_idempotency),
+        Command::Ddl {
+            add_idempotency,
+            add_offsets,
+        } => print_ddl(&settings, add_idempotency, add_offsets),
         Command::Gen {
             records,
             out,
@@ -100,9 +103,10 @@ async fn healthcheck(settings: Settings) -> ExitCode {
 }
 
 /// The DDL needs only the table and column map, not a database.
-fn print_ddl(raw: &RawSettings, add_idempotency: bool) -> ExitCode {
+fn print_ddl(raw: &RawSettings, add_idempotency: bool, add_offsets: bool) -> ExitCode {
     match oracle_schema(raw) {
         Ok(schema) if add_idempotency => print!("{}", add_key_columns(&schema)),
+        Ok(schema) if add_offsets => print!("{}", add_offset_columns(&schema)),
         Ok(schema) => print!("{}", ddl(&schema)),
         Err(error) => return fail_config(&error),
     }

@@ -48,8 +48,12 @@ pub enum Command {
     /// ORACLE_COLUMN_MAP.
     Ddl {
         /// Print only what adds the idempotency columns to an existing table.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "add_offsets")]
         add_idempotency: bool,
+        /// Print only what adds the offset columns to a table of the
+        /// original layout (kept as it is: existing rows read as before).
+        #[arg(long)]
+        add_offsets: bool,
     },
     /// Write a realistic JSON Lines data file (for benchmarks and trials).
     Gen {

@@ -2,22 +2,32 @@
 //! (one type per kind of value, on every statement), what a column cannot
 //! hold, array inserts, and rows read straight into records.
 //!
-//! Storage keeps a record exactly as written:
-//! - a time is two columns, the UTC instant (plain TIMESTAMP; a naive
-//!   value counts as UTC, as every filter reads it) and the offset it was
-//!   written with in seconds (NULL when naive), so any offset the API
-//!   accepts is kept and no session time zone is ever consulted;
+//! Storage keeps a record as written, as far as the table's layout
+//! (`sql::Layout`) allows:
+//! - a time's column holds, in a plain TIMESTAMP, the wall-clock reading
+//!   as written for a local time and the UTC reading for a UTC time (a
+//!   naive value counts as UTC), and in a TIMESTAMP WITH TIME ZONE the
+//!   time at its own offset (naive ones at +00:00). Where the table has
+//!   offset columns, each time's offset goes beside it (`time_params`), so
+//!   any offset the API accepts comes back; without them the column alone
+//!   is what comes back (`read_time`);
 //! - a duration is BINARY_DOUBLE, which turns -0.0 into +0.0, so -0.0 is
 //!   stored as -infinity (`sql::stored_elapsed`), which no record holds;
 //! - a text is VARCHAR2, where Oracle cannot tell `''` from NULL, so `""`
 //!   and any text starting with U+0000 are stored behind one extra U+0000
 //!   (`sql::stored_text`), which reading takes off again (`sql::read_text`).
 
+use std::ops::RangeInclusive;
+
+use chrono::NaiveDateTime;
 use oracle::sql_type::{OracleType, Timestamp, ToSql};
 use oracle::{Connection, Row};
 use serde_json::Value;
 
-use super::sql::{read_elapsed, read_text, stored_elapsed, stored_text, Param};
+use super::sql::{
+    read_elapsed, read_text, stored_elapsed, stored_text, utc_reading, Layout, Param, TimeColumn,
+    NAIVE_IN_ZONED,
+};
 use crate::domain::record::RecordParts;
 use crate::domain::{
     FieldError, FlexDateTime, LocItem, PipelineInfo, ValidationErrors, FIELD_NAMES,
@@ -29,18 +39,24 @@ use crate::repository::RepositoryError;
 /// `MAX_STRING_SIZE=STANDARD`, whatever the column's declared length.
 pub const TEXT_MAX_BYTES: usize = 4000;
 
+/// The offsets a TIMESTAMP WITH TIME ZONE holds, in seconds (−12:00 to
+/// +14:00); the API accepts up to ±23:59.
+const ZONED_OFFSETS: RangeInclusive<i32> = -12 * 3600..=14 * 3600;
+
 /// The type each kind of value is bound as, on every statement: texts as
 /// VARCHAR2 (the crate's default for strings, NVARCHAR2, would convert
 /// the column and keep its indexes from being used), durations as
 /// BINARY_DOUBLE (every finite f64 exactly, -0.0 included), instants as
-/// plain TIMESTAMP (compared with the instant columns without any time
-/// zone conversion).
+/// the type of the time column they are stored in or compared with
+/// (TIMESTAMP or TIMESTAMP WITH TIME ZONE: a comparison of mixed types
+/// would convert the column through the session's time zone).
 pub fn bind_type(param: &Param) -> OracleType {
     match param {
         Param::Text(_) => OracleType::Varchar2(TEXT_MAX_BYTES as u32),
         Param::Number(_) => OracleType::Int64,
         Param::Double(_) => OracleType::BinaryDouble,
-        Param::Instant(_) => OracleType::Timestamp(6),
+        Param::Timestamp(_) => OracleType::Timestamp(6),
+        Param::TimestampTz(..) => OracleType::TimestampTZ(6),
     }
 }
 
@@ -60,23 +76,18 @@ impl ToSql for Typed {
     }
 }
 
-/// An instant as a plain TIMESTAMP holding its UTC reading.
-pub(super) fn instant_timestamp(value: &FlexDateTime) -> oracle::Result<Timestamp> {
+/// A reading as an Oracle timestamp (without a zone).
+pub(super) fn timestamp(reading: &NaiveDateTime) -> oracle::Result<Timestamp> {
     use chrono::{Datelike, Timelike};
-    let utc = utc_reading(value);
     Timestamp::new(
-        utc.year(),
-        utc.month(),
-        utc.day(),
-        utc.hour(),
-        utc.minute(),
-        utc.second(),
-        utc.nanosecond(),
+        reading.year(),
+        reading.month(),
+        reading.day(),
+        reading.hour(),
+        reading.minute(),
+        reading.second(),
+        reading.nanosecond(),
     )
-}
-
-fn utc_reading(value: &FlexDateTime) -> chrono::NaiveDateTime {
-    FlexDateTime::from_instant_micros(value.instant_micros()).wall_clock()
 }
 
 fn typed(param: &Param) -> oracle::Result<Typed> {
@@ -84,7 +95,10 @@ fn typed(param: &Param) -> oracle::Result<Typed> {
         Param::Text(text) => Box::new(text.clone()),
         Param::Number(number) => Box::new(*number),
         Param::Double(double) => Box::new(*double),
-        Param::Instant(at) => Box::new(instant_timestamp(at)?),
+        Param::Timestamp(reading) => Box::new(timestamp(reading)?),
+        Param::TimestampTz(reading, offset) => {
+            Box::new(timestamp(reading)?.and_tz_offset(*offset)?)
+        }
     };
     Ok(Typed {
         value,
@@ -149,14 +163,19 @@ pub(super) fn refused(run: usize, field: &str, input: Value, error: FieldError) 
     }
 }
 
-/// Refuses, at its field, a value the table cannot hold as written: a
-/// text over `TEXT_MAX_BYTES` bytes as stored (the API counts characters,
-/// and a character can take four bytes), or a time whose UTC instant falls
-/// outside the years 1–9999 a TIMESTAMP holds (9999-12-31T23:00-05:00 is
+/// Refuses, at its field, a value the table cannot hold: a text over
+/// `TEXT_MAX_BYTES` bytes as stored (the API counts characters, and a
+/// character can take four bytes), a time whose reading as stored falls
+/// outside the years 1–9999 a timestamp holds (9999-12-31T23:00-05:00 is
 /// in year 10000 in UTC), as pydantic's `less_than_equal` or
-/// `greater_than_equal` with the bound in `ctx`. `run` is the record's
-/// position in its insert.
-pub fn check_storable(run: usize, record: &PipelineInfo) -> Result<(), RepositoryError> {
+/// `greater_than_equal` with the bound in `ctx`, and, in a table without
+/// offset columns, an offset a TIMESTAMP WITH TIME ZONE cannot hold.
+/// `run` is the record's position in its insert.
+pub fn check_storable(
+    run: usize,
+    record: &PipelineInfo,
+    layout: &Layout,
+) -> Result<(), RepositoryError> {
     for (field, value) in record.text_fields() {
         let Some(value) = value else { continue };
         let bytes = stored_text(value).len();
@@ -170,36 +189,96 @@ pub fn check_storable(run: usize, record: &PipelineInfo) -> Result<(), Repositor
         }
     }
     for (field, value) in times(record) {
-        use chrono::Datelike;
-        let year = utc_reading(&value).year();
-        let bound = match year {
-            ..1 => (
-                "greater_than_equal",
-                "ge",
-                "greater",
-                "0001-01-01T00:00:00Z",
-            ),
-            10_000.. => (
-                "less_than_equal",
-                "le",
-                "less",
-                "9999-12-31T23:59:59.999999Z",
-            ),
-            _ => continue,
-        };
-        let (kind, key, relation, limit) = bound;
-        return Err(refused(
-            run,
-            field,
-            Value::String(value.to_string()),
-            FieldError::new(
-                kind,
-                format!("Input should be {relation} than or equal to {limit}: the database holds instants of the years 1 to 9999 (UTC)"),
-            )
-            .with_ctx(key, limit),
+        if let Err(error) = storable_time(field, value, layout) {
+            return Err(refused(run, field, Value::String(value.to_string()), error));
+        }
+    }
+    Ok(())
+}
+
+/// Why the column of the time `field` cannot hold `value`, if it cannot.
+fn storable_time(field: &str, value: FlexDateTime, layout: &Layout) -> Result<(), FieldError> {
+    use chrono::Datelike;
+    let column = layout.time_column(field);
+    // What the database checks: the reading a plain column holds, the UTC
+    // reading of a zoned one (Oracle keeps those in UTC).
+    let reading = match column {
+        TimeColumn::Plain if is_local(field) => value.wall_clock(),
+        _ => utc_reading(&value),
+    };
+    let bound = match reading.year() {
+        ..1 => Some((
+            "greater_than_equal",
+            "ge",
+            "greater",
+            "0001-01-01T00:00:00Z",
+        )),
+        10_000.. => Some((
+            "less_than_equal",
+            "le",
+            "less",
+            "9999-12-31T23:59:59.999999Z",
+        )),
+        _ => None,
+    };
+    if let Some((kind, key, relation, limit)) = bound {
+        return Err(FieldError::new(
+            kind,
+            format!("Input should be {relation} than or equal to {limit}: the database holds instants of the years 1 to 9999 (UTC)"),
+        )
+        .with_ctx(key, limit));
+    }
+    let offset = value.offset_seconds().unwrap_or(0);
+    if column == TimeColumn::Zoned && !layout.offsets() && !ZONED_OFFSETS.contains(&offset) {
+        return Err(FieldError::new(
+            "value_error",
+            format!("Value error, the database stores {field} with an offset from -12:00 to +14:00 (TIMESTAMP WITH TIME ZONE, and no column for other offsets); send this time in UTC or with an offset in that range"),
         ));
     }
     Ok(())
+}
+
+/// Whether `field` is a local time, whose plain column holds the
+/// wall-clock reading as written (a UTC time's holds its UTC reading).
+fn is_local(field: &str) -> bool {
+    field.ends_with("_local")
+}
+
+/// How the time `field` is stored in a column of type `column`: the
+/// column's value and its offset column's. A plain column holds the
+/// reading (`is_local`) and the offset column the offset as written (NULL
+/// when naive). A zoned column holds the time at its own offset where
+/// Oracle can hold that offset, else at UTC, and the offset column the
+/// offset as written, or `NAIVE_IN_ZONED` when naive (stored at +00:00).
+pub fn time_params(field: &str, value: FlexDateTime, column: TimeColumn) -> (Param, Param) {
+    let offset = value.offset_seconds();
+    match column {
+        TimeColumn::Plain => {
+            let reading = if is_local(field) {
+                value.wall_clock()
+            } else {
+                utc_reading(&value)
+            };
+            (
+                Param::Timestamp(reading),
+                Param::Number(offset.map(i64::from)),
+            )
+        }
+        TimeColumn::Zoned => match offset {
+            None => (
+                Param::TimestampTz(value.wall_clock(), 0),
+                Param::Number(Some(NAIVE_IN_ZONED)),
+            ),
+            Some(offset) if ZONED_OFFSETS.contains(&offset) => (
+                Param::TimestampTz(value.wall_clock(), offset),
+                Param::Number(Some(offset.into())),
+            ),
+            Some(offset) => (
+                Param::TimestampTz(utc_reading(&value), 0),
+                Param::Number(Some(offset.into())),
+            ),
+        },
+    }
 }
 
 /// The error for a text longer than a column holds.
@@ -212,19 +291,19 @@ pub(super) fn too_long_error(max_bytes: u64) -> FieldError {
 }
 
 /// The params of one record, in the order of `sql::insert_sql`: each
-/// field, each time followed by its offset.
-pub fn record_params(record: &PipelineInfo) -> Vec<(String, Param)> {
+/// field, each time followed by its offset where the table keeps offsets.
+pub fn record_params(record: &PipelineInfo, layout: &Layout) -> Vec<(String, Param)> {
     let text = |v: Option<&str>| Param::Text(v.map(|t| stored_text(t).into_owned()));
-    let mut params = Vec::with_capacity(FIELD_NAMES.len() + TIME_FIELDS.len());
+    let mut params = Vec::with_capacity(layout.select_width());
     let time_values = times(record);
     let text_values = record.text_fields();
     for field in FIELD_NAMES {
         if let Some((_, at)) = time_values.iter().find(|(f, _)| *f == field) {
-            params.push((field.to_owned(), Param::Instant(*at)));
-            params.push((
-                format!("{field}_offset"),
-                Param::Number(at.offset_seconds().map(i64::from)),
-            ));
+            let (time, offset) = time_params(field, *at, layout.time_column(field));
+            params.push((field.to_owned(), time));
+            if layout.offsets() {
+                params.push((format!("{field}_offset"), offset));
+            }
         } else if let Some((_, value)) = text_values.iter().find(|(f, _)| *f == field) {
             params.push((field.to_owned(), text(*value)));
         } else {
@@ -239,50 +318,80 @@ pub fn record_params(record: &PipelineInfo) -> Vec<(String, Param)> {
     params
 }
 
-/// Where each field starts in a selected row: times take two columns.
-fn column(field: &str) -> usize {
+/// Where each field starts in a selected row: a time takes two columns
+/// where the table keeps offsets.
+fn column(layout: &Layout, field: &str) -> usize {
     let mut at = 0;
     for f in FIELD_NAMES {
         if f == field {
             return at;
         }
-        at += if TIME_FIELDS.contains(&f) { 2 } else { 1 };
+        at += if layout.offsets() && TIME_FIELDS.contains(&f) {
+            2
+        } else {
+            1
+        };
     }
     at
 }
 
-/// How many columns a record takes in a selected row.
-pub(super) const RECORD_WIDTH: usize = FIELD_NAMES.len() + TIME_FIELDS.len();
-
-/// The time stored as `instant` (UTC reading) with `offset` (seconds
-/// east; None when written naive).
-pub(super) fn stored_time(instant: &Timestamp, offset: Option<i64>) -> Option<FlexDateTime> {
-    let date = chrono::NaiveDate::from_ymd_opt(instant.year(), instant.month(), instant.day())?;
+/// The time `field` as written, from its column's value `stored` and its
+/// offset column's `offset` (None when NULL, or when the table has no
+/// offset columns: both mean "as the column holds it"). See `time_params`.
+pub(super) fn read_time(
+    field: &str,
+    stored: &Timestamp,
+    offset: Option<i64>,
+) -> Option<FlexDateTime> {
+    let date = chrono::NaiveDate::from_ymd_opt(stored.year(), stored.month(), stored.day())?;
     let time = chrono::NaiveTime::from_hms_nano_opt(
-        instant.hour(),
-        instant.minute(),
-        instant.second(),
-        instant.nanosecond() / 1000 * 1000,
+        stored.hour(),
+        stored.minute(),
+        stored.second(),
+        stored.nanosecond() / 1000 * 1000,
     )?;
-    let utc = date.and_time(time);
+    let reading = date.and_time(time);
+    let aware_from_utc = |utc: NaiveDateTime, offset: i64| {
+        let offset = i32::try_from(offset).ok()?;
+        FlexDateTime::aware(utc + chrono::Duration::seconds(offset.into()), offset)
+    };
+    if stored.with_tz() {
+        let zone = stored.tz_offset();
+        let utc = reading - chrono::Duration::seconds(zone.into());
+        return match offset {
+            None => FlexDateTime::aware(reading, zone),
+            Some(NAIVE_IN_ZONED) => Some(FlexDateTime::naive(utc)),
+            Some(offset) => aware_from_utc(utc, offset),
+        };
+    }
     match offset {
-        None => Some(FlexDateTime::naive(utc)),
-        Some(offset) => {
-            let offset = i32::try_from(offset).ok()?;
-            FlexDateTime::aware(utc + chrono::Duration::seconds(offset.into()), offset)
+        None | Some(NAIVE_IN_ZONED) => Some(FlexDateTime::naive(reading)),
+        Some(offset) if is_local(field) => {
+            FlexDateTime::aware(reading, i32::try_from(offset).ok()?)
         }
+        Some(offset) => aware_from_utc(reading, offset),
     }
 }
 
-/// A time read from its instant's and its offset's columns.
+/// The instant a stored time stands for (a plain one counts as UTC).
+pub(super) fn stored_instant_micros(stored: &Timestamp) -> Option<i64> {
+    read_time("start_utc", stored, None).map(|t| t.instant_micros())
+}
+
+/// The time `field` read from its column and, where the table keeps
+/// offsets, its offset's.
 pub(super) fn time_from(
     row: &Row,
-    instant_at: usize,
-    offset_at: usize,
+    field: &str,
+    at: usize,
+    offset_at: Option<usize>,
 ) -> oracle::Result<Option<FlexDateTime>> {
-    let instant: Option<Timestamp> = row.get(instant_at)?;
-    let offset: Option<i64> = row.get(offset_at)?;
-    Ok(instant.and_then(|i| stored_time(&i, offset)))
+    let stored: Option<Timestamp> = row.get(at)?;
+    let offset: Option<i64> = match offset_at {
+        Some(offset_at) => row.get(offset_at)?,
+        None => None,
+    };
+    Ok(stored.and_then(|s| read_time(field, &s, offset)))
 }
 
 /// A text column as written, NULL as `None`.
@@ -290,16 +399,19 @@ pub(super) fn text_at(row: &Row, at: usize) -> oracle::Result<Option<String>> {
     Ok(row.get::<usize, Option<String>>(at)?.map(read_text))
 }
 
-/// A selected row (the select list: fields in `FIELD_NAMES` order, each
-/// time followed by its offset) as a record, each column read as its
-/// field's type. The types already hold every rule a stored record must
-/// keep except a finite duration, which `from_parts` checks.
-pub(super) fn record_from_row(row: &Row) -> Result<PipelineInfo, RepositoryError> {
+/// A selected row (the select list of `layout`: fields in `FIELD_NAMES`
+/// order, each time followed by its offset where kept) as a record, each
+/// column read as its field's type. The types already hold every rule a
+/// stored record must keep except a finite duration, which `from_parts`
+/// checks.
+pub(super) fn record_from_row(row: &Row, layout: &Layout) -> Result<PipelineInfo, RepositoryError> {
     let invalid =
         |why: String| RepositoryError::Database(format!("stored row is not a valid record: {why}"));
     let read = |e: oracle::Error| RepositoryError::Database(e.to_string());
+    let column = |field: &str| column(layout, field);
     let time = |field: &str| {
-        time_from(row, column(field), column(field) + 1)
+        let at = column(field);
+        time_from(row, field, at, layout.offsets().then_some(at + 1))
             .map_err(read)?
             .ok_or_else(|| invalid(format!("{field} is not a datetime")))
     };

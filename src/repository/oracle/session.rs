@@ -173,6 +173,7 @@ impl OraclePipelineRepository {
             key_retention: settings.key_retention,
             pool: Arc::new(pool),
             schema: Arc::new(settings.schema.clone()),
+            layout: Arc::default(),
             call_timeout: settings.call_timeout,
         };
         repository
@@ -180,6 +181,9 @@ impl OraclePipelineRepository {
                 Ok(conn.query_row(sql::PING, &[]).map(|_| ())?)
             })
             .map_err(|e| OracleStartError::Connect(e.to_string()))?;
+        // Logs the layout, or why the table cannot be used yet (it may be
+        // created later: the first request looks again).
+        let _ = repository.layout_blocking();
         Ok(repository)
     }
 
@@ -275,8 +279,9 @@ impl OraclePipelineRepository {
     /// `DBMS_XPLAN.DISPLAY`), a line per row: which index serves a query,
     /// and whether it sorts. Blocks; used by the test suite.
     pub fn explain_blocking(&self, statement: &Statement) -> Result<Vec<String>, RepositoryError> {
+        let layout = self.layout_blocking()?;
         self.with_session("explain", false, |conn| {
-            let values = bind_values(&sql::params(statement))?;
+            let values = bind_values(&sql::params(&layout, statement))?;
             conn.execute_named(
                 &format!("EXPLAIN PLAN FOR {}", statement.sql),
                 &named(&values),

@@ -10,7 +10,11 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use chrono::NaiveDateTime;
 use serde_json::Value;
+
+mod layout;
+pub use self::layout::{Layout, TimeColumn};
 
 use crate::domain::{FlexDateTime, IdempotencyKey, FIELD_NAMES};
 use crate::repository::sql::{self as shared, Dialect, Table, TIME_FIELDS};
@@ -23,21 +27,30 @@ pub enum Param {
     Text(Option<String>),
     Number(Option<i64>),
     Double(f64),
-    /// An instant, bound as the plain TIMESTAMP of its UTC reading.
-    Instant(FlexDateTime),
+    /// A plain TIMESTAMP holding this reading.
+    Timestamp(NaiveDateTime),
+    /// A TIMESTAMP WITH TIME ZONE: this reading at this offset (seconds
+    /// east of UTC, within Oracle's −12:00..+14:00).
+    TimestampTz(NaiveDateTime, i32),
 }
 
-impl From<&Bind> for Param {
-    /// The shared layer's binds: texts are record values (filters, a
-    /// `date_code`), compared in their stored form; times are instants.
-    fn from(bind: &Bind) -> Self {
-        match bind {
-            Bind::Text(text) => Param::Text(text.as_deref().map(|t| stored_text(t).into_owned())),
-            Bind::Integer(i) => Param::Number(Some(*i)),
-            Bind::Float(f) => Param::Double(*f),
-            Bind::Time(t) | Bind::Instant(t) => Param::Instant(*t),
+impl TimeColumn {
+    /// An instant (a filter bound, a key, a cutoff) bound as this column
+    /// holds instants: a plain TIMESTAMP of its UTC reading, or a
+    /// TIMESTAMP WITH TIME ZONE at UTC. Either way the comparison with the
+    /// column involves no time zone conversion.
+    pub fn instant(self, at: FlexDateTime) -> Param {
+        let utc = utc_reading(&at);
+        match self {
+            TimeColumn::Plain => Param::Timestamp(utc),
+            TimeColumn::Zoned => Param::TimestampTz(utc, 0),
         }
     }
+}
+
+/// The UTC reading of an instant (a naive value counts as UTC).
+pub fn utc_reading(value: &FlexDateTime) -> NaiveDateTime {
+    FlexDateTime::from_instant_micros(value.instant_micros()).wall_clock()
 }
 
 /// What marks a stored text that was written empty or starting with it.
@@ -82,12 +95,32 @@ pub fn read_elapsed(stored: f64) -> f64 {
     }
 }
 
-/// A statement's binds as Oracle params.
-pub fn params(statement: &Statement) -> Vec<(String, Param)> {
+/// A statement's binds as Oracle params: texts in their stored form
+/// (filters and a `date_code` compare with stored values), instants with
+/// the type of the column they are compared with (`end_utc` for its
+/// bound, `start_utc` for the others: its bound, a keyset key).
+pub fn params(layout: &Layout, statement: &Statement) -> Vec<(String, Param)> {
     statement
         .binds
         .iter()
-        .map(|(name, bind)| (name.clone(), Param::from(bind)))
+        .map(|(name, bind)| {
+            let param = match bind {
+                Bind::Text(text) => {
+                    Param::Text(text.as_deref().map(|t| stored_text(t).into_owned()))
+                }
+                Bind::Integer(i) => Param::Number(Some(*i)),
+                Bind::Float(f) => Param::Double(*f),
+                Bind::Time(t) | Bind::Instant(t) => {
+                    let compared = if name == "end_utc" {
+                        "end_utc"
+                    } else {
+                        "start_utc"
+                    };
+                    layout.time_column(compared).instant(*t)
+                }
+            };
+            (name.clone(), param)
+        })
         .collect()
 }
 use crate::repository::{Position, RunFilter};
@@ -402,10 +435,6 @@ impl OracleSchema {
     fn columns(&self) -> &[String] {
         self.table.columns()
     }
-
-    fn select_list(&self) -> String {
-        self.table.select_list()
-    }
 }
 
 /// Up to `fetch` matches (`None`: every one) from `position`, newest start
@@ -414,91 +443,91 @@ impl OracleSchema {
 /// The order is the order of the `START_IX` index; after a key, the bound
 /// `start <= key` starts the index range scan at the key.
 pub fn select_runs(
-    schema: &OracleSchema,
+    layout: &Layout,
     filter: &RunFilter,
     position: Position,
     fetch: Option<usize>,
 ) -> Statement {
-    shared::select_runs(Dialect::Oracle, &schema.table, filter, position, fetch)
+    shared::select_runs(Dialect::Oracle, layout.table(), filter, position, fetch)
 }
 
 /// The distinct `archived_file` values (NULL included) of the runs with a
 /// `date_code`, at most `:file_limit` rows (served by the DATE_CODE index).
-pub fn archived_files(schema: &OracleSchema, date_code: &str, limit: usize) -> Statement {
-    shared::archived_files(Dialect::Oracle, &schema.table, date_code, limit)
+pub fn archived_files(layout: &Layout, date_code: &str, limit: usize) -> Statement {
+    shared::archived_files(Dialect::Oracle, layout.table(), date_code, limit)
 }
 
 /// The runs older than `:cutoff` up to identity `:max_id`, oldest stored
 /// first, each with its identity (the column after the select list), for
 /// archiving before a retention delete.
-pub fn select_older(schema: &OracleSchema) -> String {
+pub fn select_older(layout: &Layout) -> String {
+    let table = layout.table();
     format!(
         "SELECT {}, {id} FROM {} WHERE {} < :cutoff AND {id} <= :max_id ORDER BY {id}",
-        schema.select_list(),
-        schema.table(),
-        schema.column("start_utc"),
-        id = schema.id_column(),
+        table.select_list(),
+        table.name(),
+        table.column("start_utc"),
+        id = table.seq(),
     )
 }
 
 /// How many runs are older than `:cutoff`, how many there are, and the
 /// greatest identity in the table.
-pub fn count_older(schema: &OracleSchema) -> String {
+pub fn count_older(layout: &Layout) -> String {
+    let table = layout.table();
     format!(
         "SELECT COUNT(CASE WHEN {} < :cutoff THEN 1 END), COUNT(*), MAX({}) FROM {}",
-        schema.column("start_utc"),
-        schema.id_column(),
-        schema.table(),
+        table.column("start_utc"),
+        table.seq(),
+        table.name(),
     )
 }
 
 /// One batch of a retention delete without an archive; repeated (each
 /// batch committed) until it deletes nothing. `:max_id` keeps runs stored
 /// during the delete.
-pub fn delete_older_batch(schema: &OracleSchema) -> String {
+pub fn delete_older_batch(layout: &Layout) -> String {
+    let table = layout.table();
     format!(
         "DELETE FROM {} WHERE {} < :cutoff AND {} <= :max_id AND ROWNUM <= :batch",
-        schema.table(),
-        schema.column("start_utc"),
-        schema.id_column(),
+        table.name(),
+        table.column("start_utc"),
+        table.seq(),
     )
 }
 
 /// Deletes one archived run by identity (array DML: one round trip per
 /// batch of identities), so a retention with an archive deletes exactly
 /// the runs it archived, never one committed after it read them.
-pub fn delete_by_id(schema: &OracleSchema) -> String {
-    format!(
-        "DELETE FROM {} WHERE {} = :id",
-        schema.table(),
-        schema.id_column()
-    )
+pub fn delete_by_id(layout: &Layout) -> String {
+    let table = layout.table();
+    format!("DELETE FROM {} WHERE {} = :id", table.name(), table.seq())
 }
 
-pub fn count(schema: &OracleSchema, filter: &RunFilter) -> Statement {
-    shared::count(Dialect::Oracle, &schema.table, filter)
+pub fn count(layout: &Layout, filter: &RunFilter) -> Statement {
+    shared::count(Dialect::Oracle, layout.table(), filter)
 }
 
 /// Per-group summaries; averages count only positive values, as the JSON
 /// Lines backend does. Groups with the same last run keep the order of
 /// their first stored run.
-pub fn summary(schema: &OracleSchema) -> Statement {
-    shared::summary(Dialect::Oracle, &schema.table)
+pub fn summary(layout: &Layout) -> Statement {
+    shared::summary(Dialect::Oracle, layout.table())
 }
 
 /// The latest run of every group with the group's run count.
-pub fn activity(schema: &OracleSchema) -> Statement {
-    shared::activity(Dialect::Oracle, &schema.table)
+pub fn activity(layout: &Layout) -> Statement {
+    shared::activity(Dialect::Oracle, layout.table())
 }
 
 /// The placeholders of a record's values in select-list order: each
-/// field, each time followed by its offset (`rows::record_params` binds
-/// them in this order).
-fn record_placeholders() -> Vec<String> {
-    let mut placeholders = Vec::with_capacity(FIELD_NAMES.len() + TIME_FIELDS.len());
+/// field, each time followed by its offset where the table keeps offsets
+/// (`rows::record_params` binds them in this order).
+fn record_placeholders(layout: &Layout) -> Vec<String> {
+    let mut placeholders = Vec::with_capacity(layout.select_width());
     for field in FIELD_NAMES {
         placeholders.push(format!(":{field}"));
-        if TIME_FIELDS.contains(&field) {
+        if layout.offsets() && TIME_FIELDS.contains(&field) {
             placeholders.push(format!(":{field}_offset"));
         }
     }
@@ -506,12 +535,13 @@ fn record_placeholders() -> Vec<String> {
 }
 
 /// The statement every inserted record uses.
-pub fn insert_sql(schema: &OracleSchema) -> String {
+pub fn insert_sql(layout: &Layout) -> String {
+    let table = layout.table();
     format!(
         "INSERT INTO {} ({}) VALUES ({})",
-        schema.table(),
-        schema.select_list(),
-        record_placeholders().join(", ")
+        table.name(),
+        table.select_list(),
+        record_placeholders(layout).join(", ")
     )
 }
 
@@ -525,50 +555,57 @@ pub const KEY_COLUMNS: [&str; 3] = [
 ];
 
 /// An insert that also stores the idempotency columns.
-pub fn insert_keyed_sql(schema: &OracleSchema) -> String {
-    let mut placeholders = record_placeholders();
+pub fn insert_keyed_sql(layout: &Layout) -> String {
+    let table = layout.table();
+    let mut placeholders = record_placeholders(layout);
     placeholders.extend([":key", ":fingerprint", ":key_at"].map(String::from));
     format!(
         "INSERT INTO {} ({}, {}) VALUES ({})",
-        schema.table(),
-        schema.select_list(),
+        table.name(),
+        table.select_list(),
         KEY_COLUMNS.join(", "),
         placeholders.join(", ")
     )
 }
 
 /// The params `insert_keyed_sql` adds to a record's. Keys and
-/// fingerprints are never empty, so they are stored as they are.
-pub fn key_params(key: Option<&IdempotencyKey>, at: FlexDateTime) -> Vec<(String, Param)> {
+/// fingerprints are never empty, so they are stored as they are; the time
+/// is bound as `IDEMPOTENCY_AT` holds instants.
+pub fn key_params(
+    layout: &Layout,
+    key: Option<&IdempotencyKey>,
+    at: FlexDateTime,
+) -> Vec<(String, Param)> {
     vec![
         ("key".into(), Param::Text(key.map(|k| k.key().to_owned()))),
         (
             "fingerprint".into(),
             Param::Text(key.map(|k| k.fingerprint().to_owned())),
         ),
-        ("key_at".into(), Param::Instant(at)),
+        ("key_at".into(), layout.key_at_column().instant(at)),
     ]
 }
 
 /// The record stored under a key (the select list), its fingerprint and
 /// when the key was stored (the two columns after it).
-pub fn key_lookup(schema: &OracleSchema) -> String {
+pub fn key_lookup(layout: &Layout) -> String {
+    let table = layout.table();
     format!(
         "SELECT {}, {}, {} FROM {} WHERE {} = :key",
-        schema.select_list(),
+        table.select_list(),
         KEY_COLUMNS[1],
         KEY_COLUMNS[2],
-        schema.table(),
+        table.name(),
         KEY_COLUMNS[0]
     )
 }
 
 /// Frees an expired key so it can be used again (the unique index would
 /// refuse it otherwise); the run itself stays.
-pub fn key_release(schema: &OracleSchema) -> String {
+pub fn key_release(layout: &Layout) -> String {
     format!(
         "UPDATE {} SET {key} = NULL WHERE {key} = :key",
-        schema.table(),
+        layout.table().name(),
         key = KEY_COLUMNS[0]
     )
 }
@@ -576,21 +613,32 @@ pub fn key_release(schema: &OracleSchema) -> String {
 /// The trivial query a new pool checks its first session with.
 pub const PING: &str = "SELECT 1 FROM DUAL";
 
-/// A query of no rows naming every column a run needs (the record's, the
-/// offsets, the identity; the idempotency columns are optional): it fails
-/// with ORA-00904 or ORA-00942 unless the table has them all.
-pub fn table_probe(schema: &OracleSchema) -> String {
+/// A query of no rows whose description (each column's name and type) is
+/// what `Layout::detect` reads. Oracle answers it from the data
+/// dictionary, for a table, a view or a synonym, with no privilege beyond
+/// reading the table.
+pub fn describe_table(schema: &OracleSchema) -> String {
+    format!("SELECT * FROM {} WHERE 1 = 0", schema.table())
+}
+
+/// A query of no rows naming every column the layout uses (the record's,
+/// the offsets when kept, the identity; the idempotency columns are
+/// optional): it fails with ORA-00904 or ORA-00942 unless the table still
+/// has them all.
+pub fn table_probe(layout: &Layout) -> String {
+    let table = layout.table();
     format!(
         "SELECT {}, {} FROM {} WHERE 1 = 0",
-        schema.select_list(),
-        schema.id_column(),
-        schema.table()
+        table.select_list(),
+        table.seq(),
+        table.name()
     )
 }
 
 /// The column type of a record field, chosen by name so that the order of
-/// the fields cannot pair a column with another field's type. A time's
-/// column holds its UTC instant; texts hold at most `rows::TEXT_MAX_BYTES`
+/// the fields cannot pair a column with another field's type. A local
+/// time's column holds its wall-clock reading as written, a UTC time's
+/// column its UTC instant (the offset of each beside it); texts hold at most `rows::TEXT_MAX_BYTES`
 /// bytes whatever the declared length (under `MAX_STRING_SIZE=STANDARD`),
 /// which the service checks before it binds.
 fn column_type(field: &str) -> &'static str {
@@ -605,9 +653,21 @@ fn column_type(field: &str) -> &'static str {
     }
 }
 
-/// The type of a time's offset column: seconds east of UTC, NULL when the
-/// time was written naive.
+/// The type of a time's offset column: the offset the time was written
+/// with, in seconds east of UTC. NULL means "as the time's column holds
+/// it": naive in a plain TIMESTAMP, the column's own offset in a TIMESTAMP
+/// WITH TIME ZONE. NULL is what rows written before the column existed
+/// (or by a writer that does not know it, such as the Python service)
+/// hold, so they read as they always did.
 const OFFSET_TYPE: &str = "NUMBER(5) CHECK ({} BETWEEN -86399 AND 86399)";
+
+/// The offset column's value for a time written naive into a TIMESTAMP
+/// WITH TIME ZONE column (which holds it at +00:00): NULL there means the
+/// column's own offset, and every whole minute is an offset, so the mark
+/// is one second — not a whole minute, hence never an offset the API
+/// accepts, and read as an offset by another reader it is as good as UTC,
+/// which is what a naive time counts as.
+pub const NAIVE_IN_ZONED: i64 = 1;
 
 /// The idempotency columns' types: the key is at most 255 ASCII
 /// characters, the fingerprint 64 hex digits, the time a UTC reading.
@@ -627,11 +687,7 @@ pub fn ddl(schema: &OracleSchema) -> String {
     for (column, field) in schema.columns().iter().zip(FIELD_NAMES) {
         lines.push(format!("    {column} {}", column_type(field)));
         if TIME_FIELDS.contains(&field) {
-            let offset = format!("{column}{OFFSET_SUFFIX}");
-            lines.push(format!(
-                "    {offset} {}",
-                OFFSET_TYPE.replace("{}", &offset)
-            ));
+            lines.push(offset_column_ddl(schema, field));
         }
     }
     for (column, kind) in KEY_COLUMNS.iter().zip(KEY_TYPES) {
@@ -666,6 +722,12 @@ pub fn ddl(schema: &OracleSchema) -> String {
         + "\n"
 }
 
+/// `<COLUMN>_OFFSET NUMBER(5) CHECK (…)`, the offset column of `field`.
+fn offset_column_ddl(schema: &OracleSchema, field: &str) -> String {
+    let offset = layout::offset_column(schema, field);
+    format!("    {offset} {}", OFFSET_TYPE.replace("{}", &offset))
+}
+
 /// `CREATE <kind> <schema.>TABLE<suffix> ON table (columns);`
 fn index_ddl(schema: &OracleSchema, kind: &str, suffix: &str, columns: &str) -> String {
     let table = schema.table();
@@ -689,6 +751,22 @@ pub fn add_key_columns(schema: &OracleSchema) -> String {
         KEY_TYPES[2],
         index_ddl(schema, "UNIQUE INDEX", NAME_SUFFIXES[5], KEY_COLUMNS[0])
     )
+}
+
+/// Adds the offset columns to a table of the original layout (local times
+/// TIMESTAMP, UTC times TIMESTAMP WITH TIME ZONE), which keeps its column
+/// types, so its other readers see the same values. The rows it holds get
+/// NULL offsets, which mean "as the time's column holds it": they read
+/// back exactly as before the upgrade (local times naive, UTC times with
+/// the offset their column holds), and so do rows written afterwards by a
+/// writer that does not name the offset columns.
+pub fn add_offset_columns(schema: &OracleSchema) -> String {
+    let columns = TIME_FIELDS
+        .iter()
+        .map(|field| offset_column_ddl(schema, field).trim().to_owned())
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("ALTER TABLE {} ADD ({columns});\n", schema.table())
 }
 
 #[cfg(test)]

@@ -1,11 +1,21 @@
 use super::*;
 use crate::repository::RunKey;
 
-fn plain() -> OracleSchema {
+fn plain_schema() -> OracleSchema {
     OracleSchema::new("PIPELINE_RUNS", None).unwrap()
 }
 
-fn mapped() -> OracleSchema {
+/// The default table in the layout `ddl` creates.
+fn plain() -> Layout {
+    Layout::full(&plain_schema())
+}
+
+/// A mapped table in the layout `ddl` creates.
+fn mapped() -> Layout {
+    Layout::full(&mapped_schema())
+}
+
+fn mapped_schema() -> OracleSchema {
     OracleSchema::new(
         "ops.RUNS",
         Some(
@@ -362,7 +372,7 @@ fn inserts_name_every_column_and_its_placeholder() {
 /// ascending, as pages are ordered, so no page is sorted.
 #[test]
 fn ddl_uses_the_mapped_names_and_creates_the_indexes() {
-    let text = ddl(&mapped());
+    let text = ddl(&mapped_schema());
     assert!(text
         .starts_with("CREATE TABLE ops.RUNS (\n    RUN_ID NUMBER GENERATED ALWAYS AS IDENTITY,\n"));
     assert!(text.contains("    START_TS TIMESTAMP(6) NOT NULL,\n"));
@@ -390,7 +400,7 @@ fn ddl_uses_the_mapped_names_and_creates_the_indexes() {
         text.contains("CREATE UNIQUE INDEX ops.RUNS_IDEMPOTENCY_UX ON ops.RUNS (IDEMPOTENCY_KEY);")
     );
     assert_eq!(
-        add_key_columns(&mapped()),
+        add_key_columns(&mapped_schema()),
         "ALTER TABLE ops.RUNS ADD (IDEMPOTENCY_KEY VARCHAR2(255 CHAR), IDEMPOTENCY_FINGERPRINT \
 VARCHAR2(64), IDEMPOTENCY_AT TIMESTAMP(6));\n\
 CREATE UNIQUE INDEX ops.RUNS_IDEMPOTENCY_UX ON ops.RUNS (IDEMPOTENCY_KEY);\n"
@@ -429,7 +439,10 @@ WHERE IDEMPOTENCY_KEY = :key"
         "UPDATE ops.RUNS SET IDEMPOTENCY_KEY = NULL WHERE IDEMPOTENCY_KEY = :key"
     );
     let now = at("2026-01-01T00:00:00Z");
-    let names: Vec<String> = key_params(None, now).into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = key_params(&schema, None, now)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(names, ["key", "fingerprint", "key_at"]);
 }
 
@@ -441,7 +454,7 @@ fn the_reference_ddl_file_matches_the_generated_ddl() {
         .filter(|l| !l.starts_with("--") && !l.trim().is_empty())
         .map(|l| format!("{l}\n"))
         .collect();
-    assert_eq!(statements, ddl(&plain()));
+    assert_eq!(statements, ddl(&plain_schema()));
 }
 
 #[test]
