@@ -144,6 +144,36 @@ fn ddl_prints_the_table_for_the_configured_names() {
     fails_with_status_2_for(&["ddl"], &[("ORACLE_TABLE", "A.B.C")], "ORACLE_TABLE");
 }
 
+/// `ddl --add-offsets` prints only the ALTER TABLE that gives a table of
+/// the original layout its offset columns, under the configured names;
+/// `--add-idempotency` its key columns; asking for both is refused.
+#[test]
+fn ddl_prints_the_upgrades_of_an_existing_table() {
+    let names = [
+        ("ORACLE_TABLE", "OPS.RUNS"),
+        ("ORACLE_COLUMN_MAP", r#"{"end_utc": "END_TS"}"#),
+    ];
+    let output = succeeded(service(&names).args(["ddl", "--add-offsets"]));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.starts_with("ALTER TABLE OPS.RUNS ADD (START_LOCAL_OFFSET NUMBER(5)"),
+        "{text}"
+    );
+    assert!(text.contains("END_TS_OFFSET NUMBER(5) CHECK (END_TS_OFFSET BETWEEN -86399 AND 86399)"));
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let output = succeeded(service(&names).args(["ddl", "--add-idempotency"]));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.starts_with("ALTER TABLE OPS.RUNS ADD (IDEMPOTENCY_KEY"),
+        "{text}"
+    );
+    let both = service(&names)
+        .args(["ddl", "--add-offsets", "--add-idempotency"])
+        .output()
+        .unwrap();
+    assert!(!both.status.success());
+}
+
 /// Names Oracle cannot use unquoted, or that would collide, stop both the
 /// DDL and the service at startup (before any session is opened), with
 /// status 2 and one line naming the variable and the reason.

@@ -148,7 +148,8 @@ async fn each_query_shape_is_served_by_its_index() {
         .collect();
     repo.store_all(records).await.unwrap();
     let (oracle, table) = store.oracle().unwrap();
-    let schema = oracle.schema();
+    let layout = oracle.layout_blocking().unwrap();
+    let schema = &*layout;
     let key = RunKey {
         start_micros: 1_754_006_400_000_000 + 1500 * 60_000_000,
         seq: 1500,

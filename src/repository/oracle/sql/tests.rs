@@ -1,5 +1,6 @@
 use super::*;
 use crate::repository::RunKey;
+use oracle::sql_type::OracleType;
 
 fn plain_schema() -> OracleSchema {
     OracleSchema::new("PIPELINE_RUNS", None).unwrap()
@@ -455,6 +456,15 @@ fn the_reference_ddl_file_matches_the_generated_ddl() {
         .map(|l| format!("{l}\n"))
         .collect();
     assert_eq!(statements, ddl(&plain_schema()));
+    // The upgrades of an existing table, as comments, each as printed.
+    let comments: String = file
+        .lines()
+        .filter_map(|l| l.strip_prefix("-- "))
+        .filter(|l| l.starts_with("ALTER TABLE") || l.starts_with("CREATE UNIQUE INDEX"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let upgrades = add_key_columns(&plain_schema()) + &add_offset_columns(&plain_schema());
+    assert_eq!(comments, upgrades);
 }
 
 #[test]
@@ -560,4 +570,316 @@ fn readiness_names_every_column_the_service_uses() {
         table_probe(&mapped()),
         format!("SELECT {MAPPED_COLUMNS}, RUN_ID FROM ops.RUNS WHERE 1 = 0")
     );
+}
+
+/// The original layout (the Python service's table): no offset columns.
+fn original() -> Layout {
+    Layout::original(&plain_schema())
+}
+
+fn original_mapped() -> Layout {
+    Layout::original(&mapped_schema())
+}
+
+const ORIGINAL_COLUMNS: &str = "START_LOCAL, END_LOCAL, START_UTC, END_UTC, ELAPSED_SECONDS, \
+ELAPSED_HUMAN, OUTPUT_FILE, ROWCOUNT, LOG_FILE, PID, DATE_CODE, PIPELINE_NAME, SCRIPT_NAME, \
+PIPELINE_TYPE, ENVIRONMENT, ARCHIVED_FILE";
+
+const ORIGINAL_MAPPED_COLUMNS: &str = "START_LOCAL, END_LOCAL, START_TS, END_TS, SECS, \
+ELAPSED_HUMAN, OUTPUT_FILE, ROW_COUNT, LOG_FILE, PID, DATE_CODE, PIPE, SCRIPT_NAME, \
+PIPELINE_TYPE, ENV$, ARCHIVED_FILE";
+
+/// On a table without offset columns every statement names only the
+/// record's columns: pages, keyset pages, counts, summaries (no offset
+/// aggregate), activity, inserts (plain and keyed), key lookups,
+/// retention and readiness; filters, order and keyset are the same as
+/// with offsets.
+#[test]
+fn statements_on_the_original_layout_name_no_offset_columns() {
+    let key = RunKey {
+        start_micros: 1_754_006_400_000_000,
+        seq: 17,
+    };
+    let filter = RunFilter {
+        start_utc: Some(at("2025-08-01")),
+        end_utc: Some(at("2025-08-31T23:59:59Z")),
+        environment: Some("prod".into()),
+        ..RunFilter::default()
+    };
+    let page = select_runs(&original_mapped(), &filter, Position::After(key), Some(101));
+    assert_eq!(
+        page.sql,
+        format!(
+            "SELECT {ORIGINAL_MAPPED_COLUMNS}, RUN_ID FROM ops.RUNS WHERE START_TS >= :start_utc \
+AND END_TS <= :end_utc AND ENV$ = :environment AND START_TS <= :after_start AND (START_TS < :after_start \
+OR (START_TS = :after_start AND RUN_ID > :after_id)) ORDER BY START_TS DESC, RUN_ID ASC \
+FETCH FIRST :page_limit ROWS ONLY"
+        )
+    );
+    assert_eq!(
+        names(&page),
+        [
+            "start_utc",
+            "end_utc",
+            "environment",
+            "after_start",
+            "after_id",
+            "page_limit"
+        ]
+    );
+    let offset_page = select_runs(
+        &original(),
+        &RunFilter::default(),
+        Position::Offset(5),
+        Some(5),
+    );
+    assert_eq!(
+        offset_page.sql,
+        format!(
+            "SELECT {ORIGINAL_COLUMNS}, ID FROM PIPELINE_RUNS ORDER BY START_UTC DESC, ID ASC \
+OFFSET :page_offset ROWS FETCH NEXT :page_limit ROWS ONLY"
+        )
+    );
+    assert_eq!(
+        count(&original_mapped(), &filter).sql,
+        "SELECT COUNT(*) FROM ops.RUNS WHERE START_TS >= :start_utc AND END_TS <= :end_utc AND ENV$ = :environment"
+    );
+    assert_eq!(
+        summary(&original()).sql,
+        "SELECT PIPELINE_NAME, SCRIPT_NAME, PIPELINE_TYPE, ENVIRONMENT, COUNT(*), MAX(START_UTC), \
+AVG(CASE WHEN ELAPSED_SECONDS > 0 THEN ELAPSED_SECONDS END), AVG(CASE WHEN ROWCOUNT > 0 THEN ROWCOUNT END) \
+FROM PIPELINE_RUNS GROUP BY PIPELINE_NAME, SCRIPT_NAME, PIPELINE_TYPE, ENVIRONMENT \
+ORDER BY MAX(START_UTC) DESC, MIN(ID) ASC"
+    );
+    assert_eq!(
+        activity(&original_mapped()).sql,
+        "SELECT PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$, total_runs, START_TS, SECS, ROW_COUNT FROM (\
+SELECT t.*, COUNT(*) OVER (PARTITION BY PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$) AS total_runs, \
+ROW_NUMBER() OVER (PARTITION BY PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$ ORDER BY START_TS DESC, RUN_ID ASC) AS latest \
+FROM ops.RUNS t) WHERE latest = 1"
+    );
+    let values = ":start_local, :end_local, :start_utc, :end_utc, :elapsed_seconds, \
+:elapsed_human, :output_file, :rowcount, :log_file, :pid, :date_code, :pipeline_name, \
+:script_name, :pipeline_type, :environment, :archived_file";
+    assert_eq!(
+        insert_sql(&original_mapped()),
+        format!("INSERT INTO ops.RUNS ({ORIGINAL_MAPPED_COLUMNS}) VALUES ({values})")
+    );
+    assert_eq!(
+        insert_keyed_sql(&original_mapped()),
+        format!(
+            "INSERT INTO ops.RUNS ({ORIGINAL_MAPPED_COLUMNS}, IDEMPOTENCY_KEY, \
+IDEMPOTENCY_FINGERPRINT, IDEMPOTENCY_AT) VALUES ({values}, :key, :fingerprint, :key_at)"
+        )
+    );
+    assert_eq!(
+        key_lookup(&original_mapped()),
+        format!(
+            "SELECT {ORIGINAL_MAPPED_COLUMNS}, IDEMPOTENCY_FINGERPRINT, IDEMPOTENCY_AT FROM ops.RUNS \
+WHERE IDEMPOTENCY_KEY = :key"
+        )
+    );
+    assert_eq!(
+        select_older(&original_mapped()),
+        format!(
+            "SELECT {ORIGINAL_MAPPED_COLUMNS}, RUN_ID FROM ops.RUNS WHERE START_TS < :cutoff \
+AND RUN_ID <= :max_id ORDER BY RUN_ID"
+        )
+    );
+    assert_eq!(
+        count_older(&original_mapped()),
+        count_older(&mapped()),
+        "retention names no offset"
+    );
+    assert_eq!(
+        delete_older_batch(&original_mapped()),
+        delete_older_batch(&mapped())
+    );
+    assert_eq!(
+        table_probe(&original_mapped()),
+        format!("SELECT {ORIGINAL_MAPPED_COLUMNS}, RUN_ID FROM ops.RUNS WHERE 1 = 0")
+    );
+    assert_eq!(
+        describe_table(&mapped_schema()),
+        "SELECT * FROM ops.RUNS WHERE 1 = 0"
+    );
+}
+
+/// The columns of the original DDL, as Oracle describes them.
+fn original_columns() -> Vec<(String, OracleType)> {
+    let mut columns = vec![("ID".to_owned(), OracleType::Number(0, -127))];
+    for (field, kind) in [
+        ("START_LOCAL", OracleType::Timestamp(6)),
+        ("END_LOCAL", OracleType::Timestamp(6)),
+        ("START_UTC", OracleType::TimestampTZ(6)),
+        ("END_UTC", OracleType::TimestampTZ(6)),
+        ("ELAPSED_SECONDS", OracleType::BinaryDouble),
+        ("ROWCOUNT", OracleType::Number(19, 0)),
+        ("PID", OracleType::Number(19, 0)),
+        ("IDEMPOTENCY_AT", OracleType::TimestampTZ(6)),
+    ] {
+        columns.push((field.to_owned(), kind));
+    }
+    for text in [
+        "ELAPSED_HUMAN",
+        "OUTPUT_FILE",
+        "LOG_FILE",
+        "DATE_CODE",
+        "PIPELINE_NAME",
+        "SCRIPT_NAME",
+        "PIPELINE_TYPE",
+        "ENVIRONMENT",
+        "ARCHIVED_FILE",
+        "IDEMPOTENCY_KEY",
+        "IDEMPOTENCY_FINGERPRINT",
+    ] {
+        columns.push((text.to_owned(), OracleType::Varchar2(4000)));
+    }
+    columns
+}
+
+fn with_offsets(
+    mut columns: Vec<(String, OracleType)>,
+    times: &[&str],
+) -> Vec<(String, OracleType)> {
+    for time in times {
+        columns.push((format!("{time}_OFFSET"), OracleType::Number(5, 0)));
+    }
+    columns
+}
+
+const TIMES: [&str; 4] = ["START_LOCAL", "END_LOCAL", "START_UTC", "END_UTC"];
+
+/// The layout is read from the table: the original DDL gives the original
+/// layout, the DDL `ddl` prints the full one, an original table after
+/// `ddl --add-offsets` offsets with its own types, and a table without
+/// the idempotency columns says so.
+#[test]
+fn the_layout_is_found_from_the_tables_columns() {
+    let schema = plain_schema();
+    assert_eq!(Layout::detect(&schema, &original_columns()), Ok(original()));
+    let full_columns: Vec<(String, OracleType)> = original_columns()
+        .into_iter()
+        .map(|(name, kind)| match kind {
+            OracleType::TimestampTZ(p) => (name, OracleType::Timestamp(p)),
+            other => (name, other),
+        })
+        .collect();
+    assert_eq!(
+        Layout::detect(&schema, &with_offsets(full_columns, &TIMES)),
+        Ok(plain())
+    );
+    let upgraded = Layout::detect(&schema, &with_offsets(original_columns(), &TIMES)).unwrap();
+    assert!(upgraded.offsets());
+    assert_eq!(upgraded.time_column("start_local"), TimeColumn::Plain);
+    assert_eq!(upgraded.time_column("end_utc"), TimeColumn::Zoned);
+    assert_eq!(upgraded.key_at_column(), TimeColumn::Zoned);
+    let without_keys: Vec<(String, OracleType)> = original_columns()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("IDEMPOTENCY_"))
+        .collect();
+    let layout = Layout::detect(&schema, &without_keys).unwrap();
+    assert!(!layout.has_key_columns());
+    assert!(layout
+        .describe()
+        .contains("without the idempotency columns"));
+    assert!(layout.describe().contains("without offset columns"));
+    assert!(upgraded.describe().contains("with offset columns"));
+    // Oracle describes names in capitals; a map may name them in any case.
+    let lower = OracleSchema::new("runs", Some(r#"{"start_utc": "start_ts"}"#)).unwrap();
+    let renamed: Vec<(String, OracleType)> = original_columns()
+        .into_iter()
+        .map(|(name, kind)| match name.as_str() {
+            "START_UTC" => ("START_TS".to_owned(), kind),
+            _ => (name, kind),
+        })
+        .collect();
+    assert_eq!(
+        Layout::detect(&lower, &renamed)
+            .unwrap()
+            .time_column("start_utc"),
+        TimeColumn::Zoned
+    );
+}
+
+/// A table the service cannot use is refused with the reason: a column a
+/// run needs missing (a map that does not match the table), a time's
+/// column of another type, some offset columns only, an offset column
+/// that is not a number.
+#[test]
+fn a_table_the_service_cannot_use_is_refused_with_the_reason() {
+    let schema = plain_schema();
+    let without = |column: &str| {
+        original_columns()
+            .into_iter()
+            .filter(|(name, _)| name != column)
+            .collect::<Vec<_>>()
+    };
+    let retyped = |column: &str, kind: OracleType| {
+        original_columns()
+            .into_iter()
+            .map(|(name, old)| {
+                if name == column {
+                    (name, kind.clone())
+                } else {
+                    (name, old)
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let cases = [
+        (without("PID"), "has no column PID (for pid)"),
+        (without("ID"), "has no column ID (for id)"),
+        (
+            retyped("START_UTC", OracleType::Date),
+            "START_UTC of table PIPELINE_RUNS is DATE; a time needs TIMESTAMP or TIMESTAMP WITH TIME ZONE",
+        ),
+        (
+            retyped("END_LOCAL", OracleType::TimestampLTZ(6)),
+            "END_LOCAL of table PIPELINE_RUNS is TIMESTAMP WITH LOCAL TIME ZONE",
+        ),
+        (
+            with_offsets(original_columns(), &["START_UTC", "END_UTC"]),
+            "has the offset columns START_UTC_OFFSET, END_UTC_OFFSET but not START_LOCAL_OFFSET, END_LOCAL_OFFSET",
+        ),
+        (
+            {
+                let mut columns = with_offsets(original_columns(), &TIMES[..3]);
+                columns.push(("END_UTC_OFFSET".into(), OracleType::Varchar2(10)));
+                columns
+            },
+            "END_UTC_OFFSET of table PIPELINE_RUNS must be a NUMBER",
+        ),
+    ];
+    for (columns, reason) in cases {
+        let error = Layout::detect(&schema, &columns).unwrap_err();
+        assert!(error.contains(reason), "{reason}: {error}");
+    }
+    let mapped = Layout::detect(&mapped_schema(), &original_columns()).unwrap_err();
+    assert!(
+        mapped.contains("START_TS (for start_utc)") && mapped.contains("RUN_ID (for id)"),
+        "{mapped}"
+    );
+}
+
+/// `ddl --add-offsets` adds the four offset columns, as `ddl` defines
+/// them, to a table of the original layout, under the mapped names.
+#[test]
+fn add_offsets_adds_the_four_offset_columns() {
+    assert_eq!(
+        add_offset_columns(&mapped_schema()),
+        "ALTER TABLE ops.RUNS ADD (\
+START_LOCAL_OFFSET NUMBER(5) CHECK (START_LOCAL_OFFSET BETWEEN -86399 AND 86399), \
+END_LOCAL_OFFSET NUMBER(5) CHECK (END_LOCAL_OFFSET BETWEEN -86399 AND 86399), \
+START_TS_OFFSET NUMBER(5) CHECK (START_TS_OFFSET BETWEEN -86399 AND 86399), \
+END_TS_OFFSET NUMBER(5) CHECK (END_TS_OFFSET BETWEEN -86399 AND 86399));\n"
+    );
+    let full = ddl(&plain_schema());
+    for line in add_offset_columns(&plain_schema())
+        .trim_start_matches("ALTER TABLE PIPELINE_RUNS ADD (")
+        .trim_end_matches(");\n")
+        .split(", ")
+    {
+        assert!(full.contains(&format!("    {line},\n")), "{line}");
+    }
 }
