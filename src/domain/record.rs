@@ -535,6 +535,18 @@ impl PipelineInfo {
     pub fn start_local(&self) -> FlexDateTime {
         self.start_local
     }
+    /// The same run with other times (start_local, end_local, start_utc,
+    /// end_utc): what a store answers when it keeps less than was written.
+    pub fn with_times(&self, times: [FlexDateTime; 4]) -> Self {
+        let [start_local, end_local, start_utc, end_utc] = times;
+        Self {
+            start_local,
+            end_local,
+            start_utc,
+            end_utc,
+            ..self.clone()
+        }
+    }
     pub fn end_local(&self) -> FlexDateTime {
         self.end_local
     }

@@ -25,7 +25,7 @@ use oracle::{Connection, Row};
 
 use self::errors::{is_key_taken, keys_unsupported, too_large_for_column};
 use self::rows::{
-    array_insert, bind_values, check_storable, named, record_from_row, record_params,
+    array_insert, as_kept, bind_values, check_storable, named, record_from_row, record_params,
     stored_instant_micros, text_at, time_from,
 };
 use self::session::{rolled_back_on_failure, Failure};
@@ -167,6 +167,22 @@ impl OraclePipelineRepository {
         for (i, run) in runs.iter().enumerate() {
             check_storable(i, &run.record, &layout)?;
         }
+        // Without offset columns the table keeps less than was written;
+        // each created run is answered as it is kept, as a read returns it.
+        let runs = match layout.offsets() {
+            true => runs,
+            false => runs
+                .into_iter()
+                .map(|run| {
+                    let record = as_kept(&run.record, &layout).ok_or_else(|| {
+                        RepositoryError::Database(
+                            "a time checked as storable cannot be kept".into(),
+                        )
+                    })?;
+                    Ok(NewRun { record, ..run })
+                })
+                .collect::<Result<Vec<NewRun>, RepositoryError>>()?,
+        };
         let keys = runs.iter().filter(|run| run.key.is_some()).count();
         let text = match keys {
             0 => sql::insert_sql(&layout),

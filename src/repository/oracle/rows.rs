@@ -337,7 +337,7 @@ fn column(layout: &Layout, field: &str) -> usize {
 
 /// The time `field` as written, from its column's value `stored` and its
 /// offset column's `offset` (None when NULL, or when the table has no
-/// offset columns: both mean "as the column holds it"). See `time_params`.
+/// offset columns: both mean "as the column holds it").
 pub(super) fn read_time(
     field: &str,
     stored: &Timestamp,
@@ -350,13 +350,24 @@ pub(super) fn read_time(
         stored.second(),
         stored.nanosecond() / 1000 * 1000,
     )?;
-    let reading = date.and_time(time);
+    let zone = stored.with_tz().then(|| stored.tz_offset());
+    time_as_written(field, date.and_time(time), zone, offset)
+}
+
+/// The time `field` as written, from what its column holds (`reading`,
+/// and for a zoned column the `zone` it holds it at) and its offset
+/// column's `offset`; the inverse of `time_params`.
+fn time_as_written(
+    field: &str,
+    reading: NaiveDateTime,
+    zone: Option<i32>,
+    offset: Option<i64>,
+) -> Option<FlexDateTime> {
     let aware_from_utc = |utc: NaiveDateTime, offset: i64| {
         let offset = i32::try_from(offset).ok()?;
         FlexDateTime::aware(utc + chrono::Duration::seconds(offset.into()), offset)
     };
-    if stored.with_tz() {
-        let zone = stored.tz_offset();
+    if let Some(zone) = zone {
         let utc = reading - chrono::Duration::seconds(zone.into());
         return match offset {
             None => FlexDateTime::aware(reading, zone),
@@ -371,6 +382,28 @@ pub(super) fn read_time(
         }
         Some(offset) => aware_from_utc(reading, offset),
     }
+}
+
+/// `record` as a table of `layout` keeps it, which is what reading it
+/// back gives: the record itself where the table keeps offsets; without
+/// them, local times as their wall-clock reading, naive, and UTC times at
+/// the offset written (a naive one at UTC). Inserts answer with it, so a
+/// created run is the run any later read returns. `None` when a time
+/// cannot be stored at all (`check_storable` refuses it first).
+pub fn as_kept(record: &PipelineInfo, layout: &Layout) -> Option<PipelineInfo> {
+    if layout.offsets() {
+        return Some(record.clone());
+    }
+    let mut kept = Vec::with_capacity(TIME_FIELDS.len());
+    for (field, value) in times(record) {
+        let (reading, zone) = match time_params(field, value, layout.time_column(field)).0 {
+            Param::Timestamp(reading) => (reading, None),
+            Param::TimestampTz(reading, zone) => (reading, Some(zone)),
+            _ => return None,
+        };
+        kept.push(time_as_written(field, reading, zone, None)?);
+    }
+    Some(record.with_times(kept.try_into().ok()?))
 }
 
 /// The instant a stored time stands for (a plain one counts as UTC).

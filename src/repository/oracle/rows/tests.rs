@@ -609,3 +609,53 @@ fn every_field_is_read_from_its_own_column_in_each_layout() {
         assert_eq!(list[layout.select_width()], "ID");
     }
 }
+
+/// An insert answers with the run as the table keeps it, which is what a
+/// later read gives back: unchanged with offset columns; without them,
+/// local times naive and a naive UTC time at UTC.
+#[test]
+fn an_insert_answers_with_the_run_as_the_table_keeps_it() {
+    let written = record(json!({
+        "start_local": "2025-08-08T05:07:01+05:30", "end_local": "2025-08-08T05:29:06.250000",
+        "start_utc": "2025-08-07T23:37:01", "end_utc": "2025-08-08T00:29:06+01:00",
+    }));
+    for layout in [full(), upgraded()] {
+        assert_eq!(as_kept(&written, &layout), Some(written.clone()));
+    }
+    let kept = as_kept(&written, &original()).unwrap();
+    let text = |t: FlexDateTime| t.to_string();
+    assert_eq!(
+        [
+            kept.start_local(),
+            kept.end_local(),
+            kept.start_utc(),
+            kept.end_utc()
+        ]
+        .map(text),
+        [
+            "2025-08-08T05:07:01",
+            "2025-08-08T05:29:06.250000",
+            "2025-08-07T23:37:01Z",
+            "2025-08-08T00:29:06+01:00"
+        ]
+    );
+    assert_eq!(
+        kept.with_times([
+            written.start_local(),
+            written.end_local(),
+            written.start_utc(),
+            written.end_utc()
+        ]),
+        written,
+        "only the times differ"
+    );
+    for (field, value) in times(&written) {
+        let read = round_trip(&original(), field, &value.to_string());
+        let answered = times(&kept)
+            .into_iter()
+            .find(|(f, _)| *f == field)
+            .unwrap()
+            .1;
+        assert_eq!(answered.to_string(), read, "{field}: answer and read agree");
+    }
+}
