@@ -5,7 +5,7 @@ use std::sync::Arc;
 use pipeline_service::config::Settings;
 use pipeline_service::domain::PipelineInfo;
 use pipeline_service::repository::jsonl::JsonlRepository;
-use pipeline_service::repository::oracle::sql::ddl;
+use pipeline_service::repository::oracle::sql::{add_offset_columns, ddl};
 use pipeline_service::repository::oracle::OraclePipelineRepository;
 use pipeline_service::repository::PipelineInfoRepository;
 use pipeline_service::repository::{InsertOutcome, NewRun, Position, RepositoryError, RunFilter};
@@ -22,6 +22,19 @@ pub struct Fresh {
     oracle: Option<(OraclePipelineRepository, String)>,
     /// How to open the same store again, as a restarted service would.
     reopen: Reopen,
+    /// Which layout an Oracle table has (none for JSON Lines).
+    layout: Option<OracleTable>,
+}
+
+/// The layouts of Oracle table the shared tests run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OracleTable {
+    /// As `pipeline-service ddl` creates it.
+    Full,
+    /// The Python service's: no offset columns, UTC times WITH TIME ZONE.
+    Original,
+    /// The original one after `pipeline-service ddl --add-offsets`.
+    Upgraded,
 }
 
 enum Reopen {
@@ -35,6 +48,28 @@ impl Fresh {
         self.oracle
             .as_ref()
             .map(|(repo, table)| (repo, table.as_str()))
+    }
+
+    /// Which store this is, for messages.
+    pub fn name(&self) -> &'static str {
+        match self.layout {
+            None => self.repository.backend_name(),
+            Some(OracleTable::Full) => "oracle",
+            Some(OracleTable::Original) => "oracle (original layout)",
+            Some(OracleTable::Upgraded) => "oracle (original layout with offset columns)",
+        }
+    }
+
+    /// What reading `record` back gives on this store: the record itself,
+    /// or on a table of the original layout what that layout keeps;
+    /// `None` when the store refuses it.
+    pub fn kept(&self, record: &PipelineInfo) -> Option<PipelineInfo> {
+        if self.layout != Some(OracleTable::Original) {
+            return Some(record.clone());
+        }
+        let json = serde_json::to_value(record).unwrap();
+        let kept = oracle_test::kept_by_the_original_layout(&json)?;
+        Some(PipelineInfo::parse(&kept, "body").unwrap())
     }
 
     /// The same store opened anew (a new file reader, a new session pool).
@@ -70,34 +105,65 @@ pub async fn fresh_jsonl() -> Fresh {
         _dir: Some(dir),
         oracle: None,
         reopen: Reopen::Jsonl(path),
+        layout: None,
     }
 }
 
-/// A fresh table in the database named by ORACLE_TEST_DSN, ORACLE_TEST_USER
-/// and ORACLE_TEST_PASSWORD, or `None` (with a visible note) when unset.
+/// A fresh table, of the layout `pipeline-service ddl` creates, in the
+/// database named by ORACLE_TEST_DSN, ORACLE_TEST_USER and
+/// ORACLE_TEST_PASSWORD, or `None` (with a visible note) when unset.
 pub async fn fresh_oracle() -> Option<Fresh> {
-    let table = oracle_test::table_name("PS_TEST");
+    fresh_oracle_table(OracleTable::Full).await
+}
+
+/// A fresh table of the original layout (the Python service's), or `None`.
+pub async fn fresh_oracle_original() -> Option<Fresh> {
+    fresh_oracle_table(OracleTable::Original).await
+}
+
+async fn fresh_oracle_table(layout: OracleTable) -> Option<Fresh> {
+    let table = oracle_test::table_name(match layout {
+        OracleTable::Full => "PS_TEST",
+        OracleTable::Original => "PS_ORIG",
+        OracleTable::Upgraded => "PS_UPGR",
+    });
     let raw = oracle_test::settings(&table)?;
     let settings = Settings::from_raw(raw).expect("valid Oracle test settings");
     let oracle_settings = settings.oracle.expect("oracle settings");
     let repository = OraclePipelineRepository::connect(&oracle_settings)
         .await
         .expect("the Oracle test database is reachable");
+    let create = match layout {
+        OracleTable::Full => ddl(repository.schema()),
+        OracleTable::Original => oracle_test::original_table_ddl(&table),
+        OracleTable::Upgraded => {
+            oracle_test::original_table_ddl(&table) + &add_offset_columns(repository.schema())
+        }
+    };
     repository
-        .execute_script_blocking(&ddl(repository.schema()))
+        .execute_script_blocking(&create)
         .expect("test table created");
     Some(Fresh {
         repository: Arc::new(repository.clone()),
         _dir: None,
         oracle: Some((repository, table)),
         reopen: Reopen::Oracle(Box::new(oracle_settings)),
+        layout: Some(layout),
     })
 }
 
-/// One fresh store per available backend.
+/// One fresh store per available backend: JSON Lines, and with a test
+/// database an Oracle table of each layout (as `ddl` creates it, the
+/// original one, and the original one upgraded with `ddl --add-offsets`).
 pub async fn every_backend() -> Vec<Fresh> {
     let mut stores = vec![fresh_jsonl().await];
-    stores.extend(fresh_oracle().await);
+    for layout in [
+        OracleTable::Full,
+        OracleTable::Original,
+        OracleTable::Upgraded,
+    ] {
+        stores.extend(fresh_oracle_table(layout).await);
+    }
     stores
 }
 

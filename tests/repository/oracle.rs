@@ -10,7 +10,7 @@ use pipeline_service::repository::oracle::sql::{self, Bind, Statement};
 use pipeline_service::repository::{NewRun, Position, RepositoryError, RunFilter, RunKey};
 use serde_json::json;
 
-use crate::backends::{fresh_oracle, record, Shortcuts};
+use crate::backends::{fresh_oracle, fresh_oracle_original, record, Shortcuts};
 
 /// The run and field a refusal names.
 fn refused_at(result: Result<impl std::fmt::Debug, RepositoryError>) -> (usize, LocItem) {
@@ -22,48 +22,64 @@ fn refused_at(result: Result<impl std::fmt::Debug, RepositoryError>) -> (usize, 
 
 /// Texts over 4000 bytes (1001 four-byte characters are within the API's
 /// 4096 characters) and instants past year 9999 are refused at their
-/// field on every write path, and nothing is stored.
+/// field on every write path, and nothing is stored, on a table of either
+/// layout; on the original layout so is a UTC offset outside
+/// -12:00..+14:00.
 #[tokio::test]
 async fn values_a_column_cannot_hold_are_refused_on_every_write_path() {
-    let Some(store) = fresh_oracle().await else {
-        return;
-    };
-    let repo = &store.repository;
-    let too_long = record(1, json!({"output_file": "😀".repeat(1001)}));
-    let too_late = record(2, json!({"end_local": "9999-12-31T23:00:00-05:00"}));
-    let plain = repo.insert(vec![too_long.clone().into()], true).await;
-    assert_eq!(refused_at(plain), (0, LocItem::from("output_file")));
-    let key = IdempotencyKey::parse("too-long", &too_long).unwrap();
-    let keyed = NewRun {
-        record: too_long.clone(),
-        key: Some(key),
-    };
-    assert_eq!(
-        refused_at(repo.insert(vec![keyed], true).await),
-        (0, LocItem::from("output_file"))
-    );
-    let bulk = vec![record(3, json!({})).into(), too_late.clone().into()];
-    assert_eq!(
-        refused_at(repo.insert(bulk, false).await),
-        (1, LocItem::from("end_local"))
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("import.jsonl");
-    let lines = [record(4, json!({})), too_long]
-        .iter()
-        .map(|r| serde_json::to_string(r).unwrap() + "\n")
-        .collect::<String>();
-    std::fs::write(&file, lines).unwrap();
-    match import_file(repo.as_ref(), &file, |_| {}).await {
-        Err(ImportError::Store { source, .. }) => {
-            assert_eq!(
-                refused_at(Err::<(), _>(source)),
-                (1, LocItem::from("output_file"))
-            )
+    for store in [fresh_oracle().await, fresh_oracle_original().await] {
+        let Some(store) = store else {
+            return;
+        };
+        let repo = &store.repository;
+        let too_long = record(1, json!({"output_file": "😀".repeat(1001)}));
+        let too_late = record(2, json!({"end_utc": "9999-12-31T23:00:00-05:00"}));
+        let plain = repo.insert(vec![too_long.clone().into()], true).await;
+        assert_eq!(refused_at(plain), (0, LocItem::from("output_file")));
+        let key = IdempotencyKey::parse("too-long", &too_long).unwrap();
+        let keyed = NewRun {
+            record: too_long.clone(),
+            key: Some(key),
+        };
+        assert_eq!(
+            refused_at(repo.insert(vec![keyed], true).await),
+            (0, LocItem::from("output_file"))
+        );
+        let bulk = vec![record(3, json!({})).into(), too_late.clone().into()];
+        assert_eq!(
+            refused_at(repo.insert(bulk, false).await),
+            (1, LocItem::from("end_utc"))
+        );
+        let far_offset = record(5, json!({"start_utc": "2025-08-01T00:05:00+14:01"}));
+        let far = repo.insert(vec![far_offset.into()], true).await;
+        if store.name() == "oracle (original layout)" {
+            assert_eq!(refused_at(far), (0, LocItem::from("start_utc")));
+        } else {
+            far.expect("a table with offset columns keeps any offset");
         }
-        other => panic!("import not refused: {other:?}"),
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("import.jsonl");
+        let lines = [record(4, json!({})), too_long]
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect::<String>();
+        std::fs::write(&file, lines).unwrap();
+        match import_file(repo.as_ref(), &file, |_| {}).await {
+            Err(ImportError::Store { source, .. }) => {
+                assert_eq!(
+                    refused_at(Err::<(), _>(source)),
+                    (1, LocItem::from("output_file"))
+                )
+            }
+            other => panic!("import not refused: {other:?}"),
+        }
+        let stored = if store.name() == "oracle (original layout)" {
+            0
+        } else {
+            1
+        };
+        assert_eq!(repo.count(&RunFilter::default()).await.unwrap(), stored);
     }
-    assert_eq!(repo.count(&RunFilter::default()).await.unwrap(), 0);
 }
 
 /// A column narrower than the DDL's raises ORA-12899, answered as a 422
@@ -149,7 +165,6 @@ async fn each_query_shape_is_served_by_its_index() {
     repo.store_all(records).await.unwrap();
     let (oracle, table) = store.oracle().unwrap();
     let layout = oracle.layout_blocking().unwrap();
-    let schema = &*layout;
     let key = RunKey {
         start_micros: 1_754_006_400_000_000 + 1500 * 60_000_000,
         seq: 1500,
@@ -160,12 +175,17 @@ async fn each_query_shape_is_served_by_its_index() {
     };
     let unsorted = [
         (
-            sql::select_runs(schema, &RunFilter::default(), Position::Offset(0), Some(51)),
+            sql::select_runs(
+                &layout,
+                &RunFilter::default(),
+                Position::Offset(0),
+                Some(51),
+            ),
             format!("{table}_START_IX"),
         ),
         (
             sql::select_runs(
-                schema,
+                &layout,
                 &RunFilter::default(),
                 Position::After(key),
                 Some(51),
@@ -173,7 +193,7 @@ async fn each_query_shape_is_served_by_its_index() {
             format!("{table}_START_IX"),
         ),
         (
-            sql::select_runs(schema, &by_name, Position::After(key), Some(51)),
+            sql::select_runs(&layout, &by_name, Position::After(key), Some(51)),
             format!("{table}_NAME_START_IX"),
         ),
     ];
@@ -185,20 +205,21 @@ async fn each_query_shape_is_served_by_its_index() {
             "sorted:\n{text}"
         );
     }
-    let files = sql::archived_files(schema, "m7", 10);
+    let files = sql::archived_files(&layout, "m7", 10);
     let text = plan(&store, &files);
     assert!(text.contains(&format!("{table}_DATE_CODE_IX")), "{text}");
     let lookup = Statement {
-        sql: sql::key_lookup(schema),
+        sql: sql::key_lookup(&layout),
         binds: vec![("key".into(), Bind::Text(Some("k".into())))],
     };
     let text = plan(&store, &lookup);
     assert!(text.contains(&format!("{table}_IDEMPOTENCY_UX")), "{text}");
 }
 
-/// A table without a column the service needs (here, an offset column, as
-/// in a table made for an earlier layout) is not ready, so the replica is
-/// kept out of service; the complete table is.
+/// A table without a column the service needs is not ready, so the
+/// replica is kept out of service: one that loses a column after its
+/// layout was found, and one with only some of the offset columns. A
+/// table of the original layout is ready.
 #[tokio::test]
 async fn a_table_missing_a_column_is_not_ready() {
     let Some(store) = fresh_oracle().await else {
@@ -214,4 +235,228 @@ async fn a_table_missing_a_column_is_not_ready() {
         .execute_script_blocking(&format!("ALTER TABLE {table} DROP COLUMN END_UTC_OFFSET"))
         .unwrap();
     assert!(store.repository.ready().await.is_err());
+    let reopened = store.reopen().await;
+    let why = reopened.ready().await.unwrap_err().to_string();
+    assert!(why.contains("but not END_UTC_OFFSET"), "{why}");
+    let Some(original) = fresh_oracle_original().await else {
+        return;
+    };
+    original
+        .repository
+        .ready()
+        .await
+        .expect("a table of the original layout is ready");
+}
+
+/// Reads the runs of `table` as its other readers see them: each local
+/// column's wall-clock reading, each UTC column's value with its zone and
+/// its UTC instant (in that order, START then END), by identity.
+fn as_other_readers_see(store: &crate::backends::Fresh) -> Vec<Vec<String>> {
+    let (oracle, table) = store.oracle().unwrap();
+    let clock = "'YYYY-MM-DD\"T\"HH24:MI:SS.FF6'";
+    let zoned = "'YYYY-MM-DD\"T\"HH24:MI:SS.FF6TZH:TZM'";
+    let query = format!(
+        "SELECT TO_CHAR(START_LOCAL, {clock}), TO_CHAR(END_LOCAL, {clock}), \
+TO_CHAR(START_UTC, {zoned}), TO_CHAR(SYS_EXTRACT_UTC(START_UTC), {clock}), \
+TO_CHAR(END_UTC, {zoned}), TO_CHAR(SYS_EXTRACT_UTC(END_UTC), {clock}) FROM {table} ORDER BY ID"
+    );
+    oracle
+        .texts_blocking(&query)
+        .unwrap()
+        .into_iter()
+        .map(|row| row.into_iter().map(Option::unwrap_or_default).collect())
+        .collect()
+}
+
+/// Inserts a run the way the Python service does: its own columns only,
+/// datetimes bound without a zone (local wall clock, UTC reading).
+fn insert_as_the_python_service(store: &crate::backends::Fresh, code: &str) {
+    let (oracle, table) = store.oracle().unwrap();
+    oracle
+        .execute_script_blocking(&format!(
+            "INSERT INTO {table} (START_LOCAL, END_LOCAL, START_UTC, END_UTC, ELAPSED_SECONDS, \
+ELAPSED_HUMAN, OUTPUT_FILE, ROWCOUNT, LOG_FILE, PID, DATE_CODE, PIPELINE_NAME) VALUES (\
+TIMESTAMP '2025-07-01 07:00:00', TIMESTAMP '2025-07-01 07:01:00', \
+TIMESTAMP '2025-07-01 05:00:00 +00:00', TIMESTAMP '2025-07-01 05:01:00 +00:00', \
+60, '1m', '/o.csv', 5, '/r.log', 7, '{code}', 'etl')"
+        ))
+        .unwrap();
+}
+
+/// What the service reads from the Python service's row.
+fn python_row(code: &str) -> serde_json::Value {
+    json!({
+        "start_local": "2025-07-01T07:00:00", "end_local": "2025-07-01T07:01:00",
+        "start_utc": "2025-07-01T05:00:00Z", "end_utc": "2025-07-01T05:01:00Z",
+        "elapsed_seconds": 60.0, "elapsed_human": "1m", "output_file": "/o.csv", "rowcount": 5,
+        "log_file": "/r.log", "pid": 7, "date_code": code, "pipeline_name": "etl",
+        "script_name": null, "pipeline_type": null, "environment": null, "archived_file": null
+    })
+}
+
+/// A row this service writes into a table of the original layout means
+/// to the table's other readers (the Python service, reports) what their
+/// rows mean: the local columns hold the local wall clock as written, the
+/// UTC columns the UTC instant (at the offset written, a naive one at
+/// +00:00). A row the Python service writes reads back as that layout
+/// holds it, and filters and pages treat both alike.
+#[tokio::test]
+async fn the_original_layout_means_to_other_readers_what_it_always_meant() {
+    let Some(store) = fresh_oracle_original().await else {
+        return;
+    };
+    let repo = &store.repository;
+    insert_as_the_python_service(&store, "py");
+    let written = record(
+        0,
+        json!({"start_local": "2025-08-01T05:30:00+05:30", "end_local": "2025-08-01T05:31:30.000001",
+               "start_utc": "2025-08-01T05:30:00+05:30", "end_utc": "2025-08-01T00:01:30.000001"}),
+    );
+    let stored = repo.store(written).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&*stored).unwrap()["start_local"],
+        "2025-08-01T05:30:00",
+        "answered as kept"
+    );
+    assert_eq!(
+        as_other_readers_see(&store),
+        [
+            [
+                "2025-07-01T07:00:00.000000",
+                "2025-07-01T07:01:00.000000",
+                "2025-07-01T05:00:00.000000+00:00",
+                "2025-07-01T05:00:00.000000",
+                "2025-07-01T05:01:00.000000+00:00",
+                "2025-07-01T05:01:00.000000",
+            ],
+            [
+                "2025-08-01T05:30:00.000000",
+                "2025-08-01T05:31:30.000001",
+                "2025-08-01T05:30:00.000000+05:30",
+                "2025-08-01T00:00:00.000000",
+                "2025-08-01T00:01:30.000001+00:00",
+                "2025-08-01T00:01:30.000001",
+            ],
+        ]
+    );
+    let all = repo.all(&RunFilter::default()).await.unwrap();
+    assert_eq!(serde_json::to_value(&*all[1]).unwrap(), python_row("py"));
+    assert_eq!(all[0], stored);
+    let after = |text: &str| RunFilter {
+        start_utc: Some(pipeline_service::domain::FlexDateTime::parse(text).unwrap()),
+        ..RunFilter::default()
+    };
+    assert_eq!(repo.count(&after("2025-07-01T05:00:00Z")).await.unwrap(), 2);
+    assert_eq!(
+        repo.count(&after("2025-07-01T07:00:01+02:00"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        repo.count(&after("2025-08-01T00:00:00.000001"))
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+/// `ddl --add-offsets` upgrades a table of the original layout in place:
+/// the rows it held (the Python service's and this service's) read back
+/// exactly as before, so do rows the Python service writes afterwards,
+/// and from then on every record is kept exactly as written, while the
+/// columns keep meaning what they meant to other readers.
+#[tokio::test]
+async fn an_original_table_upgraded_with_add_offsets_keeps_its_rows() {
+    let Some(store) = fresh_oracle_original().await else {
+        return;
+    };
+    insert_as_the_python_service(&store, "py-before");
+    let before = record(
+        1,
+        json!({"start_local": "2025-08-01T05:30:00+05:30", "start_utc": "2025-08-01T00:01:00"}),
+    );
+    store.repository.store(before).await.unwrap();
+    let read_before = store.repository.all(&RunFilter::default()).await.unwrap();
+    let (oracle, _) = store.oracle().unwrap();
+    oracle
+        .execute_script_blocking(&sql::add_offset_columns(oracle.schema()))
+        .unwrap();
+    let upgraded = store.reopen().await;
+    upgraded.ready().await.expect("the upgraded table is ready");
+    assert_eq!(
+        upgraded.all(&RunFilter::default()).await.unwrap(),
+        read_before
+    );
+    let exact = record(
+        2,
+        json!({"start_local": "2025-08-01T00:02:00-23:59", "end_local": "2025-08-01T05:33:30+05:30",
+               "start_utc": "2025-08-01T00:02:00", "end_utc": "2025-08-01T00:03:30+14:01"}),
+    );
+    let stored = upgraded.store(exact.clone()).await.unwrap();
+    assert_eq!(*stored, exact);
+    insert_as_the_python_service(&store, "py-after");
+    let all = upgraded.all(&RunFilter::default()).await.unwrap();
+    assert_eq!(*all[0], exact, "kept exactly as written");
+    assert_eq!(&all[1..3], &read_before[..]);
+    assert_eq!(
+        serde_json::to_value(&*all[3]).unwrap(),
+        python_row("py-after")
+    );
+    let seen = as_other_readers_see(&store);
+    assert_eq!(
+        seen[2],
+        [
+            "2025-08-01T00:02:00.000000",
+            "2025-08-01T05:33:30.000000",
+            "2025-08-01T00:02:00.000000+00:00",
+            "2025-08-01T00:02:00.000000",
+            "2025-07-31T10:02:30.000000+00:00",
+            "2025-07-31T10:02:30.000000",
+        ],
+        "local wall clocks as written; UTC instants (an offset Oracle cannot hold at UTC)"
+    );
+}
+
+/// On a table of the original layout, its own indexes stay usable: a
+/// range of `start_utc` (bound WITH TIME ZONE, as the column is), a
+/// pipeline's runs and a date code (bound as VARCHAR2) and a key are read
+/// through them.
+#[tokio::test]
+async fn the_original_layouts_indexes_serve_its_filters() {
+    let Some(store) = fresh_oracle_original().await else {
+        return;
+    };
+    let records: Vec<PipelineInfo> = (0..3000)
+        .map(|i| record(i, json!({"pipeline_name": format!("p{}", i % 50)})))
+        .collect();
+    store.repository.store_all(records).await.unwrap();
+    let (oracle, table) = store.oracle().unwrap();
+    let layout = oracle.layout_blocking().unwrap();
+    let parse = |t: &str| pipeline_service::domain::FlexDateTime::parse(t).unwrap();
+    let window = RunFilter {
+        start_utc: Some(parse("2025-08-02T00:00:00+02:00")),
+        end_utc: Some(parse("2025-08-01T22:10:00")),
+        ..RunFilter::default()
+    };
+    let by_name = RunFilter {
+        pipeline_name: Some("p7".into()),
+        ..RunFilter::default()
+    };
+    let lookup = Statement {
+        sql: sql::key_lookup(&layout),
+        binds: vec![("key".into(), Bind::Text(Some("k".into())))],
+    };
+    for (statement, index) in [
+        (sql::count(&layout, &window), "_START_IX"),
+        (sql::count(&layout, &by_name), "_NAME_START_IX"),
+        (sql::archived_files(&layout, "m7", 10), "_DATE_CODE_IX"),
+        (lookup, "_IDEMPOTENCY_UX"),
+    ] {
+        let text = plan(&store, &statement);
+        assert!(
+            text.contains(&format!("{table}{index}")),
+            "{index}:\n{text}"
+        );
+    }
 }

@@ -298,6 +298,25 @@ impl OraclePipelineRepository {
         })
     }
 
+    /// The rows of a query of text columns, as the table holds them (no
+    /// stored form undone). Blocks; used by the test suite to read the
+    /// table as its other readers do.
+    pub fn texts_blocking(&self, query: &str) -> Result<Vec<Vec<Option<String>>>, RepositoryError> {
+        self.with_session("texts", false, |conn| {
+            let mut rows = Vec::new();
+            for row in conn.query(query, &[])? {
+                let row = row?;
+                let width = row.column_info().len();
+                let mut texts = Vec::with_capacity(width);
+                for at in 0..width {
+                    texts.push(row.get::<usize, Option<String>>(at)?);
+                }
+                rows.push(texts);
+            }
+            Ok(rows)
+        })
+    }
+
     /// Runs `;`-separated statements such as the output of `sql::ddl`.
     /// Blocks; used by the test suite to create and drop its tables.
     pub fn execute_script_blocking(&self, script: &str) -> Result<(), RepositoryError> {
