@@ -257,85 +257,23 @@ fn instants_bind_as_their_utc_reading() {
 #[test]
 fn each_time_is_stored_as_its_column_holds_times() {
     use TimeColumn::{Plain, Zoned};
+    let plain = |text: &str| Param::Timestamp(reading(text));
+    let zoned = |text: &str, offset: i32| Param::TimestampTz(reading(text), offset);
+    let naive = Some(sql::NAIVE_IN_ZONED);
+    // (field, written, column) -> (column value, offset column), a row each.
+    #[rustfmt::skip]
     let cases = [
-        // (field, written, column) -> (column value, offset column)
-        (
-            "start_local",
-            "2025-08-14T22:49:07+05:30",
-            Plain,
-            Param::Timestamp(reading("2025-08-14T22:49:07")),
-            Some(19_800),
-        ),
-        (
-            "end_local",
-            "2025-08-14T22:49:07",
-            Plain,
-            Param::Timestamp(reading("2025-08-14T22:49:07")),
-            None,
-        ),
-        (
-            "start_utc",
-            "2025-08-14T22:49:07+05:30",
-            Plain,
-            Param::Timestamp(reading("2025-08-14T17:19:07")),
-            Some(19_800),
-        ),
-        (
-            "end_utc",
-            "2025-08-14T22:49:07",
-            Plain,
-            Param::Timestamp(reading("2025-08-14T22:49:07")),
-            None,
-        ),
-        (
-            "start_utc",
-            "2025-08-14T22:49:07+05:30",
-            Zoned,
-            Param::TimestampTz(reading("2025-08-14T22:49:07"), 19_800),
-            Some(19_800),
-        ),
-        (
-            "start_utc",
-            "2025-08-14T22:49:07Z",
-            Zoned,
-            Param::TimestampTz(reading("2025-08-14T22:49:07"), 0),
-            Some(0),
-        ),
-        (
-            "end_utc",
-            "2025-08-14T22:49:07",
-            Zoned,
-            Param::TimestampTz(reading("2025-08-14T22:49:07"), 0),
-            Some(sql::NAIVE_IN_ZONED),
-        ),
-        (
-            "end_utc",
-            "2025-08-14T00:10:00-23:59",
-            Zoned,
-            Param::TimestampTz(reading("2025-08-15T00:09:00"), 0),
-            Some(-86_340),
-        ),
-        (
-            "start_utc",
-            "2025-08-14T22:49:07+14:00",
-            Zoned,
-            Param::TimestampTz(reading("2025-08-14T22:49:07"), 50_400),
-            Some(50_400),
-        ),
-        (
-            "start_utc",
-            "2025-08-14T22:49:07-12:00",
-            Zoned,
-            Param::TimestampTz(reading("2025-08-14T22:49:07"), -43_200),
-            Some(-43_200),
-        ),
-        (
-            "start_utc",
-            "2025-08-14T22:49:07+14:01",
-            Zoned,
-            Param::TimestampTz(reading("2025-08-14T08:48:07"), 0),
-            Some(50_460),
-        ),
+        ("start_local", "2025-08-14T22:49:07+05:30", Plain, plain("2025-08-14T22:49:07"), Some(19_800)),
+        ("end_local", "2025-08-14T22:49:07", Plain, plain("2025-08-14T22:49:07"), None),
+        ("start_utc", "2025-08-14T22:49:07+05:30", Plain, plain("2025-08-14T17:19:07"), Some(19_800)),
+        ("end_utc", "2025-08-14T22:49:07", Plain, plain("2025-08-14T22:49:07"), None),
+        ("start_utc", "2025-08-14T22:49:07+05:30", Zoned, zoned("2025-08-14T22:49:07", 19_800), Some(19_800)),
+        ("start_utc", "2025-08-14T22:49:07Z", Zoned, zoned("2025-08-14T22:49:07", 0), Some(0)),
+        ("end_utc", "2025-08-14T22:49:07", Zoned, zoned("2025-08-14T22:49:07", 0), naive),
+        ("end_utc", "2025-08-14T00:10:00-23:59", Zoned, zoned("2025-08-15T00:09:00", 0), Some(-86_340)),
+        ("start_utc", "2025-08-14T22:49:07+14:00", Zoned, zoned("2025-08-14T22:49:07", 50_400), Some(50_400)),
+        ("start_utc", "2025-08-14T22:49:07-12:00", Zoned, zoned("2025-08-14T22:49:07", -43_200), Some(-43_200)),
+        ("start_utc", "2025-08-14T22:49:07+14:01", Zoned, zoned("2025-08-14T08:48:07", 0), Some(50_460)),
     ];
     for (field, written, column, value, offset) in cases {
         assert_eq!(
