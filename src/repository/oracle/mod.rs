@@ -184,15 +184,10 @@ impl OraclePipelineRepository {
                 .collect::<Result<Vec<NewRun>, RepositoryError>>()?,
         };
         let keys = runs.iter().filter(|run| run.key.is_some()).count();
-        let text = match keys {
-            0 => sql::insert_sql(&layout),
-            _ => sql::insert_keyed_sql(&layout),
-        };
         let plan = self.with_session("insert", false, |conn| {
             for _ in 0..=keys {
                 let attempt = rolled_back_on_failure(conn, || {
-                    let keyed = keys > 0;
-                    self.insert_once(conn, &layout, &runs, atomic, &text, keyed, cutoff_micros)
+                    self.insert_once(conn, &layout, &runs, atomic, keys > 0, cutoff_micros)
                 });
                 match attempt {
                     Err(Failure::Driver(error)) if is_key_taken(&error) => continue,
@@ -211,17 +206,19 @@ impl OraclePipelineRepository {
     }
 
     /// One attempt of `insert_blocking`, committed when it succeeds.
-    #[allow(clippy::too_many_arguments)] // one attempt's whole context
     fn insert_once(
         &self,
         conn: &Connection,
         layout: &Layout,
         runs: &[NewRun],
         atomic: bool,
-        text: &str,
         keyed: bool,
         cutoff_micros: i64,
     ) -> Result<InsertPlan, Failure> {
+        let text = match keyed {
+            false => sql::insert_sql(layout),
+            true => sql::insert_keyed_sql(layout),
+        };
         let plan = insert::plan(runs, atomic, |key| {
             self.known_key(conn, layout, key, cutoff_micros)
         })?;
@@ -236,7 +233,7 @@ impl OraclePipelineRepository {
                 params
             })
             .collect();
-        if let Err(error) = array_insert(conn, text, &rows) {
+        if let Err(error) = array_insert(conn, &text, &rows) {
             return Err(
                 match too_large_for_column(&error, &self.schema, runs, plan.to_store()) {
                     Some(refused) => Failure::Decided(refused),
