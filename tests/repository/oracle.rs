@@ -434,9 +434,9 @@ async fn the_original_layouts_indexes_serve_its_filters() {
     let (oracle, table) = store.oracle().unwrap();
     let layout = oracle.layout_blocking().unwrap();
     let parse = |t: &str| pipeline_service::domain::FlexDateTime::parse(t).unwrap();
+    // The last ten of 3000 runs a minute apart from 2025-08-01T00:00Z.
     let window = RunFilter {
-        start_utc: Some(parse("2025-08-02T00:00:00+02:00")),
-        end_utc: Some(parse("2025-08-01T22:10:00")),
+        start_utc: Some(parse("2025-08-03T03:50:00+02:00")),
         ..RunFilter::default()
     };
     let by_name = RunFilter {

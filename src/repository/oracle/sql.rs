@@ -1,11 +1,13 @@
 //! SQL for the Oracle backend, built as text plus a bind list so it can be
 //! checked without a database. Identifiers come only from a validated
-//! `OracleSchema`; every value is a bind variable. The queries (filters,
-//! keyset, order, counts, summaries, activity, archived files) come from
-//! the shared layer (`repository::sql`), which the live PostgreSQL tests
-//! run; what is Oracle's own here is the schema mapping and its checks,
-//! the stored forms of texts and durations (Oracle turns `''` into NULL
-//! and -0.0 into +0.0), inserts, keys, retention, readiness and DDL.
+//! `OracleSchema`; every value is a bind variable. Statements are built
+//! for the table's `Layout` (with offset columns or without, found from
+//! the table), DDL for the names alone. The queries (filters, keyset,
+//! order, counts, summaries, activity, archived files) come from the
+//! shared layer (`repository::sql`), which the live PostgreSQL tests run;
+//! what is Oracle's own here is the schema mapping and its checks, the
+//! layout, the stored forms of texts and durations (Oracle turns `''` into
+//! NULL and -0.0 into +0.0), inserts, keys, retention, readiness and DDL.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -363,8 +365,8 @@ impl OracleSchema {
                 .unwrap_or_else(|| field.to_ascii_uppercase())
         };
         let schema = Self {
-            // Each time keeps the offset it was written with in a column
-            // of its own, as on PostgreSQL.
+            // The names of the layout `ddl` creates; the statements use the
+            // layout the table turns out to have (`Layout`).
             table: Table::new(
                 table,
                 FIELD_NAMES.iter().map(|f| column(f)).collect(),
@@ -673,10 +675,11 @@ pub const NAIVE_IN_ZONED: i64 = 1;
 /// characters, the fingerprint 64 hex digits, the time a UTC reading.
 const KEY_TYPES: [&str; 3] = ["VARCHAR2(255 CHAR)", "VARCHAR2(64)", "TIMESTAMP(6)"];
 
-/// Table, identity and indexes for `schema`. Each time is its UTC instant
-/// and its offset; the indexes put runs in answer order (start descending,
-/// identity ascending), so pages, keyset pages and retention read them
-/// from the index instead of sorting.
+/// Table, identity and indexes for `schema`, in the full layout: each
+/// time is its reading (a local time's wall clock, a UTC time's instant)
+/// and its offset; the indexes put runs in answer order (start
+/// descending, identity ascending), so pages, keyset pages and retention
+/// read them from the index instead of sorting.
 pub fn ddl(schema: &OracleSchema) -> String {
     let table = schema.table();
     let base = table.rsplit('.').next().unwrap_or(table);
