@@ -460,3 +460,63 @@ async fn the_original_layouts_indexes_serve_its_filters() {
         );
     }
 }
+
+/// The Python service's table often names its columns otherwise: through
+/// `ORACLE_COLUMN_MAP` the service finds that table's layout under those
+/// names, and stores, filters, pages and summarises there as on the
+/// original layout.
+#[tokio::test]
+async fn an_original_table_with_other_names_is_served_through_the_column_map() {
+    use pipeline_service::config::Settings;
+    use pipeline_service::repository::oracle::sql::TimeColumn;
+    use pipeline_service::repository::oracle::OraclePipelineRepository;
+    use pipeline_service::repository::PipelineInfoRepository;
+    let table = crate::support::oracle::table_name("PS_MAP");
+    let Some(mut raw) = crate::support::oracle::settings(&table) else {
+        return;
+    };
+    raw.oracle_column_map = Some(
+        r#"{"start_utc": "STARTED_AT", "end_utc": "ENDED_AT", "pipeline_name": "PIPE", "id": "RUN_ID"}"#
+            .into(),
+    );
+    let settings = Settings::from_raw(raw).unwrap().oracle.unwrap();
+    let repo = OraclePipelineRepository::connect(&settings).await.unwrap();
+    let create = crate::support::oracle::original_table_ddl(&table)
+        .replace("START_UTC", "STARTED_AT")
+        .replace("END_UTC", "ENDED_AT")
+        .replace("PIPELINE_NAME", "PIPE")
+        .replace("    ID NUMBER", "    RUN_ID NUMBER")
+        .replace("(ID)", "(RUN_ID)")
+        .replace(", ID)", ", RUN_ID)");
+    repo.execute_script_blocking(&create).unwrap();
+    let served = repo.clone();
+    // Run apart, so that the table is dropped whatever the outcome.
+    let outcome = async move {
+        let repo = served;
+        let layout = repo.layout_blocking().unwrap();
+        assert!(!layout.offsets());
+        assert_eq!(layout.time_column("start_utc"), TimeColumn::Zoned);
+        repo.ready().await.unwrap();
+        let written = record(
+            3,
+            json!({"start_local": "2025-08-01T05:33:00+05:30", "start_utc": "2025-08-01T00:03:00"}),
+        );
+        let stored = repo.store(written).await.unwrap();
+        assert_eq!(stored.start_utc().to_string(), "2025-08-01T00:03:00Z");
+        repo.store(record(1, json!({"pipeline_name": "other"})))
+            .await
+            .unwrap();
+        let etl = RunFilter {
+            pipeline_name: Some("etl".into()),
+            start_utc: pipeline_service::domain::FlexDateTime::parse("2025-08-01T00:02:00Z").ok(),
+            ..RunFilter::default()
+        };
+        assert_eq!(repo.all(&etl).await.unwrap(), [stored]);
+        let summaries = repo.summaries().await.unwrap();
+        assert_eq!(summaries.len(), 2);
+    };
+    let result = tokio::spawn(outcome).await;
+    repo.execute_script_blocking(&format!("DROP TABLE {table} PURGE"))
+        .unwrap();
+    result.unwrap();
+}
