@@ -41,13 +41,33 @@ impl TimeColumn {
     /// holds instants: a plain TIMESTAMP of its UTC reading, or a
     /// TIMESTAMP WITH TIME ZONE at UTC. Either way the comparison with the
     /// column involves no time zone conversion.
+    ///
+    /// Oracle's timestamps cover the years 1 to 9999 only, while a query
+    /// may bound past either end (`9999-12-31T23:00:00-05:00` is in the
+    /// year 10000 at UTC). Every stored instant lies inside that range (the
+    /// service refuses others), so the bound is moved to the nearest end,
+    /// which selects the same runs instead of failing in the driver.
     pub fn instant(self, at: FlexDateTime) -> Param {
-        let utc = utc_reading(&at);
+        let utc = within_oracle_years(utc_reading(&at));
         match self {
             TimeColumn::Plain => Param::Timestamp(utc),
             TimeColumn::Zoned => Param::TimestampTz(utc, 0),
         }
     }
+}
+
+/// `reading` moved into the years 1–9999 that Oracle's timestamps hold.
+fn within_oracle_years(reading: NaiveDateTime) -> NaiveDateTime {
+    use chrono::Datelike;
+    let (year, month, day, time) = match reading.year() {
+        ..=0 => (1, 1, 1, (0, 0, 0, 0)),
+        10_000.. => (9999, 12, 31, (23, 59, 59, 999_999)),
+        _ => return reading,
+    };
+    let (hour, minute, second, micro) = time;
+    chrono::NaiveDate::from_ymd_opt(year, month, day)
+        .and_then(|date| date.and_hms_micro_opt(hour, minute, second, micro))
+        .unwrap_or(reading)
 }
 
 /// The UTC reading of an instant (a naive value counts as UTC).
