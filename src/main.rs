@@ -3,7 +3,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
 use pipeline_service::config::{oracle_schema, Backend, Cli, Command, RawSettings, Settings};
 use pipeline_service::domain::FlexDateTime;
 use pipeline_service::import::import_file;
@@ -14,7 +13,7 @@ use pipeline_service::{probe, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Cli { command, settings } = Cli::parse();
+    let Cli { command, settings } = Cli::read();
     match command.unwrap_or(Command::Serve) {
         Command::Serve => with_settings(settings, Some("info"), serve).await,
         Command::Healthcheck => with_settings(settings, None, healthcheck).await,
