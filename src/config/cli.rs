@@ -71,7 +71,10 @@ pub struct Cli {
 /// Secrets' flags that do not exist, and where the secret goes instead.
 const SECRET_FLAGS: [(&str, &str); 2] = [
     ("--api-keys", "PIPELINE_API_KEYS or --api-keys-file"),
-    ("--oracle-password", "ORACLE_PASSWORD or --oracle-password-file"),
+    (
+        "--oracle-password",
+        "ORACLE_PASSWORD or --oracle-password-file",
+    ),
 ];
 
 impl Cli {
@@ -252,7 +255,6 @@ pub struct RawSettings {
 
     // The settings of further storage backends go here, after Oracle's,
     // so that `--help` lists the stores together.
-
     /// Comma-separated origins allowed by CORS.
     #[arg(long, env = "CORS_ORIGINS", global = true, help_heading = SECURITY, default_value = DEFAULT_CORS_ORIGINS.join(","))]
     pub cors_origins: Option<String>,

@@ -316,7 +316,11 @@ fn the_oracle_password_file_gives_the_password_without_its_last_newline() {
     std::fs::write(&file, "\n").unwrap();
     let error = settings(from_file(&file)).unwrap_err();
     assert_eq!(error.variable, "ORACLE_PASSWORD_FILE");
-    assert!(error.reason.contains("holds no password"), "{}", error.reason);
+    assert!(
+        error.reason.contains("holds no password"),
+        "{}",
+        error.reason
+    );
 }
 
 #[test]

@@ -71,7 +71,13 @@ fn settings_may_follow_the_command() {
 
 #[test]
 fn every_commands_help_lists_the_settings_by_heading_with_defaults_and_choices() {
-    for command in [&[][..], &["serve"], &["import"], &["compact"], &["healthcheck"]] {
+    for command in [
+        &[][..],
+        &["serve"],
+        &["import"],
+        &["compact"],
+        &["healthcheck"],
+    ] {
         let output = succeeded(service(&[]).args(command).arg("--help"));
         let text = stdout(&output);
         let mut at = 0;
@@ -91,7 +97,11 @@ fn every_commands_help_lists_the_settings_by_heading_with_defaults_and_choices()
         ] {
             assert!(text.contains(shown), "{command:?} --help lacks {shown}");
         }
-        for flag in ["--cors-allow-all", "--no-jsonl-fsync", "--api-keys-for-reads"] {
+        for flag in [
+            "--cors-allow-all",
+            "--no-jsonl-fsync",
+            "--api-keys-for-reads",
+        ] {
             let line = text
                 .lines()
                 .find(|line| line.trim_start().starts_with(flag))
@@ -130,7 +140,9 @@ async fn on_off_settings_are_plain_flags_and_their_variables_take_true_or_false(
     let store = store.to_str().unwrap();
     let serve = |env: &[(&str, &str)], flags: &[&str]| {
         let mut command = service(env);
-        command.args(["--port", "0", "--jsonl-path", store]).args(flags);
+        command
+            .args(["--port", "0", "--jsonl-path", store])
+            .args(flags);
         start_command(&mut command)
     };
     let allowed = |response: &reqwest::Response| {
@@ -210,7 +222,10 @@ async fn a_no_flag_turns_off_what_is_on_by_default() {
                 assert!(created.status().is_success(), "{created:?}");
             }
             client
-                .get(format!("{}/download/pipeline_info?format=csv", server.address))
+                .get(format!(
+                    "{}/download/pipeline_info?format=csv",
+                    server.address
+                ))
                 .send()
                 .await
                 .unwrap()
@@ -232,7 +247,10 @@ fn secrets_have_no_flags() {
     for (args, instead) in [
         (&["--api-keys", "k1"][..], "PIPELINE_API_KEYS"),
         (&["serve", "--api-keys=k1"], "PIPELINE_API_KEYS"),
-        (&["import", "x.jsonl", "--oracle-password", "pw"], "ORACLE_PASSWORD"),
+        (
+            &["import", "x.jsonl", "--oracle-password", "pw"],
+            "ORACLE_PASSWORD",
+        ),
     ] {
         let output = service(&[]).args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}");
@@ -310,7 +328,10 @@ fn importing_a_missing_file_says_it_is_missing() {
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
         stderr(&output).trim(),
-        format!("pipeline-service: import: {} does not exist", missing.display())
+        format!(
+            "pipeline-service: import: {} does not exist",
+            missing.display()
+        )
     );
     assert!(!store.exists(), "nothing was created");
     let folder = service(&[])
@@ -319,7 +340,11 @@ fn importing_a_missing_file_says_it_is_missing() {
         .output()
         .unwrap();
     assert_eq!(folder.status.code(), Some(2));
-    assert!(stderr(&folder).contains("is not a file"), "{}", stderr(&folder));
+    assert!(
+        stderr(&folder).contains("is not a file"),
+        "{}",
+        stderr(&folder)
+    );
 }
 
 #[test]
