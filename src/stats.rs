@@ -71,16 +71,36 @@ pub struct PipelineStats {
     pub rowcount_anomaly: bool,
 }
 
-/// The linear-interpolation percentile `q` (0–1) of sorted values.
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    match sorted.len() {
+/// Values read by rank in ascending order: a sorted slice, or a store's
+/// order-statistic structure kept up to date as runs arrive. Percentiles
+/// are defined once, over this, for both.
+pub trait Ranked {
+    fn count(&self) -> usize;
+    /// The value at `rank` (0-based, ascending; `rank < count()`).
+    fn at(&self, rank: usize) -> f64;
+}
+
+impl Ranked for [f64] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn at(&self, rank: usize) -> f64 {
+        self[rank]
+    }
+}
+
+/// The linear-interpolation percentile `q` (0–1) of values read by rank.
+pub fn percentile(values: &(impl Ranked + ?Sized), q: f64) -> f64 {
+    match values.count() {
         0 => f64::NAN,
-        1 => sorted[0],
+        1 => values.at(0),
         n => {
             let rank = q * (n - 1) as f64;
             let low = rank.floor() as usize;
             let high = rank.ceil() as usize;
-            sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64)
+            let (below, above) = (values.at(low), values.at(high));
+            below + (above - below) * (rank - low as f64)
         }
     }
 }
@@ -90,8 +110,8 @@ fn sorted(mut values: Vec<f64>) -> Vec<f64> {
     values
 }
 
-/// The interpolated median, by selection rather than sorting (a scrape
-/// takes several medians over every run).
+/// The interpolated median, by selection rather than sorting (the
+/// baselines of a scrape are many small medians).
 fn median(mut values: Vec<f64>) -> f64 {
     let n = values.len();
     if n == 0 {
@@ -126,25 +146,131 @@ pub fn robust_anomaly(baseline: &[f64], latest: f64) -> (Option<f64>, bool) {
     (Some(z), z.abs() > ANOMALY_Z)
 }
 
-type GroupKey = [Option<Arc<str>>; 4];
+/// A group's classification values (pipeline_name, script_name,
+/// pipeline_type, environment).
+pub type GroupKey = [Option<Arc<str>>; 4];
 
-/// One run as the statistics see it: start instant, duration, rows, start.
-type RunPoint = (i64, f64, i64, FlexDateTime);
+/// One run as the statistics see it: start instant (microseconds), duration
+/// in seconds, rows.
+pub type RunPoint = (i64, f64, i64);
 
-/// Collects runs (any order) and computes every group's statistics.
+/// Seconds from one start instant to the next (consecutive runs of a group).
+pub fn gap_seconds(earlier_micros: i64, later_micros: i64) -> f64 {
+    (later_micros - earlier_micros) as f64 / 1e6
+}
+
+/// Everything the statistics of one group are computed from: counts, order
+/// statistics and the latest runs. A store can keep each part up to date
+/// as runs arrive; `StatsBuilder` derives them from the runs themselves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupDigest {
+    pub key: GroupKey,
+    pub runs: u64,
+    pub zero_row_runs: u64,
+    /// `start_utc` of the latest run, as stored.
+    pub last_run: FlexDateTime,
+    /// p50, p95 and p99 of `elapsed_seconds`, and its maximum.
+    pub elapsed: [f64; 4],
+    pub median_rowcount: f64,
+    /// Median gap between consecutive starts; `None` with a single run.
+    pub typical_interval_seconds: Option<f64>,
+    /// The latest runs, oldest first: the last is the latest run and those
+    /// before it its baseline. Runs are ordered by start, equal starts in
+    /// reverse insertion order (the answer order read backwards).
+    pub latest: Vec<RunPoint>,
+}
+
+/// A group's sorted values, by rank.
+pub struct GroupOrderStatistics<'a, D: ?Sized, R: ?Sized, G: ?Sized> {
+    pub durations: &'a D,
+    pub rowcounts: &'a R,
+    /// Gaps between consecutive starts, in seconds.
+    pub gaps: &'a G,
+}
+
+impl GroupDigest {
+    /// The digest of a group from its order statistics; `latest` as in
+    /// the field, `zero_row_runs` the runs that loaded nothing. The group
+    /// has at least one run.
+    pub fn from_ranked<D, R, G>(
+        key: GroupKey,
+        ranked: GroupOrderStatistics<'_, D, R, G>,
+        zero_row_runs: u64,
+        last_run: FlexDateTime,
+        latest: Vec<RunPoint>,
+    ) -> Self
+    where
+        D: Ranked + ?Sized,
+        R: Ranked + ?Sized,
+        G: Ranked + ?Sized,
+    {
+        let durations = ranked.durations;
+        let runs = durations.count();
+        Self {
+            key,
+            runs: runs as u64,
+            zero_row_runs,
+            last_run,
+            elapsed: [
+                percentile(durations, 0.5),
+                percentile(durations, 0.95),
+                percentile(durations, 0.99),
+                durations.at(runs - 1),
+            ],
+            median_rowcount: percentile(ranked.rowcounts, 0.5),
+            typical_interval_seconds: (ranked.gaps.count() > 0)
+                .then(|| percentile(ranked.gaps, 0.5)),
+            latest,
+        }
+    }
+
+    /// The digest of a group's runs, given oldest first (see `latest`).
+    pub fn of_runs(
+        key: GroupKey,
+        runs: &[RunPoint],
+        last_run: FlexDateTime,
+        latest: usize,
+    ) -> Self {
+        let durations = sorted(runs.iter().map(|r| r.1).collect());
+        let rowcounts = sorted(runs.iter().map(|r| r.2 as f64).collect());
+        let gaps = sorted(
+            runs.windows(2)
+                .map(|w| gap_seconds(w[0].0, w[1].0))
+                .collect(),
+        );
+        let zero_row_runs = runs.iter().filter(|r| r.2 == 0).count() as u64;
+        let tail = runs[runs.len().saturating_sub(latest)..].to_vec();
+        Self::from_ranked(
+            key,
+            GroupOrderStatistics {
+                durations: durations.as_slice(),
+                rowcounts: rowcounts.as_slice(),
+                gaps: gaps.as_slice(),
+            },
+            zero_row_runs,
+            last_run,
+            tail,
+        )
+    }
+}
+
+/// Collects runs (in answer order: latest start first, equal starts in
+/// insertion order) and digests every group.
 #[derive(Debug, Default)]
 pub struct StatsBuilder {
     /// foldhash: every run is looked up here (a `/metrics` scrape walks all
     /// of them), and the default hasher made that the scrape's main cost.
-    groups: HashMap<GroupKey, Vec<RunPoint>, foldhash::fast::RandomState>,
+    groups: HashMap<GroupKey, Vec<(RunPoint, FlexDateTime)>, foldhash::fast::RandomState>,
 }
 
 impl StatsBuilder {
     pub fn add(&mut self, run: &PipelineInfo) {
         let point = (
-            run.start_utc().instant_micros(),
-            run.elapsed_seconds(),
-            run.rowcount(),
+            (
+                run.start_utc().instant_micros(),
+                run.elapsed_seconds(),
+                run.rowcount(),
+            ),
             run.start_utc(),
         );
         // Look up by reference; the key is cloned only for a new group.
@@ -156,42 +282,49 @@ impl StatsBuilder {
         }
     }
 
-    /// Latest run first, like `/pipelines`.
-    pub fn finish(self, policy: StatsPolicy) -> Vec<PipelineStats> {
-        let mut all: Vec<PipelineStats> = self
-            .groups
+    /// One digest per group, with its `latest` latest runs.
+    pub fn digests(self, latest: usize) -> Vec<GroupDigest> {
+        self.groups
             .into_iter()
-            .map(|(key, runs)| group_stats(key, runs, policy))
-            .collect();
-        all.sort_by(|a, b| {
-            b.last_run
-                .instant_micros()
-                .cmp(&a.last_run.instant_micros())
-                .then_with(|| a.pipeline_name.cmp(&b.pipeline_name))
-                .then_with(|| a.script_name.cmp(&b.script_name))
-                .then_with(|| a.pipeline_type.cmp(&b.pipeline_type))
-                .then_with(|| a.environment.cmp(&b.environment))
-        });
-        all
+            .map(|(key, mut runs)| {
+                // Oldest first; equal starts keep the order they were read
+                // in reversed, which the stable sort preserves.
+                runs.reverse();
+                runs.sort_by_key(|r| r.0 .0);
+                let last_run = runs[runs.len() - 1].1;
+                let points: Vec<RunPoint> = runs.into_iter().map(|r| r.0).collect();
+                GroupDigest::of_runs(key, &points, last_run, latest)
+            })
+            .collect()
     }
 }
 
-fn group_stats(key: GroupKey, mut runs: Vec<RunPoint>, policy: StatsPolicy) -> PipelineStats {
-    // Oldest first; equal starts keep the order they were read in (the
-    // answer order reversed), which the stable sort preserves.
-    runs.reverse();
-    runs.sort_by_key(|r| r.0);
-    let durations = sorted(runs.iter().map(|r| r.1).collect());
-    let rowcounts: Vec<f64> = runs.iter().map(|r| r.2 as f64).collect();
-    let gaps: Vec<f64> = runs
-        .windows(2)
-        .map(|w| (w[1].0 - w[0].0) as f64 / 1e6)
+/// Every group's statistics, latest run first like `/pipelines`.
+pub fn finish(digests: Vec<GroupDigest>, policy: StatsPolicy) -> Vec<PipelineStats> {
+    let mut all: Vec<PipelineStats> = digests
+        .into_iter()
+        .map(|digest| group_stats(digest, policy))
         .collect();
-    let typical_interval = (!gaps.is_empty()).then(|| median(gaps));
+    all.sort_by(|a, b| {
+        b.last_run
+            .instant_micros()
+            .cmp(&a.last_run.instant_micros())
+            .then_with(|| a.pipeline_name.cmp(&b.pipeline_name))
+            .then_with(|| a.script_name.cmp(&b.script_name))
+            .then_with(|| a.pipeline_type.cmp(&b.pipeline_type))
+            .then_with(|| a.environment.cmp(&b.environment))
+    });
+    all
+}
+
+fn group_stats(digest: GroupDigest, policy: StatsPolicy) -> PipelineStats {
+    let runs = &digest.latest;
     let latest = runs[runs.len() - 1];
     let since = (policy.now_micros - latest.0) as f64 / 1e6;
-    let stale = runs.len() >= MIN_RUNS_FOR_STALE
-        && typical_interval.is_some_and(|t| t > 0.0 && since > policy.stale_factor * t);
+    let stale = digest.runs >= MIN_RUNS_FOR_STALE as u64
+        && digest
+            .typical_interval_seconds
+            .is_some_and(|t| t > 0.0 && since > policy.stale_factor * t);
     let previous = &runs[..runs.len() - 1];
     let baseline = &previous[previous.len().saturating_sub(policy.baseline_runs)..];
     let (duration_z, duration_anomaly) =
@@ -201,21 +334,22 @@ fn group_stats(key: GroupKey, mut runs: Vec<RunPoint>, policy: StatsPolicy) -> P
         latest.2 as f64,
     );
     let [pipeline_name, script_name, pipeline_type, environment] =
-        key.map(|v| v.as_deref().map(str::to_owned));
+        digest.key.map(|v| v.as_deref().map(str::to_owned));
+    let [p50, p95, p99, max] = digest.elapsed;
     PipelineStats {
         pipeline_name,
         script_name,
         pipeline_type,
         environment,
-        runs: runs.len() as u64,
-        last_run: latest.3,
-        p50_elapsed_seconds: percentile(&durations, 0.5),
-        p95_elapsed_seconds: percentile(&durations, 0.95),
-        p99_elapsed_seconds: percentile(&durations, 0.99),
-        max_elapsed_seconds: durations[durations.len() - 1],
-        median_rowcount: median(rowcounts),
-        zero_row_runs: runs.iter().filter(|r| r.2 == 0).count() as u64,
-        typical_interval_seconds: typical_interval,
+        runs: digest.runs,
+        last_run: digest.last_run,
+        p50_elapsed_seconds: p50,
+        p95_elapsed_seconds: p95,
+        p99_elapsed_seconds: p99,
+        max_elapsed_seconds: max,
+        median_rowcount: digest.median_rowcount,
+        zero_row_runs: digest.zero_row_runs,
+        typical_interval_seconds: digest.typical_interval_seconds,
         seconds_since_last_run: since,
         stale,
         duration_z,
@@ -232,10 +366,11 @@ mod tests {
     #[test]
     fn percentiles_interpolate_between_ranks() {
         let values = sorted((1..=10).map(f64::from).collect());
-        assert_eq!(percentile(&values, 0.5), 5.5);
-        assert!((percentile(&values, 0.95) - 9.55).abs() < 1e-9);
-        assert!((percentile(&values, 0.99) - 9.91).abs() < 1e-9);
-        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+        let values = values.as_slice();
+        assert_eq!(percentile(values, 0.5), 5.5);
+        assert!((percentile(values, 0.95) - 9.55).abs() < 1e-9);
+        assert!((percentile(values, 0.99) - 9.91).abs() < 1e-9);
+        assert_eq!(percentile(&[7.0][..], 0.99), 7.0);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(vec![7.0]), 7.0);
@@ -244,7 +379,7 @@ mod tests {
             let values: Vec<f64> = (0..n).map(|i| f64::from((i * 7919) % 23)).collect();
             assert_eq!(
                 median(values.clone()),
-                percentile(&sorted(values), 0.5),
+                percentile(sorted(values).as_slice(), 0.5),
                 "{n}"
             );
         }

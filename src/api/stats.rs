@@ -15,10 +15,7 @@ use super::runs::QueryReader;
 use super::AppState;
 use crate::domain::ValidationErrors;
 use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter};
-use crate::stats::{Flags, PipelineStats, StatsBuilder, StatsPolicy};
-
-/// Runs read from the store per step.
-const PAGE: usize = 10_000;
+use crate::stats::{self, Flags, PipelineStats, StatsPolicy};
 
 /// Query parameters (documentation; `StatsQuery` parses).
 #[derive(Debug, IntoParams)]
@@ -140,24 +137,15 @@ impl MetricFlags {
     }
 }
 
-/// Walks every matching run by keyset pages (both backends, bounded
-/// memory per page) and computes the statistics.
+/// The statistics of the matching runs, from the store's per-group digests.
 pub async fn compute(
     repository: &dyn PipelineInfoRepository,
     filter: &RunFilter,
     policy: StatsPolicy,
 ) -> Result<Vec<PipelineStats>, RepositoryError> {
-    let mut builder = StatsBuilder::default();
-    let mut after = None;
-    loop {
-        let page = repository.get_after(filter, after, PAGE).await?;
-        for run in &page.records {
-            builder.add(run);
-        }
-        match page.next {
-            Some(key) => after = Some(key),
-            None => break,
-        }
-    }
-    Ok(builder.finish(policy))
+    // The latest run and its baseline.
+    let digests = repository
+        .stats(filter, policy.baseline_runs.saturating_add(1))
+        .await?;
+    Ok(stats::finish(digests, policy))
 }

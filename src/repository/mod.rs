@@ -12,6 +12,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary};
+use crate::stats::{GroupDigest, StatsBuilder};
+
+/// Runs read per step when statistics walk the matches.
+const STATS_WALK_PAGE: usize = 10_000;
 
 /// Which records a query wants. Every field is optional; string filters are
 /// exact and case-sensitive. Both backends apply exactly these semantics.
@@ -210,6 +214,31 @@ pub trait PipelineInfoRepository: Send + Sync {
 
     /// Whether the store answers a trivial request now (`/ready`).
     async fn ready(&self) -> Result<(), RepositoryError>;
+
+    /// What the run statistics of each (pipeline_name, script_name,
+    /// pipeline_type, environment) group of the matching runs are computed
+    /// from, each with its `latest` latest runs. By default every match is
+    /// read by keyset pages; a store that keeps per-group order statistics
+    /// up to date answers from them instead.
+    async fn stats(
+        &self,
+        filter: &RunFilter,
+        latest: usize,
+    ) -> Result<Vec<GroupDigest>, RepositoryError> {
+        let mut builder = StatsBuilder::default();
+        let mut after = None;
+        loop {
+            let page = self.get_after(filter, after, STATS_WALK_PAGE).await?;
+            for run in &page.records {
+                builder.add(run);
+            }
+            match page.next {
+                Some(key) => after = Some(key),
+                None => break,
+            }
+        }
+        Ok(builder.digests(latest))
+    }
 
     /// A page and the total count. Backends that can take both from one
     /// snapshot override this so `total` always agrees with the page.
