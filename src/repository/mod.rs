@@ -104,6 +104,50 @@ pub struct RunPage {
     pub records: Vec<Arc<PipelineInfo>>,
 }
 
+/// Every match in answer order, handed out a chunk at a time, so an answer
+/// of millions of runs never has to be in memory whole. The total is known
+/// before the first chunk; a chunk that can no longer be read (the store
+/// was replaced meanwhile) is an error, never a silently short answer.
+pub struct RunStream {
+    pub total: u64,
+    chunks: Box<dyn Iterator<Item = Result<Vec<Arc<PipelineInfo>>, RepositoryError>> + Send>,
+}
+
+impl RunStream {
+    /// A stream of `total` runs read by `chunks`.
+    pub fn new(
+        total: u64,
+        chunks: impl Iterator<Item = Result<Vec<Arc<PipelineInfo>>, RepositoryError>> + Send + 'static,
+    ) -> Self {
+        Self {
+            total,
+            chunks: Box::new(chunks),
+        }
+    }
+
+    /// Runs already read.
+    pub fn from_records(records: Vec<Arc<PipelineInfo>>) -> Self {
+        let total = records.len() as u64;
+        Self::new(total, std::iter::once(Ok(records)))
+    }
+}
+
+impl Iterator for RunStream {
+    type Item = Result<Vec<Arc<PipelineInfo>>, RepositoryError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.chunks.next()
+    }
+}
+
+impl std::fmt::Debug for RunStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunStream")
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The latest state of one pipeline, for per-pipeline metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineActivity {
@@ -238,6 +282,14 @@ pub trait PipelineInfoRepository: Send + Sync {
             }
         }
         Ok(builder.digests(latest))
+    }
+
+    /// Every match (an `all_data` answer), as one consistent view read in
+    /// chunks. By default one page of all matches; a store that would
+    /// otherwise build millions of records at once streams them.
+    async fn get_all(&self, filter: &RunFilter) -> Result<RunStream, RepositoryError> {
+        let page = self.get_pipeline_info(filter, Page::All).await?;
+        Ok(RunStream::from_records(page))
     }
 
     /// A page and the total count. Backends that can take both from one

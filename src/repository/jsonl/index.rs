@@ -1,40 +1,98 @@
-//! The in-memory view of a JSON Lines file: every valid record once, an
-//! ordering by start time, and per-group summaries kept up to date as records
-//! arrive, so queries never re-read or re-parse the file.
+//! The in-memory view of a JSON Lines file: every valid record once (by
+//! column, in `RunStore`), an ordering by start time, a posting list per
+//! value of each text filter, and per-group aggregates and order statistics
+//! kept up to date as records arrive, so queries never re-read or re-parse
+//! the file. A load builds all of it on every core; a record that arrives
+//! later is placed in each structure directly.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
-/// Maps keyed by classification strings are hashed on every record at
-/// load; foldhash is several times faster than the default SipHash and,
-/// seeded per process, still resists crafted collisions.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
-use std::sync::Arc;
-
-use super::ordered::ChunkedList;
+use super::ordered::{ChunkedList, Residual, Synopses};
+use super::parallel;
+use super::statistics::{run_point, GroupRuns};
+use super::store::{Columns, FastMap, RunStore, StoreBytes};
 use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary};
 use crate::repository::{KeysetPage, Page, PipelineActivity, RunFilter, RunKey, RunPage};
+use crate::stats::{GroupDigest, RunPoint};
 
-/// Records in file order plus the indexes queries use.
-#[derive(Debug, Default)]
+/// What the parts of an index occupy, in bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct IndexBytes {
+    pub store: StoreBytes,
+    /// The start ordering and the posting lists, with their synopses.
+    pub orderings: usize,
+    /// Per-group runs and order statistics.
+    pub statistics: usize,
+}
+
+/// What `RunIndex::stats` found: digests, or the runs to digest.
+pub enum StatsInputs {
+    Digests(Vec<GroupDigest>),
+    Runs(Vec<GroupRunPoints>),
+}
+
+/// A group's matching runs, oldest first.
+pub struct GroupRunPoints {
+    key: [Option<Arc<str>>; 4],
+    last_run: FlexDateTime,
+    points: Vec<RunPoint>,
+}
+
+impl StatsInputs {
+    pub fn digests(self, latest: usize) -> Vec<GroupDigest> {
+        match self {
+            StatsInputs::Digests(digests) => digests,
+            StatsInputs::Runs(groups) => groups
+                .into_iter()
+                .map(|g| GroupDigest::of_runs(g.key, &g.points, g.last_run, latest))
+                .collect(),
+        }
+    }
+}
+
+/// Records plus the indexes queries use.
+#[derive(Debug)]
 pub struct RunIndex {
-    records: Vec<Arc<PipelineInfo>>,
-    /// Start instants, parallel to `records`, for cache-friendly ordering.
-    starts: Vec<i64>,
+    /// Tells this index from every other one (a reload builds a new one),
+    /// so a reader that let go of it can tell whether it still holds the
+    /// records it saw.
+    generation: u64,
+    store: RunStore,
     /// Records that end before they start. While there are none, a run
     /// starting after an `end_utc` bound cannot end before it, so that bound
     /// also cuts the ordering (see `plan`).
     reversed: usize,
-    /// Positions into `records`, ascending by (start instant, later insertion
-    /// first); read backwards it is the answer order: newest start first,
-    /// equal starts in insertion order.
+    /// Positions ascending by (start instant, later insertion first); read
+    /// backwards it is the answer order: newest start first, equal starts
+    /// in insertion order.
     order: ChunkedList,
-    /// Per string filter (pipeline_name, script_name, pipeline_type,
+    /// Per text filter (pipeline_name, script_name, pipeline_type,
     /// environment): the positions holding each value, in `order`'s order,
     /// so a filtered query touches only its own records.
     postings: [FastMap<Arc<str>, ChunkedList>; 4],
-    summaries: SummaryIndex,
+    /// By group id (see `RunStore::group`).
+    groups: Vec<GroupRuns>,
+    /// The sorted summaries, built on first request after a change, so a
+    /// busy `/pipelines` costs no sorting or copying.
+    summaries: OnceLock<Arc<[PipelineSummary]>>,
+}
+
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
+impl Default for RunIndex {
+    fn default() -> Self {
+        Self {
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
+            store: RunStore::default(),
+            reversed: 0,
+            order: ChunkedList::new(ORDER_SYNOPSES),
+            postings: Default::default(),
+            groups: Vec::new(),
+            summaries: OnceLock::new(),
+        }
+    }
 }
 
 /// The records a query has to look at.
@@ -43,33 +101,99 @@ struct Plan<'a> {
     source: &'a ChunkedList,
     first: usize,
     last: usize,
-    /// Every candidate matches: no condition is left to check.
-    exact: bool,
+    /// What the candidates must still meet.
+    residual: Residual<'a>,
 }
 
-impl<'a> Plan<'a> {
-    fn len(&self) -> usize {
-        self.last.saturating_sub(self.first)
+impl Plan<'_> {
+    fn count(&self) -> usize {
+        self.source.count(self.first, self.last, &self.residual)
     }
 
-    /// Candidates newest first, without the first `skip`.
-    fn positions(&self, skip: usize) -> impl Iterator<Item = u32> + 'a {
-        let above = self.source.len() - self.last;
+    /// Matching positions in answer order, without the first `skip`.
+    fn positions(&self, skip: usize, limit: usize) -> Vec<u32> {
         self.source
-            .iter_rev_from_skipping(self.first, above.saturating_add(skip))
+            .matches_rev(self.first, self.last, &self.residual, skip, limit)
     }
 }
 
-fn record_ends_before_start(record: &PipelineInfo) -> bool {
-    record.end_utc().instant_micros() < record.start_utc().instant_micros()
-}
+/// Every record's ordering answers row-count ranges from its synopses.
+const ORDER_SYNOPSES: Synopses = Synopses::From(0);
+
+/// A posting list keeps synopses once scanning it would take long (about
+/// a millisecond); shorter lists — one pipeline's runs — are scanned.
+const POSTING_SYNOPSES: Synopses = Synopses::From(1 << 18);
 
 /// Shared by every plan that has no candidates.
 static EMPTY: ChunkedList = ChunkedList::EMPTY;
 
+/// `(start, later insertion first)` as one number that sorts the same way.
+fn order_key(starts: &[i64], position: u32) -> u128 {
+    let start = (starts[position as usize] as u64) ^ (1 << 63);
+    (u128::from(start) << 32) | u128::from(u32::MAX - position)
+}
+
+/// Every position in start order, sorted in parallel parts then merged.
+fn start_order(starts: &[i64]) -> Vec<u32> {
+    let count = starts.len() as u32;
+    let part = (count as usize).div_ceil(parallel::threads()).max(1 << 16);
+    let parts: Vec<std::ops::Range<u32>> = (0..count)
+        .step_by(part)
+        .map(|from| from..(from + part as u32).min(count))
+        .collect();
+    let mut runs = parallel::map(parts, |range| {
+        let mut keys: Vec<u128> = range.map(|p| order_key(starts, p)).collect();
+        keys.sort_unstable();
+        keys
+    });
+    while runs.len() > 1 {
+        let mut pairs = Vec::with_capacity(runs.len().div_ceil(2));
+        let mut rest = runs.into_iter();
+        while let Some(left) = rest.next() {
+            pairs.push((left, rest.next().unwrap_or_default()));
+        }
+        runs = parallel::map(pairs, |(left, right)| merge(&left, &right));
+    }
+    runs.into_iter()
+        .flatten()
+        .map(|key| u32::MAX - key as u32)
+        .collect()
+}
+
+fn merge(left: &[u128], right: &[u128]) -> Vec<u128> {
+    let mut merged = Vec::with_capacity(left.len() + right.len());
+    let (mut i, mut j) = (0, 0);
+    while i < left.len() && j < right.len() {
+        if left[i] <= right[j] {
+            merged.push(left[i]);
+            i += 1;
+        } else {
+            merged.push(right[j]);
+            j += 1;
+        }
+    }
+    merged.extend_from_slice(&left[i..]);
+    merged.extend_from_slice(&right[j..]);
+    merged
+}
+
 impl RunIndex {
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.store.len()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The record at a file-order position.
+    pub fn record(&self, position: u32) -> Option<Arc<PipelineInfo>> {
+        self.store.record(position).map(Arc::new)
+    }
+
+    /// The records at `positions`, in that order.
+    pub fn records(&self, positions: &[u32]) -> Vec<Arc<PipelineInfo>> {
+        positions.iter().filter_map(|&p| self.record(p)).collect()
     }
 
     /// The distinct archived files of the records with this `date_code`,
@@ -78,9 +202,13 @@ impl RunIndex {
     pub fn archived_files(&self, date_code: &str, limit: usize) -> Option<Vec<String>> {
         let mut any = false;
         let mut files: Vec<String> = Vec::new();
-        for record in self.records.iter().filter(|r| r.date_code() == date_code) {
+        for position in 0..self.len() as u32 {
+            let (code, archived) = self.store.archive_texts(position);
+            if code != date_code {
+                continue;
+            }
             any = true;
-            let Some(file) = record.archived_file().filter(|f| !f.is_empty()) else {
+            let Some(file) = archived.filter(|f| !f.is_empty()) else {
                 continue;
             };
             if !files.iter().any(|seen| seen == file) {
@@ -93,82 +221,190 @@ impl RunIndex {
         any.then_some(files)
     }
 
-    /// The record at a file-order position.
-    pub fn record(&self, position: u32) -> Option<Arc<PipelineInfo>> {
-        self.records.get(position as usize).cloned()
-    }
-
-    /// Adds records in insertion order.
-    pub fn extend(&mut self, batch: Vec<PipelineInfo>) {
-        let first_new = self.records.len();
-        let resort = batch.len() > 64 && batch.len() > self.records.len() / 8;
-        for record in batch {
-            self.push(record, !resort);
+    /// Adds records in insertion order: each placed in the structures, or,
+    /// when they are many against what is there (a load), everything built
+    /// again on every core.
+    pub fn extend(&mut self, batch: RunStore) {
+        let first_new = self.len();
+        match first_new {
+            // Nothing to merge with: the batch becomes the store.
+            0 => self.store = batch,
+            _ => self.store.append(batch),
         }
-        if resort && self.records.len() > first_new {
-            let starts = &self.starts;
-            let mut order: Vec<u32> = (0..self.records.len() as u32).collect();
-            order.sort_unstable_by_key(|&i| (starts[i as usize], Reverse(i)));
-            self.rebuild_postings(&order);
-            self.order = ChunkedList::from_sorted(order);
+        let added = self.len() - first_new;
+        if added == 0 {
+            return;
         }
-    }
-
-    fn rebuild_postings(&mut self, order: &[u32]) {
-        // Keyed by the interned values' identity while filling (see
-        // `GroupKey`), then by content for lookups by query text.
-        let mut lists: [PositionsByIdentity; 4] = Default::default();
-        for &position in order {
-            let record = &self.records[position as usize];
-            for (field, value) in record.classes().iter().enumerate() {
-                if let Some(value) = value {
-                    lists[field]
-                        .entry(identity(value))
-                        .or_insert_with(|| (value.clone(), Vec::new()))
-                        .1
-                        .push(position);
-                }
+        self.summaries = OnceLock::new();
+        if added > 64 && added > first_new / 8 {
+            self.rebuild();
+        } else {
+            for position in first_new..self.len() {
+                self.place(position as u32);
             }
         }
-        self.postings = lists.map(|field| {
-            field
-                .into_values()
-                .map(|(value, positions)| (value, ChunkedList::from_sorted(positions)))
-                .collect()
-        });
     }
 
-    fn push(&mut self, mut record: PipelineInfo, place_in_order: bool) {
-        // One shared copy of each classification value for the whole store.
-        record.intern_classes(|value| self.summaries.intern(value));
-        let position = self.records.len() as u32;
-        let start = record.start_utc().instant_micros();
-        self.summaries.add(&record, position);
-        self.records.push(Arc::new(record));
-        self.starts.push(start);
-        if record_ends_before_start(&self.records[position as usize]) {
+    fn place(&mut self, position: u32) {
+        let store = &self.store;
+        let columns = store.columns();
+        let i = position as usize;
+        let key = (columns.starts[i], Reverse(position));
+        let starts = columns.starts;
+        let before = |p: u32| (starts[p as usize], Reverse(p)) < key;
+        self.order.insert(position, before, &columns);
+        let group = columns.groups[i];
+        for (field, value) in store.group(group).iter().enumerate() {
+            if let Some(value) = value {
+                self.postings[field]
+                    .entry(value.clone())
+                    .or_insert_with(|| ChunkedList::new(POSTING_SYNOPSES))
+                    .insert(position, before, &columns);
+            }
+        }
+        if columns.ends[i] < columns.starts[i] {
             self.reversed += 1;
         }
-        if place_in_order {
-            let key = (start, Reverse(position));
-            let starts = &self.starts;
-            let before = |i: u32| (starts[i as usize], Reverse(i)) < key;
-            self.order.insert(position, before);
-            let record = &self.records[position as usize];
-            for (field, value) in record.classes().iter().enumerate() {
-                if let Some(value) = value {
-                    self.postings[field]
-                        .entry(value.clone())
-                        .or_default()
-                        .insert(position, before);
+        while self.groups.len() <= group as usize {
+            self.groups.push(GroupRuns::new(position));
+        }
+        self.groups[group as usize].add(position, before, &columns);
+    }
+
+    /// Builds the ordering, the posting lists and the group statistics
+    /// from the store, on every core.
+    fn rebuild(&mut self) {
+        let started = std::time::Instant::now();
+        let store = &self.store;
+        let columns = store.columns();
+        let order = start_order(columns.starts);
+        let sorted = started.elapsed();
+        // Per text field, a number for each distinct value, and for each
+        // group the numbers of its values.
+        let group_count = store.group_count();
+        let mut values: [Vec<Arc<str>>; 4] = Default::default();
+        let mut value_of: Vec<[Option<u32>; 4]> = vec![[None; 4]; group_count];
+        for (field, field_values) in values.iter_mut().enumerate() {
+            let mut numbers: FastMap<Arc<str>, u32> = FastMap::default();
+            for (group, numbered) in value_of.iter_mut().enumerate() {
+                if let Some(value) = &store.group(group as u32)[field] {
+                    let number = *numbers.entry(value.clone()).or_insert_with(|| {
+                        field_values.push(value.clone());
+                        field_values.len() as u32 - 1
+                    });
+                    numbered[field] = Some(number);
                 }
             }
         }
+        // Distributes the ordered positions: one task per text field, one
+        // for the groups.
+        let value_counts = values.each_ref().map(Vec::len);
+        let mut lists = parallel::map((0..5).collect(), |task: usize| {
+            let buckets = if task < 4 {
+                value_counts[task]
+            } else {
+                group_count
+            };
+            let mut lists: Vec<Vec<u32>> = vec![Vec::new(); buckets];
+            for &position in &order {
+                let group = columns.groups[position as usize] as usize;
+                let bucket = match task {
+                    4 => Some(group as u32),
+                    field => value_of[group][field],
+                };
+                if let Some(bucket) = bucket {
+                    lists[bucket as usize].push(position);
+                }
+            }
+            lists
+        });
+        let group_lists = lists.pop().unwrap_or_default();
+        let distributed = started.elapsed();
+        // The lists with their synopses, the largest first so the work
+        // balances.
+        enum Job {
+            Order,
+            Posting(usize, usize),
+        }
+        let mut jobs: Vec<(usize, Job)> = vec![(order.len(), Job::Order)];
+        for (field, field_lists) in lists.iter().enumerate() {
+            for (number, list) in field_lists.iter().enumerate() {
+                jobs.push((list.len(), Job::Posting(field, number)));
+            }
+        }
+        jobs.sort_by_key(|(len, _)| Reverse(*len));
+        let built = parallel::map(jobs, |(_, job)| match job {
+            Job::Order => (
+                None,
+                ChunkedList::from_sorted(&order, ORDER_SYNOPSES, &columns),
+            ),
+            Job::Posting(field, number) => (
+                Some((field, number)),
+                ChunkedList::from_sorted(&lists[field][number], POSTING_SYNOPSES, &columns),
+            ),
+        });
+        let mut postings: [FastMap<Arc<str>, ChunkedList>; 4] = Default::default();
+        for (posting, list) in built {
+            match posting {
+                None => self.order = list,
+                Some((field, number)) => {
+                    postings[field].insert(values[field][number].clone(), list);
+                }
+            }
+        }
+        self.postings = postings;
+        let listed = started.elapsed();
+        let mut groups = parallel::map(group_lists, |positions| {
+            GroupRuns::build(&positions, &columns)
+        });
+        // The means sum in file order, exactly as records placed one by
+        // one do.
+        for position in 0..self.len() {
+            let group = columns.groups[position] as usize;
+            groups[group].add_to_means(columns.durations[position], columns.rowcounts[position]);
+        }
+        self.groups = groups;
+        self.reversed = columns
+            .starts
+            .iter()
+            .zip(columns.ends)
+            .filter(|(start, end)| end < start)
+            .count();
+        tracing::debug!(
+            sort_ms = sorted.as_millis() as u64,
+            distribute_ms = (distributed - sorted).as_millis() as u64,
+            lists_ms = (listed - distributed).as_millis() as u64,
+            statistics_ms = (started.elapsed() - listed).as_millis() as u64,
+            "index built"
+        );
     }
 
-    /// Chooses the candidates: the shortest posting list among the string
-    /// filters (or every record), cut at the `start_utc` bound by binary
-    /// search. When nothing else is asked, counting and paging need no scan.
+    /// For each group, whether it passes the text filters.
+    fn groups_matching(&self, filter: &RunFilter) -> Vec<bool> {
+        let wanted = [
+            &filter.pipeline_name,
+            &filter.script_name,
+            &filter.pipeline_type,
+            &filter.environment,
+        ];
+        (0..self.store.group_count() as u32)
+            .map(|group| {
+                let classes = self.store.group(group);
+                wanted
+                    .iter()
+                    .zip(classes)
+                    .all(|(wanted, actual)| match wanted {
+                        Some(w) => actual.as_deref() == Some(w.as_str()),
+                        None => true,
+                    })
+            })
+            .collect()
+    }
+
+    /// Chooses the candidates: the shortest posting list among the text
+    /// filters (or every record), cut at the `start_utc` bound (and a
+    /// keyset position) by binary search; what remains to be checked goes
+    /// into the residual.
     fn plan<'a>(&'a self, filter: &RunFilter, after: Option<RunKey>) -> Plan<'a> {
         let wanted = [
             &filter.pipeline_name,
@@ -176,6 +412,8 @@ impl RunIndex {
             &filter.pipeline_type,
             &filter.environment,
         ];
+        let columns: Columns<'a> = self.store.columns();
+        let starts = columns.starts;
         let mut source: &ChunkedList = &self.order;
         let mut text_conditions = 0;
         for (field, value) in wanted.into_iter().enumerate() {
@@ -190,7 +428,7 @@ impl RunIndex {
         let first = match filter.start_utc {
             Some(bound) => {
                 let bound = bound.instant_micros();
-                source.rank(|i| self.starts[i as usize] < bound)
+                source.rank(|i| starts[i as usize] < bound)
             }
             None => 0,
         };
@@ -199,7 +437,6 @@ impl RunIndex {
         let last = match after {
             Some(key) => {
                 let bound = (key.start_micros, Reverse(key.seq));
-                let starts = &self.starts;
                 source.rank(|i| (starts[i as usize], Reverse(i64::from(i))) < bound)
             }
             None => source.len(),
@@ -209,264 +446,154 @@ impl RunIndex {
         let last = match filter.end_utc {
             Some(bound) if self.reversed == 0 => {
                 let bound = bound.instant_micros();
-                last.min(source.rank(|i| self.starts[i as usize] <= bound))
+                last.min(source.rank(|i| starts[i as usize] <= bound))
             }
             _ => last,
         };
+        let rowcounts =
+            (filter.min_rowcount.is_some() || filter.max_rowcount.is_some()).then(|| {
+                (
+                    filter.min_rowcount.unwrap_or(i64::MIN),
+                    filter.max_rowcount.unwrap_or(i64::MAX),
+                )
+            });
         Plan {
             source,
             first,
             last: last.max(first),
-            exact: text_conditions <= 1
-                && filter.end_utc.is_none()
-                && filter.min_rowcount.is_none()
-                && filter.max_rowcount.is_none(),
+            residual: Residual {
+                rowcounts,
+                end_at_most: filter.end_utc.map(|bound| bound.instant_micros()),
+                groups: (text_conditions > 1).then(|| self.groups_matching(filter)),
+                columns,
+            },
         }
-    }
-
-    /// Matches in answer order (newest start first).
-    fn matches<'a>(&'a self, filter: &'a RunFilter) -> impl Iterator<Item = &'a Arc<PipelineInfo>> {
-        self.matching_positions(filter, None)
-            .map(|i| &self.records[i as usize])
-    }
-
-    /// Positions of the matches after `after`, in answer order.
-    fn matching_positions<'a>(
-        &'a self,
-        filter: &'a RunFilter,
-        after: Option<RunKey>,
-    ) -> impl Iterator<Item = u32> + 'a {
-        let plan = self.plan(filter, after);
-        let exact = plan.exact;
-        plan.positions(0)
-            .filter(move |&i| exact || filter.matches(&self.records[i as usize]))
     }
 
     /// Up to `limit` matches after `after`, and the key to continue from
     /// when more remain.
     pub fn after(&self, filter: &RunFilter, after: Option<RunKey>, limit: usize) -> KeysetPage {
-        let mut positions: Vec<u32> = self
-            .matching_positions(filter, after)
-            .take(limit.saturating_add(1))
-            .collect();
+        let mut positions = self
+            .plan(filter, after)
+            .positions(0, limit.saturating_add(1));
         let more = positions.len() > limit;
         positions.truncate(limit);
+        let starts = self.store.columns().starts;
         let next = positions.last().filter(|_| more).map(|&last| RunKey {
-            start_micros: self.starts[last as usize],
+            start_micros: starts[last as usize],
             seq: i64::from(last),
         });
         KeysetPage {
-            records: positions
-                .iter()
-                .map(|&i| self.records[i as usize].clone())
-                .collect(),
+            records: self.records(&positions),
             next,
         }
     }
 
     pub fn count(&self, filter: &RunFilter) -> u64 {
-        let plan = self.plan(filter, None);
-        if plan.exact {
-            plan.len() as u64
-        } else {
-            self.matches(filter).count() as u64
-        }
+        self.plan(filter, None).count() as u64
     }
 
-    /// One page without its total: stops once the page is full.
+    /// The positions of one page of matches, in answer order.
+    pub fn positions(&self, filter: &RunFilter, page: Page) -> Vec<u32> {
+        self.plan(filter, None)
+            .positions(page.offset(), page.limit())
+    }
+
+    /// One page without its total.
     pub fn select(&self, filter: &RunFilter, page: Page) -> Vec<Arc<PipelineInfo>> {
-        let plan = self.plan(filter, None);
-        if plan.exact {
-            return self.exact_page(&plan, page);
-        }
-        self.matches(filter)
-            .skip(page.offset())
-            .take(page.limit())
-            .cloned()
-            .collect()
+        self.records(&self.positions(filter, page))
     }
 
-    /// The page of an exact plan, stepping over whole chunks to its offset.
-    fn exact_page(&self, plan: &Plan<'_>, page: Page) -> Vec<Arc<PipelineInfo>> {
-        plan.positions(page.offset())
-            .take(page.limit())
-            .map(|i| self.records[i as usize].clone())
-            .collect()
-    }
-
-    /// A page and the total together: O(log n + page) when the plan is
-    /// exact, one pass over the candidates otherwise.
+    /// A page and the total together, from one plan.
     pub fn page(&self, filter: &RunFilter, page: Page) -> RunPage {
-        let (offset, limit) = (page.offset(), page.limit());
         let plan = self.plan(filter, None);
-        if plan.exact {
-            return RunPage {
-                total: plan.len() as u64,
-                records: self.exact_page(&plan, page),
-            };
+        RunPage {
+            total: plan.count() as u64,
+            records: self.records(&plan.positions(page.offset(), page.limit())),
         }
-        let mut total = 0u64;
-        let mut records = Vec::new();
-        for record in self.matches(filter) {
-            let index = total as usize;
-            if index >= offset && index - offset < limit {
-                records.push(record.clone());
-            }
-            total += 1;
-        }
-        RunPage { total, records }
     }
 
     pub fn summaries(&self) -> Arc<[PipelineSummary]> {
         self.summaries
-            .cached
-            .get_or_init(|| Arc::from(self.summaries.snapshot()))
+            .get_or_init(|| {
+                let mut groups: Vec<(u32, &GroupRuns)> = (0u32..)
+                    .zip(&self.groups)
+                    .filter(|(_, g)| g.len() > 0)
+                    .collect();
+                let starts = self.store.columns().starts;
+                groups.sort_by_key(|(_, g)| {
+                    let last = g.latest().map_or(i64::MIN, |p| starts[p as usize]);
+                    (Reverse(last), g.first_seen())
+                });
+                groups
+                    .into_iter()
+                    .map(|(id, g)| g.summary(self.store.group(id), &self.store))
+                    .collect()
+            })
             .clone()
     }
 
     pub fn activity(&self) -> Vec<PipelineActivity> {
-        self.summaries.activity()
-    }
-}
-
-/// A group's four classification values. Every record's values are the
-/// store's interned copies (`push` interns them, and `names` keeps them
-/// alive), so equal values are the same allocation: comparing and hashing
-/// pointers is exact and far cheaper than reading the strings.
-#[derive(Debug, Clone)]
-struct GroupKey([Option<Arc<str>>; 4]);
-
-/// Positions of each interned value, keyed by its identity.
-type PositionsByIdentity = FastMap<usize, (Arc<str>, Vec<u32>)>;
-
-/// An interned value's identity (see `GroupKey`).
-fn identity(value: &Arc<str>) -> usize {
-    Arc::as_ptr(value) as *const u8 as usize
-}
-
-impl PartialEq for GroupKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.iter().zip(&other.0).all(|(a, b)| match (a, b) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        })
-    }
-}
-
-impl Eq for GroupKey {}
-
-impl std::hash::Hash for GroupKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        for value in &self.0 {
-            value.as_ref().map(identity).hash(state);
-        }
-    }
-}
-
-#[derive(Debug)]
-struct GroupStats {
-    first_seen: u32,
-    total_runs: u64,
-    last_run: FlexDateTime,
-    last_elapsed_seconds: f64,
-    last_rowcount: i64,
-    duration_sum: f64,
-    duration_count: u64,
-    rowcount_sum: i128,
-    rowcount_count: u64,
-}
-
-/// Running aggregates per (pipeline_name, script_name, pipeline_type, environment).
-#[derive(Debug, Default)]
-struct SummaryIndex {
-    groups: FastMap<GroupKey, GroupStats>,
-    /// One shared copy of each classification value, so building a group
-    /// key allocates nothing once a value has been seen.
-    names: FastSet<Arc<str>>,
-    /// The sorted summaries, built on first request after a change, so a
-    /// busy `/pipelines` costs no sorting or copying.
-    cached: std::sync::OnceLock<Arc<[PipelineSummary]>>,
-}
-
-impl SummaryIndex {
-    fn intern(&mut self, value: &str) -> Arc<str> {
-        if let Some(shared) = self.names.get(value) {
-            return shared.clone();
-        }
-        let shared: Arc<str> = Arc::from(value);
-        self.names.insert(shared.clone());
-        shared
-    }
-
-    fn add(&mut self, record: &PipelineInfo, position: u32) {
-        self.cached = std::sync::OnceLock::new();
-        // The record's values are already interned: cloning them is cheap.
-        let key = GroupKey(record.classes().clone());
-        let stats = self.groups.entry(key).or_insert_with(|| GroupStats {
-            first_seen: position,
-            total_runs: 0,
-            last_run: record.start_utc(),
-            last_elapsed_seconds: record.elapsed_seconds(),
-            last_rowcount: record.rowcount(),
-            duration_sum: 0.0,
-            duration_count: 0,
-            rowcount_sum: 0,
-            rowcount_count: 0,
-        });
-        stats.total_runs += 1;
-        // Strictly later only: among equal instants the first one seen wins.
-        if record.start_utc().instant_micros() > stats.last_run.instant_micros() {
-            stats.last_run = record.start_utc();
-            stats.last_elapsed_seconds = record.elapsed_seconds();
-            stats.last_rowcount = record.rowcount();
-        }
-        if record.elapsed_seconds() > 0.0 {
-            stats.duration_sum += record.elapsed_seconds();
-            stats.duration_count += 1;
-        }
-        if record.rowcount() > 0 {
-            stats.rowcount_sum += i128::from(record.rowcount());
-            stats.rowcount_count += 1;
-        }
-    }
-
-    /// Latest run first; groups with the same last run keep the order in
-    /// which they first appeared.
-    fn snapshot(&self) -> Vec<PipelineSummary> {
-        let mut groups: Vec<(&GroupKey, &GroupStats)> = self.groups.iter().collect();
-        groups.sort_by_key(|(_, s)| (Reverse(s.last_run.instant_micros()), s.first_seen));
-        groups
-            .into_iter()
-            .map(|(key, s)| PipelineSummary {
-                pipeline_name: key.0[0].as_deref().map(str::to_owned),
-                script_name: key.0[1].as_deref().map(str::to_owned),
-                pipeline_type: key.0[2].as_deref().map(str::to_owned),
-                environment: key.0[3].as_deref().map(str::to_owned),
-                total_runs: s.total_runs,
-                last_run: Some(s.last_run),
-                avg_duration: mean(s.duration_sum, s.duration_count),
-                avg_rowcount: mean(s.rowcount_sum as f64, s.rowcount_count),
-            })
+        (0u32..)
+            .zip(&self.groups)
+            .filter_map(|(id, g)| g.activity(self.store.group(id), &self.store))
             .collect()
     }
-}
 
-impl SummaryIndex {
-    fn activity(&self) -> Vec<PipelineActivity> {
-        self.groups
-            .iter()
-            .map(|(key, s)| PipelineActivity {
-                key: key.0.clone().map(|v| v.as_deref().map(str::to_owned)),
-                total_runs: s.total_runs,
-                last_run: s.last_run,
-                last_elapsed_seconds: s.last_elapsed_seconds,
-                last_rowcount: s.last_rowcount,
-            })
-            .collect()
+    /// What the statistics of each group with matching runs are computed
+    /// from. Text filters select whole groups, whose digests are kept up
+    /// to date; other conditions select runs, which are gathered here (by
+    /// column, without building records) and digested once the caller has
+    /// let go of the index.
+    pub fn stats(&self, filter: &RunFilter, latest: usize) -> StatsInputs {
+        let whole_groups = filter.start_utc.is_none()
+            && filter.end_utc.is_none()
+            && filter.min_rowcount.is_none()
+            && filter.max_rowcount.is_none();
+        let matching = self.groups_matching(filter);
+        if whole_groups {
+            return StatsInputs::Digests(
+                (0u32..)
+                    .zip(&self.groups)
+                    .filter(|(id, _)| matching[*id as usize])
+                    .filter_map(|(id, g)| g.digest(self.store.group(id), &self.store, latest))
+                    .collect(),
+            );
+        }
+        let columns = self.store.columns();
+        let mut runs: FastMap<u32, Vec<u32>> = FastMap::default();
+        // Answer order read backwards: oldest first, as digests want.
+        let positions = self.plan(filter, None).positions(0, usize::MAX);
+        for &position in positions.iter().rev() {
+            runs.entry(columns.groups[position as usize])
+                .or_default()
+                .push(position);
+        }
+        StatsInputs::Runs(
+            runs.into_iter()
+                .filter_map(|(group, positions)| {
+                    let last = *positions.last()?;
+                    Some(GroupRunPoints {
+                        key: self.store.group(group).clone(),
+                        last_run: self.store.start_utc(last),
+                        points: positions.iter().map(|&p| run_point(&columns, p)).collect(),
+                    })
+                })
+                .collect(),
+        )
     }
-}
 
-fn mean(sum: f64, count: u64) -> Option<f64> {
-    (count > 0).then(|| sum / count as f64)
+    pub fn bytes(&self) -> IndexBytes {
+        IndexBytes {
+            store: self.store.bytes(),
+            orderings: self.order.bytes()
+                + self
+                    .postings
+                    .iter()
+                    .flat_map(|field| field.values())
+                    .map(ChunkedList::bytes)
+                    .sum::<usize>(),
+            statistics: self.groups.iter().map(GroupRuns::bytes).sum(),
+        }
+    }
 }

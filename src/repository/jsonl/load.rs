@@ -1,137 +1,238 @@
-//! Turning file bytes into records quickly: a borrowing fast path for lines
-//! in the usual shape, the validating parser for everything else, lines
-//! split across threads, and the file read in bounded blocks.
+//! Turning file bytes into records quickly: lines in the usual shape read
+//! by `scan` straight into the store's columns, the validating parser for
+//! everything else, and a large file split into blocks that every core
+//! reads and parses at once.
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
 
-use super::keys::{Batch, KeyStamp, Loaded};
-use super::legacy::infer_pipeline_name;
+use super::keys::{Batch, Loaded};
+use super::parallel;
 use super::parse_line_keyed;
-use crate::domain::usual::UsualRecord;
+use super::scan::scan;
 use crate::domain::PipelineInfo;
 use crate::metrics::METRICS;
 
-/// Bytes read from the file at a time, so memory stays bounded however big
-/// the file is.
+/// Bytes read from the file at a time by a sequential read, so memory
+/// stays bounded however big the file is.
 pub const BLOCK_BYTES: usize = 32 << 20;
 
-/// Fewer lines than this are parsed on the calling thread.
-const PARALLEL_ABOVE: usize = 4096;
+/// Unread bytes from which a read is split across every core.
+pub const PARALLEL_FROM: u64 = 16 << 20;
 
-thread_local! {
-    /// Classification values seen by this parsing thread. Sharing them from
-    /// the start means a large load never allocates (and later frees) one
-    /// copy per record, which would leave the heap full of holes.
-    static NAMES: std::cell::RefCell<std::collections::HashSet<Arc<str>, foldhash::fast::RandomState>> =
-        std::cell::RefCell::default();
-}
+/// Bytes one parsing thread takes at a time in a parallel read.
+const PARALLEL_BLOCK: u64 = 16 << 20;
 
-/// Distinct values a thread remembers before starting afresh.
-const MAX_SHARED_NAMES: usize = 4096;
-
-fn shared(value: &str) -> Arc<str> {
-    NAMES.with(|names| {
-        let mut names = names.borrow_mut();
-        if let Some(existing) = names.get(value) {
-            return existing.clone();
-        }
-        // Long-lived threads must not keep every value ever seen.
-        if names.len() >= MAX_SHARED_NAMES {
-            names.clear();
-        }
-        let created: Arc<str> = Arc::from(value);
-        names.insert(created.clone());
-        created
-    })
-}
-
-/// The fast path; `None` sends the line to the validating parser.
-fn parse_usual(line: &[u8]) -> Option<Loaded> {
-    let raw = UsualRecord::read(line)?;
-    let key = match &raw.stored_key {
-        Some(k) => Some(KeyStamp::new(k.key, k.fingerprint, k.at)?),
-        None => None,
-    };
-    let inferred;
-    let name = match raw.pipeline_name {
-        Some(name) => name,
-        None => {
-            let (output, log) = raw.paths();
-            inferred = infer_pipeline_name(output, log);
-            Some(inferred.as_str())
-        }
-    };
-    let record = raw.into_record(name, shared)?;
-    Some(Loaded { record, key })
-}
-
-/// One line: the fast path, else the full parser (which also explains why
-/// a line is invalid).
+/// One line: `Ok(None)` when blank, the reason when invalid.
 pub fn parse_any(line: &[u8]) -> Result<Option<PipelineInfo>, String> {
     parse_keyed(line).map(|loaded| loaded.map(|l| l.record))
 }
 
 /// As `parse_any`, keeping the line's idempotency key.
 pub fn parse_keyed(line: &[u8]) -> Result<Option<Loaded>, String> {
-    match parse_usual(line) {
-        Some(loaded) => Ok(Some(loaded)),
-        None => parse_line_keyed(line),
+    if let Some(scanned) = scan(line) {
+        if let Some(record) = scanned.fields().to_record() {
+            return Ok(Some(Loaded {
+                record,
+                key: scanned.key,
+            }));
+        }
+    }
+    parse_line_keyed(line)
+}
+
+/// Adds one line's record to `batch`; `Ok(())` also for a blank line.
+fn parse_into(line: &[u8], batch: &mut Batch) -> Result<(), String> {
+    if let Some(mut scanned) = scan(line) {
+        let key = scanned.key.take();
+        batch.push_fields(&scanned.fields(), key);
+        return Ok(());
+    }
+    if let Some(loaded) = parse_line_keyed(line)? {
+        batch.push(loaded);
+    }
+    Ok(())
+}
+
+/// A line skipped as invalid: its number and why.
+type Invalid = (u64, String);
+
+fn warn_invalid(path: &Path, invalid: Vec<Invalid>) {
+    for (line, reason) in invalid {
+        METRICS.bad_lines.inc();
+        tracing::warn!(path = %path.display(), line, %reason, "skipping invalid line");
     }
 }
 
-/// Parses complete lines, in order, on all cores when there are many.
-fn parse_all(lines: &[&[u8]]) -> Vec<Result<Option<Loaded>, String>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if lines.len() < PARALLEL_ABOVE || threads < 2 {
-        return lines.iter().map(|l| parse_keyed(l)).collect();
+/// Parses the complete lines at the start of `bytes` (each ending in
+/// `\n`) into `batch`; returns how many bytes and lines they took and the
+/// invalid ones, numbered from `first_line_number`.
+fn parse_lines(
+    bytes: &[u8],
+    first_line_number: u64,
+    batch: &mut Batch,
+) -> (usize, u64, Vec<Invalid>) {
+    let mut start = 0;
+    let mut lines = 0;
+    let mut invalid = Vec::new();
+    while let Some(end) = memchr::memchr(b'\n', &bytes[start..]) {
+        if let Err(reason) = parse_into(&bytes[start..start + end], batch) {
+            invalid.push((first_line_number + lines, reason));
+        }
+        lines += 1;
+        start += end + 1;
     }
-    let per_thread = lines.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = lines
-            .chunks(per_thread)
-            .map(|chunk| {
-                scope.spawn(move || chunk.iter().map(|l| parse_keyed(l)).collect::<Vec<_>>())
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| vec![Err("parser thread failed".to_owned()); per_thread])
-            })
-            .collect()
-    })
+    (start, lines, invalid)
 }
 
 /// Parses every complete line of `bytes` (each ending in `\n`); returns
-/// the records and how many bytes those lines took. Invalid lines are
-/// skipped with a warning naming their line number.
+/// how many bytes and lines those took. Invalid lines are skipped with a
+/// warning naming their line number.
 pub fn take_complete_lines(
     bytes: &[u8],
     first_line_number: u64,
     path: &Path,
     batch: &mut Batch,
 ) -> (usize, u64) {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    while let Some(end) = memchr::memchr(b'\n', &bytes[start..]) {
-        lines.push(&bytes[start..start + end]);
-        start += end + 1;
+    let (taken, lines, invalid) = parse_lines(bytes, first_line_number, batch);
+    warn_invalid(path, invalid);
+    (taken, lines)
+}
+
+/// The complete lines read in a parallel read.
+pub struct Taken {
+    pub batch: Batch,
+    /// Where the last complete line ended.
+    pub end: u64,
+    pub lines: u64,
+}
+
+/// What one block of a parallel read produced.
+struct Block {
+    batch: Batch,
+    /// Lines, numbered from the block's first.
+    lines: u64,
+    invalid: Vec<Invalid>,
+    /// Where the block's last complete line ends (its start if none).
+    end: u64,
+}
+
+/// Reads the complete lines of `file` from `from` (where a line starts)
+/// up to `to` on every core, numbering them from `first_line_number`. Each
+/// thread takes a block of bytes and the lines that start in it, reading
+/// past its end to finish the last one; what follows the last newline
+/// before `to` is left for the caller.
+pub fn read_in_parallel(
+    file: &File,
+    from: u64,
+    to: u64,
+    first_line_number: u64,
+    path: &Path,
+) -> std::io::Result<Taken> {
+    let blocks: Vec<u64> = (from..to).step_by(PARALLEL_BLOCK as usize).collect();
+    let parsed = parallel::map(blocks, |start| {
+        parse_block(file, from, start, (start + PARALLEL_BLOCK).min(to), to)
+    });
+    let parsed: Vec<Block> = parsed.into_iter().collect::<std::io::Result<_>>()?;
+    let records = parsed.iter().map(|block| block.batch.len()).sum();
+    let mut taken = Taken {
+        batch: Batch::with_capacity(records, 0),
+        end: from,
+        lines: 0,
+    };
+    for block in parsed {
+        let numbered = first_line_number + taken.lines;
+        warn_invalid(
+            path,
+            block
+                .invalid
+                .into_iter()
+                .map(|(line, reason)| (numbered + line, reason))
+                .collect(),
+        );
+        taken.lines += block.lines;
+        taken.end = taken.end.max(block.end);
+        taken.batch.append(block.batch);
     }
-    let parsed = parse_all(&lines);
-    for (offset, result) in parsed.into_iter().enumerate() {
-        match result {
-            Ok(Some(loaded)) => batch.push(loaded),
-            Ok(None) => {}
-            Err(reason) => {
-                METRICS.bad_lines.inc();
-                let line = first_line_number + offset as u64;
-                tracing::warn!(path = %path.display(), line, %reason, "skipping invalid line");
-            }
+    Ok(taken)
+}
+
+/// Fills `buffer` from `offset` as far as the file allows: fewer bytes at
+/// the end of a file that shrank meanwhile (the next catch-up notices).
+pub fn read_at_most(file: &File, buffer: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read_at(&mut buffer[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    (start, lines.len() as u64)
+    Ok(filled)
+}
+
+thread_local! {
+    /// A parsing thread's block buffer, reused from block to block: fresh
+    /// memory for every block costs more in page faults than the copy.
+    static BLOCK_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The lines that start in `start..end` (lines start at `from` and after
+/// each newline), read to their newlines, which may lie past `end` but not
+/// past `to`.
+fn parse_block(file: &File, from: u64, start: u64, end: u64, to: u64) -> std::io::Result<Block> {
+    BLOCK_BUFFER.with_borrow_mut(|buffer| {
+        // One byte before the block shows whether a line starts at its first.
+        let read_from = if start > from { start - 1 } else { start };
+        let wanted = (end - read_from) as usize;
+        if buffer.len() < wanted {
+            buffer.resize(wanted, 0);
+        }
+        let mut filled = read_at_most(file, &mut buffer[..wanted], read_from)?;
+        let first = match start > from {
+            false => 0,
+            true => memchr::memchr(b'\n', &buffer[..filled]).map_or(filled, |newline| newline + 1),
+        };
+        // Records for about 400 bytes a line, text for a third of them.
+        let mut block = Block {
+            batch: Batch::with_capacity(wanted / 400, wanted / 3),
+            lines: 0,
+            invalid: Vec::new(),
+            end: from,
+        };
+        if read_from + first as u64 >= end {
+            // The block lies inside a line that started before it.
+            return Ok(block);
+        }
+        // Finish the line the block ends in.
+        while filled > 0 && buffer[filled - 1] != b'\n' && read_from + (filled as u64) < to {
+            let more = ((to - read_from) as usize - filled).min(1 << 16);
+            if buffer.len() < filled + more {
+                buffer.resize(filled + more, 0);
+            }
+            let read = read_at_most(
+                file,
+                &mut buffer[filled..filled + more],
+                read_from + filled as u64,
+            )?;
+            if read == 0 {
+                break;
+            }
+            let newline = memchr::memchr(b'\n', &buffer[filled..filled + read]);
+            filled += newline.map_or(read, |at| at + 1);
+            if newline.is_some() {
+                break;
+            }
+        }
+        let (taken, lines, invalid) = parse_lines(&buffer[first..filled], 0, &mut block.batch);
+        block.lines = lines;
+        block.invalid = invalid;
+        block.end = read_from + (first + taken) as u64;
+        block.batch.records.shrink();
+        Ok(block)
+    })
 }
 
 #[cfg(test)]
@@ -140,16 +241,16 @@ mod tests {
     use crate::repository::jsonl::parse_line;
 
     #[test]
-    fn the_fast_path_agrees_with_the_validating_parser() {
+    fn the_scanner_agrees_with_the_validating_parser() {
         let mut buffer = Vec::new();
         crate::generate::generate(&mut buffer, 3000, 11).unwrap();
         let text = String::from_utf8(buffer).unwrap();
         let mut fast = 0;
         for line in text.lines() {
             let slow = parse_line(line.as_bytes()).ok().flatten();
-            if let Some(quick) = parse_usual(line.as_bytes()) {
+            if let Some(quick) = scan(line.as_bytes()) {
                 fast += 1;
-                assert_eq!(Some(quick.record), slow, "{line}");
+                assert_eq!(quick.fields().to_record(), slow, "{line}");
             }
             assert_eq!(parse_any(line.as_bytes()).ok().flatten(), slow);
         }
@@ -162,15 +263,17 @@ mod tests {
     #[test]
     fn unusual_lines_fall_back_and_keep_their_meaning() {
         let lenient = br#"{"start_local": "2025-08-08 05:07:01", "end_local": "2025-08-08T05:29:06", "start_utc": 1754654821, "end_utc": "2025-08-08T12:29:06Z", "elapsed_seconds": "1325", "elapsed_human": "22m 5s", "output_file": "/o", "log_file": "/l", "rowcount": 8543.0, "pid": "7", "date_code": "d", "pipeline_name": null}"#;
-        assert!(parse_usual(lenient).is_none());
+        assert!(scan(lenient).is_none());
         let record = parse_any(lenient).unwrap().unwrap();
         assert_eq!(record.rowcount(), 8543);
         assert_eq!(record.pipeline_name(), None, "a present null stays null");
         let escaped = br#"{"start_local": "2025-08-08T05:07:01", "end_local": "2025-08-08T05:29:06", "start_utc": "2025-08-08T12:07:01Z", "end_utc": "2025-08-08T12:29:06Z", "elapsed_seconds": 1, "elapsed_human": "x", "output_file": "/data/caf\u00e9/out", "log_file": "/l", "rowcount": 1, "pid": 7, "date_code": "d"}"#;
+        assert!(scan(escaped).is_none());
         let record = parse_any(escaped).unwrap().unwrap();
         assert_eq!(record.output_file(), "/data/café/out");
         assert_eq!(record.pipeline_name(), Some("unknown"));
         let nan = br#"{"start_local": "2025-08-08T05:07:01", "end_local": "2025-08-08T05:29:06", "start_utc": "2025-08-08T12:07:01Z", "end_utc": "2025-08-08T12:29:06Z", "elapsed_seconds": 1e999, "elapsed_human": "x", "output_file": "/o", "log_file": "/l", "rowcount": 1, "pid": 7, "date_code": "d"}"#;
+        assert!(scan(nan).is_none());
         assert!(parse_any(nan).is_err());
     }
 }
