@@ -11,8 +11,12 @@
 
 use super::store::Columns;
 
-/// Largest chunk before it splits in two.
+/// Largest chunk before it splits in two: tiny in unit tests, so that
+/// their small histories cross chunk boundaries everywhere.
+#[cfg(not(test))]
 const MAX_CHUNK: usize = 2048;
+#[cfg(test)]
+const MAX_CHUNK: usize = 8;
 
 #[derive(Debug, Default, Clone)]
 struct Chunk {
