@@ -77,9 +77,54 @@ pub struct RunIndex {
     /// The sorted summaries, built on first request after a change, so a
     /// busy `/pipelines` costs no sorting or copying.
     summaries: OnceLock<Arc<[PipelineSummary]>>,
+    built: BuiltRecords,
 }
 
 static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
+/// Records recently built for answers, by position: the pages asked for
+/// again and again (the newest runs, a dashboard's window) are built once
+/// and then shared, as every record was when each was its own allocation.
+/// A record never changes in an index, so an entry is valid as long as
+/// the index lives.
+struct BuiltRecords {
+    slots: Box<[parking_lot::Mutex<Option<(u32, Arc<PipelineInfo>)>>]>,
+}
+
+/// Records kept built (a page holds at most 10,000).
+const BUILT_RECORDS: usize = 1 << 14;
+
+impl Default for BuiltRecords {
+    fn default() -> Self {
+        Self {
+            slots: (0..BUILT_RECORDS).map(|_| Default::default()).collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for BuiltRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BuiltRecords")
+    }
+}
+
+impl BuiltRecords {
+    fn get_or_build(
+        &self,
+        position: u32,
+        build: impl FnOnce() -> Option<PipelineInfo>,
+    ) -> Option<Arc<PipelineInfo>> {
+        let slot = &self.slots[position as usize % BUILT_RECORDS];
+        if let Some((at, record)) = &*slot.lock() {
+            if *at == position {
+                return Some(record.clone());
+            }
+        }
+        let record = Arc::new(build()?);
+        *slot.lock() = Some((position, record.clone()));
+        Some(record)
+    }
+}
 
 impl Default for RunIndex {
     fn default() -> Self {
@@ -91,6 +136,7 @@ impl Default for RunIndex {
             postings: Default::default(),
             groups: Vec::new(),
             summaries: OnceLock::new(),
+            built: BuiltRecords::default(),
         }
     }
 }
@@ -192,12 +238,22 @@ impl RunIndex {
 
     /// The record at a file-order position.
     pub fn record(&self, position: u32) -> Option<Arc<PipelineInfo>> {
-        self.store.record(position).map(Arc::new)
+        self.built
+            .get_or_build(position, || self.store.record(position))
     }
 
     /// The records at `positions`, in that order.
     pub fn records(&self, positions: &[u32]) -> Vec<Arc<PipelineInfo>> {
         positions.iter().filter_map(|&p| self.record(p)).collect()
+    }
+
+    /// As `records`, for a stream of every match: built without keeping
+    /// them, so a long answer does not push out the records pages reuse.
+    pub fn records_passing_through(&self, positions: &[u32]) -> Vec<Arc<PipelineInfo>> {
+        positions
+            .iter()
+            .filter_map(|&p| self.store.record(p).map(Arc::new))
+            .collect()
     }
 
     /// The distinct archived files of the records with this `date_code`,

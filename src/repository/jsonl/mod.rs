@@ -737,7 +737,7 @@ impl PipelineInfoRepository for JsonlRepository {
                 ));
             }
             let to = (from + STREAM_CHUNK).min(positions.len());
-            Ok(index.records(&positions[from..to]))
+            Ok(index.records_passing_through(&positions[from..to]))
         });
         Ok(RunStream::new(total, chunks))
     }

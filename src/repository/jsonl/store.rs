@@ -37,12 +37,41 @@ impl From<FlexDateTime> for Moment {
     }
 }
 
+/// Microseconds in a day.
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
+const EPOCH_DAYS_FROM_CE: i64 = 719_163;
+
 impl Moment {
     pub fn to_datetime(self) -> FlexDateTime {
+        self.to_datetime_near(&mut None)
+    }
+
+    /// As `to_datetime`, reusing the date of the last call with the same
+    /// `day` (a record's four times mostly fall on one or two days, and
+    /// finding a date from a day number is the costly part).
+    fn to_datetime_near(self, day: &mut Option<(i64, chrono::NaiveDate)>) -> FlexDateTime {
         let wall = self.instant + i64::from(self.zone.unwrap_or(0)) * 1_000_000;
-        let naive = chrono::DateTime::from_timestamp_micros(wall)
-            .unwrap_or_default()
-            .naive_utc();
+        let days = wall.div_euclid(DAY_MICROS);
+        let date = match *day {
+            Some((known, date)) if known == days => date,
+            _ => {
+                let date = i32::try_from(days + EPOCH_DAYS_FROM_CE)
+                    .ok()
+                    .and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
+                    .unwrap_or_default();
+                *day = Some((days, date));
+                date
+            }
+        };
+        let of_day = wall.rem_euclid(DAY_MICROS);
+        let time = chrono::NaiveTime::from_num_seconds_from_midnight_opt(
+            (of_day / 1_000_000) as u32,
+            (of_day % 1_000_000) as u32 * 1000,
+        )
+        .unwrap_or_default();
+        let naive = date.and_time(time);
         match self.zone {
             Some(offset) => {
                 FlexDateTime::aware(naive, offset).unwrap_or(FlexDateTime::naive(naive))
@@ -539,6 +568,9 @@ impl RunStore {
         let [start_local, end_local] = self.locals[i];
         let (texts, archived_file) = self.text.texts(self.text_at[i]);
         let classes = self.group_table.groups.get(self.groups[i] as usize)?;
+        let mut day = None;
+        let mut time =
+            |instant: i64, zone: Option<i32>| Moment { instant, zone }.to_datetime_near(&mut day);
         PipelineInfo::from_parts(RecordParts {
             start_local: time(start_local, zones[0]),
             end_local: time(end_local, zones[1]),
@@ -564,7 +596,11 @@ impl RunStore {
             .zones
             .get(self.zones[i] as usize)
             .and_then(|zones| zones[2]);
-        time(self.starts[i], zone)
+        Moment {
+            instant: self.starts[i],
+            zone,
+        }
+        .to_datetime()
     }
 
     /// The record's `date_code` and `archived_file`.
@@ -599,11 +635,6 @@ impl RunStore {
             strings: self.text.bytes() + self.group_table.bytes(),
         }
     }
-}
-
-/// The datetime at `instant` written in `zone`.
-fn time(instant: i64, zone: Option<i32>) -> FlexDateTime {
-    Moment { instant, zone }.to_datetime()
 }
 
 #[cfg(test)]
