@@ -88,8 +88,11 @@ static GENERATIONS: AtomicU64 = AtomicU64::new(1);
 /// A record never changes in an index, so an entry is valid as long as
 /// the index lives.
 struct BuiltRecords {
-    slots: Box<[parking_lot::Mutex<Option<(u32, Arc<PipelineInfo>)>>]>,
+    slots: Box<[parking_lot::Mutex<Option<BuiltRecord>>]>,
 }
+
+/// A record and its position.
+type BuiltRecord = (u32, Arc<PipelineInfo>);
 
 /// Records kept built (a page holds at most 10,000).
 const BUILT_RECORDS: usize = 1 << 14;
