@@ -89,9 +89,10 @@ pub async fn pipeline_stats(
 }
 
 /// The statistics flags `/metrics` exports, recomputed at most every
-/// `FLAGS_TTL`: computing them walks every run (about a quarter of a second
-/// per million on two cores), which a scrape every few seconds — or several
-/// scrapers — should not repeat. Alerts see changes at most that late.
+/// `FLAGS_TTL`: on a store that keeps no statistics, computing them walks
+/// every run (about a quarter of a second per million on two cores), which
+/// a scrape every few seconds — or several scrapers — should not repeat.
+/// Alerts see changes at most that late.
 #[derive(Default)]
 pub struct MetricFlags {
     last: parking_lot::Mutex<Option<(Instant, Arc<Flags>)>>,
