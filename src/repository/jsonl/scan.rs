@@ -106,7 +106,7 @@ impl<'a> Reader<'a> {
     /// A string's content after its opening quote.
     fn string_body(&mut self) -> Option<&'a str> {
         let start = self.at;
-        let end = start + memchr::memchr(b'"', self.bytes.get(start..)?)?;
+        let end = start + find_quote(self.bytes.get(start..)?)?;
         self.at = end + 1;
         // Quotes are ASCII, so both ends are character boundaries.
         self.text.get(start..end)
@@ -195,17 +195,33 @@ impl<'a> Reader<'a> {
     /// A JSON integer that fits an `i64` (no fraction, no exponent, and
     /// not `-0`, which JSON parsers read as a float).
     fn integer(&mut self) -> Option<i64> {
-        let text = self.number()?;
-        if text.starts_with("-0") || text.contains(['.', 'e', 'E']) {
+        let text = self.number()?.as_bytes();
+        let (negative, digits) = match text.split_first()? {
+            (b'-', rest) => (true, rest),
+            _ => (false, text),
+        };
+        if negative && digits.first() == Some(&b'0') {
             return None;
         }
-        text.parse().ok()
+        // Accumulated negatively, so that `i64::MIN` fits too.
+        let mut value: i64 = 0;
+        for &byte in digits {
+            if !byte.is_ascii_digit() {
+                return None;
+            }
+            value = value.checked_mul(10)?.checked_sub(i64::from(byte - b'0'))?;
+        }
+        match negative {
+            true => Some(value),
+            false => value.checked_neg(),
+        }
     }
 
     /// A JSON number as the nearest finite `f64` (negative zero, which
     /// parsers disagree on, is left to the validating one).
     fn float(&mut self) -> Option<f64> {
-        let value: f64 = self.number()?.parse().ok()?;
+        let text = self.number()?;
+        let value = exact_decimal(text.as_bytes()).or_else(|| text.parse().ok())?;
         (value.is_finite() && !(value == 0.0 && value.is_sign_negative())).then_some(value)
     }
 
@@ -246,6 +262,69 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Where the first quote in `bytes` is: eight bytes at a time (a word
+/// with a quote byte has a zero byte once XORed with quotes).
+fn find_quote(bytes: &[u8]) -> Option<usize> {
+    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let x = u64::from_le_bytes(eight) ^ QUOTES;
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"')
+        .map(|i| at + i)
+}
+
+/// Powers of ten that are exact in an `f64`.
+const EXACT_POWERS: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// A plain decimal (`-?digits[.digits]`, checked JSON) of at most 15
+/// significant digits, as the nearest `f64`: its digits and its power of
+/// ten are both exact, so one division rounds correctly (Clinger's fast
+/// path, which `str::parse` takes too). `None` for anything else.
+fn exact_decimal(text: &[u8]) -> Option<f64> {
+    let (negative, digits) = match text.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, text),
+    };
+    let mut mantissa: u64 = 0;
+    let mut fraction_digits = None;
+    let mut count = 0;
+    for &byte in digits {
+        match byte {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(byte - b'0');
+                count += 1;
+                if count > 15 {
+                    return None;
+                }
+                if let Some(fraction) = &mut fraction_digits {
+                    *fraction += 1;
+                }
+            }
+            b'.' if fraction_digits.is_none() => fraction_digits = Some(0),
+            _ => return None,
+        }
+    }
+    let value = mantissa as f64 / EXACT_POWERS[fraction_digits.unwrap_or(0)];
+    Some(if negative { -value } else { value })
+}
+
 /// Whether `rest` starts with member `member`'s name and closing quote.
 /// Written out so that each comparison has a constant length, which the
 /// compiler turns into a few word comparisons.
@@ -277,19 +356,18 @@ fn names(rest: &[u8], member: usize) -> bool {
 /// by the rules of `FlexDateTime::parse`; `None` for anything else, which
 /// `FlexDateTime::parse` then reads.
 fn usual_moment(text: &[u8]) -> Option<Moment> {
-    let digit = |at: usize| -> Option<i64> {
-        let byte = *text.get(at)?;
-        byte.is_ascii_digit().then(|| i64::from(byte - b'0'))
-    };
-    let two = |at: usize| Some(digit(at)? * 10 + digit(at + 1)?);
+    let head: &[u8; 19] = text.get(..19)?.try_into().ok()?;
+    // Digits as numbers; anything else turns out 10 or more.
+    let d = |at: usize| i64::from(head[at].wrapping_sub(b'0'));
+    let two = |at: usize| (d(at) < 10 && d(at + 1) < 10).then(|| d(at) * 10 + d(at + 1));
     let year = two(0)? * 100 + two(2)?;
     let (month, day) = (two(5)?, two(8)?);
     let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
-    let punctuated = text.get(4) == Some(&b'-')
-        && text.get(7) == Some(&b'-')
-        && matches!(text.get(10), Some(b'T' | b' '))
-        && text.get(13) == Some(&b':')
-        && text.get(16) == Some(&b':');
+    let punctuated = head[4] == b'-'
+        && head[7] == b'-'
+        && matches!(head[10], b'T' | b' ')
+        && head[13] == b':'
+        && head[16] == b':';
     if !punctuated
         || year < 1600
         || !(1..=12).contains(&month)
@@ -302,27 +380,32 @@ fn usual_moment(text: &[u8]) -> Option<Moment> {
     if day < 1 || day > days_in_month(year, month) {
         return None;
     }
-    let mut at = 19;
+    let mut rest = &text[19..];
     let mut micros = 0;
-    if text.get(at) == Some(&b'.') {
-        let digits = text[at + 1..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
+    if let Some((b'.', fraction)) = rest.split_first() {
+        let digits = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
         if !(1..=9).contains(&digits) {
             return None;
         }
         // Kept to microseconds, truncated.
         for i in 0..6 {
-            micros = micros * 10 + if i < digits { digit(at + 1 + i)? } else { 0 };
+            micros = micros * 10
+                + fraction
+                    .get(i)
+                    .filter(|_| i < digits)
+                    .map_or(0, |b| i64::from(b - b'0'));
         }
-        at += 1 + digits;
+        rest = &fraction[digits..];
     }
-    let zone = match &text[at..] {
+    let zone = match rest {
         [] => None,
         [b'Z'] => Some(0),
-        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let (hours, minutes) = (two(at + 1)?, two(at + 4)?);
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let digit = |b: &u8| i64::from(b.wrapping_sub(b'0'));
+            if [h1, h2, m1, m2].iter().any(|b| digit(b) > 9) {
+                return None;
+            }
+            let (hours, minutes) = (digit(h1) * 10 + digit(h2), digit(m1) * 10 + digit(m2));
             if hours > 23 || minutes > 59 {
                 return None;
             }
@@ -370,14 +453,25 @@ pub fn scan(line: &[u8]) -> Option<Scanned<'_>> {
         .rposition(|b| !matches!(b, b' ' | b'\t' | b'\r'))
         .map_or(0, |last| last + 1);
     let line = &line[..end];
-    // One pass, without early exit so that it vectorises.
-    let unusual = line
-        .iter()
-        .fold(false, |unusual, &b| unusual | (b < 0x20) | (b == b'\\'));
-    if unusual {
+    if !plain(line) {
         return None;
     }
-    let text = std::str::from_utf8(line).ok()?;
+    scan_plain(std::str::from_utf8(line).ok()?)
+}
+
+/// Whether `bytes` hold neither a backslash nor a control character but
+/// newlines: text in which every JSON string ends at its next quote. One
+/// pass without early exit, so that it vectorises.
+pub fn plain(bytes: &[u8]) -> bool {
+    !bytes.iter().fold(false, |unusual, &b| {
+        unusual | ((b < 0x20) & (b != b'\n')) | (b == b'\\')
+    })
+}
+
+/// `scan` of a line already known to be `plain` text without a newline
+/// (a whole block of lines is checked at once when it is loaded).
+pub fn scan_plain(text: &str) -> Option<Scanned<'_>> {
+    let line = text.as_bytes();
     let mut r = Reader {
         text,
         bytes: line,
@@ -644,6 +738,19 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Plain decimals read exactly as `str::parse` reads them.
+        #[test]
+        fn plain_decimals_read_as_the_standard_parser_reads_them(
+            negative in any::<bool>(),
+            whole in "(0|[1-9][0-9]{0,17})",
+            fraction in prop::option::of("[0-9]{1,17}"),
+        ) {
+            let text = format!("{}{whole}{}", if negative { "-" } else { "" }, fraction.map(|f| format!(".{f}")).unwrap_or_default());
+            if let Some(value) = exact_decimal(text.as_bytes()) {
+                prop_assert_eq!(value.to_bits(), text.parse::<f64>().unwrap().to_bits(), "{}", text);
+            }
+        }
 
         /// Whatever `scan` accepts, the validating parser reads the same
         /// way: the same record and the same key.
