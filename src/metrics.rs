@@ -1,6 +1,7 @@
 //! Prometheus metrics. One registry for the process, reachable from the
 //! HTTP layer and the storage code alike; rendered by `GET /metrics`.
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use parking_lot::Mutex;
@@ -35,8 +36,11 @@ pub struct Metrics {
     pipeline_duration_anomaly: GaugeVec,
     pipeline_rowcount_anomaly: GaugeVec,
     pipeline_series_dropped: IntGauge,
-    /// Serialises renders: each resets and refills the per-pipeline gauges.
-    render_lock: Mutex<()>,
+    /// The label sets of the per-pipeline gauges of the last render; held
+    /// while rendering, so renders do not interleave. A render updates the
+    /// gauges in place and removes only the pipelines no longer shown:
+    /// creating every series anew on each scrape was most of its cost.
+    rendered: Mutex<HashSet<[String; 4]>>,
 }
 
 const PIPELINE_LABELS: [&str; 4] = [
@@ -228,7 +232,7 @@ impl Metrics {
                 "pipeline_metrics_series_dropped",
                 "Pipelines left out of the per-pipeline metrics by the series cap.",
             ),
-            render_lock: Mutex::new(()),
+            rendered: Mutex::new(HashSet::new()),
             registry,
         }
     }
@@ -241,20 +245,33 @@ impl Metrics {
         flags: &crate::stats::Flags,
         max_series: usize,
     ) -> String {
-        let _guard = self.render_lock.lock();
+        let mut rendered = self.rendered.lock();
         activity.sort_by_key(|a| std::cmp::Reverse(a.last_run.instant_micros()));
         let dropped = activity.len().saturating_sub(max_series);
         activity.truncate(max_series);
-        for vec in [
-            &self.pipeline_last_run,
-            &self.pipeline_last_duration,
-            &self.pipeline_last_rowcount,
-            &self.pipeline_runs,
+        let shown: HashSet<[String; 4]> = activity
+            .iter()
+            .map(|a| a.key.clone().map(Option::unwrap_or_default))
+            .collect();
+        let flag_gauges = [
             &self.pipeline_stale,
             &self.pipeline_duration_anomaly,
             &self.pipeline_rowcount_anomaly,
-        ] {
-            vec.reset();
+        ];
+        for gone in rendered.difference(&shown) {
+            let labels = gone.each_ref().map(String::as_str);
+            for vec in [
+                &self.pipeline_last_run,
+                &self.pipeline_last_duration,
+                &self.pipeline_last_rowcount,
+                &self.pipeline_runs,
+            ]
+            .into_iter()
+            .chain(flag_gauges)
+            {
+                // Absent already when the pipeline had no flags.
+                let _ = vec.remove_label_values(&labels);
+            }
         }
         for a in &activity {
             let labels: Vec<&str> = a.key.iter().map(|v| v.as_deref().unwrap_or("")).collect();
@@ -270,21 +287,22 @@ impl Metrics {
             self.pipeline_runs
                 .with_label_values(&labels)
                 .set(a.total_runs as f64);
-            if let Some(flags) = flags.get(&a.key) {
-                for (gauge, flag) in [
-                    &self.pipeline_stale,
-                    &self.pipeline_duration_anomaly,
-                    &self.pipeline_rowcount_anomaly,
-                ]
-                .into_iter()
-                .zip(flags)
-                {
-                    gauge
-                        .with_label_values(&labels)
-                        .set(f64::from(u8::from(*flag)));
+            match flags.get(&a.key) {
+                Some(flags) => {
+                    for (gauge, flag) in flag_gauges.into_iter().zip(flags) {
+                        gauge
+                            .with_label_values(&labels)
+                            .set(f64::from(u8::from(*flag)));
+                    }
+                }
+                None => {
+                    for gauge in flag_gauges {
+                        let _ = gauge.remove_label_values(&labels);
+                    }
                 }
             }
         }
+        *rendered = shown;
         self.pipeline_series_dropped.set(dropped as i64);
         let mut buffer = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {

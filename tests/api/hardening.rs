@@ -387,6 +387,36 @@ async fn per_pipeline_series_are_capped() {
 }
 
 #[tokio::test]
+async fn a_pipeline_pushed_out_of_the_cap_loses_every_series() {
+    let app = spawn_app_with(
+        None,
+        RawSettings {
+            metrics_max_series: Some("2".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let shown = |scrape: &prometheus_parse::Scrape, name: &str| {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric.starts_with("pipeline_"))
+            .filter(|s| s.labels.get("pipeline_name") == Some(name))
+            .count()
+    };
+    for (day, name) in [(1, "first"), (2, "second")] {
+        app.store(&run_on(day, 0, json!({"pipeline_name": name})))
+            .await;
+    }
+    assert!(shown(&metrics(&app).await, "first") >= 4);
+    app.store(&run_on(3, 0, json!({"pipeline_name": "third"})))
+        .await;
+    let scrape = metrics(&app).await;
+    assert_eq!(shown(&scrape, "first"), 0, "no series of it is left");
+    assert!(shown(&scrape, "third") >= 4);
+}
+
+#[tokio::test]
 async fn large_pages_are_streamed_and_equal_the_paged_answer() {
     let lines: String = (0..2500)
         .map(|i| {
