@@ -118,14 +118,6 @@ impl Batch {
         self.records.push(fields);
     }
 
-    /// Appends `other`'s records and keys.
-    pub fn append(&mut self, other: Batch) {
-        let first = self.records.len();
-        self.keys
-            .extend(other.keys.into_iter().map(|(at, key)| (first + at, key)));
-        self.records.append(other.records);
-    }
-
     pub fn len(&self) -> usize {
         self.records.len()
     }

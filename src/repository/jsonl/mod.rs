@@ -472,8 +472,8 @@ fn read_new_lines(path: &Path, cursor: &mut ReadCursor) -> Result<Batch, Reposit
     let length = file.metadata()?.len();
     let mut records = Batch::default();
     if length.saturating_sub(cursor.consumed) >= load::PARALLEL_FROM {
-        let taken =
-            load::read_in_parallel(&file, cursor.consumed, length, cursor.lines_read + 1, path)?;
+        let taken = load::read_in_parallel(&file, cursor.consumed, length, cursor.lines_read + 1)?;
+        load::warn_invalid(path, taken.invalid);
         cursor.lines_read += taken.lines;
         let mut tail = vec![0u8; (taken.end - cursor.consumed).min(TAIL_BYTES as u64) as usize];
         let tail_from = taken.end - tail.len() as u64;

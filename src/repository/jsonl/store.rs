@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::parallel;
 use crate::domain::record::RecordParts;
 use crate::domain::{FlexDateTime, PipelineInfo};
 
@@ -173,8 +174,12 @@ pub struct StoreBytes {
 }
 
 /// Largest text segment the store fills; a load keeps the segments its
-/// parsing threads filled.
+/// parsing threads filled. (Small in unit tests, so that appends both
+/// take segments over and copy them.)
+#[cfg(not(test))]
 const SEGMENT_BYTES: usize = 4 << 20;
+#[cfg(test)]
+const SEGMENT_BYTES: usize = 16 << 10;
 
 /// Every record's free text, back to back: per record the lengths of
 /// elapsed_human, output_file, log_file and date_code, then the archived
@@ -266,8 +271,8 @@ impl TextArena {
 
     /// Appends `other`'s text: large segments are taken over as they are,
     /// small ones copied (a catch-up of a few lines must not leave a
-    /// segment of its own). Returns where `other`'s offsets now point.
-    fn append(&mut self, other: TextArena) -> impl Fn(u64) -> u64 {
+    /// segment of its own). Returns where `other`'s segments now start.
+    fn append(&mut self, other: TextArena) -> TextMoves {
         let mut moved: Vec<(u64, u64)> = Vec::with_capacity(other.segments.len());
         for (segment, old_start) in other.segments.into_iter().zip(other.starts) {
             let new_start = self.len;
@@ -284,15 +289,7 @@ impl TextArena {
             self.len += len as u64;
             moved.push((old_start, new_start));
         }
-        move |at| {
-            let i = moved
-                .partition_point(|&(old, _)| old <= at)
-                .saturating_sub(1);
-            match moved.get(i) {
-                Some(&(old, new)) => new + (at - old),
-                None => at,
-            }
-        }
+        TextMoves(moved)
     }
 
     fn shrink(&mut self) {
@@ -304,6 +301,32 @@ impl TextArena {
     fn bytes(&self) -> usize {
         self.segments.iter().map(Vec::capacity).sum::<usize>() + self.starts.capacity() * 8
     }
+}
+
+/// Where the segments of an appended arena went: (old start, new start).
+#[derive(Debug)]
+struct TextMoves(Vec<(u64, u64)>);
+
+impl TextMoves {
+    /// Where a record's text that was at `at` is now.
+    fn at(&self, at: u64) -> u64 {
+        let i = self
+            .0
+            .partition_point(|&(old, _)| old <= at)
+            .saturating_sub(1);
+        match self.0.get(i) {
+            Some(&(old, new)) => new + (at - old),
+            None => at,
+        }
+    }
+}
+
+/// How the records of a store appended to another are renumbered.
+#[derive(Debug)]
+struct Renumbering {
+    groups: Vec<u32>,
+    zones: Vec<u32>,
+    text: TextMoves,
 }
 
 fn put_length(out: &mut Vec<u8>, mut value: u64) {
@@ -524,36 +547,108 @@ impl RunStore {
     }
 
     /// Appends every record of `other`, in order.
-    pub fn append(&mut self, other: RunStore) {
-        let group_ids: Vec<u32> = other
-            .group_table
-            .groups
-            .iter()
-            .map(|classes| {
-                let borrowed = [0, 1, 2, 3].map(|i| classes[i].as_deref());
-                self.group_table.id(borrowed)
-            })
-            .collect();
-        let zone_ids: Vec<u32> = other
-            .zone_table
-            .zones
-            .iter()
-            .map(|&zones| self.zone_table.id(zones))
-            .collect();
+    pub fn append(&mut self, mut other: RunStore) {
+        let renumbering = self.take_over(&mut other);
+        self.extend_columns(&[(other, renumbering)], false);
+    }
+
+    /// The stores' records, in order, as one store: the columns are joined
+    /// on as many threads (a load joins the blocks its threads parsed).
+    pub fn concat(mut parts: Vec<RunStore>) -> RunStore {
+        let mut store = RunStore::default();
+        let renumberings: Vec<Renumbering> =
+            parts.iter_mut().map(|part| store.take_over(part)).collect();
+        let parts: Vec<(RunStore, Renumbering)> = parts.into_iter().zip(renumberings).collect();
+        store.extend_columns(&parts, true);
+        store
+    }
+
+    /// Numbers `other`'s groups and zones in this store and moves its text
+    /// here: what its columns need to be appended.
+    fn take_over(&mut self, other: &mut RunStore) -> Renumbering {
         self.last_zones = None;
-        self.starts.extend_from_slice(&other.starts);
-        self.ends.extend_from_slice(&other.ends);
-        self.rowcounts.extend_from_slice(&other.rowcounts);
-        self.durations.extend_from_slice(&other.durations);
-        self.groups
-            .extend(other.groups.iter().map(|&g| group_ids[g as usize]));
-        self.locals.extend_from_slice(&other.locals);
-        self.pids.extend_from_slice(&other.pids);
-        self.zones
-            .extend(other.zones.iter().map(|&z| zone_ids[z as usize]));
-        let moved = self.text.append(other.text);
-        self.text_at
-            .extend(other.text_at.iter().map(|&at| moved(at)));
+        Renumbering {
+            groups: other
+                .group_table
+                .groups
+                .iter()
+                .map(|classes| {
+                    let borrowed = [0, 1, 2, 3].map(|i| classes[i].as_deref());
+                    self.group_table.id(borrowed)
+                })
+                .collect(),
+            zones: other
+                .zone_table
+                .zones
+                .iter()
+                .map(|&zones| self.zone_table.id(zones))
+                .collect(),
+            text: self.text.append(std::mem::take(&mut other.text)),
+        }
+    }
+
+    /// Appends the columns of `parts`, renumbered; with `parallel`, each
+    /// column on its own thread.
+    fn extend_columns(&mut self, parts: &[(RunStore, Renumbering)], parallel: bool) {
+        fn join<T: Copy + Send>(
+            column: &mut Vec<T>,
+            parts: &[(RunStore, Renumbering)],
+            of: impl Fn(&RunStore, &Renumbering, &mut Vec<T>),
+        ) {
+            column.reserve(parts.iter().map(|(part, _)| part.len()).sum());
+            for (part, renumbering) in parts {
+                of(part, renumbering, column);
+            }
+        }
+        let RunStore {
+            starts,
+            ends,
+            rowcounts,
+            durations,
+            groups,
+            locals,
+            pids,
+            zones,
+            text_at,
+            ..
+        } = self;
+        let jobs: Vec<Box<dyn FnOnce() + Send + '_>> = vec![
+            Box::new(|| join(starts, parts, |p, _, c| c.extend_from_slice(&p.starts))),
+            Box::new(|| join(ends, parts, |p, _, c| c.extend_from_slice(&p.ends))),
+            Box::new(|| {
+                join(rowcounts, parts, |p, _, c| {
+                    c.extend_from_slice(&p.rowcounts)
+                })
+            }),
+            Box::new(|| {
+                join(durations, parts, |p, _, c| {
+                    c.extend_from_slice(&p.durations)
+                })
+            }),
+            Box::new(|| {
+                join(groups, parts, |p, r, c| {
+                    c.extend(p.groups.iter().map(|&g| r.groups[g as usize]))
+                })
+            }),
+            Box::new(|| join(locals, parts, |p, _, c| c.extend_from_slice(&p.locals))),
+            Box::new(|| join(pids, parts, |p, _, c| c.extend_from_slice(&p.pids))),
+            Box::new(|| {
+                join(zones, parts, |p, r, c| {
+                    c.extend(p.zones.iter().map(|&z| r.zones[z as usize]))
+                })
+            }),
+            Box::new(|| {
+                join(text_at, parts, |p, r, c| {
+                    c.extend(p.text_at.iter().map(|&at| r.text.at(at)))
+                })
+            }),
+        ];
+        match parallel {
+            true => {
+                parallel::map(jobs, |job| job());
+            }
+            false => jobs.into_iter().for_each(|job| job()),
+        }
     }
 
     /// Gives back the spare room of a store that is done growing for now.
@@ -670,6 +765,22 @@ mod tests {
         }
         store.append(rest);
         assert_eq!(store.len(), records.len());
+        // And joined from parts at once, as a load joins its blocks.
+        let parts = records
+            .chunks(700)
+            .map(|chunk| {
+                let mut part = RunStore::default();
+                for record in chunk {
+                    part.push(&RunFields::from(record));
+                }
+                part
+            })
+            .collect();
+        let joined = RunStore::concat(parts);
+        assert_eq!(joined.len(), records.len());
+        for (i, record) in records.iter().enumerate() {
+            assert_eq!(joined.record(i as u32).as_ref(), Some(record), "{i}");
+        }
         for (i, record) in records.iter().enumerate() {
             assert_eq!(store.record(i as u32).as_ref(), Some(record), "{i}");
             assert_eq!(store.start_utc(i as u32), record.start_utc());
