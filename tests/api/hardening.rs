@@ -354,16 +354,21 @@ async fn metrics_parse_and_their_counters_move() {
     );
 }
 
-#[tokio::test]
-async fn per_pipeline_series_are_capped() {
-    let app = spawn_app_with(
+/// A service that exports per-pipeline series for two pipelines at most.
+async fn with_two_series() -> TestApp {
+    spawn_app_with(
         None,
         RawSettings {
             metrics_max_series: Some("2".into()),
             ..Default::default()
         },
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn per_pipeline_series_are_capped() {
+    let app = with_two_series().await;
     for (day, name) in [(1, "old"), (2, "middle"), (3, "new")] {
         app.store(&run_on(day, 0, json!({"pipeline_name": name})))
             .await;
@@ -388,14 +393,7 @@ async fn per_pipeline_series_are_capped() {
 
 #[tokio::test]
 async fn a_pipeline_pushed_out_of_the_cap_loses_every_series() {
-    let app = spawn_app_with(
-        None,
-        RawSettings {
-            metrics_max_series: Some("2".into()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = with_two_series().await;
     let shown = |scrape: &prometheus_parse::Scrape, name: &str| {
         scrape
             .samples

@@ -1,22 +1,14 @@
 //! `all_data` answers read from one view of the store, a chunk at a time.
 
-use pipeline_service::repository::jsonl::{JsonlOptions, JsonlRepository};
+use pipeline_service::repository::jsonl::JsonlRepository;
 use pipeline_service::repository::{PipelineInfoRepository, RunFilter};
 use serde_json::json;
 
-use crate::backends::record;
+use crate::backends::{record, unsynced_jsonl};
 
 async fn store_of(runs: i64) -> (JsonlRepository, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let repository = JsonlRepository::open_with(
-        dir.path().join("runs.jsonl"),
-        JsonlOptions {
-            fsync: false,
-            ..JsonlOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let repository = unsynced_jsonl(&dir).await;
     let records = (0..runs)
         .map(|i| record(i, json!({"pipeline_name": format!("p{}", i % 7)})))
         .collect();

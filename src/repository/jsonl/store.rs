@@ -739,12 +739,7 @@ mod tests {
 
     #[test]
     fn records_come_back_exactly_as_they_went_in() {
-        let mut buffer = Vec::new();
-        crate::generate::generate(&mut buffer, 3000, 5).unwrap();
-        let mut records: Vec<PipelineInfo> = buffer
-            .split(|&b| b == b'\n')
-            .filter_map(|l| crate::repository::jsonl::parse_line(l).ok().flatten())
-            .collect();
+        let mut records = crate::generate::parsed(3000, 5);
         let mut odd = crate::domain::record::tests::sample();
         odd["output_file"] = json!("C:\\data\\\"quoted\"\n\u{1}é😀".repeat(40));
         odd["pipeline_name"] = json!(null);
