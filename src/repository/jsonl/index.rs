@@ -383,11 +383,16 @@ impl RunIndex {
         });
         let group_lists = lists.pop().unwrap_or_default();
         let distributed = started.elapsed();
-        // The lists with their synopses, the largest first so the work
-        // balances.
+        // The lists with their synopses and the groups' order statistics,
+        // as one queue, the largest first so the work balances.
         enum Job {
             Order,
             Posting(usize, usize),
+            Group(usize),
+        }
+        enum Built {
+            List(Option<(usize, usize)>, ChunkedList),
+            Group(usize, GroupRuns),
         }
         let mut jobs: Vec<(usize, Job)> = vec![(order.len(), Job::Order)];
         for (field, field_lists) in lists.iter().enumerate() {
@@ -395,31 +400,38 @@ impl RunIndex {
                 jobs.push((list.len(), Job::Posting(field, number)));
             }
         }
-        jobs.sort_by_key(|(len, _)| Reverse(*len));
+        for (group, positions) in group_lists.iter().enumerate() {
+            // Three sorts of the group's values: about three lists' work.
+            jobs.push((3 * positions.len(), Job::Group(group)));
+        }
+        jobs.sort_by_key(|(work, _)| Reverse(*work));
         let built = parallel::map(jobs, |(_, job)| match job {
-            Job::Order => (
+            Job::Order => Built::List(
                 None,
                 ChunkedList::from_sorted(&order, ORDER_SYNOPSES, &columns),
             ),
-            Job::Posting(field, number) => (
+            Job::Posting(field, number) => Built::List(
                 Some((field, number)),
                 ChunkedList::from_sorted(&lists[field][number], POSTING_SYNOPSES, &columns),
             ),
+            Job::Group(group) => {
+                Built::Group(group, GroupRuns::build(&group_lists[group], &columns))
+            }
         });
+        let listed = started.elapsed();
         let mut postings: [FastMap<Arc<str>, ChunkedList>; 4] = Default::default();
-        for (posting, list) in built {
-            match posting {
-                None => self.order = list,
-                Some((field, number)) => {
+        let mut groups: Vec<Option<GroupRuns>> = (0..group_count).map(|_| None).collect();
+        for item in built {
+            match item {
+                Built::List(None, list) => self.order = list,
+                Built::List(Some((field, number)), list) => {
                     postings[field].insert(values[field][number].clone(), list);
                 }
+                Built::Group(group, runs) => groups[group] = Some(runs),
             }
         }
         self.postings = postings;
-        let listed = started.elapsed();
-        let mut groups = parallel::map(group_lists, |positions| {
-            GroupRuns::build(&positions, &columns)
-        });
+        let mut groups: Vec<GroupRuns> = groups.into_iter().flatten().collect();
         // The means sum in file order, exactly as records placed one by
         // one do.
         for position in 0..self.len() {
@@ -437,7 +449,7 @@ impl RunIndex {
             sort_ms = sorted.as_millis() as u64,
             distribute_ms = (distributed - sorted).as_millis() as u64,
             lists_ms = (listed - distributed).as_millis() as u64,
-            statistics_ms = (started.elapsed() - listed).as_millis() as u64,
+            means_ms = (started.elapsed() - listed).as_millis() as u64,
             "index built"
         );
     }
