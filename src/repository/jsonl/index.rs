@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use super::ordered::{ChunkedList, Residual, Synopses};
 use super::parallel;
 use super::statistics::{run_point, GroupRuns};
-use super::store::{Columns, FastMap, RunStore, StoreBytes};
+use super::store::{FastMap, RunStore, StoreBytes};
 use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary};
 use crate::repository::{KeysetPage, Page, PipelineActivity, RunFilter, RunKey, RunPage};
 use crate::stats::{GroupDigest, RunPoint};
@@ -144,27 +144,60 @@ impl Default for RunIndex {
     }
 }
 
-/// The records a query has to look at.
+/// The records a query has to look at: ranks `first..last` of one
+/// candidate list, or of several (the runs of each group a query's text
+/// filters select), all meeting `residual`.
 struct Plan<'a> {
-    /// Candidate positions (ascending like `order`) of ranks `first..last`.
+    parts: Vec<Part<'a>>,
+    residual: Residual<'a>,
+}
+
+/// Candidate positions (ascending like `order`) of ranks `first..last`.
+struct Part<'a> {
     source: &'a ChunkedList,
     first: usize,
     last: usize,
-    /// What the candidates must still meet.
-    residual: Residual<'a>,
 }
 
 impl Plan<'_> {
     fn count(&self) -> usize {
-        self.source.count(self.first, self.last, &self.residual)
+        self.parts
+            .iter()
+            .map(|p| p.source.count(p.first, p.last, &self.residual))
+            .sum()
     }
 
     /// Matching positions in answer order, without the first `skip`.
     fn positions(&self, skip: usize, limit: usize) -> Vec<u32> {
-        self.source
-            .matches_rev(self.first, self.last, &self.residual, skip, limit)
+        match self.parts.as_slice() {
+            [one] => one
+                .source
+                .matches_rev(one.first, one.last, &self.residual, skip, limit),
+            parts => {
+                // Each group's first `skip + limit` matches, merged.
+                let wanted = skip.saturating_add(limit);
+                let starts = self.residual.columns.starts;
+                let mut merged: Vec<u32> = parts
+                    .iter()
+                    .flat_map(|p| {
+                        p.source
+                            .matches_rev(p.first, p.last, &self.residual, 0, wanted)
+                    })
+                    .collect();
+                merged.sort_unstable_by_key(|&p| (Reverse(starts[p as usize]), p));
+                merged.into_iter().skip(skip).take(limit).collect()
+            }
+        }
     }
 }
+
+/// A query whose text filters select at most this many groups reads the
+/// groups' own runs; with more, it reads one posting list and checks each
+/// candidate's group. (Few in unit tests, so that both ways are taken.)
+#[cfg(not(test))]
+const MOST_GROUPS_READ: usize = 64;
+#[cfg(test)]
+const MOST_GROUPS_READ: usize = 3;
 
 /// Every record's ordering answers row-count ranges from its synopses.
 const ORDER_SYNOPSES: Synopses = Synopses::From(0);
@@ -487,8 +520,6 @@ impl RunIndex {
             &filter.pipeline_type,
             &filter.environment,
         ];
-        let columns: Columns<'a> = self.store.columns();
-        let starts = columns.starts;
         let mut source: &ChunkedList = &self.order;
         let mut text_conditions = 0;
         for (field, value) in wanted.into_iter().enumerate() {
@@ -500,6 +531,51 @@ impl RunIndex {
                 }
             }
         }
+        let rowcounts =
+            (filter.min_rowcount.is_some() || filter.max_rowcount.is_some()).then(|| {
+                (
+                    filter.min_rowcount.unwrap_or(i64::MIN),
+                    filter.max_rowcount.unwrap_or(i64::MAX),
+                )
+            });
+        let mut residual = Residual {
+            rowcounts,
+            end_at_most: filter.end_utc.map(|bound| bound.instant_micros()),
+            groups: None,
+            columns: self.store.columns(),
+        };
+        // Several text filters: the runs of the groups that pass them all,
+        // when they are few; else one list, checking each run's group.
+        let mut sources = vec![source];
+        if text_conditions > 1 {
+            let allowed = self.groups_matching(filter);
+            let groups: Vec<&ChunkedList> = (0..allowed.len())
+                .filter(|&g| allowed[g])
+                .filter_map(|g| self.groups.get(g).map(GroupRuns::runs))
+                .collect();
+            match groups.len() <= MOST_GROUPS_READ {
+                true => sources = groups,
+                false => residual.groups = Some(allowed),
+            }
+        }
+        Plan {
+            parts: sources
+                .into_iter()
+                .map(|source| self.part(source, filter, after))
+                .collect(),
+            residual,
+        }
+    }
+
+    /// The ranks of `source` a query's start bound, keyset position and end
+    /// bound leave, each found by binary search.
+    fn part<'a>(
+        &self,
+        source: &'a ChunkedList,
+        filter: &RunFilter,
+        after: Option<RunKey>,
+    ) -> Part<'a> {
+        let starts = self.store.columns().starts;
         let first = match filter.start_utc {
             Some(bound) => {
                 let bound = bound.instant_micros();
@@ -525,23 +601,10 @@ impl RunIndex {
             }
             _ => last,
         };
-        let rowcounts =
-            (filter.min_rowcount.is_some() || filter.max_rowcount.is_some()).then(|| {
-                (
-                    filter.min_rowcount.unwrap_or(i64::MIN),
-                    filter.max_rowcount.unwrap_or(i64::MAX),
-                )
-            });
-        Plan {
+        Part {
             source,
             first,
             last: last.max(first),
-            residual: Residual {
-                rowcounts,
-                end_at_most: filter.end_utc.map(|bound| bound.instant_micros()),
-                groups: (text_conditions > 1).then(|| self.groups_matching(filter)),
-                columns,
-            },
         }
     }
 

@@ -18,6 +18,10 @@ use crate::domain::PipelineSummary;
 use crate::repository::PipelineActivity;
 use crate::stats::{self, GroupDigest, GroupOrderStatistics, Ranked, RunPoint};
 
+/// A group's runs always keep synopses: a query selecting a few groups
+/// counts their row-count and end bounds chunk by chunk.
+const RUNS_SYNOPSES: Synopses = Synopses::From(0);
+
 /// A duration as a number whose integer order is `f64::total_cmp`'s.
 fn duration_key(seconds: f64) -> i64 {
     flip_negatives(seconds.to_bits() as i64)
@@ -58,7 +62,7 @@ pub struct GroupRuns {
 impl GroupRuns {
     pub fn new(first_seen: u32) -> Self {
         Self {
-            runs: ChunkedList::new(Synopses::Never),
+            runs: ChunkedList::new(RUNS_SYNOPSES),
             durations: SortedValues::default(),
             rowcounts: SortedValues::default(),
             gaps: SortedValues::default(),
@@ -76,7 +80,7 @@ impl GroupRuns {
     /// order to sum exactly as the incremental path does.
     pub fn build(positions: &[u32], columns: &Columns<'_>) -> Self {
         let mut group = Self::new(positions.iter().copied().min().unwrap_or(0));
-        group.runs = ChunkedList::from_sorted(positions, Synopses::Never, columns);
+        group.runs = ChunkedList::from_sorted(positions, RUNS_SYNOPSES, columns);
         let mut durations: Vec<i64> = positions
             .iter()
             .map(|&p| duration_key(columns.durations[p as usize]))
@@ -137,6 +141,12 @@ impl GroupRuns {
 
     pub fn len(&self) -> usize {
         self.runs.len()
+    }
+
+    /// The group's runs in start order, with synopses like the posting
+    /// lists': queries whose text filters select a few groups read these.
+    pub fn runs(&self) -> &ChunkedList {
+        &self.runs
     }
 
     pub fn first_seen(&self) -> u32 {
