@@ -44,10 +44,9 @@ impl StatsInputs {
     pub fn digests(self, latest: usize) -> Vec<GroupDigest> {
         match self {
             StatsInputs::Digests(digests) => digests,
-            StatsInputs::Runs(groups) => groups
-                .into_iter()
-                .map(|g| GroupDigest::of_runs(g.key, &g.points, g.last_run, latest))
-                .collect(),
+            StatsInputs::Runs(groups) => parallel::map(groups, |g| {
+                GroupDigest::of_runs(g.key, &g.points, g.last_run, latest)
+            }),
         }
     }
 }
@@ -699,16 +698,15 @@ impl RunIndex {
             );
         }
         let columns = self.store.columns();
-        let mut runs: FastMap<u32, Vec<u32>> = FastMap::default();
+        let mut runs: Vec<Vec<u32>> = vec![Vec::new(); self.store.group_count()];
         // Answer order read backwards: oldest first, as digests want.
         let positions = self.plan(filter, None).positions(0, usize::MAX);
         for &position in positions.iter().rev() {
-            runs.entry(columns.groups[position as usize])
-                .or_default()
-                .push(position);
+            runs[columns.groups[position as usize] as usize].push(position);
         }
         StatsInputs::Runs(
-            runs.into_iter()
+            (0u32..)
+                .zip(runs)
                 .filter_map(|(group, positions)| {
                     let last = *positions.last()?;
                     Some(GroupRunPoints {
