@@ -135,7 +135,11 @@ fn loading(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(100_000));
     group.bench_function("100k lines (read, scan, index)", |b| {
-        b.iter(|| runtime.block_on(JsonlRepository::open(&path)).expect("open"))
+        b.iter(|| {
+            runtime
+                .block_on(JsonlRepository::open(&path))
+                .expect("open")
+        })
     });
     group.finish();
 }

@@ -202,10 +202,11 @@ const MOST_GROUPS_READ: usize = 3;
 const ORDER_SYNOPSES: Synopses = Synopses::From(0);
 
 /// A posting list keeps synopses once scanning it would take long (about
-/// a millisecond); shorter lists — one pipeline's runs — are scanned. Unit
-/// tests lower the bar so that their lists take both forms.
+/// a millisecond: its positions are spread over the whole store, so each
+/// look at a run is a cache miss); shorter lists are scanned. Unit tests
+/// lower the bar so that their lists take both forms.
 #[cfg(not(test))]
-const POSTING_SYNOPSES: Synopses = Synopses::From(1 << 18);
+const POSTING_SYNOPSES: Synopses = Synopses::From(1 << 16);
 #[cfg(test)]
 const POSTING_SYNOPSES: Synopses = Synopses::From(12);
 
@@ -293,15 +294,12 @@ impl RunIndex {
 
     /// The distinct archived files of the records with this `date_code`,
     /// first stored first, at most `limit`; `None` when no record has it. A
-    /// scan: no index is kept for a field only the archive endpoint reads.
+    /// scan of the `date_code` hashes: no index is kept for a field only
+    /// the archive endpoint reads.
     pub fn archived_files(&self, date_code: &str, limit: usize) -> Option<Vec<String>> {
         let mut any = false;
         let mut files: Vec<String> = Vec::new();
-        for position in 0..self.len() as u32 {
-            let (code, archived) = self.store.archive_texts(position);
-            if code != date_code {
-                continue;
-            }
+        for archived in self.store.archived_files(date_code) {
             any = true;
             let Some(file) = archived.filter(|f| !f.is_empty()) else {
                 continue;
