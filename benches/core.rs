@@ -9,7 +9,7 @@ use std::sync::Arc;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use pipeline_service::domain::{FlexDateTime, PipelineInfo};
 use pipeline_service::repository::jsonl::{parse_line, JsonlRepository};
-use pipeline_service::repository::{Page, PipelineInfoRepository, RunFilter};
+use pipeline_service::repository::{PipelineInfoRepository, Position, RunFilter};
 
 fn generated(records: u64) -> Vec<u8> {
     let mut buffer = Vec::new();
@@ -25,13 +25,64 @@ fn parsing(c: &mut Criterion) {
         .collect();
     let mut group = c.benchmark_group("parse");
     group.throughput(Throughput::Elements(lines.len() as u64));
-    group.bench_function("validating parser, 10k lines", |b| {
-        b.iter(|| lines.iter().filter(|l| parse_line(l).is_ok()).count())
-    });
+    group.bench_function(
+        "line parser (usual-shape fast path, validating fallback), 10k lines",
+        |b| b.iter(|| lines.iter().filter(|l| parse_line(l).is_ok()).count()),
+    );
     group.finish();
     c.bench_function("parse/datetime", |b| {
         b.iter(|| FlexDateTime::parse(black_box("2025-08-14T22:49:07.250000+05:30")))
     });
+    datetimes(c);
+}
+
+/// The forms stored lines hold (Python's `isoformat()`, aware and naive,
+/// with and without a fraction), a timestamp, and two that fail.
+const DATETIME_FORMS: &[&str] = &[
+    "2025-09-02T12:07:02+00:00",
+    "2025-09-02T05:07:02",
+    "2025-08-14T22:49:07.250000+05:30",
+    "2025-08-14T22:49:07Z",
+    "1755211747",
+    "2025-08-14",
+    "2025/08/14",
+    "2025-08-14T25:00:00",
+];
+
+/// The datetime parser (speedate, as pydantic uses it) over the usual
+/// forms, and over a start-up's mix (four datetimes per stored line).
+fn datetimes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("datetime");
+    group.throughput(Throughput::Elements(DATETIME_FORMS.len() as u64));
+    group.bench_function("8 forms", |b| {
+        b.iter(|| {
+            for text in DATETIME_FORMS {
+                let _ = black_box(FlexDateTime::parse(black_box(text)));
+            }
+        })
+    });
+    group.finish();
+    let data = generated(10_000);
+    let stored: Vec<String> = data
+        .split(|&b| b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+        .flat_map(|record| {
+            ["start_local", "end_local", "start_utc", "end_utc"]
+                .map(|field| record[field].as_str().map(str::to_owned))
+        })
+        .flatten()
+        .collect();
+    let mut group = c.benchmark_group("datetime, generated file");
+    group.throughput(Throughput::Elements(stored.len() as u64));
+    group.bench_function("every stored datetime", |b| {
+        b.iter(|| {
+            stored
+                .iter()
+                .filter(|t| FlexDateTime::parse(t).is_ok())
+                .count()
+        })
+    });
+    group.finish();
 }
 
 fn loaded(records: u64) -> (JsonlRepository, tempfile::TempDir, tokio::runtime::Runtime) {
@@ -67,10 +118,6 @@ fn querying(c: &mut Criterion) {
         max_rowcount: Some(20_000),
         ..RunFilter::default()
     };
-    let page = Page::Window {
-        limit: 100,
-        offset: 0,
-    };
     for (name, filter) in [
         ("newest 100", &newest),
         ("name + window", &selective),
@@ -80,17 +127,13 @@ fn querying(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 runtime
-                    .block_on(repository.get_page(black_box(filter), page))
+                    .block_on(repository.query(black_box(filter), Position::Offset(0), 100, true))
                     .expect("page")
             })
         });
     }
     group.bench_function("summaries", |b| {
-        b.iter(|| {
-            runtime
-                .block_on(repository.get_pipelines_summary())
-                .expect("summary")
-        })
+        b.iter(|| runtime.block_on(repository.summaries()).expect("summary"))
     });
     group.bench_function("statistics digests, all pipelines", |b| {
         b.iter(|| {
@@ -101,8 +144,9 @@ fn querying(c: &mut Criterion) {
     });
     group.finish();
     let records: Vec<Arc<PipelineInfo>> = runtime
-        .block_on(repository.get_pipeline_info(&newest, page))
-        .expect("records");
+        .block_on(repository.query(&newest, Position::Offset(0), 100, false))
+        .expect("records")
+        .records;
     let mut group = c.benchmark_group("serialise");
     group.throughput(Throughput::Elements(records.len() as u64));
     group.bench_function("100 records to JSON (serde)", |b| {

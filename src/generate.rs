@@ -1,5 +1,6 @@
 //! `pipeline-service gen`: realistic data files for benchmarks and tests —
-//! about 50 pipelines in 4 environments over a year, log-normal durations
+//! 200 pipelines (50 names in 4 environments; `--pipelines` sets another
+//! number) over a year, log-normal durations
 //! and row counts, zero-row runs, legacy lines without classification
 //! fields, and a few corrupt lines, written the way the Python service
 //! writes (`json.dumps` spacing, `+00:00` offsets, naive local times).
@@ -83,19 +84,48 @@ fn human(seconds: f64) -> String {
     }
 }
 
-/// Writes `records` lines to `out`, reproducibly for a given `seed`.
+/// Pipelines (name and environment pairs) when none is asked for.
+pub const DEFAULT_PIPELINES: u64 = 200;
+
+/// Writes `records` lines over `DEFAULT_PIPELINES` pipelines.
 pub fn generate(out: &mut impl Write, records: u64, seed: u64) -> std::io::Result<Generated> {
+    generate_pipelines(out, records, DEFAULT_PIPELINES, seed)
+}
+
+/// The name of pipeline number `name_index`: a stage and a word, and from
+/// the 51st name on a number, so any count of names stays distinct.
+fn pipeline_name(name_index: usize) -> String {
+    let names = STAGES.len() * WORDS.len();
+    let base = format!(
+        "{}_{}",
+        STAGES[name_index % STAGES.len()],
+        WORDS[name_index % names / STAGES.len()]
+    );
+    match name_index / names {
+        0 => base,
+        round => format!("{base}_{}", round + 1),
+    }
+}
+
+/// Writes `records` lines to `out`, spread over `pipelines` distinct
+/// (pipeline_name, script_name, pipeline_type, environment) signatures —
+/// pipeline `s` is name `s / 4` in environment `s % 4` — reproducibly for a
+/// given `seed`. (Legacy lines, without classification fields, add a group
+/// per inferred name on top.)
+pub fn generate_pipelines(
+    out: &mut impl Write,
+    records: u64,
+    pipelines: u64,
+    seed: u64,
+) -> std::io::Result<Generated> {
     let mut rng = Rng::new(seed);
     let mut summary = Generated::default();
     let step = (YEAR_SECONDS as f64 / records.max(1) as f64).max(1.0);
     for i in 0..records {
-        let name_index = rng.below(50) as usize;
-        let name = format!(
-            "{}_{}",
-            STAGES[name_index % STAGES.len()],
-            WORDS[name_index / STAGES.len()]
-        );
-        let (environment, hours) = ENVIRONMENTS[rng.below(4) as usize];
+        let signature = rng.below(pipelines) as usize;
+        let name_index = signature / ENVIRONMENTS.len();
+        let name = pipeline_name(name_index);
+        let (environment, hours) = ENVIRONMENTS[signature % ENVIRONMENTS.len()];
         let pipeline_type = TYPES[name_index % TYPES.len()];
         // Roughly chronological, as a file that is appended to over time.
         let jitter = rng.below(3600) as i64 - 1800;
@@ -123,7 +153,7 @@ pub fn generate(out: &mut impl Write, records: u64, seed: u64) -> std::io::Resul
             )
         };
         let mut line = format!(
-            r#"{{"start_local": "{}", "end_local": "{}", "start_utc": "{}+00:00", "end_utc": "{}+00:00", "elapsed_seconds": {elapsed:?}, "elapsed_human": "{}", "output_file": "/srv/data/pipeline/{name}/{environment}/output-{date_code}.csv", "log_file": "/srv/data/logs/{name}-{environment}-{date_code}.log", "rowcount": {rowcount}, "pid": {pid}, "date_code": "{date_code}"{classification}}}"#,
+            r#"{{"start_local": "{}", "end_local": "{}", "start_utc": "{}+00:00", "end_utc": "{}+00:00", "elapsed_seconds": {elapsed:?}, "elapsed_human": "{}", "output_file": "/srv/data/pipeline/{name}/{environment}/output-{date_code}.csv", "rowcount": {rowcount}, "log_file": "/srv/data/logs/{name}-{environment}-{date_code}.log", "pid": {pid}, "date_code": "{date_code}"{classification}}}"#,
             python_time(start + local),
             python_time(end + local),
             python_time(start),
@@ -192,5 +222,24 @@ mod tests {
         let mut again = Vec::new();
         generate(&mut again, 20_000, 7).unwrap();
         assert_eq!(buffer, again, "reproducible from the seed");
+    }
+
+    #[test]
+    fn the_pipeline_count_is_the_number_of_signatures() {
+        for pipelines in [1u64, 7, 200, 1000] {
+            let mut buffer = Vec::new();
+            generate_pipelines(&mut buffer, 20_000, pipelines, 3).unwrap();
+            let text = String::from_utf8(buffer).unwrap();
+            let signatures: std::collections::HashSet<_> = text
+                .lines()
+                .filter_map(|line| parse_line(line.as_bytes()).ok().flatten())
+                .filter(|record| record.script_name().is_some())
+                .map(|record| record.classes().clone())
+                .collect();
+            assert_eq!(signatures.len() as u64, pipelines);
+        }
+        assert_eq!(pipeline_name(0), "ingest_orders");
+        assert_eq!(pipeline_name(49), "reconcile_pricing");
+        assert_eq!(pipeline_name(50), "ingest_orders_2");
     }
 }

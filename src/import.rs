@@ -7,8 +7,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use crate::domain::PipelineInfo;
-use crate::repository::jsonl::parse_any;
-use crate::repository::{PipelineInfoRepository, RepositoryError};
+use crate::repository::jsonl::parse_line;
+use crate::repository::{NewRun, PipelineInfoRepository, RepositoryError};
 
 /// Records sent to the backend at once.
 pub const BATCH_RECORDS: usize = 1000;
@@ -81,7 +81,7 @@ pub async fn import_file(
             break;
         }
         report.lines_read += 1;
-        match parse_any(&line) {
+        match parse_line(&line) {
             Ok(Some(record)) => batch.push(record),
             Ok(None) => {}
             Err(reason) => report.skipped.push((report.lines_read, reason)),
@@ -104,14 +104,17 @@ async fn store(
     if batch.is_empty() {
         return Ok(());
     }
-    let records = std::mem::take(batch);
-    let stored = repository
-        .insert_many(records)
+    let runs = std::mem::take(batch)
+        .into_iter()
+        .map(NewRun::from)
+        .collect();
+    let outcomes = repository
+        .insert(runs, true)
         .await
         .map_err(|source| ImportError::Store {
             imported: report.imported,
             source,
         })?;
-    report.imported += stored as u64;
+    report.imported += outcomes.len() as u64;
     Ok(())
 }

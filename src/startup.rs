@@ -8,11 +8,12 @@ use std::sync::Arc;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::api::{app, AppState};
+use crate::api::{app, budget, guard, AppState};
 use crate::config::{Backend, Settings};
 use crate::repository::jsonl::{JsonlOptions, JsonlRepository};
 use crate::repository::oracle::{OraclePipelineRepository, OracleStartError};
 use crate::repository::{PipelineInfoRepository, RepositoryError};
+use crate::server::ConnectionLimits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -30,11 +31,28 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    connections: ConnectionLimits,
 }
 
-/// The repository the settings ask for. Never falls back to another backend.
+/// The repository the settings ask for, its JSON Lines file read into
+/// memory. Never falls back to another backend.
 pub async fn build_repository(
     settings: &Settings,
+) -> Result<Arc<dyn PipelineInfoRepository>, StartupError> {
+    open_repository(settings, true).await
+}
+
+/// As `build_repository`, for commands that only rewrite the store (a
+/// compaction): a JSON Lines file is not read into memory first.
+pub async fn build_repository_for_rewrite(
+    settings: &Settings,
+) -> Result<Arc<dyn PipelineInfoRepository>, StartupError> {
+    open_repository(settings, false).await
+}
+
+async fn open_repository(
+    settings: &Settings,
+    load_on_open: bool,
 ) -> Result<Arc<dyn PipelineInfoRepository>, StartupError> {
     match settings.backend {
         Backend::Jsonl => Ok(Arc::new(
@@ -43,6 +61,7 @@ pub async fn build_repository(
                 JsonlOptions {
                     fsync: settings.jsonl_fsync,
                     key_retention: settings.key_retention,
+                    load_on_open,
                 },
             )
             .await?,
@@ -73,8 +92,12 @@ impl Application {
             .map_err(|source| StartupError::Bind { address, source })?;
         // Built now so that a bad metric definition fails at startup, not on a request.
         std::sync::LazyLock::force(&crate::metrics::METRICS);
-        let router = app(AppState::new(repository, settings), settings);
-        Ok(Self { listener, router })
+        let router = app(app_state(repository, settings), &settings.cors);
+        Ok(Self {
+            listener,
+            router,
+            connections: settings.connections,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -86,15 +109,38 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `signal` completes.
+    /// Serves until `signal` completes, then lets requests in flight finish
+    /// within the shutdown deadline.
     pub async fn run_until(
         self,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "serving");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(signal)
-            .await
+        let connections = ConnectionLimits {
+            max_connections: crate::server::fit_descriptor_limit(self.connections.max_connections),
+            ..self.connections
+        };
+        crate::server::serve(self.listener, self.router, connections, signal).await;
+        Ok(())
+    }
+}
+
+/// What the handlers share, built from the settings.
+fn app_state(repository: Arc<dyn PipelineInfoRepository>, settings: &Settings) -> AppState {
+    AppState {
+        repository,
+        auth: Arc::new(guard::ApiKeyCheck::new(&settings.auth)),
+        metrics_max_series: settings.metrics_max_series,
+        summary_json: Arc::default(),
+        limits: settings.limits,
+        stale_factor: settings.stale_factor,
+        baseline_runs: settings.baseline_runs,
+        validation: Arc::new(settings.validation.clone()),
+        archive: Arc::new(settings.archive.clone()),
+        metric_flags: Arc::default(),
+        csv_neutralise_formulas: settings.csv_neutralise_formulas,
+        bulk_budget: Arc::new(budget::BodyBudget::new(settings.limits.bulk_memory_bytes)),
+        exposition: Arc::default(),
     }
 }
 

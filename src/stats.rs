@@ -3,12 +3,12 @@
 //! definition (see STUDY_GUIDE, "Run statistics").
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{FlexDateTime, PipelineInfo};
+use crate::domain::digest::{GroupDigest, RunPoint};
+use crate::domain::FlexDateTime;
 
 /// How statistics are judged.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,6 +20,17 @@ pub struct StatsPolicy {
     pub baseline_runs: usize,
     /// Current time, microseconds since the epoch.
     pub now_micros: i64,
+    /// How many of the latest runs each group lists in `recent` (0: no
+    /// list, the field is left out).
+    pub recent_runs: usize,
+}
+
+impl StatsPolicy {
+    /// How many of each group's latest runs the statistics read: the
+    /// latest (or the `recent` ones) and the baseline before each.
+    pub fn latest_runs(&self) -> usize {
+        self.recent_runs.max(1).saturating_add(self.baseline_runs)
+    }
 }
 
 /// Per pipeline (pipeline_name, script_name, pipeline_type, environment):
@@ -28,6 +39,8 @@ pub type Flags = HashMap<[Option<String>; 4], [bool; 3]>;
 
 pub const DEFAULT_STALE_FACTOR: f64 = 2.0;
 pub const DEFAULT_BASELINE_RUNS: usize = 30;
+/// Most runs `recent` may list per group.
+pub const MAX_RECENT_RUNS: usize = 100;
 /// Fewest runs before staleness is judged.
 pub const MIN_RUNS_FOR_STALE: usize = 5;
 /// Fewest baseline runs before anomalies are judged.
@@ -38,6 +51,33 @@ pub const ANOMALY_Z: f64 = 3.5;
 /// Statistics of one (pipeline_name, script_name, pipeline_type,
 /// environment) group.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "pipeline_name": "sales_daily",
+    "script_name": "sales_daily.py",
+    "pipeline_type": "batch",
+    "environment": "prod",
+    "runs": 412,
+    "last_run": "2025-08-08T12:07:01Z",
+    "p50_elapsed_seconds": 1290.5,
+    "p95_elapsed_seconds": 1843.2,
+    "p99_elapsed_seconds": 2410.0,
+    "max_elapsed_seconds": 2702.9,
+    "median_rowcount": 8120.0,
+    "zero_row_runs": 3,
+    "typical_interval_seconds": 86400.0,
+    "seconds_since_last_run": 3605.0,
+    "stale": false,
+    "duration_z": 0.42,
+    "duration_anomaly": false,
+    "rowcount_z": -0.18,
+    "rowcount_anomaly": false,
+    "recent": [
+        {"start_utc": "2025-08-07T12:06:55Z", "elapsed_seconds": 1301.0, "rowcount": 8090,
+         "duration_anomaly": false, "rowcount_anomaly": false},
+        {"start_utc": "2025-08-08T12:07:01Z", "elapsed_seconds": 1325.0, "rowcount": 8543,
+         "duration_anomaly": false, "rowcount_anomaly": false}
+    ]
+}))]
 pub struct PipelineStats {
     pub pipeline_name: Option<String>,
     pub script_name: Option<String>,
@@ -45,7 +85,7 @@ pub struct PipelineStats {
     pub environment: Option<String>,
     pub runs: u64,
     /// `start_utc` of the latest run.
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = crate::domain::datetime::schema::DateTime)]
     pub last_run: FlexDateTime,
     /// Percentiles of `elapsed_seconds` (linear interpolation between
     /// closest ranks, as PERCENTILE_CONT and numpy do).
@@ -69,45 +109,27 @@ pub struct PipelineStats {
     pub duration_anomaly: bool,
     pub rowcount_z: Option<f64>,
     pub rowcount_anomaly: bool,
+    /// Only with `recent=N`: the latest N runs, oldest first, each judged
+    /// against the baseline before it (so the last entry repeats the
+    /// group's own anomaly flags).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub recent: Option<Vec<RecentRun>>,
 }
 
-/// Values read by rank in ascending order: a sorted slice, or a store's
-/// order-statistic structure kept up to date as runs arrive. Percentiles
-/// are defined once, over this, for both.
-pub trait Ranked {
-    fn count(&self) -> usize;
-    /// The value at `rank` (0-based, ascending; `rank < count()`).
-    fn at(&self, rank: usize) -> f64;
-}
-
-impl Ranked for [f64] {
-    fn count(&self) -> usize {
-        self.len()
-    }
-
-    fn at(&self, rank: usize) -> f64 {
-        self[rank]
-    }
-}
-
-/// The linear-interpolation percentile `q` (0–1) of values read by rank.
-pub fn percentile(values: &(impl Ranked + ?Sized), q: f64) -> f64 {
-    match values.count() {
-        0 => f64::NAN,
-        1 => values.at(0),
-        n => {
-            let rank = q * (n - 1) as f64;
-            let low = rank.floor() as usize;
-            let high = rank.ceil() as usize;
-            let (below, above) = (values.at(low), values.at(high));
-            below + (above - below) * (rank - low as f64)
-        }
-    }
-}
-
-fn sorted(mut values: Vec<f64>) -> Vec<f64> {
-    values.sort_by(f64::total_cmp);
-    values
+/// One of a group's latest runs, as sparklines and charts draw it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RecentRun {
+    #[schema(value_type = crate::domain::datetime::schema::DateTime)]
+    pub start_utc: FlexDateTime,
+    #[schema(example = 1325.0)]
+    pub elapsed_seconds: f64,
+    #[schema(example = 8543)]
+    pub rowcount: i64,
+    /// The duration is an outlier against the baseline runs before this one.
+    pub duration_anomaly: bool,
+    /// The row count is an outlier against the baseline runs before this one.
+    pub rowcount_anomaly: bool,
 }
 
 /// The interpolated median, by selection rather than sorting (the
@@ -146,159 +168,6 @@ pub fn robust_anomaly(baseline: &[f64], latest: f64) -> (Option<f64>, bool) {
     (Some(z), z.abs() > ANOMALY_Z)
 }
 
-/// A group's classification values (pipeline_name, script_name,
-/// pipeline_type, environment).
-pub type GroupKey = [Option<Arc<str>>; 4];
-
-/// One run as the statistics see it: start instant (microseconds), duration
-/// in seconds, rows.
-pub type RunPoint = (i64, f64, i64);
-
-/// Seconds from one start instant to the next (consecutive runs of a group).
-pub fn gap_seconds(earlier_micros: i64, later_micros: i64) -> f64 {
-    (later_micros - earlier_micros) as f64 / 1e6
-}
-
-/// Everything the statistics of one group are computed from: counts, order
-/// statistics and the latest runs. A store can keep each part up to date
-/// as runs arrive; `StatsBuilder` derives them from the runs themselves.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GroupDigest {
-    pub key: GroupKey,
-    pub runs: u64,
-    pub zero_row_runs: u64,
-    /// `start_utc` of the latest run, as stored.
-    pub last_run: FlexDateTime,
-    /// p50, p95 and p99 of `elapsed_seconds`, and its maximum.
-    pub elapsed: [f64; 4],
-    pub median_rowcount: f64,
-    /// Median gap between consecutive starts; `None` with a single run.
-    pub typical_interval_seconds: Option<f64>,
-    /// The latest runs, oldest first: the last is the latest run and those
-    /// before it its baseline. Runs are ordered by start, equal starts in
-    /// reverse insertion order (the answer order read backwards).
-    pub latest: Vec<RunPoint>,
-}
-
-/// A group's sorted values, by rank.
-pub struct GroupOrderStatistics<'a, D: ?Sized, R: ?Sized, G: ?Sized> {
-    pub durations: &'a D,
-    pub rowcounts: &'a R,
-    /// Gaps between consecutive starts, in seconds.
-    pub gaps: &'a G,
-}
-
-impl GroupDigest {
-    /// The digest of a group from its order statistics; `latest` as in
-    /// the field, `zero_row_runs` the runs that loaded nothing. The group
-    /// has at least one run.
-    pub fn from_ranked<D, R, G>(
-        key: GroupKey,
-        ranked: GroupOrderStatistics<'_, D, R, G>,
-        zero_row_runs: u64,
-        last_run: FlexDateTime,
-        latest: Vec<RunPoint>,
-    ) -> Self
-    where
-        D: Ranked + ?Sized,
-        R: Ranked + ?Sized,
-        G: Ranked + ?Sized,
-    {
-        let durations = ranked.durations;
-        let runs = durations.count();
-        Self {
-            key,
-            runs: runs as u64,
-            zero_row_runs,
-            last_run,
-            elapsed: [
-                percentile(durations, 0.5),
-                percentile(durations, 0.95),
-                percentile(durations, 0.99),
-                durations.at(runs - 1),
-            ],
-            median_rowcount: percentile(ranked.rowcounts, 0.5),
-            typical_interval_seconds: (ranked.gaps.count() > 0)
-                .then(|| percentile(ranked.gaps, 0.5)),
-            latest,
-        }
-    }
-
-    /// The digest of a group's runs, given oldest first (see `latest`).
-    pub fn of_runs(
-        key: GroupKey,
-        runs: &[RunPoint],
-        last_run: FlexDateTime,
-        latest: usize,
-    ) -> Self {
-        let durations = sorted(runs.iter().map(|r| r.1).collect());
-        let rowcounts = sorted(runs.iter().map(|r| r.2 as f64).collect());
-        let gaps = sorted(
-            runs.windows(2)
-                .map(|w| gap_seconds(w[0].0, w[1].0))
-                .collect(),
-        );
-        let zero_row_runs = runs.iter().filter(|r| r.2 == 0).count() as u64;
-        let tail = runs[runs.len().saturating_sub(latest)..].to_vec();
-        Self::from_ranked(
-            key,
-            GroupOrderStatistics {
-                durations: durations.as_slice(),
-                rowcounts: rowcounts.as_slice(),
-                gaps: gaps.as_slice(),
-            },
-            zero_row_runs,
-            last_run,
-            tail,
-        )
-    }
-}
-
-/// Collects runs (in answer order: latest start first, equal starts in
-/// insertion order) and digests every group.
-#[derive(Debug, Default)]
-pub struct StatsBuilder {
-    /// foldhash: every run is looked up here (a `/metrics` scrape walks all
-    /// of them), and the default hasher made that the scrape's main cost.
-    groups: HashMap<GroupKey, Vec<(RunPoint, FlexDateTime)>, foldhash::fast::RandomState>,
-}
-
-impl StatsBuilder {
-    pub fn add(&mut self, run: &PipelineInfo) {
-        let point = (
-            (
-                run.start_utc().instant_micros(),
-                run.elapsed_seconds(),
-                run.rowcount(),
-            ),
-            run.start_utc(),
-        );
-        // Look up by reference; the key is cloned only for a new group.
-        match self.groups.get_mut(run.classes()) {
-            Some(points) => points.push(point),
-            None => {
-                self.groups.insert(run.classes().clone(), vec![point]);
-            }
-        }
-    }
-
-    /// One digest per group, with its `latest` latest runs.
-    pub fn digests(self, latest: usize) -> Vec<GroupDigest> {
-        self.groups
-            .into_iter()
-            .map(|(key, mut runs)| {
-                // Oldest first; equal starts keep the order they were read
-                // in reversed, which the stable sort preserves.
-                runs.reverse();
-                runs.sort_by_key(|r| r.0 .0);
-                let last_run = runs[runs.len() - 1].1;
-                let points: Vec<RunPoint> = runs.into_iter().map(|r| r.0).collect();
-                GroupDigest::of_runs(key, &points, last_run, latest)
-            })
-            .collect()
-    }
-}
-
 /// Every group's statistics, latest run first like `/pipelines`.
 pub fn finish(digests: Vec<GroupDigest>, policy: StatsPolicy) -> Vec<PipelineStats> {
     let mut all: Vec<PipelineStats> = digests
@@ -325,14 +194,25 @@ fn group_stats(digest: GroupDigest, policy: StatsPolicy) -> PipelineStats {
         && digest
             .typical_interval_seconds
             .is_some_and(|t| t > 0.0 && since > policy.stale_factor * t);
-    let previous = &runs[..runs.len() - 1];
-    let baseline = &previous[previous.len().saturating_sub(policy.baseline_runs)..];
-    let (duration_z, duration_anomaly) =
-        robust_anomaly(&baseline.iter().map(|r| r.1).collect::<Vec<_>>(), latest.1);
-    let (rowcount_z, rowcount_anomaly) = robust_anomaly(
-        &baseline.iter().map(|r| r.2 as f64).collect::<Vec<_>>(),
-        latest.2 as f64,
-    );
+    let [(duration_z, duration_anomaly), (rowcount_z, rowcount_anomaly)] =
+        judge(runs, runs.len() - 1, policy.baseline_runs);
+    let recent = (policy.recent_runs > 0).then(|| {
+        let first = runs.len().saturating_sub(policy.recent_runs);
+        (first..runs.len())
+            .map(|index| {
+                let [(_, duration_anomaly), (_, rowcount_anomaly)] =
+                    judge(runs, index, policy.baseline_runs);
+                let (_, elapsed_seconds, rowcount, start_utc) = runs[index];
+                RecentRun {
+                    start_utc,
+                    elapsed_seconds,
+                    rowcount,
+                    duration_anomaly,
+                    rowcount_anomaly,
+                }
+            })
+            .collect()
+    });
     let [pipeline_name, script_name, pipeline_type, environment] =
         digest.key.map(|v| v.as_deref().map(str::to_owned));
     let [p50, p95, p99, max] = digest.elapsed;
@@ -342,7 +222,7 @@ fn group_stats(digest: GroupDigest, policy: StatsPolicy) -> PipelineStats {
         pipeline_type,
         environment,
         runs: digest.runs,
-        last_run: digest.last_run,
+        last_run: latest.3,
         p50_elapsed_seconds: p50,
         p95_elapsed_seconds: p95,
         p99_elapsed_seconds: p99,
@@ -356,12 +236,30 @@ fn group_stats(digest: GroupDigest, policy: StatsPolicy) -> PipelineStats {
         duration_anomaly,
         rowcount_z,
         rowcount_anomaly,
+        recent,
     }
+}
+
+/// The robust z-scores and anomaly flags of run `index` (oldest-first
+/// order) for duration and row count, against up to `baseline_runs` runs
+/// before it.
+fn judge(runs: &[RunPoint], index: usize, baseline_runs: usize) -> [(Option<f64>, bool); 2] {
+    let baseline = &runs[index.saturating_sub(baseline_runs)..index];
+    let (_, elapsed, rows, _) = runs[index];
+    [
+        robust_anomaly(&baseline.iter().map(|r| r.1).collect::<Vec<_>>(), elapsed),
+        robust_anomaly(
+            &baseline.iter().map(|r| r.2 as f64).collect::<Vec<_>>(),
+            rows as f64,
+        ),
+    ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::digest::{percentile, sorted, StatsBuilder};
+    use crate::domain::PipelineInfo;
 
     #[test]
     fn percentiles_interpolate_between_ranks() {
@@ -398,5 +296,63 @@ mod tests {
         assert_eq!(robust_anomaly(&[500.0; 6], 0.0), (None, true));
         assert_eq!(robust_anomaly(&[500.0; 6], 500.0), (None, false));
         assert_eq!(robust_anomaly(&[1.0, 2.0, 3.0, 4.0], 100.0), (None, false));
+    }
+
+    #[test]
+    fn recent_runs_are_judged_against_the_runs_before_each() {
+        let mut builder = StatsBuilder::default();
+        // Hourly runs of 100 s and 500 rows, except an outlier in the
+        // middle (run 7: 400 s) and an empty latest run (run 9).
+        for hour in 0..10u32 {
+            let elapsed = if hour == 7 {
+                400.0
+            } else {
+                100.0 + f64::from(hour % 3)
+            };
+            let rows = if hour == 9 { 0 } else { 500 };
+            let record = serde_json::json!({
+                "start_local": format!("2025-08-01T{hour:02}:00:00"),
+                "end_local": format!("2025-08-01T{hour:02}:30:00"),
+                "start_utc": format!("2025-08-01T{hour:02}:00:00Z"),
+                "end_utc": format!("2025-08-01T{hour:02}:30:00Z"),
+                "elapsed_seconds": elapsed, "elapsed_human": "x",
+                "output_file": "/o", "rowcount": rows, "log_file": "/l",
+                "pid": 1, "date_code": format!("{hour}"), "pipeline_name": "p",
+            });
+            builder.add(&PipelineInfo::parse(&record, "body").unwrap());
+        }
+        let policy = StatsPolicy {
+            stale_factor: DEFAULT_STALE_FACTOR,
+            baseline_runs: DEFAULT_BASELINE_RUNS,
+            now_micros: 0,
+            recent_runs: 4,
+        };
+        let stats = finish(builder.digests(policy.latest_runs()), policy).remove(0);
+        let recent = stats.recent.expect("asked for");
+        let starts: Vec<String> = recent.iter().map(|r| r.start_utc.to_string()).collect();
+        assert_eq!(
+            starts,
+            [
+                "2025-08-01T06:00:00Z",
+                "2025-08-01T07:00:00Z",
+                "2025-08-01T08:00:00Z",
+                "2025-08-01T09:00:00Z"
+            ],
+            "the latest four, oldest first"
+        );
+        let flags: Vec<(bool, bool)> = recent
+            .iter()
+            .map(|r| (r.duration_anomaly, r.rowcount_anomaly))
+            .collect();
+        assert_eq!(
+            flags,
+            [(false, false), (true, false), (false, false), (false, true)]
+        );
+        assert_eq!(recent[3].rowcount, 0);
+        let last = &recent[3];
+        assert_eq!(
+            (last.duration_anomaly, last.rowcount_anomaly),
+            (stats.duration_anomaly, stats.rowcount_anomaly)
+        );
     }
 }

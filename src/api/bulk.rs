@@ -13,17 +13,20 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ErrorMessage};
-use super::extract::json_decode_error;
-use super::runs::QueryReader;
+use super::budget::BodyRefused;
+use super::error::Refusals;
+use super::error::{
+    ApiError, ErrorMessage, InsertAnswer, NOT_STORED, STORAGE_FULL, UNDECODABLE_BODY,
+};
+use super::extract::QueryReader;
+use super::python_json;
 use super::AppState;
 use crate::domain::numbers::bool_from_str;
 use crate::domain::policy::ValidationPolicy;
+use crate::domain::record::PipelineInfoInput;
 use crate::domain::usual::UsualRecord;
-use crate::domain::{
-    FieldError, IdempotencyKey, LocItem, PipelineInfo, ValidationError, ValidationErrors,
-};
-use crate::repository::{InsertOutcome, NewRun};
+use crate::domain::{FieldError, IdempotencyKey, LocItem, ValidationError, ValidationErrors};
+use crate::repository::{InsertOutcome, NewRun, RepositoryError};
 
 /// The member of a bulk item that carries its idempotency key.
 pub const ITEM_KEY_FIELD: &str = "_idempotency_key";
@@ -33,11 +36,61 @@ pub const ITEM_KEY_FIELD: &str = "_idempotency_key";
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct BulkParams {
-    /// Store every item or none: any invalid item or refused key fails the
-    /// whole request (422, or 409 when only keys were refused).
+    /// Store every item or none: any invalid item or refused key stores
+    /// nothing and answers 409, with every item's outcome.
     #[param(default = false)]
     atomic: Option<bool>,
 }
+
+/// One item of a bulk body: a run record that may carry its own
+/// idempotency key.
+pub struct BulkItem;
+
+impl utoipa::PartialSchema for BulkItem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::RefOr;
+        let mut schema = <PipelineInfoInput as utoipa::PartialSchema>::schema();
+        if let RefOr::T(Schema::Object(item)) = &mut schema {
+            let key = crate::domain::text_schema(r"^[!-~]{1,255}$").description(Some(
+                "Names this item's insert like the `Idempotency-Key` header of \
+`POST /pipelines` (1-255 visible ASCII characters).",
+            ));
+            item.properties.insert(
+                ITEM_KEY_FIELD.to_owned(),
+                RefOr::T(Schema::Object(key.build())),
+            );
+        }
+        schema
+    }
+}
+
+impl ToSchema for BulkItem {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("BulkItem")
+    }
+}
+
+crate::domain::documentation_type!(
+    BulkBody,
+    "BulkBody",
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(
+            utoipa::openapi::schema::AnyOfBuilder::new()
+                .item(utoipa::openapi::Ref::from_schema_name("BulkItem"))
+                .item(
+                    utoipa::openapi::schema::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::SchemaType::AnyValue),
+                )
+                .description(Some(
+                    "A run record (`BulkItem`). Any other JSON value is taken too and fails \
+alone: its result is a 422 with the problems, and the request still answers 200 (with \
+atomic=true nothing is stored and the request answers 409).",
+                )),
+        )
+        .description(Some("The runs to store, in order."))
+        .into()
+);
 
 /// What happened to each item, in request order.
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,6 +101,10 @@ pub struct BulkResponse {
     pub replayed: usize,
     /// Items not stored.
     pub failed: usize,
+    /// Validation errors left out of the items' `errors` by the caps (at
+    /// most 20 listed per item, 1000 per answer); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub errors_omitted: usize,
     pub results: Vec<BulkItemResult>,
 }
 
@@ -67,27 +124,24 @@ pub struct BulkItemResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// The item's validation errors (a 422), located at `body`, the index,
-    /// then the field — the shape FastAPI gives a list body.
+    /// then the field — the shape FastAPI gives a list body. Capped: see
+    /// `errors_omitted`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<ValidationError>>,
+    /// How many of the item's validation errors are not listed; absent when
+    /// none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub errors_omitted: usize,
 }
 
-/// A 422 of the bulk endpoint: the per-item answer of a failed atomic
-/// request, or the usual `detail` list when the body itself is unusable
-/// (documentation only).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-#[serde(untagged)]
-pub enum BulkRejection {
-    Items(BulkResponse),
-    Body(ValidationErrors),
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
-pub const KEY_REUSED: &str =
-    "This Idempotency-Key was already used with a different record; use a new key for a new run";
-pub const KEY_IN_FLIGHT: &str =
-    "A request with this Idempotency-Key is still being stored; retry shortly";
-const NOT_STORED: &str = "Not stored: another item failed and atomic=true";
+/// Most validation errors listed for one item.
+pub const MAX_ERRORS_PER_ITEM: usize = 20;
+/// Most validation errors listed in one answer, over all items.
+pub const MAX_ERRORS_LISTED: usize = 1000;
 
 /// Record many pipeline runs
 ///
@@ -99,25 +153,32 @@ const NOT_STORED: &str = "Not stored: another item failed and atomic=true";
 #[utoipa::path(
     post,
     path = "/pipelines/bulk",
+    operation_id = "create_pipeline_runs_in_bulk",
     tag = "pipelines",
     params(BulkParams),
     request_body(
         description = "A JSON array of run records, or NDJSON (one record per line)",
         content(
-            (Vec<PipelineInfo> = "application/json"),
+            (BulkBody = "application/json"),
             (String = "application/x-ndjson"),
         )
     ),
     responses(
         (status = 200, description = "Processed; see each item's status", body = BulkResponse),
-        (status = 401, description = "API keys are configured and none was sent", body = ErrorMessage),
-        (status = 403, description = "The API key is wrong", body = ErrorMessage),
-        (status = 409, description = "atomic=true and an item's key was refused; nothing stored", body = BulkResponse),
-        (status = 413, description = "Too many items or too large a body", body = ErrorMessage),
-        (status = 422, description = "The body is not an array / NDJSON (a `detail` list), or atomic=true and an item is invalid (a `BulkResponse`; nothing stored)", body = BulkRejection),
-        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded, or the write failed and nothing was stored (both with Retry-After), or timed out (it may have been stored: retry with the same Idempotency-Key)", body = ErrorMessage),
-        (status = 507, description = "The disk is full: nothing was stored; retry after Retry-After", body = ErrorMessage),
+        (status = 409, description = "atomic=true and an item was invalid or its key refused: nothing stored; `results` gives each item's outcome", body = BulkResponse,
+            example = json!({"stored": 0, "replayed": 0, "failed": 2, "results": [
+                {"index": 0, "status": 424, "detail": NOT_STORED},
+                {"index": 1, "status": 422, "errors": [{"type": "int_parsing", "loc": ["body", 1, "rowcount"],
+                    "msg": "Input should be a valid integer, unable to parse string as an integer", "input": "many"}]}]})),
+        (status = 400, description = "The body is not text in the encoding its first bytes announce", body = ErrorMessage,
+            example = json!({"detail": UNDECODABLE_BODY})),
+        (status = 413, description = "Too many items (PIPELINE_MAX_BULK) or too large a body (PIPELINE_MAX_BULK_BYTES)", body = ErrorMessage,
+            example = json!({"detail": "Too many records: the limit is 10000 per request"})),
+        (status = 422, description = "The body is not a JSON array or NDJSON, or a query parameter is invalid", body = ValidationErrors,
+            example = json!({"detail": [{"type": "json_invalid", "loc": ["body", 10], "msg": "JSON decode error", "input": {}, "ctx": {"error": "Expecting ',' delimiter"}}]})),
+        Refusals,
+        (status = 507, description = "The disk is full: nothing was stored; retry after Retry-After", body = ErrorMessage,
+            example = json!({"detail": STORAGE_FULL})),
     ),
     security(("api_key" = []), ())
 )]
@@ -134,17 +195,16 @@ pub async fn create_pipeline_runs(
         .and_then(|v| v.to_str().ok())
         .is_some_and(is_ndjson);
     let limit = state.limits.max_bulk_bytes;
-    let bytes = axum::body::to_bytes(request.into_body(), limit)
+    // Held until the answer is built: the body and the records made from
+    // it stay within the shared budget.
+    let (bytes, _reservation) = state
+        .bulk_budget
+        .read(request.into_body(), limit)
         .await
-        .map_err(|error| {
-            let too_large = error
-                .into_inner()
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            if too_large {
-                ApiError::PayloadTooLarge(limit)
-            } else {
-                // The client went away or sent a broken body.
+        .map_err(|refused| match refused {
+            BodyRefused::TooLarge => ApiError::PayloadTooLarge(limit),
+            BodyRefused::OverBudget => ApiError::Overloaded,
+            BodyRefused::Broken => {
                 let missing = FieldError::missing().at(vec![LocItem::from("body")], Value::Null);
                 ApiError::Validation(ValidationErrors::single(missing))
             }
@@ -154,38 +214,47 @@ pub async fn create_pipeline_runs(
     // Validation is CPU work proportional to the body: keep it off the
     // threads that serve other requests.
     let checked = tokio::task::spawn_blocking(move || {
-        let items = split_items(&bytes, ndjson)?;
+        let text = python_json::body_text(&bytes).ok_or(ApiError::UndecodableBody)?;
+        let items = split_items(text.as_bytes(), ndjson)?;
         if items.len() > max_bulk {
             return Err(ApiError::TooManyItems(max_bulk));
         }
         Ok(check_items(items, &policy))
     })
     .await
-    .map_err(|e| ApiError::Storage(crate::repository::RepositoryError::Task(e.to_string())))??;
+    .map_err(|e| ApiError::Storage(RepositoryError::Task(e.to_string())))??;
     let (runs, positions, mut invalid) = checked;
     let total = positions.len() + invalid.len();
     let outcomes = if atomic && !invalid.is_empty() {
         vec![InsertOutcome::NotStored; runs.len()]
     } else {
-        state.repository.insert_runs(runs, atomic).await?
+        match state.repository.insert(runs, atomic).await {
+            Ok(outcomes) => outcomes,
+            // A value the store refused, located at its item like the
+            // validation errors of any item.
+            Err(RepositoryError::Invalid { run, mut errors }) => {
+                locate(&mut errors, positions.get(run).copied().unwrap_or(run));
+                return Err(ApiError::Validation(errors));
+            }
+            Err(error) => return Err(error.into()),
+        }
     };
     let mut results: Vec<Option<BulkItemResult>> = (0..total).map(|_| None).collect();
-    for (index, errors) in invalid.drain(..) {
-        results[index] = Some(BulkItemResult {
-            index,
+    let errors_omitted = invalid.iter().map(|item| item.omitted).sum();
+    for item in invalid.drain(..) {
+        results[item.index] = Some(BulkItemResult {
+            index: item.index,
             status: 422,
             replayed: false,
             detail: None,
-            errors: Some(errors.detail),
+            errors: Some(item.listed),
+            errors_omitted: item.omitted,
         });
     }
     for (index, outcome) in positions.into_iter().zip(outcomes) {
-        let (status, replayed, detail) = match outcome {
-            InsertOutcome::Created(_) => (201, false, None),
-            InsertOutcome::Replayed(_) => (201, true, None),
-            InsertOutcome::KeyReused => (409, false, Some(KEY_REUSED)),
-            InsertOutcome::KeyInFlight => (409, false, Some(KEY_IN_FLIGHT)),
-            InsertOutcome::NotStored => (424, false, Some(NOT_STORED)),
+        let (status, replayed, detail) = match InsertAnswer::from(outcome) {
+            InsertAnswer::Stored { replayed, .. } => (201, replayed, None),
+            InsertAnswer::Refused(status, text) => (status.as_u16(), false, Some(text)),
         };
         results[index] = Some(BulkItemResult {
             index,
@@ -193,6 +262,7 @@ pub async fn create_pipeline_runs(
             replayed,
             detail: detail.map(str::to_owned),
             errors: None,
+            errors_omitted: 0,
         });
     }
     let results: Vec<BulkItemResult> = results.into_iter().flatten().collect();
@@ -200,10 +270,13 @@ pub async fn create_pipeline_runs(
     let stored = count(|r| r.status == 201 && !r.replayed);
     let replayed = count(|r| r.replayed);
     let failed = count(|r| r.status != 201);
-    let status = match (atomic && failed > 0, count(|r| r.status == 422) > 0) {
-        (false, _) => StatusCode::OK,
-        (true, true) => StatusCode::UNPROCESSABLE_ENTITY,
-        (true, false) => StatusCode::CONFLICT,
+    // An atomic request that stored nothing is refused as a whole, even
+    // when the cause is an invalid item: the body's schema admits any item
+    // (without atomic=true an invalid one fails alone), so 409 — the
+    // request could not be applied as a unit — rather than 422.
+    let status = match atomic && failed > 0 {
+        false => StatusCode::OK,
+        true => StatusCode::CONFLICT,
     };
     Ok((
         status,
@@ -211,6 +284,7 @@ pub async fn create_pipeline_runs(
             stored,
             replayed,
             failed,
+            errors_omitted,
             results,
         }),
     )
@@ -261,26 +335,35 @@ fn split_items(bytes: &[u8], ndjson: bool) -> Result<Vec<Item<'_>>, ApiError> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Array(items)) => Ok(items.into_iter().map(Item::Parsed).collect()),
         Ok(_) => Err(body_error("list_type", "Input should be a valid list")),
-        Err(error) => Err(ApiError::Validation(json_decode_error(bytes, &error))),
+        Err(_) => Err(ApiError::Validation(python_json::refusal(bytes))),
     }
 }
 
-type Checked = (Vec<NewRun>, Vec<usize>, Vec<(usize, ValidationErrors)>);
+/// An invalid item's errors, as many as the caps let through.
+struct InvalidItem {
+    index: usize,
+    listed: Vec<ValidationError>,
+    omitted: usize,
+}
+
+type Checked = (Vec<NewRun>, Vec<usize>, Vec<InvalidItem>);
 
 /// Validates every item: the runs to store with their positions, and the
-/// errors of the others.
+/// errors of the others. Errors beyond the caps are counted, not kept, so
+/// a body of many empty items cannot make an answer many times its size.
 fn check_items(items: Vec<Item<'_>>, policy: &ValidationPolicy) -> Checked {
     let mut runs = Vec::with_capacity(items.len());
     let mut positions = Vec::with_capacity(items.len());
     let mut invalid = Vec::new();
+    let mut room = MAX_ERRORS_LISTED;
     for (index, item) in items.into_iter().enumerate() {
         let checked = match item {
             Item::Raw(bytes) => match usual_item(bytes, policy) {
                 Some(run) => Ok(run),
                 None => match serde_json::from_slice::<Value>(bytes) {
                     Ok(value) => check_item(index, value, policy),
-                    Err(error) => {
-                        let mut errors = json_decode_error(bytes, &error);
+                    Err(_) => {
+                        let mut errors = python_json::refusal(bytes);
                         locate(&mut errors, index);
                         Err(errors)
                     }
@@ -293,7 +376,17 @@ fn check_items(items: Vec<Item<'_>>, policy: &ValidationPolicy) -> Checked {
                 runs.push(run);
                 positions.push(index);
             }
-            Err(errors) => invalid.push((index, errors)),
+            Err(errors) => {
+                let mut listed = errors.detail;
+                let omitted = listed.len().saturating_sub(room.min(MAX_ERRORS_PER_ITEM));
+                listed.truncate(listed.len() - omitted);
+                room -= listed.len();
+                invalid.push(InvalidItem {
+                    index,
+                    listed,
+                    omitted,
+                });
+            }
         }
     }
     (runs, positions, invalid)
@@ -389,7 +482,7 @@ fn check_item(
 }
 
 fn take_key(fields: &mut Map<String, Value>) -> Option<Value> {
-    fields.remove(ITEM_KEY_FIELD).filter(|v| !v.is_null())
+    fields.shift_remove(ITEM_KEY_FIELD).filter(|v| !v.is_null())
 }
 
 #[cfg(test)]

@@ -13,6 +13,22 @@ use crate::repository::{RunFilter, RunKey};
 /// Bumped if the layout ever changes, so old cursors are refused cleanly.
 const VERSION: &str = "1";
 
+/// What a cursor looks like: empty, or the URL-safe base64 (no padding)
+/// of `1.<start>.<seq>.<16 hex digits>` — which always starts `MS4`, then a
+/// digit or minus sign's last six bits, 30 to 80 characters in all.
+pub const PATTERN: &str = "^(?:MS4[w-z0-5t][A-Za-z0-9_-]{26,76})?$";
+
+crate::domain::documentation_type!(
+    CursorToken,
+    "CursorToken",
+    crate::domain::text_schema(PATTERN)
+        .description(Some(
+            "Empty to start, then the `next_cursor` of the previous answer. Only cursors this \
+service issued for the same filters are accepted; any other is refused (422).",
+        ))
+        .into()
+);
+
 /// Encodes the position after which the next page starts.
 pub fn encode(key: RunKey, filter: &RunFilter) -> String {
     let text = format!(
@@ -119,11 +135,21 @@ mod tests {
             ..RunFilter::default()
         };
         let cursor = encode(key(), &filter);
-        assert!(cursor
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        let documented = regex::Regex::new(PATTERN).unwrap();
+        assert!(documented.is_match(&cursor) && documented.is_match(""));
         assert_eq!(decode(&cursor, &filter).unwrap(), Some(key()));
         assert_eq!(decode("", &filter).unwrap(), None);
+    }
+
+    #[test]
+    fn every_cursor_matches_the_documented_pattern() {
+        let documented = regex::Regex::new(PATTERN).unwrap();
+        let filter = RunFilter::default();
+        for (start_micros, seq) in [(0, 0), (-1, 7), (i64::MIN, i64::MIN), (i64::MAX, i64::MAX)] {
+            let cursor = encode(RunKey { start_micros, seq }, &filter);
+            assert!(documented.is_match(&cursor), "{cursor}");
+        }
+        assert!(!documented.is_match("MS4x"));
     }
 
     #[test]

@@ -1,20 +1,21 @@
 //! The one error type handlers return, and how each case is answered.
 
+use std::sync::Arc;
+
 use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
-use crate::domain::ValidationErrors;
-use crate::repository::RepositoryError;
+use crate::domain::{PipelineInfo, ValidationErrors};
+use crate::repository::{InsertOutcome, RepositoryError};
 
 /// `{"detail": "..."}`, FastAPI's shape for non-validation errors.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorMessage {
     /// What went wrong.
-    #[schema(example = "Internal server error")]
     pub detail: String,
 }
 
@@ -32,6 +33,9 @@ pub enum ApiError {
     MissingApiKey,
     #[error("wrong API key")]
     WrongApiKey,
+    /// The body is not text in the encoding its first bytes announce.
+    #[error("body is not decodable text")]
+    UndecodableBody,
     #[error("body larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("request timed out")]
@@ -54,6 +58,103 @@ pub enum ApiError {
 pub const INTERNAL_ERROR: &str = "Internal server error";
 pub const STORAGE_FULL: &str = "Insufficient storage: nothing was stored; retry later";
 pub const WRITE_FAILED: &str = "Storage write failed: nothing was stored; retry shortly";
+pub const NOT_AUTHENTICATED: &str = "Not authenticated";
+pub const INVALID_API_KEY: &str = "Invalid API key";
+pub const SERVER_BUSY: &str = "Server busy, retry shortly";
+/// FastAPI's answer to a body it cannot decode as text.
+pub const UNDECODABLE_BODY: &str = "There was an error parsing the body";
+
+pub const KEY_REUSED: &str =
+    "This Idempotency-Key was already used with a different record; use a new key for a new run";
+pub const KEY_IN_FLIGHT: &str =
+    "A request with this Idempotency-Key is still being stored; retry shortly";
+pub const NOT_STORED: &str = "Not stored: another item failed and atomic=true";
+/// The header that marks an answer repeating an earlier insert.
+const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// How one run of an insert is answered, alone (`POST /pipelines`) or as
+/// an item of `POST /pipelines/bulk`.
+#[derive(Debug)]
+pub enum InsertAnswer {
+    /// 201 with the record as stored; `replayed` when an earlier insert
+    /// with the run's key stored it and nothing was stored now.
+    Stored {
+        record: Arc<PipelineInfo>,
+        replayed: bool,
+    },
+    /// Not stored: the status and why.
+    Refused(StatusCode, &'static str),
+}
+
+impl From<InsertOutcome> for InsertAnswer {
+    fn from(outcome: InsertOutcome) -> Self {
+        match outcome {
+            InsertOutcome::Created(record) => Self::Stored {
+                record,
+                replayed: false,
+            },
+            InsertOutcome::Replayed(record) => Self::Stored {
+                record,
+                replayed: true,
+            },
+            InsertOutcome::KeyReused => Self::Refused(StatusCode::CONFLICT, KEY_REUSED),
+            InsertOutcome::KeyInFlight => Self::Refused(StatusCode::CONFLICT, KEY_IN_FLIGHT),
+            InsertOutcome::NotStored => Self::Refused(StatusCode::FAILED_DEPENDENCY, NOT_STORED),
+        }
+    }
+}
+
+impl IntoResponse for InsertAnswer {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Stored {
+                record,
+                replayed: false,
+            } => (StatusCode::CREATED, Json(record)).into_response(),
+            Self::Stored {
+                record,
+                replayed: true,
+            } => (
+                StatusCode::CREATED,
+                [(REPLAYED_HEADER, "true")],
+                Json(record),
+            )
+                .into_response(),
+            Self::Refused(status, text) => detail(status, text),
+        }
+    }
+}
+
+/// Refusals every data route may answer, each with its real text.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum Refusals {
+    /// An API key is needed and none was sent: writes need one when
+    /// PIPELINE_API_KEYS is set, reads too with PIPELINE_API_KEYS_FOR_READS=true
+    #[response(status = 401, example = json!({"detail": NOT_AUTHENTICATED}))]
+    Unauthenticated(ErrorMessage),
+    /// The API key is wrong
+    #[response(status = 403, example = json!({"detail": INVALID_API_KEY}))]
+    WrongKey(ErrorMessage),
+    /// Unexpected server fault (the cause is in the log)
+    #[response(status = 500, example = json!({"detail": INTERNAL_ERROR}))]
+    Fault(ErrorMessage),
+    /// Overloaded (with Retry-After), the database unavailable, a write that
+    /// failed and stored nothing (with Retry-After), or timed out — a write
+    /// that timed out may have been stored: retry with the same Idempotency-Key
+    #[response(status = 503, example = json!({"detail": SERVER_BUSY}))]
+    Unavailable(ErrorMessage),
+}
+
+/// The refusal of a query string too long for the HTTP layer.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum UrlTooLong {
+    /// The URL is longer than 65534 bytes (answered before the request is
+    /// read, without a body): several long filters together can exceed it
+    #[response(status = 414)]
+    TooLong,
+}
 
 /// The cause of a 5xx answer, carried to the request log line (never to
 /// the client).
@@ -88,13 +189,14 @@ impl IntoResponse for ApiError {
                 detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
             }
             ApiError::MissingApiKey => {
-                let mut response = detail(StatusCode::UNAUTHORIZED, "Not authenticated");
+                let mut response = detail(StatusCode::UNAUTHORIZED, NOT_AUTHENTICATED);
                 response
                     .headers_mut()
                     .insert(WWW_AUTHENTICATE, HeaderValue::from_static("APIKey"));
                 response
             }
-            ApiError::WrongApiKey => detail(StatusCode::FORBIDDEN, "Invalid API key"),
+            ApiError::WrongApiKey => detail(StatusCode::FORBIDDEN, INVALID_API_KEY),
+            ApiError::UndecodableBody => detail(StatusCode::BAD_REQUEST, UNDECODABLE_BODY),
             ApiError::PayloadTooLarge(limit) => detail(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("Request body too large: the limit is {limit} bytes"),
@@ -106,18 +208,12 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(text) => detail(StatusCode::CONFLICT, text),
             ApiError::Forbidden(text) => detail(StatusCode::FORBIDDEN, text),
             ApiError::Missing(text) => detail(StatusCode::NOT_FOUND, text),
-            ApiError::Storage(RepositoryError::KeyInFlight) => {
-                detail(StatusCode::CONFLICT, crate::api::bulk::KEY_IN_FLIGHT)
-            }
             ApiError::Storage(RepositoryError::Unsupported(text)) => {
                 detail(StatusCode::NOT_IMPLEMENTED, &text)
             }
             ApiError::Timeout => detail(StatusCode::SERVICE_UNAVAILABLE, "Request timed out"),
             ApiError::Overloaded => {
-                let mut response = detail(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Server busy, retry shortly",
-                );
+                let mut response = detail(StatusCode::SERVICE_UNAVAILABLE, SERVER_BUSY);
                 response
                     .headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -131,7 +227,7 @@ impl IntoResponse for ApiError {
                 response.extensions_mut().insert(ErrorCause(cause));
                 response
             }
-            ApiError::Storage(RepositoryError::Invalid(errors)) => {
+            ApiError::Storage(RepositoryError::Invalid { errors, .. }) => {
                 ApiError::Validation(errors).into_response()
             }
             ApiError::Storage(RepositoryError::WriteFailed {
@@ -181,8 +277,11 @@ mod tests {
             vec![crate::domain::LocItem::from("body")],
             serde_json::Value::Null,
         );
-        let response = ApiError::Storage(RepositoryError::Invalid(ValidationErrors::single(entry)))
-            .into_response();
+        let response = ApiError::Storage(RepositoryError::Invalid {
+            run: 0,
+            errors: ValidationErrors::single(entry),
+        })
+        .into_response();
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
 

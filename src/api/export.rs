@@ -11,12 +11,16 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{stream, StreamExt};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ErrorMessage};
-use super::extract::{FromQuery, ValidQuery};
-use super::runs::QueryReader;
+use super::csv_cells::write_row;
+use super::cursor::CursorToken;
+use super::error::ApiError;
+use super::error::{Refusals, UrlTooLong};
+use super::extract::{
+    documented_params, FromQuery, IntRange, QueryReader, RunFilterParams, ValidQuery,
+};
 use super::AppState;
 use crate::domain::{PipelineInfo, ValidationErrors, FIELD_NAMES};
-use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter, RunKey};
+use crate::repository::{PipelineInfoRepository, Position, RepositoryError, RunFilter, RunKey};
 
 /// Runs fetched from the store per step of the stream.
 const PAGE: usize = 2000;
@@ -52,12 +56,14 @@ impl ExportFormat {
         }
     }
 
-    fn write(self, records: &[Arc<PipelineInfo>]) -> Vec<u8> {
+    /// The records' rows; CSV text cells that a spreadsheet would run as a
+    /// formula get a `'` in front when `neutralise_formulas`.
+    fn write(self, records: &[Arc<PipelineInfo>], neutralise_formulas: bool) -> Vec<u8> {
         match self {
             ExportFormat::Csv => csv_bytes(|w| {
                 records
                     .iter()
-                    .try_for_each(|record| w.serialize(record.as_ref()))
+                    .try_for_each(|record| write_row(w, record.as_ref(), neutralise_formulas))
             }),
             ExportFormat::Jsonl => {
                 let mut out = Vec::with_capacity(records.len() * 600);
@@ -87,33 +93,48 @@ fn csv_bytes(fill: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) ->
     })
 }
 
-/// Query parameters of the export (documentation; `ExportQuery` parses).
+/// How many runs an export holds at most (absent: every match).
+pub const EXPORT_LIMIT: IntRange = IntRange {
+    min: 1,
+    max: None,
+    default: None,
+};
+
+/// The export's own query parameters (documentation; `ExportQuery` parses,
+/// and `ExportFormatParams` adds the bounds it checks).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct ExportQueryParams {
+struct ExportFields {
     /// `csv` (header row, RFC 4180 quoting) or `jsonl` (one JSON record per line).
     #[param(inline, default = "csv")]
     format: Option<ExportFormat>,
-    /// As in `/get_pipeline_info`.
-    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-01T00:00:00Z")]
-    start_utc: Option<String>,
-    /// As in `/get_pipeline_info`.
-    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-31T23:59:59Z")]
-    end_utc: Option<String>,
-    min_rowcount: Option<i64>,
-    max_rowcount: Option<i64>,
-    pipeline_name: Option<String>,
-    script_name: Option<String>,
-    pipeline_type: Option<String>,
-    environment: Option<String>,
+    /// Start after this position: a `next_cursor` from
+    /// `/get_pipeline_info?cursor=` with the same filters (empty: from the
+    /// newest run). With `limit`, the file holds exactly the runs of that
+    /// page — what a dashboard shows.
+    #[param(value_type = Option<CursorToken>)]
+    cursor: Option<String>,
+    /// At most this many runs (default: every match).
+    limit: Option<i64>,
 }
+
+documented_params!(
+    /// The export's own parameters with the bounds `ExportQuery` checks.
+    ExportFormatParams,
+    ExportFields,
+    "limit" => EXPORT_LIMIT,
+);
 
 /// A validated export request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportQuery {
     pub filter: RunFilter,
     pub format: ExportFormat,
+    /// Where the file starts (`None`: at the newest run).
+    pub after: Option<RunKey>,
+    /// How many runs at most (`usize::MAX`: every match).
+    pub limit: usize,
 }
 
 impl FromQuery for ExportQuery {
@@ -126,31 +147,41 @@ impl FromQuery for ExportQuery {
                 &[("csv", ExportFormat::Csv), ("jsonl", ExportFormat::Jsonl)],
             )
             .unwrap_or(ExportFormat::Csv);
-        q.finish(|| ExportQuery { filter, format })
+        let limit = q.within("limit", EXPORT_LIMIT);
+        let after = q.cursor(&filter).flatten();
+        q.finish(|| ExportQuery {
+            filter,
+            format,
+            after,
+            limit: limit.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        })
     }
 }
 
 /// Export runs as a file
 ///
 /// Every run matching the filters (those of `/get_pipeline_info`), latest
-/// `start_utc` first, as a CSV or JSON Lines attachment. The file is
-/// streamed, so its size is not limited by memory; datetimes are written as
-/// in the JSON answers.
+/// `start_utc` first, as a CSV or JSON Lines attachment; `cursor` and
+/// `limit` narrow it to one keyset page. The file is streamed, so its size
+/// is not limited by memory; datetimes are written as in the JSON answers.
+/// CSV text cells starting with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return get a `'` in front so spreadsheets show them rather than run them
+/// (numbers are never changed); the service setting
+/// `PIPELINE_CSV_NEUTRALISE_FORMULAS=false` turns this off.
 #[utoipa::path(
     get,
     path = "/download/pipeline_info",
     tag = "runs",
-    params(ExportQueryParams),
+    params(ExportFormatParams, RunFilterParams),
     responses(
         (status = 200, description = "The file, streamed", content(
             (String = "text/csv"),
             (String = "application/x-ndjson"),
         ), headers(("content-disposition" = String, description = "attachment; filename=\"pipeline_info_<UTC time>.<csv|jsonl>\""))),
-        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
-        (status = 403, description = "The API key is wrong", body = ErrorMessage),
-        (status = 422, description = "A query parameter is invalid (including an unknown format)", body = ValidationErrors),
-        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+        (status = 422, description = "A query parameter is invalid (including an unknown format)", body = ValidationErrors,
+            example = json!({"detail": [{"type": "greater_than_equal", "loc": ["query", "limit"], "msg": "Input should be greater than or equal to 1", "input": "0", "ctx": {"ge": 1}}]})),
+        Refusals,
+        UrlTooLong,
     ),
     security((), ("api_key" = []))
 )]
@@ -161,33 +192,55 @@ pub async fn download_pipeline_info(
     let repository = state.repository.clone();
     // The first page is read before answering, so an unreachable store is
     // still a proper error status rather than a broken download.
-    let first = repository.get_after(&query.filter, None, PAGE).await?;
+    let first = repository
+        .query(
+            &query.filter,
+            query.after.into(),
+            PAGE.min(query.limit),
+            false,
+        )
+        .await?;
+    let left = query.limit - first.records.len();
     let format = query.format;
     let filename = format!(
         "pipeline_info_{}.{}",
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
         format.extension()
     );
+    let neutralise = state.csv_neutralise_formulas;
     let mut head = format.header();
-    head.extend_from_slice(&format.write(&first.records));
+    head.extend_from_slice(&format.write(&first.records, neutralise));
     let rest = stream::unfold(
-        (repository, query.filter, first.next),
-        move |(repository, filter, after)| async move {
-            let after: RunKey = after?;
-            let next = next_chunk(repository.as_ref(), &filter, after, format).await;
+        (repository, query.filter, first.next, left),
+        move |(repository, filter, after, left)| async move {
+            let after: RunKey = after.filter(|_| left > 0)?;
+            let next = next_chunk(
+                repository.as_ref(),
+                &filter,
+                after,
+                left,
+                format,
+                neutralise,
+            )
+            .await;
             Some(match next {
-                Ok((bytes, more)) => (Ok(bytes), (repository, filter, more)),
+                Ok((bytes, more, written)) => {
+                    (Ok(bytes), (repository, filter, more, left - written))
+                }
                 // Ending the body with an error aborts the transfer, so the
                 // client sees an incomplete download, never a short file.
                 Err(error) => {
                     tracing::error!(%error, "export stopped");
-                    (Err(error), (repository, filter, None))
+                    (Err(error), (repository, filter, None, 0))
                 }
             })
         },
     );
-    let body =
-        stream::once(async move { Ok::<Bytes, RepositoryError>(Bytes::from(head)) }).chain(rest);
+    // Fused: the compression layer polls a finished body once more (for
+    // trailers), which an unfused `unfold` answers with a panic.
+    let body = stream::once(async move { Ok::<Bytes, RepositoryError>(Bytes::from(head)) })
+        .chain(rest)
+        .fuse();
     Ok((
         [
             (CONTENT_TYPE, format.media_type().to_owned()),
@@ -201,12 +254,23 @@ pub async fn download_pipeline_info(
         .into_response())
 }
 
+/// The next step of the file: at most `left` runs after `after`, where the
+/// one after them is, and how many were written.
 async fn next_chunk(
     repository: &dyn PipelineInfoRepository,
     filter: &RunFilter,
     after: RunKey,
+    left: usize,
     format: ExportFormat,
-) -> Result<(Bytes, Option<RunKey>), RepositoryError> {
-    let page = repository.get_after(filter, Some(after), PAGE).await?;
-    Ok((Bytes::from(format.write(&page.records)), page.next))
+    neutralise_formulas: bool,
+) -> Result<(Bytes, Option<RunKey>, usize), RepositoryError> {
+    let page = repository
+        .query(filter, Position::After(after), PAGE.min(left), false)
+        .await?;
+    let written = page.records.len();
+    Ok((
+        Bytes::from(format.write(&page.records, neutralise_formulas)),
+        page.next,
+        written,
+    ))
 }

@@ -1,15 +1,30 @@
-//! Request extractors that reject the way FastAPI does: a JSON body whose
-//! problems come back as a 422 `detail` list.
+//! Request extractors that reject the way FastAPI does, with every problem
+//! in a 422 `detail` list: query strings read by `QueryReader` (and the
+//! documentation of the parameters it reads, with the bounds it checks),
+//! and JSON bodies.
+
+use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::openapi::path::Parameter;
+use utoipa::openapi::schema::{Object, Schema};
+use utoipa::openapi::RefOr;
+use utoipa::IntoParams;
 
+use super::cursor;
 use super::error::ApiError;
-use crate::domain::{FieldError, LocItem, ValidationErrors};
+use super::python_json;
+use crate::domain::datetime::schema::DateTimeText;
+use crate::domain::numbers::int_from_str;
+use crate::domain::policy::expected_text;
+use crate::domain::record::{check_length, MAX_STRING_CHARS};
+use crate::domain::{FieldError, FlexDateTime, LocItem, ValidationErrors};
+use crate::repository::{RunFilter, RunKey};
 
 /// A query string type that parses itself, collecting every problem.
 pub trait FromQuery: Sized {
@@ -26,6 +41,260 @@ impl<S: Send + Sync, T: FromQuery> FromRequestParts<S> for ValidQuery<T> {
         Ok(ValidQuery(T::parse(parts.uri.query())?))
     }
 }
+
+/// A rule a query parameter's reader checks, written into the parameter's
+/// documentation, so the OpenAPI document states exactly the rule the
+/// service applies (`documented_params!`).
+pub trait ParamRule {
+    fn document(&self, schema: &mut Object);
+}
+
+/// What an integer query parameter accepts and means when absent
+/// (`QueryReader::within` checks it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntRange {
+    pub min: i64,
+    /// `None`: up to what an integer can hold.
+    pub max: Option<i64>,
+    pub default: Option<i64>,
+}
+
+impl ParamRule for IntRange {
+    fn document(&self, schema: &mut Object) {
+        let number = |n: i64| utoipa::Number::Int(n as isize);
+        schema.minimum = Some(number(self.min));
+        if let Some(max) = self.max {
+            schema.maximum = Some(number(max));
+        }
+        if let Some(default) = self.default {
+            schema.default = Some(default.into());
+        }
+    }
+}
+
+/// The most characters a text parameter may have (`QueryReader::filter`
+/// checks it).
+pub struct MaxChars(pub usize);
+
+impl ParamRule for MaxChars {
+    fn document(&self, schema: &mut Object) {
+        schema.max_length = Some(self.0);
+    }
+}
+
+/// Writes `rule` into the documentation of the parameter `name`.
+pub fn document_rule(params: &mut [Parameter], name: &str, rule: &impl ParamRule) {
+    let schema = params
+        .iter_mut()
+        .find(|p| p.name == name)
+        .and_then(|p| p.schema.as_mut());
+    if let Some(RefOr::T(Schema::Object(object))) = schema {
+        rule.document(object);
+    }
+}
+
+/// `documented_params!(Name, Fields, "param" => RULE, …)`: a type whose
+/// `IntoParams` is that of `Fields` (derived, for the documentation of
+/// each parameter) with each `RULE` written into its parameter.
+macro_rules! documented_params {
+    ($(#[$meta:meta])* $name:ident, $fields:ty, $($param:literal => $rule:expr),+ $(,)?) => {
+        $(#[$meta])*
+        pub struct $name;
+
+        impl utoipa::IntoParams for $name {
+            fn into_params(
+                parameter_in: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+            ) -> Vec<utoipa::openapi::path::Parameter> {
+                let mut params = <$fields as utoipa::IntoParams>::into_params(parameter_in);
+                $($crate::api::extract::document_rule(&mut params, $param, &$rule);)+
+                params
+            }
+        }
+    };
+}
+pub(crate) use documented_params;
+
+/// Reads query parameters, checking each and collecting every problem.
+pub struct QueryReader {
+    values: HashMap<String, String>,
+    errors: ValidationErrors,
+}
+
+impl QueryReader {
+    pub fn new(query: Option<&str>) -> Self {
+        // A repeated parameter takes its last value, as Starlette does.
+        let values = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+        Self {
+            values,
+            errors: ValidationErrors::default(),
+        }
+    }
+
+    pub fn parsed<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, FieldError>,
+    ) -> Option<T> {
+        let raw = self.values.get(name)?;
+        match parse(raw) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                let loc = vec![LocItem::from("query"), LocItem::from(name)];
+                self.errors.push(error.at(loc, Value::String(raw.clone())));
+                None
+            }
+        }
+    }
+
+    fn datetime(&mut self, name: &str) -> Option<FlexDateTime> {
+        self.parsed(name, |raw| {
+            FlexDateTime::parse(raw).map_err(|e| e.into_field_error())
+        })
+    }
+
+    /// An integer in `range`, or the range's default when absent.
+    pub fn within(&mut self, name: &str, range: IntRange) -> Option<i64> {
+        let IntRange { min, max, default } = range;
+        self.parsed(name, |raw| {
+            let value = int_from_str(raw)?;
+            if value < min {
+                return Err(FieldError::new(
+                    "greater_than_equal",
+                    format!("Input should be greater than or equal to {min}"),
+                )
+                .with_ctx("ge", min));
+            }
+            match max {
+                Some(max) if value > max => Err(FieldError::new(
+                    "less_than_equal",
+                    format!("Input should be less than or equal to {max}"),
+                )
+                .with_ctx("le", max)),
+                _ => Ok(value),
+            }
+        })
+        .or(default)
+    }
+
+    fn integer(&mut self, name: &str) -> Option<i64> {
+        self.parsed(name, int_from_str)
+    }
+
+    /// A string filter; an empty value means no filter.
+    fn text(&mut self, name: &str) -> Option<String> {
+        self.parsed(name, |raw| {
+            check_length(raw, TEXT_FILTER.0).map(|()| raw.to_owned())
+        })
+        .filter(|v| !v.is_empty())
+    }
+
+    /// The filters every run query shares.
+    pub fn filter(&mut self) -> RunFilter {
+        let start_utc = self.datetime("start_utc");
+        let end_utc = self.datetime("end_utc");
+        let min_rowcount = self.integer("min_rowcount");
+        let max_rowcount = self.integer("max_rowcount");
+        let [pipeline_name, script_name, pipeline_type, environment] =
+            TEXT_FILTERS.map(|name| self.text(name));
+        RunFilter {
+            start_utc,
+            end_utc,
+            min_rowcount,
+            max_rowcount,
+            pipeline_name,
+            script_name,
+            pipeline_type,
+            environment,
+        }
+    }
+
+    /// One of the `choices` (lower-case names), or an `enum` error.
+    pub fn choice<T: Copy>(&mut self, name: &str, choices: &[(&str, T)]) -> Option<T> {
+        self.parsed(name, |raw| {
+            choices
+                .iter()
+                .find(|(text, _)| *text == raw)
+                .map(|(_, value)| *value)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = choices.iter().map(|(t, _)| *t).collect();
+                    let expected = expected_text(&names);
+                    FieldError::new("enum", format!("Input should be {expected}"))
+                        .with_ctx("expected", expected)
+                })
+        })
+    }
+
+    /// `cursor`, issued for `filter`: absent, `Some(None)` when empty (start
+    /// from the newest run), or the position to continue after.
+    pub fn cursor(&mut self, filter: &RunFilter) -> Option<Option<RunKey>> {
+        // The filters' fingerprint is only meaningful once they are valid.
+        if self.errors.is_empty() {
+            self.parsed("cursor", |raw| cursor::decode(raw, filter))
+        } else {
+            self.values.contains_key("cursor").then_some(None)
+        }
+    }
+
+    /// The parsed value when every parameter was valid, else every problem.
+    pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, ValidationErrors> {
+        self.errors.into_result(value)
+    }
+}
+
+/// The string filters.
+const TEXT_FILTERS: [&str; 4] = [
+    "pipeline_name",
+    "script_name",
+    "pipeline_type",
+    "environment",
+];
+
+/// How long a string filter may be.
+const TEXT_FILTER: MaxChars = MaxChars(MAX_STRING_CHARS);
+
+/// The filters every run query takes (documentation; `QueryReader::filter`
+/// parses them so that every error is collected).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct RunFilterFields {
+    /// Keep runs whose `start_utc` is at or after this time (a datetime
+    /// text or Unix timestamp; a value without zone counts as UTC), e.g.
+    /// `2025-08-01T00:00:00Z`.
+    #[param(value_type = Option<DateTimeText>)]
+    start_utc: Option<String>,
+    /// Keep runs whose `end_utc` is at or before this time, e.g.
+    /// `2025-08-31T23:59:59Z`.
+    #[param(value_type = Option<DateTimeText>)]
+    end_utc: Option<String>,
+    /// Keep runs with at least this many rows.
+    #[param(minimum = -9_223_372_036_854_775_808_i64, maximum = 9_223_372_036_854_775_807_i64)]
+    min_rowcount: Option<i64>,
+    /// Keep runs with at most this many rows.
+    #[param(minimum = -9_223_372_036_854_775_808_i64, maximum = 9_223_372_036_854_775_807_i64)]
+    max_rowcount: Option<i64>,
+    /// Exact, case-sensitive pipeline name; empty means no filter.
+    pipeline_name: Option<String>,
+    /// Exact script name; empty means no filter.
+    script_name: Option<String>,
+    /// Exact pipeline type; empty means no filter.
+    pipeline_type: Option<String>,
+    /// Exact environment; empty means no filter.
+    environment: Option<String>,
+}
+
+documented_params!(
+    /// Documentation of the eight filters every run query takes (runs,
+    /// export and statistics), with the length limit their reader checks.
+    RunFilterParams,
+    RunFilterFields,
+    "pipeline_name" => TEXT_FILTER,
+    "script_name" => TEXT_FILTER,
+    "pipeline_type" => TEXT_FILTER,
+    "environment" => TEXT_FILTER,
+);
 
 /// The body size limit in force, so a 413 can say what it is.
 #[derive(Debug, Clone, Copy)]
@@ -67,13 +336,14 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 String::from_utf8_lossy(&bytes).into_owned(),
             )));
         }
-        match serde_json::from_slice::<Value>(&bytes) {
+        let text = python_json::body_text(&bytes).ok_or(ApiError::UndecodableBody)?;
+        match serde_json::from_str::<Value>(&text) {
             Ok(Value::Null) => {
                 let error = FieldError::missing().at(vec![LocItem::from("body")], Value::Null);
                 Err(ValidationErrors::single(error).into())
             }
             Ok(value) => Ok(JsonBody(value)),
-            Err(error) => Err(json_decode_error(&bytes, &error).into()),
+            Err(_) => Err(python_json::refusal(text.as_bytes()).into()),
         }
     }
 }
@@ -91,50 +361,6 @@ fn is_json_content_type(value: &str) -> bool {
     }
 }
 
-/// FastAPI's `json_invalid` entry: the location holds the character offset
-/// and `ctx.error` the Python decoder's wording.
-pub fn json_decode_error(bytes: &[u8], error: &serde_json::Error) -> ValidationErrors {
-    let text = String::from_utf8_lossy(bytes);
-    let position = char_offset(&text, error.line(), error.column());
-    let message = error.to_string();
-    let reason = if message.starts_with("trailing characters") {
-        "Extra data"
-    } else if message.starts_with("key must be a string") || message.starts_with("trailing comma") {
-        "Expecting property name enclosed in double quotes"
-    } else if message.starts_with("expected `:`") {
-        "Expecting ':' delimiter"
-    } else if message.starts_with("expected `,`") {
-        "Expecting ',' delimiter"
-    } else if message.starts_with("EOF while parsing a string") {
-        "Unterminated string starting at"
-    } else if message.starts_with("control character") {
-        "Invalid control character at"
-    } else {
-        "Expecting value"
-    };
-    let entry = FieldError::new("json_invalid", "JSON decode error")
-        .with_ctx("error", reason)
-        .at(
-            vec![LocItem::from("body"), LocItem::from(position)],
-            json!({}),
-        );
-    ValidationErrors::single(entry)
-}
-
-/// serde_json reports a 1-based line and column; Python reports the
-/// character index where decoding stopped.
-fn char_offset(text: &str, line: usize, column: usize) -> usize {
-    let mut offset = 0;
-    for (number, content) in text.split('\n').enumerate() {
-        if number + 1 == line {
-            let before: String = content.chars().take(column.saturating_sub(1)).collect();
-            return offset + before.chars().count();
-        }
-        offset += content.chars().count() + 1;
-    }
-    text.chars().count()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,25 +372,5 @@ mod tests {
         assert!(is_json_content_type("application/vnd.api+json"));
         assert!(!is_json_content_type("text/plain"));
         assert!(!is_json_content_type("application/x-www-form-urlencoded"));
-    }
-
-    #[test]
-    fn decode_errors_use_python_wording_and_offsets() {
-        let cases: [(&str, &str, usize); 4] = [
-            ("abc", "Expecting value", 0),
-            ("{} x", "Extra data", 3),
-            ("{\"a\" 1}", "Expecting ':' delimiter", 5),
-            (
-                "{\"a\":1,}",
-                "Expecting property name enclosed in double quotes",
-                7,
-            ),
-        ];
-        for (body, reason, position) in cases {
-            let error = serde_json::from_str::<Value>(body).unwrap_err();
-            let detail = json_decode_error(body.as_bytes(), &error).detail;
-            assert_eq!(detail[0].ctx.as_ref().unwrap()["error"], reason, "{body}");
-            assert_eq!(detail[0].loc[1], LocItem::Index(position), "{body}");
-        }
     }
 }

@@ -1,15 +1,16 @@
 //! Service identity and liveness.
 
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::header::{ACCEPT, CONTENT_TYPE, VARY};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::error::{ApiError, ErrorMessage, SERVER_BUSY};
 use super::AppState;
-use crate::metrics::METRICS;
+use crate::metrics::{PipelineCollector, METRICS};
 
 /// What this service can do, listed at `/`.
 pub const FEATURES: &[&str] = &[
@@ -25,6 +26,7 @@ pub const FEATURES: &[&str] = &[
     "idempotency-keys",
     "statistics",
     "archived-files",
+    "dashboard",
 ];
 
 #[derive(Debug, Serialize)]
@@ -35,14 +37,42 @@ pub struct RootResponse {
     pub features: &'static [&'static str],
 }
 
-/// Service name, version, backend and features (not part of the API document).
-pub async fn root(State(state): State<AppState>) -> Json<RootResponse> {
-    Json(RootResponse {
+/// Service name, version, backend and features (not part of the API
+/// document). A browser (asking for HTML) is sent to the dashboard instead.
+pub async fn root(State(state): State<AppState>, request: HeaderMap) -> Response {
+    // Caches must keep the two answers apart.
+    let vary = [(VARY, "accept")];
+    if accepts_html(&request) {
+        return (vary, Redirect::temporary(super::ui::PAGE_PATH)).into_response();
+    }
+    let answer = Json(RootResponse {
         message: "Pipeline Service API",
         version: env!("CARGO_PKG_VERSION"),
         backend: state.repository.backend_name(),
         features: FEATURES,
-    })
+    });
+    (vary, answer).into_response()
+}
+
+/// Whether `Accept` lists `text/html` (not with `q=0`): what browsers send
+/// when a person opens an address. API clients send JSON types, `*/*` or
+/// nothing, and keep the JSON answer.
+fn accepts_html(request: &HeaderMap) -> bool {
+    request
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f64>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            media.eq_ignore_ascii_case("text/html") && !refused
+        })
 }
 
 /// Liveness answer.
@@ -81,30 +111,43 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
 ///
 /// HTTP, storage and process metrics, and per-pipeline gauges of the latest
 /// run (`pipeline_last_run_timestamp_seconds`, `pipeline_last_duration_seconds`,
-/// `pipeline_last_rowcount`, `pipeline_runs_total`) and flags from the run
+/// `pipeline_last_rowcount`, `pipeline_runs`) and flags from the run
 /// statistics (`pipeline_stale`, `pipeline_duration_anomaly`,
 /// `pipeline_rowcount_anomaly`) for alerting on pipelines that stop running
-/// or misbehave.
+/// or misbehave. Label values are cut to 128 characters. One rendering
+/// answers every scrape of the same second; a few scrapes may be in
+/// progress at once, more answer 503.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"))
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+        (status = 503, description = "Too many scrapes in progress (with Retry-After)", body = ErrorMessage,
+            example = json!({"detail": SERVER_BUSY})),
+    )
 )]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let activity = match state.repository.get_pipeline_activity().await {
-        Ok(activity) => activity,
-        Err(error) => {
-            tracing::warn!(%error, "per-pipeline metrics unavailable");
-            Vec::new()
-        }
-    };
-    let flags = state.metric_flags.get(&state).await;
-    let text = METRICS.render(activity, &flags, state.metrics_max_series);
-    (
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let text = state
+        .exposition
+        .get(|| async {
+            let activity = match state.repository.activity().await {
+                Ok(activity) => activity,
+                Err(error) => {
+                    tracing::warn!(%error, "per-pipeline metrics unavailable");
+                    Vec::new()
+                }
+            };
+            let flags = state.metric_flags.get(&state).await;
+            let pipelines = PipelineCollector::new(activity, flags, state.metrics_max_series);
+            METRICS.render(state.repository.backend_name(), &pipelines)
+        })
+        .await
+        .map_err(|_| ApiError::Overloaded)?;
+    Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
-    )
+    ))
 }
 
 /// How long readiness waits for the store.
@@ -144,7 +187,8 @@ const NO_ANSWER: &str = "the store did not answer within 3 seconds";
     tag = "operations",
     responses(
         (status = 200, description = "The store answers", body = ReadyResponse),
-        (status = 503, description = "The store does not answer; `detail` gives a fixed reason, the cause is logged", body = ReadyResponse),
+        (status = 503, description = "The store does not answer; `detail` gives a fixed reason, the cause is logged", body = ReadyResponse,
+            example = json!({"status": "unavailable", "backend": "jsonl", "detail": CHECK_FAILED})),
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyResponse>) {
@@ -181,5 +225,29 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyResp
                 detail: Some(detail),
             }),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn accept(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn browsers_ask_for_html_and_api_clients_do_not() {
+        let chromium =
+            "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+        assert!(accepts_html(&accept(chromium)));
+        assert!(accepts_html(&accept("TEXT/HTML; charset=utf-8")));
+        assert!(!accepts_html(&accept("application/json")));
+        assert!(!accepts_html(&accept("*/*")));
+        assert!(!accepts_html(&accept("text/html;q=0, application/json")));
+        assert!(!accepts_html(&HeaderMap::new()));
     }
 }

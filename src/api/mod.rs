@@ -1,7 +1,11 @@
 //! The HTTP surface: routes, shared state, error answers and middleware.
 
 pub mod archive;
+pub mod budget;
 pub mod bulk;
+pub mod caching;
+pub mod compression;
+pub mod csv_cells;
 pub mod cursor;
 pub mod error;
 pub mod export;
@@ -11,8 +15,11 @@ pub mod health;
 pub mod observe;
 pub mod openapi;
 pub mod pipelines;
+pub mod python_json;
 pub mod runs;
+pub mod scrape;
 pub mod stats;
+pub mod ui;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -20,6 +27,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
+use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderName, HeaderValue, Request, Response, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect};
@@ -32,51 +40,42 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 use utoipa_swagger_ui::SwaggerUi;
 
 use self::error::{internal_error, ApiError};
+use self::guard::CorsPolicy;
 use self::observe::REQUEST_ID_HEADER;
-use crate::config::{AuthPolicy, CorsPolicy, Settings};
 use crate::repository::PipelineInfoRepository;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub repository: Arc<dyn PipelineInfoRepository>,
-    pub auth: Arc<AuthPolicy>,
+    pub auth: Arc<guard::ApiKeyCheck>,
     /// Cap on per-pipeline metric label sets.
     pub metrics_max_series: usize,
     pub summary_json: Arc<pipelines::SummaryJsonCache>,
-    pub limits: crate::config::Limits,
+    pub limits: guard::Limits,
     pub stale_factor: f64,
     pub baseline_runs: usize,
     pub validation: Arc<crate::domain::policy::ValidationPolicy>,
-    pub archive: Arc<crate::config::ArchivePolicy>,
+    pub archive: Arc<archive::ArchivePolicy>,
     pub metric_flags: Arc<stats::MetricFlags>,
-}
-
-impl AppState {
-    pub fn new(repository: Arc<dyn PipelineInfoRepository>, settings: &Settings) -> Self {
-        Self {
-            repository,
-            auth: Arc::new(settings.auth.clone()),
-            metrics_max_series: settings.metrics_max_series,
-            summary_json: Arc::default(),
-            limits: settings.limits,
-            stale_factor: settings.stale_factor,
-            baseline_runs: settings.baseline_runs,
-            validation: Arc::new(settings.validation.clone()),
-            archive: Arc::new(settings.archive.clone()),
-            metric_flags: Arc::default(),
-        }
-    }
+    /// CSV exports prefix cells a spreadsheet would run as formulas.
+    pub csv_neutralise_formulas: bool,
+    /// Memory for bulk bodies, shared by all requests.
+    pub bulk_budget: Arc<budget::BodyBudget>,
+    /// The latest `/metrics` rendering, shared by the scrapes of a second.
+    pub exposition: Arc<scrape::ExpositionCache>,
 }
 
 /// The complete application: routes, documentation and middleware.
-pub fn app(state: AppState, settings: &Settings) -> Router {
-    let limits = settings.limits;
+pub fn app(state: AppState, cors: &CorsPolicy) -> Router {
+    let limits = state.limits;
+    let document = openapi::document(&state.validation);
     // The data routes: authenticated, size-limited, time-limited, and shed
     // when too many are in flight. Probes, metrics and docs stay outside so
     // an overloaded service still answers its orchestrator.
@@ -119,13 +118,29 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .merge(data)
+        .merge(ui::routes())
         .merge(
-            SwaggerUi::new("/docs").url("/openapi.json", openapi::document(&settings.validation)),
+            Router::from(
+                SwaggerUi::new("/docs")
+                    .url("/openapi.json", document)
+                    .config(openapi::swagger_config()),
+            )
+            .layer(middleware::from_fn_with_state(
+                Arc::new(caching::DocumentationTags::default()),
+                caching::documentation,
+            )),
         )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(not_found)
         .with_state(state)
-        .layer(cors_layer(&settings.cors))
+        .layer(compression::layer())
+        // What sets no policy of its own (errors, probes, writes, pages of
+        // runs, exports) is not kept by any cache.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            CACHE_CONTROL,
+            HeaderValue::from_static(caching::NO_STORE),
+        ))
+        .layer(cors_layer(cors))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(observe::observe))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -137,6 +152,9 @@ pub fn app(state: AppState, settings: &Settings) -> Router {
                 .on_failure(()),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::map_request(
+            observe::discard_unusable_request_id,
+        ))
 }
 
 /// Routes a trailing slash is redirected away from, as Starlette does.
@@ -148,6 +166,7 @@ const SLASHLESS_ROUTES: &[&str] = &[
     "/get_pipeline_info",
     "/download/pipeline_info",
     "/openapi.json",
+    ui::PAGE_PATH,
 ];
 
 /// 404, except that `/pipelines/` and the like redirect (307) to the route

@@ -1,12 +1,18 @@
-//! The OpenAPI document served at `/openapi.json`.
+//! The OpenAPI document served at `/openapi.json`, and the Swagger UI
+//! settings of `/docs`.
 
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::Config;
 
+use crate::domain::datetime::schema::{DateTime, DateTimeInput, DateTimeText};
+use crate::domain::numbers::schema::{IntegerInput, NumberInput};
 use crate::domain::policy::ValidationPolicy;
+use crate::domain::record::PipelineInfoInput;
 
+use super::cursor::CursorToken;
 use super::error::ErrorMessage;
 use super::health::{HealthResponse, ReadyResponse};
 use super::pipelines::PipelineListResponse;
@@ -35,13 +41,16 @@ summaries.",
     ),
     components(schemas(
         PipelineInfo,
+        PipelineInfoInput,
+        super::bulk::BulkItem,
+        super::bulk::BulkBody,
         PipelineSummary,
         PipelineInfoResponse,
         PipelineListResponse,
         super::bulk::BulkResponse,
-        super::bulk::BulkRejection,
         super::stats::StatsResponse,
         crate::stats::PipelineStats,
+        crate::stats::RecentRun,
         super::bulk::BulkItemResult,
         HealthResponse,
         ReadyResponse,
@@ -49,6 +58,12 @@ summaries.",
         ValidationErrors,
         ValidationError,
         LocItem,
+        DateTime,
+        DateTimeText,
+        DateTimeInput,
+        IntegerInput,
+        NumberInput,
+        CursorToken,
     )),
     modifiers(&ApiKeyScheme),
     tags(
@@ -77,18 +92,22 @@ and for reads too when PIPELINE_API_KEYS_FOR_READS=true.",
 }
 
 /// The document for these settings: allowed values, when configured, show
-/// as enums on the record's `pipeline_type` and `environment`.
+/// as enums on the request schemas' `pipeline_type` and `environment`
+/// (answers may still hold older values, so their schema does not).
 pub fn document(policy: &ValidationPolicy) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     let restricted = [
         ("pipeline_type", &policy.allowed_types),
         ("environment", &policy.allowed_environments),
     ];
-    let record = doc
-        .components
-        .as_mut()
-        .and_then(|c| c.schemas.get_mut("PipelineInfo"));
-    if let Some(RefOr::T(Schema::Object(object))) = record {
+    let Some(components) = doc.components.as_mut() else {
+        return doc;
+    };
+    for request_schema in ["PipelineInfoInput", "BulkItem"] {
+        let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(request_schema)
+        else {
+            continue;
+        };
         for (field, allowed) in restricted {
             let Some(allowed) = allowed else { continue };
             let mut values: Vec<serde_json::Value> = allowed
@@ -114,4 +133,14 @@ pub fn document(policy: &ValidationPolicy) -> utoipa::openapi::OpenApi {
         }
     }
     doc
+}
+
+/// Swagger UI at `/docs`: no bar for loading other documents, the API key
+/// kept across reloads, request durations shown, and a filter by tag.
+pub fn swagger_config() -> Config<'static> {
+    Config::from("/openapi.json")
+        .use_base_layout()
+        .persist_authorization(true)
+        .display_request_duration(true)
+        .filter(true)
 }

@@ -1,6 +1,6 @@
 //! `GET /get_pipeline_info`: filtered, paginated runs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use std::convert::Infallible;
@@ -11,52 +11,44 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use serde::Serialize;
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::cursor;
-use super::error::{ApiError, ErrorMessage};
-use super::extract::{FromQuery, ValidQuery};
+use super::cursor::{self, CursorToken};
+use super::error::ApiError;
+use super::error::{Refusals, UrlTooLong};
+use super::extract::{
+    documented_params, FromQuery, IntRange, QueryReader, RunFilterParams, ValidQuery,
+};
 use super::AppState;
-use crate::domain::numbers::{bool_from_str, int_from_str};
-use crate::domain::policy::expected_text;
-use crate::domain::record::{check_length, MAX_STRING_CHARS};
-use crate::domain::{FieldError, FlexDateTime, LocItem, PipelineInfo, ValidationErrors};
-use crate::repository::{Page, RepositoryError, RunFilter, RunKey, RunStream};
+use crate::domain::numbers::bool_from_str;
+use crate::domain::{PipelineInfo, ValidationErrors};
+use crate::repository::{Position, RepositoryError, RunFilter, RunKey, RunStream};
 
 pub const MAX_LIMIT: i64 = 10_000;
 pub const DEFAULT_LIMIT: i64 = 100;
+/// Page size.
+pub const LIMIT: IntRange = IntRange {
+    min: 1,
+    max: Some(MAX_LIMIT),
+    default: Some(DEFAULT_LIMIT),
+};
+/// Matches skipped before the page.
+pub const OFFSET: IntRange = IntRange {
+    min: 0,
+    max: None,
+    default: Some(0),
+};
 
-/// Query parameters of `GET /get_pipeline_info` (documentation only; the
-/// `RunQuery` extractor does the parsing so that every error is collected).
+/// Paging parameters of `GET /get_pipeline_info` (documentation; the
+/// bounds `RunQuery` checks are added by `RunPageParams`).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct RunQueryParams {
-    /// Keep runs whose `start_utc` is at or after this time (ISO 8601, date
-    /// or Unix timestamp; a value without zone counts as UTC).
-    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-01T00:00:00Z")]
-    start_utc: Option<String>,
-    /// Keep runs whose `end_utc` is at or before this time.
-    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-31T23:59:59Z")]
-    end_utc: Option<String>,
-    /// Keep runs with at least this many rows.
-    min_rowcount: Option<i64>,
-    /// Keep runs with at most this many rows.
-    max_rowcount: Option<i64>,
-    /// Exact, case-sensitive pipeline name; empty means no filter.
-    pipeline_name: Option<String>,
-    /// Exact script name; empty means no filter.
-    script_name: Option<String>,
-    /// Exact pipeline type; empty means no filter.
-    pipeline_type: Option<String>,
-    /// Exact environment; empty means no filter.
-    environment: Option<String>,
+struct RunPageFields {
     /// Page size.
-    #[param(minimum = 1, maximum = 10000, default = 100)]
     limit: Option<i64>,
     /// Matches to skip before the page starts.
-    #[param(minimum = 0, default = 0)]
+    #[param(maximum = 9_223_372_036_854_775_807_i64)]
     offset: Option<i64>,
     /// Return every match, ignoring `limit` and `offset` (`true/false`,
     /// `1/0`, `yes/no`, `on/off`, `t/f`, `y/n`).
@@ -66,13 +58,21 @@ pub struct RunQueryParams {
     /// the previous page (with the same filters). Pages stay exact while
     /// runs are being inserted. With a cursor, `offset` skips runs after the
     /// cursor's position and `all_data=true` returns all of them.
-    #[param(pattern = r"^[A-Za-z0-9_-]*$")]
+    #[param(value_type = Option<CursorToken>)]
     cursor: Option<String>,
     /// `none` skips counting the matches (`total` is then null); cheaper for
     /// dashboards that only page.
     #[param(inline, default = "exact")]
     count: Option<Counting>,
 }
+
+documented_params!(
+    /// The paging parameters with the bounds `RunQuery` checks.
+    RunPageParams,
+    RunPageFields,
+    "limit" => LIMIT,
+    "offset" => OFFSET,
+);
 
 /// Whether `total` is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ToSchema, serde::Deserialize)]
@@ -81,6 +81,31 @@ pub enum Counting {
     #[default]
     Exact,
     None,
+}
+
+/// Which slice of the ordered matches a query asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// `limit` records after skipping `offset`.
+    Window { limit: usize, offset: usize },
+    /// Every match (`all_data=true`).
+    All,
+}
+
+impl Page {
+    pub fn offset(&self) -> usize {
+        match self {
+            Page::Window { offset, .. } => *offset,
+            Page::All => 0,
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        match self {
+            Page::Window { limit, .. } => *limit,
+            Page::All => usize::MAX,
+        }
+    }
 }
 
 /// A validated `/get_pipeline_info` query.
@@ -94,127 +119,12 @@ pub struct RunQuery {
     pub counting: Counting,
 }
 
-/// Reads query parameters, checking each and collecting every problem.
-pub struct QueryReader {
-    values: HashMap<String, String>,
-    errors: ValidationErrors,
-}
-
-impl QueryReader {
-    pub fn new(query: Option<&str>) -> Self {
-        // A repeated parameter takes its last value, as Starlette does.
-        let values = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
-        Self {
-            values,
-            errors: ValidationErrors::default(),
-        }
-    }
-
-    pub fn parsed<T>(
-        &mut self,
-        name: &str,
-        parse: impl FnOnce(&str) -> Result<T, FieldError>,
-    ) -> Option<T> {
-        let raw = self.values.get(name)?;
-        match parse(raw) {
-            Ok(value) => Some(value),
-            Err(error) => {
-                let loc = vec![LocItem::from("query"), LocItem::from(name)];
-                self.errors.push(error.at(loc, Value::String(raw.clone())));
-                None
-            }
-        }
-    }
-
-    fn datetime(&mut self, name: &str) -> Option<FlexDateTime> {
-        self.parsed(name, |raw| {
-            FlexDateTime::parse(raw).map_err(|e| e.into_field_error())
-        })
-    }
-
-    fn bounded(&mut self, name: &str, min: i64, max: Option<i64>) -> Option<i64> {
-        self.parsed(name, |raw| {
-            let value = int_from_str(raw)?;
-            if value < min {
-                return Err(FieldError::new(
-                    "greater_than_equal",
-                    format!("Input should be greater than or equal to {min}"),
-                )
-                .with_ctx("ge", min));
-            }
-            match max {
-                Some(max) if value > max => Err(FieldError::new(
-                    "less_than_equal",
-                    format!("Input should be less than or equal to {max}"),
-                )
-                .with_ctx("le", max)),
-                _ => Ok(value),
-            }
-        })
-    }
-
-    fn integer(&mut self, name: &str) -> Option<i64> {
-        self.parsed(name, int_from_str)
-    }
-
-    /// A string filter; an empty value means no filter.
-    fn text(&mut self, name: &str) -> Option<String> {
-        self.parsed(name, |raw| {
-            check_length(raw, MAX_STRING_CHARS).map(|()| raw.to_owned())
-        })
-        .filter(|v| !v.is_empty())
-    }
-
-    /// The filters every run query shares.
-    pub fn filter(&mut self) -> RunFilter {
-        let start_utc = self.datetime("start_utc");
-        let end_utc = self.datetime("end_utc");
-        let min_rowcount = self.integer("min_rowcount");
-        let max_rowcount = self.integer("max_rowcount");
-        RunFilter {
-            start_utc,
-            end_utc,
-            min_rowcount,
-            max_rowcount,
-            pipeline_name: self.text("pipeline_name"),
-            script_name: self.text("script_name"),
-            pipeline_type: self.text("pipeline_type"),
-            environment: self.text("environment"),
-        }
-    }
-
-    /// One of the `choices` (lower-case names), or an `enum` error.
-    pub fn choice<T: Copy>(&mut self, name: &str, choices: &[(&str, T)]) -> Option<T> {
-        self.parsed(name, |raw| {
-            choices
-                .iter()
-                .find(|(text, _)| *text == raw)
-                .map(|(_, value)| *value)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = choices.iter().map(|(t, _)| *t).collect();
-                    let expected = expected_text(&names);
-                    FieldError::new("enum", format!("Input should be {expected}"))
-                        .with_ctx("expected", expected)
-                })
-        })
-    }
-
-    /// The parsed value when every parameter was valid, else every problem.
-    pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, ValidationErrors> {
-        self.errors.into_result(value)
-    }
-}
-
 impl FromQuery for RunQuery {
     fn parse(query: Option<&str>) -> Result<Self, ValidationErrors> {
         let mut q = QueryReader::new(query);
         let filter = q.filter();
-        let limit = q
-            .bounded("limit", 1, Some(MAX_LIMIT))
-            .unwrap_or(DEFAULT_LIMIT);
-        let offset = q.bounded("offset", 0, None).unwrap_or(0);
+        let limit = q.within("limit", LIMIT).unwrap_or(DEFAULT_LIMIT);
+        let offset = q.within("offset", OFFSET).unwrap_or(0);
         let all_data = q.parsed("all_data", bool_from_str).unwrap_or(false);
         let counting = q
             .choice(
@@ -222,12 +132,7 @@ impl FromQuery for RunQuery {
                 &[("exact", Counting::Exact), ("none", Counting::None)],
             )
             .unwrap_or_default();
-        // The filters' fingerprint is only meaningful once they are valid.
-        let cursor = if q.errors.is_empty() {
-            q.parsed("cursor", |raw| cursor::decode(raw, &filter))
-        } else {
-            q.values.contains_key("cursor").then_some(None)
-        };
+        let cursor = q.cursor(&filter);
         let page = if all_data {
             Page::All
         } else {
@@ -276,14 +181,13 @@ pub struct PipelineInfoResponse {
     get,
     path = "/get_pipeline_info",
     tag = "runs",
-    params(RunQueryParams),
+    params(RunFilterParams, RunPageParams),
     responses(
         (status = 200, description = "Matching runs", body = PipelineInfoResponse),
-        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
-        (status = 403, description = "The API key is wrong", body = ErrorMessage),
-        (status = 422, description = "A query parameter is invalid (including a cursor issued for other filters)", body = ValidationErrors),
-        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+        (status = 422, description = "A query parameter is invalid (including a cursor issued for other filters)", body = ValidationErrors,
+            example = json!({"detail": [{"type": "greater_than_equal", "loc": ["query", "limit"], "msg": "Input should be greater than or equal to 1", "input": "0", "ctx": {"ge": 1}}]})),
+        Refusals,
+        UrlTooLong,
     ),
     security((), ("api_key" = []))
 )]
@@ -291,53 +195,35 @@ pub async fn get_pipeline_info(
     State(state): State<AppState>,
     ValidQuery(query): ValidQuery<RunQuery>,
 ) -> Result<Response, ApiError> {
-    let repository = &state.repository;
-    let counted = query.counting == Counting::Exact;
-    let answer = match query.cursor {
-        Some(after) => {
-            // Offset and all_data apply after the cursor's position.
-            let skip = query.page.offset();
-            let mut page = repository
-                .get_after(
-                    &query.filter,
-                    after,
-                    skip.saturating_add(query.page.limit()),
-                )
-                .await?;
-            page.records.drain(..skip.min(page.records.len()));
-            let total = match counted {
-                true => Some(repository.count_pipeline_info(&query.filter).await?),
-                false => None,
-            };
-            let next = page.next.map(|key| cursor::encode(key, &query.filter));
-            Answer {
-                total,
-                records: page.records,
-                next_cursor: Some(next),
-            }
-        }
-        None if query.page == Page::All => {
-            let runs = repository.get_all(&query.filter).await?;
-            let total = counted.then_some(runs.total);
-            return Ok(streamed_answer(total, runs));
-        }
-        None if counted => {
-            let page = repository.get_page(&query.filter, query.page).await?;
-            Answer {
-                total: Some(page.total),
-                records: page.records,
-                next_cursor: None,
-            }
-        }
-        None => Answer {
-            total: None,
-            records: repository
-                .get_pipeline_info(&query.filter, query.page)
-                .await?,
-            next_cursor: None,
-        },
+    if query.cursor.is_none() && query.page == Page::All {
+        let runs = state.repository.query_all(&query.filter).await?;
+        let total = (query.counting == Counting::Exact).then_some(runs.total);
+        return Ok(streamed_answer(total, runs));
+    }
+    // With a cursor, offset and all_data apply after its position.
+    let (position, skip) = match query.cursor {
+        Some(Some(key)) => (Position::After(key), query.page.offset()),
+        _ => (Position::Offset(query.page.offset()), 0),
     };
-    Ok(answer.into_response())
+    let mut page = state
+        .repository
+        .query(
+            &query.filter,
+            position,
+            skip.saturating_add(query.page.limit()),
+            query.counting == Counting::Exact,
+        )
+        .await?;
+    page.records.drain(..skip.min(page.records.len()));
+    let next_cursor = query
+        .cursor
+        .map(|_| page.next.map(|key| cursor::encode(key, &query.filter)));
+    Ok(Answer {
+        total: page.total,
+        records: page.records,
+        next_cursor,
+    }
+    .into_response())
 }
 
 /// What a run query answers, before it is written out.

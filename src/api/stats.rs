@@ -5,43 +5,63 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::Json;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ErrorMessage};
-use super::extract::{FromQuery, ValidQuery};
-use super::runs::QueryReader;
+use super::caching;
+use super::error::ApiError;
+use super::error::{Refusals, UrlTooLong};
+use super::extract::{
+    documented_params, FromQuery, IntRange, QueryReader, RunFilterParams, ValidQuery,
+};
 use super::AppState;
 use crate::domain::ValidationErrors;
 use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter};
-use crate::stats::{self, Flags, PipelineStats, StatsPolicy};
+use crate::stats::{self, Flags, PipelineStats, StatsPolicy, MAX_RECENT_RUNS};
 
-/// Query parameters (documentation; `StatsQuery` parses).
+/// How many of each group's latest runs to list.
+pub const RECENT: IntRange = IntRange {
+    min: 0,
+    max: Some(MAX_RECENT_RUNS as i64),
+    default: Some(0),
+};
+
+/// The parameter `/pipelines/stats` adds to the filters (documentation;
+/// `StatsQuery` parses, and `RecentRunsParams` adds the bounds it checks).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct StatsParams {
-    /// Only this pipeline.
-    pipeline_name: Option<String>,
-    /// Only this environment.
-    environment: Option<String>,
-    /// Only runs starting at or after this time.
-    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-01T00:00:00Z")]
-    start_utc: Option<String>,
-    /// Only runs ending at or before this time.
-    #[param(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-31T23:59:59Z")]
-    end_utc: Option<String>,
+struct RecentRunsFields {
+    /// Also list each group's latest N runs (`recent`: start, duration,
+    /// rows and anomaly flags), for sparklines; 0 leaves the list out.
+    recent: Option<u32>,
 }
 
-/// The validated filters (those of `/get_pipeline_info`).
-pub struct StatsQuery(RunFilter);
+documented_params!(
+    /// The statistics parameter with the bounds `StatsQuery` checks.
+    RecentRunsParams,
+    RecentRunsFields,
+    "recent" => RECENT,
+);
+
+/// The validated filters (those of `/get_pipeline_info`) and how many
+/// recent runs to list.
+pub struct StatsQuery {
+    filter: RunFilter,
+    recent_runs: usize,
+}
 
 impl FromQuery for StatsQuery {
     fn parse(query: Option<&str>) -> Result<Self, ValidationErrors> {
         let mut q = QueryReader::new(query);
         let filter = q.filter();
-        q.finish(|| StatsQuery(filter))
+        let recent = q.within("recent", RECENT);
+        q.finish(|| StatsQuery {
+            filter,
+            recent_runs: recent.map_or(0, |n| n as usize),
+        })
     }
 }
 
@@ -64,28 +84,61 @@ pub struct StatsResponse {
     get,
     path = "/pipelines/stats",
     tag = "pipelines",
-    params(StatsParams),
+    params(RunFilterParams, RecentRunsParams),
     responses(
         (status = 200, description = "Statistics, latest run first", body = StatsResponse),
-        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
-        (status = 403, description = "The API key is wrong", body = ErrorMessage),
-        (status = 422, description = "A query parameter is invalid", body = ValidationErrors),
-        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+        (status = 304, description = "Not modified: `If-None-Match` names the current `ETag` (which leaves `seconds_since_last_run` out)"),
+        (status = 422, description = "A query parameter is invalid", body = ValidationErrors,
+            example = json!({"detail": [{"type": "less_than_equal", "loc": ["query", "recent"], "msg": "Input should be less than or equal to 100", "input": "500", "ctx": {"le": 100}}]})),
+        Refusals,
+        UrlTooLong,
     ),
     security((), ("api_key" = []))
 )]
 pub async fn pipeline_stats(
     State(state): State<AppState>,
-    ValidQuery(StatsQuery(filter)): ValidQuery<StatsQuery>,
-) -> Result<Json<StatsResponse>, ApiError> {
+    ValidQuery(query): ValidQuery<StatsQuery>,
+    request: HeaderMap,
+) -> Result<Response, ApiError> {
+    let filter = query.filter;
     let policy = StatsPolicy {
         stale_factor: state.stale_factor,
         baseline_runs: state.baseline_runs,
         now_micros: chrono::Utc::now().timestamp_micros(),
+        recent_runs: query.recent_runs,
     };
     let pipelines = compute(state.repository.as_ref(), &filter, policy).await?;
-    Ok(Json(StatsResponse { pipelines }))
+    let etag = entity_tag(&pipelines);
+    if caching::matches(&request, &etag) {
+        return Ok(caching::not_modified(etag, caching::PRIVATE_REVALIDATE));
+    }
+    let body = serde_json::to_vec(&StatsResponse { pipelines }).map_err(RepositoryError::from)?;
+    Ok(caching::answer(
+        &request,
+        etag,
+        caching::PRIVATE_REVALIDATE,
+        "application/json",
+        body.into(),
+    ))
+}
+
+/// The entity tag of an answer: a digest of everything in it except
+/// `seconds_since_last_run`, which grows every second without saying
+/// anything the client cannot work out from `last_run`. Everything that
+/// changes meaning (a new run, a flag turning on as time passes) changes
+/// the tag; a client holding the answer is told 304 until then.
+fn entity_tag(pipelines: &[PipelineStats]) -> HeaderValue {
+    let timeless: Vec<PipelineStats> = pipelines
+        .iter()
+        .map(|p| PipelineStats {
+            seconds_since_last_run: 0.0,
+            ..p.clone()
+        })
+        .collect();
+    let mut writer = caching::EntityTagWriter::default();
+    // Writing into a digest cannot fail, and these values always serialise.
+    let _ = serde_json::to_writer(&mut writer, &timeless);
+    writer.finish()
 }
 
 /// The statistics flags `/metrics` exports, recomputed at most every
@@ -111,6 +164,7 @@ impl MetricFlags {
             stale_factor: state.stale_factor,
             baseline_runs: state.baseline_runs,
             now_micros: chrono::Utc::now().timestamp_micros(),
+            recent_runs: 0,
         };
         let all = RunFilter::default();
         let flags: Flags = match compute(state.repository.as_ref(), &all, policy).await {
@@ -144,9 +198,6 @@ pub async fn compute(
     filter: &RunFilter,
     policy: StatsPolicy,
 ) -> Result<Vec<PipelineStats>, RepositoryError> {
-    // The latest run and its baseline.
-    let digests = repository
-        .stats(filter, policy.baseline_runs.saturating_add(1))
-        .await?;
+    let digests = repository.stats(filter, policy.latest_runs()).await?;
     Ok(stats::finish(digests, policy))
 }

@@ -1,6 +1,7 @@
 //! Idempotency keys: a client-chosen name for one insert, so a retried
 //! request stores nothing twice.
 
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::record::PipelineInfo;
@@ -55,10 +56,48 @@ impl IdempotencyKey {
     }
 }
 
-/// SHA-256 of the record's JSON, in hex.
+/// The member order the fingerprinted JSON uses: the order records were
+/// written in when fingerprints were first stored. Fingerprints are kept
+/// with their keys (stored lines, Oracle rows), so they must not follow
+/// later changes of the written order, or a retry sent across an upgrade
+/// would be refused as a different record.
+const FINGERPRINT_ORDER: [&str; 16] = [
+    "start_local",
+    "end_local",
+    "start_utc",
+    "end_utc",
+    "elapsed_seconds",
+    "elapsed_human",
+    "output_file",
+    "log_file",
+    "rowcount",
+    "pid",
+    "date_code",
+    "pipeline_name",
+    "script_name",
+    "pipeline_type",
+    "environment",
+    "archived_file",
+];
+
+/// SHA-256, in hex, of the record's compact JSON with its members in
+/// `FINGERPRINT_ORDER`.
 pub fn fingerprint(record: &PipelineInfo) -> String {
-    let json = serde_json::to_vec(record).unwrap_or_default();
-    Sha256::digest(&json)
+    let members = match serde_json::to_value(record) {
+        Ok(Value::Object(members)) => members,
+        _ => Map::new(),
+    };
+    let mut json = String::with_capacity(512);
+    json.push('{');
+    for (index, name) in FINGERPRINT_ORDER.iter().enumerate() {
+        if index > 0 {
+            json.push(',');
+        }
+        let value = members.get(*name).unwrap_or(&Value::Null);
+        json.push_str(&format!("{}:{value}", Value::from(*name)));
+    }
+    json.push('}');
+    Sha256::digest(json.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -78,6 +117,12 @@ mod tests {
         changed["rowcount"] = 1.into();
         let other = PipelineInfo::parse(&changed, "body").unwrap();
         assert_ne!(fingerprint(&other), key.fingerprint());
+        // The value stored with keys before records were written in the
+        // model's order: it must not change.
+        assert_eq!(
+            key.fingerprint(),
+            "cd38704d81ee9e5e790dee91c442fca973a72188636929426340ee57d9116d99"
+        );
         // Same values written differently: same fingerprint.
         let mut lenient = sample();
         lenient["rowcount"] = "8543".into();

@@ -5,6 +5,79 @@ use serde_json::Value;
 
 use super::validation::FieldError;
 
+/// Integer texts `int_from_str` accepts, as a regular expression that
+/// reads the same in ECMAScript (OpenAPI), Python and Rust: up to 18
+/// significant digits (every such value fits), digit underscores, a zero
+/// fraction, surrounding ASCII white space.
+pub const INT_TEXT_PATTERN: &str = concat!(
+    "^[\\t\\n\\v\\f\\r ]*[+-]?",
+    "(?:0(?:_?0)*(?:_?[1-9](?:_?[0-9]){0,17})?|[1-9](?:_?[0-9]){0,17})",
+    "(?:\\.0(?:_?0)*)?[\\t\\n\\v\\f\\r ]*$"
+);
+
+/// Number texts `float_from_str` accepts, as such a regular expression:
+/// decimal or exponent notation, with at most 15 integer digits and a
+/// two-digit exponent so that every value is finite.
+pub const FLOAT_TEXT_PATTERN: &str = concat!(
+    "^[\\t\\n\\v\\f\\r ]*[+-]?",
+    "(?:0*[0-9]{1,15}(?:\\.[0-9]*)?|\\.[0-9]+)(?:[eE][+-]?[0-9]{1,2})?",
+    "[\\t\\n\\v\\f\\r ]*$"
+);
+
+/// The OpenAPI schemas of lenient numbers in a JSON body.
+pub mod schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
+    use utoipa::openapi::RefOr;
+
+    use super::{FLOAT_TEXT_PATTERN, INT_TEXT_PATTERN};
+    use crate::domain::text_schema;
+
+    /// A number of type `kind` between `minimum` and `maximum`, `true` or
+    /// `false` (1 or 0), or a text matching `pattern`: pydantic's lax mode.
+    fn lax<N: Into<utoipa::Number>>(
+        kind: Type,
+        (minimum, maximum): (N, N),
+        pattern: &str,
+        description: &str,
+    ) -> RefOr<utoipa::openapi::schema::Schema> {
+        let typed = ObjectBuilder::new()
+            .schema_type(kind)
+            .minimum(Some(minimum))
+            .maximum(Some(maximum));
+        AnyOfBuilder::new()
+            .item(typed)
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .item(text_schema(pattern))
+            .description(Some(description))
+            .into()
+    }
+
+    documentation_type!(
+        IntegerInput,
+        "IntegerInput",
+        lax(
+            Type::Integer,
+            (i64::MIN, i64::MAX),
+            INT_TEXT_PATTERN,
+            "A 64-bit integer; also accepted, as pydantic does: a whole float (`8543.0`), \
+`true`/`false` (1/0), and text holding an integer (`\"8543\"`, `\" 12 \"`, `\"1_000\"`, \
+`\"12.0\"`).",
+        )
+    );
+
+    documentation_type!(
+        NumberInput,
+        "NumberInput",
+        lax(
+            Type::Number,
+            (f64::MIN, f64::MAX),
+            FLOAT_TEXT_PATTERN,
+            "A finite number; also accepted: `true`/`false` (1/0) and numeric text \
+(`\"12.5\"`, `\"1e3\"`). NaN and infinities are refused.",
+        )
+    );
+}
+
 fn int_parsing() -> FieldError {
     FieldError::new(
         "int_parsing",
@@ -91,7 +164,10 @@ pub fn lenient_int(value: &Value) -> Result<i64, FieldError> {
                 let f = n.as_f64().unwrap_or(f64::NAN);
                 if f.fract() != 0.0 {
                     Err(int_from_float())
-                } else if f < i64::MIN as f64 || f >= i64::MAX as f64 {
+                } else if f <= i64::MIN as f64 || f >= i64::MAX as f64 {
+                    // A JSON integer beyond i64 arrives here rounded to a
+                    // float; -2^63 may be such a rounding, so it is refused
+                    // rather than stored as a different number.
                     Err(int_too_large())
                 } else {
                     Ok(f as i64)
@@ -190,6 +266,10 @@ mod tests {
             (json!([1]), "int_type"),
             (json!("99999999999999999999"), "int_parsing_size"),
             (json!(18446744073709551615u64), "int_parsing_size"),
+            (
+                serde_json::from_str("-9223372036854775809").unwrap(),
+                "int_parsing_size",
+            ),
         ] {
             let err = lenient_int(&input).expect_err(&input.to_string());
             assert_eq!(err.kind, kind, "{input}");
@@ -222,6 +302,101 @@ mod tests {
             lenient_float(&json!("abc")).unwrap_err().msg,
             "Input should be a valid number, unable to parse string as a number"
         );
+    }
+
+    fn unanchored(pattern: &str) -> &str {
+        &pattern[1..pattern.len() - 1]
+    }
+
+    /// Whether `accepted` and the pattern agree on texts near the ones the
+    /// pattern generates (an edit away), apart from the known exceptions.
+    fn agrees_nearby(
+        pattern: &str,
+        text: &str,
+        edit: (usize, u8, char),
+        accepted: impl Fn(&str) -> bool,
+        undescribed: impl Fn(&str) -> bool,
+    ) -> Result<(), String> {
+        let (at, kind, with) = edit;
+        let mut chars: Vec<char> = text.chars().collect();
+        let at = at.min(chars.len());
+        match kind {
+            0 => chars.insert(at, with),
+            1 if at < chars.len() => {
+                chars.remove(at);
+            }
+            _ if at < chars.len() => chars[at] = with,
+            _ => chars.push(with),
+        }
+        let edited: String = chars.into_iter().collect();
+        let described = regex::Regex::new(pattern).unwrap().is_match(&edited);
+        let accepted = accepted(&edited);
+        if described == accepted || (accepted && undescribed(&edited)) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{edited:?}: described {described}, accepted {accepted}"
+            ))
+        }
+    }
+
+    const EDITS: &[char] = &['0', '1', '9', '_', '.', '-', '+', 'e', ' ', '\t', 'x'];
+
+    /// Significant digits before the point and exponent digits of a
+    /// number text (underscores dropped).
+    fn digit_counts(text: &str) -> (usize, usize) {
+        let cleaned = text.trim().trim_start_matches(['+', '-']).replace('_', "");
+        let (mantissa, exponent) = cleaned
+            .split_once(['e', 'E'])
+            .unwrap_or((cleaned.as_str(), ""));
+        let whole = mantissa.split('.').next().unwrap_or("");
+        let exponent = exponent.trim_start_matches(['+', '-']);
+        (whole.trim_start_matches('0').len(), exponent.len())
+    }
+
+    /// Accepted integer texts the pattern leaves out: 19 significant digits.
+    fn long_int(text: &str) -> bool {
+        digit_counts(text).0 > 18
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_documented_integer_text_is_accepted(
+            text in proptest::string::string_regex(unanchored(INT_TEXT_PATTERN)).unwrap()
+        ) {
+            proptest::prop_assert!(int_from_str(&text).is_ok(), "{:?}", text);
+        }
+
+        #[test]
+        fn every_accepted_integer_text_is_documented(
+            text in proptest::string::string_regex(unanchored(INT_TEXT_PATTERN)).unwrap(),
+            at in 0usize..30, kind in 0u8..3, with in proptest::sample::select(EDITS),
+        ) {
+            agrees_nearby(INT_TEXT_PATTERN, &text, (at, kind, with), |t| int_from_str(t).is_ok(), long_int)
+                .map_err(proptest::test_runner::TestCaseError::fail)?;
+        }
+
+        #[test]
+        fn every_documented_number_text_is_accepted(
+            text in proptest::string::string_regex(unanchored(FLOAT_TEXT_PATTERN)).unwrap()
+        ) {
+            proptest::prop_assert!(float_from_str(&text).is_ok(), "{:?}", text);
+        }
+
+        #[test]
+        fn every_accepted_number_text_is_documented(
+            text in proptest::string::string_regex(unanchored(FLOAT_TEXT_PATTERN)).unwrap(),
+            at in 0usize..30, kind in 0u8..3, with in proptest::sample::select(EDITS),
+        ) {
+            // Left out on purpose: digit underscores, and forms long enough
+            // that some of their values are not finite.
+            let unusual = |t: &str| {
+                let (whole, exponent) = digit_counts(t);
+                t.contains('_') || whole > 15 || exponent > 2
+            };
+            agrees_nearby(FLOAT_TEXT_PATTERN, &text, (at, kind, with), |t| float_from_str(t).is_ok(), unusual)
+                .map_err(proptest::test_runner::TestCaseError::fail)?;
+        }
     }
 
     #[test]

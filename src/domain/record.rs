@@ -7,11 +7,14 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::datetime::schema::DateTime;
 use super::datetime::FlexDateTime;
 use super::numbers::{lenient_float, lenient_int};
 use super::validation::{FieldError, LocItem, ValidationErrors};
 
-/// The record's fields, in the order they are validated and serialised.
+/// The record's fields in the model's declaration order: the order they
+/// are validated (so `missing` errors come in it) and written everywhere
+/// (responses, stored lines, CSV columns, the OpenAPI document).
 pub const FIELD_NAMES: [&str; 16] = [
     "start_local",
     "end_local",
@@ -20,8 +23,8 @@ pub const FIELD_NAMES: [&str; 16] = [
     "elapsed_seconds",
     "elapsed_human",
     "output_file",
-    "log_file",
     "rowcount",
+    "log_file",
     "pid",
     "date_code",
     "pipeline_name",
@@ -43,8 +46,8 @@ pub const FIELD_NAMES: [&str; 16] = [
     "elapsed_seconds": 1325.0,
     "elapsed_human": "22m 5s",
     "output_file": "/data/pipeline/sales_daily/output-20250808.csv",
-    "log_file": "/data/logs/sales_daily-20250808_050701.log",
     "rowcount": 8543,
+    "log_file": "/data/logs/sales_daily-20250808_050701.log",
     "pid": 48213,
     "date_code": "20250808_050701",
     "pipeline_name": "sales_daily",
@@ -55,18 +58,16 @@ pub const FIELD_NAMES: [&str; 16] = [
 }))]
 struct PipelineInfoSchema {
     /// Local wall-clock start time, usually naive (`2025-08-08T05:07:01`).
-    /// Accepts ISO 8601 with `T`, `t`, space or `_` between date and time, an
-    /// optional `Z`/`±HH:MM` zone, a bare date, or a Unix timestamp.
-    #[schema(value_type = String, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-08T05:07:01")]
+    #[schema(value_type = DateTime)]
     start_local: FlexDateTime,
     /// Local wall-clock end time.
-    #[schema(value_type = String, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-08T05:29:06")]
+    #[schema(value_type = DateTime)]
     end_local: FlexDateTime,
     /// Start time in UTC, usually aware (`…Z` or `…+00:00`).
-    #[schema(value_type = String, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-08T12:07:01Z")]
+    #[schema(value_type = DateTime)]
     start_utc: FlexDateTime,
     /// End time in UTC.
-    #[schema(value_type = String, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-08T12:29:06Z")]
+    #[schema(value_type = DateTime)]
     end_utc: FlexDateTime,
     /// Run duration in seconds (finite).
     #[schema(example = 1325.0)]
@@ -78,12 +79,12 @@ struct PipelineInfoSchema {
     /// Path of the file the run produced.
     #[schema(max_length = 4096)]
     output_file: String,
-    /// Path of the run's log file.
-    #[schema(max_length = 4096)]
-    log_file: String,
     /// Rows the run produced.
     #[schema(example = 8543)]
     rowcount: i64,
+    /// Path of the run's log file.
+    #[schema(max_length = 4096)]
+    log_file: String,
     /// Operating-system process id of the run.
     #[schema(example = 48213)]
     pid: i64,
@@ -132,6 +133,57 @@ pub struct PipelineInfo {
     classes: [Option<Arc<str>>; 4],
 }
 
+/// A run record as a request body: the record's schema, with the lenient
+/// inputs `PipelineInfo::parse` accepts for datetimes and numbers.
+pub struct PipelineInfoInput;
+
+/// The fields read leniently, and the schema of what each accepts.
+const LENIENT_FIELDS: [(&str, &str); 7] = [
+    ("start_local", "DateTimeInput"),
+    ("end_local", "DateTimeInput"),
+    ("start_utc", "DateTimeInput"),
+    ("end_utc", "DateTimeInput"),
+    ("elapsed_seconds", "NumberInput"),
+    ("rowcount", "IntegerInput"),
+    ("pid", "IntegerInput"),
+];
+
+impl utoipa::PartialSchema for PipelineInfoInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::{Ref, RefOr};
+        let mut schema = PipelineInfoSchema::schema();
+        if let RefOr::T(Schema::Object(record)) = &mut schema {
+            record.description = Some(
+                "A finished run. Unknown members are ignored (refused with \
+PIPELINE_STRICT_VALIDATION=true)."
+                    .to_owned(),
+            );
+            for (field, lenient) in LENIENT_FIELDS {
+                if let Some(property) = record.properties.get_mut(field) {
+                    let description = match property {
+                        RefOr::Ref(reference) => reference.description.clone(),
+                        RefOr::T(Schema::Object(object)) => {
+                            object.description.clone().unwrap_or_default()
+                        }
+                        RefOr::T(_) => String::new(),
+                    };
+                    let mut reference = Ref::from_schema_name(lenient);
+                    reference.description = description;
+                    *property = RefOr::Ref(reference);
+                }
+            }
+        }
+        schema
+    }
+}
+
+impl ToSchema for PipelineInfoInput {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("PipelineInfoInput")
+    }
+}
+
 impl utoipa::PartialSchema for PipelineInfo {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         PipelineInfoSchema::schema()
@@ -155,8 +207,8 @@ impl Serialize for PipelineInfo {
         out.serialize_field("elapsed_seconds", &self.elapsed_seconds)?;
         out.serialize_field("elapsed_human", self.elapsed_human())?;
         out.serialize_field("output_file", self.output_file())?;
-        out.serialize_field("log_file", self.log_file())?;
         out.serialize_field("rowcount", &self.rowcount)?;
+        out.serialize_field("log_file", self.log_file())?;
         out.serialize_field("pid", &self.pid)?;
         out.serialize_field("date_code", self.date_code())?;
         out.serialize_field("pipeline_name", &self.pipeline_name())?;
@@ -212,10 +264,10 @@ impl PipelineInfo {
         text(out, self.elapsed_human());
         out.extend_from_slice(b",\"output_file\":");
         text(out, self.output_file());
-        out.extend_from_slice(b",\"log_file\":");
-        text(out, self.log_file());
         out.extend_from_slice(b",\"rowcount\":");
         out.extend_from_slice(integer.format(self.rowcount).as_bytes());
+        out.extend_from_slice(b",\"log_file\":");
+        text(out, self.log_file());
         out.extend_from_slice(b",\"pid\":");
         out.extend_from_slice(integer.format(self.pid).as_bytes());
         out.extend_from_slice(b",\"date_code\":");
@@ -372,8 +424,8 @@ impl PipelineInfo {
         let elapsed_seconds = r.required("elapsed_seconds", lenient_float);
         let elapsed_human = r.string("elapsed_human");
         let output_file = r.string("output_file");
-        let log_file = r.string("log_file");
         let rowcount = r.required("rowcount", lenient_int);
+        let log_file = r.string("log_file");
         let pid = r.required("pid", lenient_int);
         let date_code = r.string("date_code");
         let pipeline_name = r.optional_string("pipeline_name");
@@ -555,7 +607,7 @@ pub struct PipelineSummary {
     #[schema(example = 42)]
     pub total_runs: u64,
     /// The greatest `start_utc` of the group, in the zone it was stored with.
-    #[schema(value_type = Option<String>, format = DateTime, pattern = r"^(1[6-9]|[2-9][0-9])[0-9]{2}-", example = "2025-08-08T12:07:01Z")]
+    #[schema(value_type = Option<DateTime>)]
     pub last_run: Option<FlexDateTime>,
     /// Mean `elapsed_seconds` over the runs where it is above zero; null if none.
     #[schema(example = 1290.5)]
@@ -563,6 +615,18 @@ pub struct PipelineSummary {
     /// Mean `rowcount` over the runs where it is above zero; null if none.
     #[schema(example = 8120.0)]
     pub avg_rowcount: Option<f64>,
+}
+
+/// The latest state of one pipeline, for per-pipeline metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineActivity {
+    /// (pipeline_name, script_name, pipeline_type, environment).
+    pub key: [Option<String>; 4],
+    pub total_runs: u64,
+    /// `start_utc` of the latest run.
+    pub last_run: FlexDateTime,
+    pub last_elapsed_seconds: f64,
+    pub last_rowcount: i64,
 }
 
 #[cfg(test)]

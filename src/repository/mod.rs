@@ -1,18 +1,21 @@
 //! Storage behind one trait, so the HTTP layer never knows which backend
 //! answers. The JSON Lines store is embedded; Oracle is the production one.
 
+pub mod compact;
 pub mod insert;
 pub mod jsonl;
 pub mod oracle;
 
+pub use self::compact::CompactReport;
 pub use self::insert::{InsertOutcome, NewRun};
 
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary};
-use crate::stats::{GroupDigest, StatsBuilder};
+use crate::domain::digest::{GroupDigest, StatsBuilder};
+use crate::domain::{FlexDateTime, PipelineActivity, PipelineInfo, PipelineSummary};
 
 /// Runs read per step when statistics walk the matches.
 const STATS_WALK_PAGE: usize = 10_000;
@@ -54,31 +57,6 @@ impl RunFilter {
     }
 }
 
-/// Which slice of the ordered matches to return.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Page {
-    /// `limit` records after skipping `offset`.
-    Window { limit: usize, offset: usize },
-    /// Every match.
-    All,
-}
-
-impl Page {
-    pub fn offset(&self) -> usize {
-        match self {
-            Page::Window { offset, .. } => *offset,
-            Page::All => 0,
-        }
-    }
-
-    pub fn limit(&self) -> usize {
-        match self {
-            Page::Window { limit, .. } => *limit,
-            Page::All => usize::MAX,
-        }
-    }
-}
-
 /// A position in answer order: the start instant (microseconds since the
 /// epoch, naive values read as UTC) and the insertion tiebreak (the
 /// record's place in the file on JSON Lines, the identity column on Oracle).
@@ -89,19 +67,32 @@ pub struct RunKey {
     pub seq: i64,
 }
 
-/// A keyset page: the records after a key and, when more follow, the key of
-/// the last one returned.
-#[derive(Debug, Clone, Default)]
-pub struct KeysetPage {
-    pub records: Vec<Arc<PipelineInfo>>,
-    pub next: Option<RunKey>,
+/// Where a page starts, in answer order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// After skipping this many matches (`Offset(0)`: at the newest).
+    Offset(usize),
+    /// Strictly after this key: keyset paging, which records inserted
+    /// meanwhile never shift, so none is repeated or skipped.
+    After(RunKey),
 }
 
-/// One page of matches with the number of all matches, taken together.
-#[derive(Debug, Clone, Default)]
-pub struct RunPage {
-    pub total: u64,
+impl From<Option<RunKey>> for Position {
+    /// After the key, or at the newest match without one.
+    fn from(after: Option<RunKey>) -> Self {
+        after.map_or(Position::Offset(0), Position::After)
+    }
+}
+
+/// One page of matches, read from one snapshot of the store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryPage {
+    /// How many records match in all, wherever the page starts; `None`
+    /// when not asked for.
+    pub total: Option<u64>,
     pub records: Vec<Arc<PipelineInfo>>,
+    /// The key of the page's last record when more matches follow it.
+    pub next: Option<RunKey>,
 }
 
 /// Every match in answer order, handed out a chunk at a time, so an answer
@@ -148,18 +139,6 @@ impl std::fmt::Debug for RunStream {
     }
 }
 
-/// The latest state of one pipeline, for per-pipeline metrics.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PipelineActivity {
-    /// (pipeline_name, script_name, pipeline_type, environment).
-    pub key: [Option<String>; 4],
-    pub total_runs: u64,
-    /// `start_utc` of the latest run.
-    pub last_run: FlexDateTime,
-    pub last_elapsed_seconds: f64,
-    pub last_rowcount: i64,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum RepositoryError {
     #[error("storage I/O failed: {0}")]
@@ -174,17 +153,18 @@ pub enum RepositoryError {
     Unavailable(String),
     #[error("database error: {0}")]
     Database(String),
-    /// The store refused a value the API accepted (say, longer than a
-    /// database column); the client can fix it, so it is answered 422.
-    #[error("value refused by the store: {0}")]
-    Invalid(crate::domain::ValidationErrors),
+    /// The store refused a value of the run at position `run` of an
+    /// insert that the API accepted (say, longer than a database column);
+    /// the client can fix it, so it is answered 422. Nothing was stored.
+    #[error("value refused by the store: {errors}")]
+    Invalid {
+        run: usize,
+        errors: crate::domain::ValidationErrors,
+    },
     /// The store lacks what a feature needs (say, the idempotency columns
     /// of an Oracle table created before they existed).
     #[error("not supported by this store: {0}")]
     Unsupported(String),
-    /// Another request with the same idempotency key is being stored.
-    #[error("a request with the same idempotency key is being stored")]
-    KeyInFlight,
     /// A write failed and nothing of the request is stored (what reached
     /// the file was cut off again); `out_of_space` when the disk, a quota or
     /// a file size limit is full. Answered 507 or 503 so clients retry.
@@ -199,23 +179,37 @@ pub trait PipelineInfoRepository: Send + Sync {
     /// `jsonl` or `oracle`.
     fn backend_name(&self) -> &'static str;
 
-    /// The matching records of one page.
-    async fn get_pipeline_info(
+    /// Up to `limit` matches of `filter` from `position`, newest start
+    /// first (`usize::MAX`: every one), and the key to continue after when
+    /// more follow; with `counting`, also how many match in all. The page
+    /// and the total come from one snapshot, so they always agree while
+    /// records arrive.
+    async fn query(
         &self,
         filter: &RunFilter,
-        page: Page,
-    ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError>;
-
-    /// Up to `limit` matches strictly after `after` (from the newest when
-    /// `None`), with the key to continue from when more remain. Records
-    /// inserted meanwhile never shift a later page: none is repeated or
-    /// skipped.
-    async fn get_after(
-        &self,
-        filter: &RunFilter,
-        after: Option<RunKey>,
+        position: Position,
         limit: usize,
-    ) -> Result<KeysetPage, RepositoryError>;
+        counting: bool,
+    ) -> Result<QueryPage, RepositoryError>;
+
+    /// Stores runs, each with an optional idempotency key, and says what
+    /// happened to each, in order. Outcomes are decided with
+    /// `insert::plan`, the same way on every backend; everything stored is
+    /// stored together (one group commit, one transaction). With `atomic`,
+    /// a run that cannot be stored means none is. An error means nothing
+    /// was stored.
+    async fn insert(
+        &self,
+        runs: Vec<NewRun>,
+        atomic: bool,
+    ) -> Result<Vec<InsertOutcome>, RepositoryError>;
+
+    /// One summary per (pipeline_name, script_name, pipeline_type,
+    /// environment), latest run first.
+    async fn summaries(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError>;
+
+    /// Per-pipeline latest run, one entry per summary group.
+    async fn activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError>;
 
     /// The distinct non-empty `archived_file` values of the runs with this
     /// `date_code` (the key the archive endpoint is addressed by), at most
@@ -227,43 +221,25 @@ pub trait PipelineInfoRepository: Send + Sync {
         limit: usize,
     ) -> Result<Option<Vec<String>>, RepositoryError>;
 
-    /// How many records match.
-    async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError>;
-
-    /// One summary per (pipeline_name, script_name, pipeline_type,
-    /// environment), latest run first.
-    async fn get_pipelines_summary(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError>;
-
-    /// Per-pipeline latest run, one entry per summary group.
-    async fn get_pipeline_activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError>;
-
-    /// Stores one record; returns it as stored.
-    async fn insert_pipeline_info(
-        &self,
-        record: PipelineInfo,
-    ) -> Result<Arc<PipelineInfo>, RepositoryError>;
-
-    /// Stores many records together (one group commit on JSON Lines, array
-    /// DML on Oracle); all are stored or the error says none were.
-    async fn insert_many(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError>;
-
-    /// Stores runs that may carry idempotency keys, deciding each one's
-    /// outcome with `insert::plan`; everything stored is stored together.
-    /// With `atomic`, a failure of any run means none is stored.
-    async fn insert_runs(
-        &self,
-        runs: Vec<NewRun>,
-        atomic: bool,
-    ) -> Result<Vec<InsertOutcome>, RepositoryError>;
-
     /// Whether the store answers a trivial request now (`/ready`).
     async fn ready(&self) -> Result<(), RepositoryError>;
+
+    /// Removes the runs that started before `cutoff` (and, on JSON Lines,
+    /// the lines that are not runs), appending them to the JSON Lines file
+    /// `archive` first when one is given; with `dry_run` it only counts.
+    /// Safe while services use the store: nothing stored meanwhile is lost.
+    async fn compact(
+        &self,
+        cutoff: FlexDateTime,
+        archive: Option<&Path>,
+        dry_run: bool,
+    ) -> Result<CompactReport, RepositoryError>;
 
     /// What the run statistics of each (pipeline_name, script_name,
     /// pipeline_type, environment) group of the matching runs are computed
     /// from, each with its `latest` latest runs. By default every match is
-    /// read by keyset pages; a store that keeps per-group order statistics
-    /// up to date answers from them instead.
+    /// read by keyset pages of `query`; a store that keeps per-group order
+    /// statistics up to date answers from them instead.
     async fn stats(
         &self,
         filter: &RunFilter,
@@ -272,7 +248,9 @@ pub trait PipelineInfoRepository: Send + Sync {
         let mut builder = StatsBuilder::default();
         let mut after = None;
         loop {
-            let page = self.get_after(filter, after, STATS_WALK_PAGE).await?;
+            let page = self
+                .query(filter, Position::from(after), STATS_WALK_PAGE, false)
+                .await?;
             for run in &page.records {
                 builder.add(run);
             }
@@ -284,19 +262,13 @@ pub trait PipelineInfoRepository: Send + Sync {
         Ok(builder.digests(latest))
     }
 
-    /// Every match (an `all_data` answer), as one consistent view read in
-    /// chunks. By default one page of all matches; a store that would
-    /// otherwise build millions of records at once streams them.
-    async fn get_all(&self, filter: &RunFilter) -> Result<RunStream, RepositoryError> {
-        let page = self.get_pipeline_info(filter, Page::All).await?;
-        Ok(RunStream::from_records(page))
-    }
-
-    /// A page and the total count. Backends that can take both from one
-    /// snapshot override this so `total` always agrees with the page.
-    async fn get_page(&self, filter: &RunFilter, page: Page) -> Result<RunPage, RepositoryError> {
-        let total = self.count_pipeline_info(filter).await?;
-        let records = self.get_pipeline_info(filter, page).await?;
-        Ok(RunPage { total, records })
+    /// Every match with its total (an `all_data` answer), as one snapshot
+    /// read in chunks. By default one `query` of all matches; a store that
+    /// would otherwise build millions of records at once streams them.
+    async fn query_all(&self, filter: &RunFilter) -> Result<RunStream, RepositoryError> {
+        let page = self
+            .query(filter, Position::Offset(0), usize::MAX, false)
+            .await?;
+        Ok(RunStream::from_records(page.records))
     }
 }

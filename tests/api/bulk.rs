@@ -1,21 +1,23 @@
 //! `POST /pipelines/bulk` and `Idempotency-Key` through HTTP.
 
+use std::time::{Duration, Instant};
+
 use pipeline_service::config::RawSettings;
 use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
 
-use crate::helpers::{run, spawn_app, spawn_app_with, spawn_app_with_file, TestApp};
+use crate::helpers::{
+    connect, read_answer, run, spawn_app, spawn_app_with, spawn_app_with_file, still_open, TestApp,
+};
 
-async fn post_bulk(app: &TestApp, query: &str, body: String, content_type: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .post(format!("{}/pipelines/bulk{query}", app.address))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
+pub async fn post_bulk(
+    app: &TestApp,
+    query: &str,
+    body: String,
+    content_type: &str,
+) -> (u16, Value) {
+    app.post_bytes(&format!("/pipelines/bulk{query}"), body, content_type)
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
 }
 
 fn statuses(answer: &Value) -> Vec<u64> {
@@ -73,7 +75,8 @@ async fn atomic_requests_store_all_or_nothing() {
     let items = json!([run(json!({"date_code": "a"})), run(json!({"pid": null}))]);
     let (status, answer) =
         post_bulk(&app, "?atomic=true", items.to_string(), "application/json").await;
-    assert_eq!(status, 422, "{answer}");
+    // Refused as a unit (409), with each item's outcome.
+    assert_eq!(status, 409, "{answer}");
     assert_eq!(statuses(&answer), [424, 422]);
     assert_eq!(answer["stored"], 0);
     assert!(app.file_lines().is_empty(), "nothing stored");
@@ -219,4 +222,135 @@ async fn a_body_over_the_bulk_byte_limit_is_413() {
     let (status, _) = post_bulk(&app, "", one.to_string(), "application/json").await;
     assert_eq!(status, 200);
     assert_eq!(app.file_lines().len(), 1);
+}
+
+/// A bulk request whose head is sent with only `body` of its body.
+async fn bulk_head(app: &TestApp, extra_headers: &str, body: &[u8]) -> tokio::net::TcpStream {
+    let mut stream = connect(&app.address).await;
+    let head = format!(
+        "POST /pipelines/bulk HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra_headers}\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    stream
+}
+
+#[tokio::test]
+async fn bulk_bodies_beyond_the_shared_memory_budget_are_refused_before_they_are_read() {
+    let raw = RawSettings {
+        max_bulk_bytes: Some("40000".into()),
+        bulk_memory_bytes: Some("50000".into()),
+        ..RawSettings::default()
+    };
+    let app = spawn_app_with(None, raw).await;
+    // A slow upload holds 40 000 of the 50 000 bytes.
+    let mut holder = bulk_head(&app, "Content-Length: 40000\r\n", b"[").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        // Only the head is sent: an answer proves the body was not awaited.
+        let mut second = bulk_head(&app, "Content-Length: 20000\r\n", b"").await;
+        let answer = read_answer(&mut second, Duration::from_secs(10))
+            .await
+            .expect("answered without its body");
+        if answer.starts_with("HTTP/1.1 503") {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "never refused: {answer}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(refused.contains("retry-after: 1"), "{refused}");
+    assert!(refused.contains("Server busy, retry shortly"), "{refused}");
+    // A body of unknown length is refused as soon as it outgrows the rest.
+    let mut chunked = bulk_head(&app, "Transfer-Encoding: chunked\r\n", b"").await;
+    let chunk = format!("4e20\r\n{}\r\n", " ".repeat(20000));
+    let _ = chunked.write_all(chunk.as_bytes()).await;
+    let answer = read_answer(&mut chunked, Duration::from_secs(10)).await;
+    assert!(
+        answer
+            .as_deref()
+            .is_some_and(|a| a.starts_with("HTTP/1.1 503")),
+        "{answer:?}"
+    );
+    // Declared over the per-request limit: 413 without reading either.
+    let mut huge = bulk_head(&app, "Content-Length: 40001\r\n", b"").await;
+    let answer = read_answer(&mut huge, Duration::from_secs(10)).await;
+    assert!(
+        answer
+            .as_deref()
+            .is_some_and(|a| a.starts_with("HTTP/1.1 413")),
+        "{answer:?}"
+    );
+    assert!(
+        still_open(&mut holder).await,
+        "the holder is still uploading"
+    );
+    drop(holder);
+    // Its budget comes back once its request ends.
+    let one = json!([run(json!({}))]).to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = post_bulk(&app, "", one.clone(), "application/json").await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503);
+        assert!(Instant::now() < deadline, "the budget was not returned");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.file_lines().len(), 1);
+}
+
+#[tokio::test]
+async fn validation_errors_are_capped_per_item_and_per_answer_and_counted() {
+    let app = spawn_app().await;
+    let empties = format!("[{}]", vec!["{}"; 10_000].join(","));
+    let response = app
+        .client
+        .post(format!("{}/pipelines/bulk", app.address))
+        .header("content-type", "application/json")
+        .body(empties)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    // Every item still has its entry, but the errors listed are capped:
+    // under 1 MB where the uncapped answer was 9.8 MB.
+    assert!(text.len() < 1_000_000, "{} bytes", text.len());
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(
+        (answer["failed"].as_u64(), results.len()),
+        (Some(10_000), 10_000)
+    );
+    let listed: usize = results
+        .iter()
+        .map(|r| r["errors"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(listed, 1000);
+    let per_item = results[0]["errors"].as_array().unwrap().len();
+    assert_eq!(per_item, 11, "an empty item misses 11 fields");
+    assert!(results[0].get("errors_omitted").is_none());
+    assert_eq!(results[9_999]["errors"], json!([]));
+    assert_eq!(results[9_999]["errors_omitted"], 11);
+    assert_eq!(answer["errors_omitted"], 10_000 * 11 - 1000);
+}
+
+#[tokio::test]
+async fn one_item_lists_at_most_twenty_errors() {
+    let raw = RawSettings {
+        strict_validation: Some("true".into()),
+        ..RawSettings::default()
+    };
+    let app = spawn_app_with(None, raw).await;
+    let unknown: serde_json::Map<String, Value> =
+        (0..30).map(|i| (format!("extra_{i}"), json!(i))).collect();
+    let body = json!([run(json!({})), Value::Object(unknown)]);
+    let (status, answer) = post_bulk(&app, "", body.to_string(), "application/json").await;
+    assert_eq!(status, 200);
+    let item = &answer["results"][1];
+    assert_eq!(item["errors"].as_array().unwrap().len(), 20);
+    assert_eq!(item["errors_omitted"], 11 + 30 - 20);
+    assert_eq!(answer["errors_omitted"], 21);
+    assert!(answer["results"][0].get("errors").is_none(), "stored");
 }

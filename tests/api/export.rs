@@ -3,7 +3,9 @@
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::helpers::{run_on, service, spawn_app, start_service, succeeded, RECORD_FIELDS};
+use crate::helpers::{
+    csv_column, run_on, service, spawn_app, start_service, succeeded, RECORD_FIELDS,
+};
 
 const FIELDS: [&str; 16] = RECORD_FIELDS;
 
@@ -162,4 +164,175 @@ async fn a_million_row_csv_export_streams_in_constant_memory() {
         growth_mib < 32,
         "resident memory grew by {growth_mib} MiB while exporting (before {before} KiB, peak {peak} KiB)"
     );
+}
+
+/// The single row of a CSV export, by column name.
+async fn only_row(app: &crate::helpers::TestApp) -> std::collections::HashMap<String, String> {
+    let text = app
+        .get("/download/pipeline_info?format=csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    header
+        .iter()
+        .zip(rows[0].iter())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn formula_run() -> Value {
+    run_on(
+        1,
+        0,
+        json!({
+            "pipeline_name": "=HYPERLINK(\"http://evil.example\",\"open\")",
+            "output_file": "+cmd|' /C calc'!A0",
+            "log_file": "@SUM(1+1)",
+            "elapsed_human": "-2+3",
+            "script_name": "\tindent",
+            "environment": "\rreturn",
+            "pipeline_type": "batch=nightly",
+            "rowcount": -5,
+            "elapsed_seconds": -1.5,
+            "pid": -1,
+        }),
+    )
+}
+
+#[tokio::test]
+async fn csv_cells_that_would_run_as_formulas_are_neutralised_but_numbers_are_not() {
+    let app = spawn_app().await;
+    app.store(&formula_run()).await;
+    let row = only_row(&app).await;
+    for (field, expected) in [
+        (
+            "pipeline_name",
+            "'=HYPERLINK(\"http://evil.example\",\"open\")",
+        ),
+        ("output_file", "'+cmd|' /C calc'!A0"),
+        ("log_file", "'@SUM(1+1)"),
+        ("elapsed_human", "'-2+3"),
+        ("script_name", "'\tindent"),
+        ("environment", "'\rreturn"),
+        ("pipeline_type", "batch=nightly"),
+        ("rowcount", "-5"),
+        ("elapsed_seconds", "-1.5"),
+        ("pid", "-1"),
+        ("start_utc", "2025-08-01T00:00:00Z"),
+    ] {
+        assert_eq!(row[field], expected, "{field}");
+    }
+    let jsonl = app
+        .get("/download/pipeline_info?format=jsonl")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let stored: Value = serde_json::from_str(jsonl.trim()).unwrap();
+    assert_eq!(stored["log_file"], "@SUM(1+1)", "JSON Lines keeps the data");
+}
+
+#[tokio::test]
+async fn the_csv_formula_rule_can_be_turned_off() {
+    let raw = pipeline_service::config::RawSettings {
+        csv_neutralise_formulas: Some("false".into()),
+        ..Default::default()
+    };
+    let app = crate::helpers::spawn_app_with(None, raw).await;
+    app.store(&formula_run()).await;
+    let row = only_row(&app).await;
+    assert_eq!(row["log_file"], "@SUM(1+1)");
+    assert_eq!(row["elapsed_human"], "-2+3");
+    assert_eq!(row["rowcount"], "-5");
+}
+
+#[tokio::test]
+async fn a_cursor_and_a_limit_export_exactly_one_page() {
+    let app = spawn_app().await;
+    for hour in 0..7 {
+        app.store(&run_on(
+            1,
+            hour,
+            json!({"date_code": format!("h{hour}"), "environment": "prod"}),
+        ))
+        .await;
+    }
+    app.store(&run_on(
+        1,
+        9,
+        json!({"date_code": "other", "environment": "dev"}),
+    ))
+    .await;
+    let filters = "environment=prod";
+    let first = app
+        .get_json(&format!("/get_pipeline_info?{filters}&cursor=&limit=3"))
+        .await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let second = app
+        .get_json(&format!(
+            "/get_pipeline_info?{filters}&cursor={cursor}&limit=3"
+        ))
+        .await;
+    let export = |query: String| {
+        let app = &app;
+        async move {
+            let response = app.get(&format!("/download/pipeline_info?{query}")).await;
+            assert_eq!(response.status(), 200, "{query}");
+            csv_column(&response.text().await.unwrap(), "date_code")
+        }
+    };
+    let codes = |page: &Value| -> Vec<String> {
+        page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["date_code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        export(format!("{filters}&cursor=&limit=3")).await,
+        codes(&first)
+    );
+    assert_eq!(
+        export(format!("{filters}&cursor={cursor}&limit=3")).await,
+        codes(&second)
+    );
+    assert_eq!(codes(&second), ["h3", "h2", "h1"]);
+    // A cursor alone: everything after it; a limit alone: the newest runs.
+    assert_eq!(
+        export(format!("{filters}&cursor={cursor}")).await,
+        ["h3", "h2", "h1", "h0"]
+    );
+    assert_eq!(export("limit=2".into()).await, ["other", "h6"]);
+    // A cursor issued for other filters, or a bad limit, is refused.
+    for query in [format!("cursor={cursor}"), format!("{filters}&limit=0")] {
+        let response = app.get(&format!("/download/pipeline_info?{query}")).await;
+        assert_eq!(response.status(), 422, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn a_limit_longer_than_one_read_step_is_kept_exactly() {
+    // More runs than the export reads per step (2000), so the limit is
+    // counted across steps.
+    let lines: String = (0..4500u32)
+        .map(|i| {
+            let mut record = run_on(1 + i % 28, i % 24, json!({}));
+            record["date_code"] = json!(format!("r{i}"));
+            format!("{record}\n")
+        })
+        .collect();
+    let app = crate::helpers::spawn_app_with_file(&lines).await;
+    for limit in [1999, 2000, 2001, 4100, 5000] {
+        let response = app
+            .get(&format!("/download/pipeline_info?limit={limit}"))
+            .await;
+        let codes = csv_column(&response.text().await.unwrap(), "date_code");
+        assert_eq!(codes.len(), limit.min(4500) as usize, "limit={limit}");
+    }
 }

@@ -1,12 +1,15 @@
 //! Starts the real server on port 0 with a real temporary data file.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use pipeline_service::config::{RawSettings, Settings};
 use pipeline_service::startup::Application;
 use reqwest::Response;
 use serde_json::{json, Value};
 use tempfile::TempDir;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 pub struct TestApp {
@@ -89,6 +92,25 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// Posts raw `body` bytes to `path`; the status and the JSON answer.
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        content_type: &str,
+    ) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
     pub async fn post_raw(&self, body: &str, content_type: Option<&str>) -> Response {
         let mut request = self
             .client
@@ -146,6 +168,20 @@ pub fn column(answer: &Value, field: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The `field` column of a CSV export, top to bottom.
+pub fn csv_column(text: &str, field: &str) -> Vec<String> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().expect("a header row").clone();
+    let column = headers
+        .iter()
+        .position(|h| h == field)
+        .unwrap_or_else(|| panic!("no {field} column in {headers:?}"));
+    reader
+        .records()
+        .map(|row| row.expect("a CSV row")[column].to_owned())
+        .collect()
+}
+
 /// The real binary, started with only `env` in its environment.
 pub struct ServiceProcess {
     pub child: std::process::Child,
@@ -181,7 +217,9 @@ pub fn succeeded(command: &mut std::process::Command) -> std::process::Output {
     output
 }
 
-/// The record's fields in the order they are validated and written.
+/// The record's fields in the model's order (the contract's table): the
+/// order they are validated and written. The tests keep their own copy so
+/// that a change of the service's order fails them.
 pub const RECORD_FIELDS: [&str; 16] = [
     "start_local",
     "end_local",
@@ -190,8 +228,8 @@ pub const RECORD_FIELDS: [&str; 16] = [
     "elapsed_seconds",
     "elapsed_human",
     "output_file",
-    "log_file",
     "rowcount",
+    "log_file",
     "pid",
     "date_code",
     "pipeline_name",
@@ -212,13 +250,16 @@ pub fn start_service_with(
     env: &[(&str, &str)],
     configure: impl FnOnce(&mut std::process::Command),
 ) -> ServiceProcess {
-    use std::io::BufRead;
-    let mut command = std::process::Command::new(BINARY);
-    command.env_clear().env("PORT", "0");
-    for (key, value) in env {
-        command.env(key, value);
-    }
+    let mut command = service(env);
+    command.env("PORT", "0");
     configure(&mut command);
+    start_command(&mut command)
+}
+
+/// Starts `command`, which runs the binary, and waits until it prints
+/// where it listens.
+pub fn start_command(command: &mut std::process::Command) -> ServiceProcess {
+    use std::io::BufRead;
     let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -231,11 +272,15 @@ pub fn start_service_with(
             .next()
             .expect("server prints its address")
             .expect("readable output");
+        // `address=…` in text logs, `"address":"…"` in JSON ones.
         if let Some(rest) = line.split("address=").nth(1) {
             break format!(
                 "http://{}",
                 rest.split_whitespace().next().unwrap_or_default()
             );
+        }
+        if let Some(rest) = line.split("\"address\":\"").nth(1) {
+            break format!("http://{}", rest.split('"').next().unwrap_or_default());
         }
     };
     let output = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
@@ -282,4 +327,70 @@ impl Drop for ServiceProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A raw connection to the server, for clients no HTTP library would be.
+pub async fn connect(address: &str) -> TcpStream {
+    TcpStream::connect(address.trim_start_matches("http://"))
+        .await
+        .expect("connects")
+}
+
+/// What the server sends until it closes the connection, or `None` if it
+/// is still open after `patience`.
+pub async fn until_closed(stream: &mut TcpStream, patience: Duration) -> Option<String> {
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(patience, async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok()
+        .map(|()| String::from_utf8_lossy(&received).into_owned())
+}
+
+/// True while the server has neither answered nor closed `stream`.
+pub async fn still_open(stream: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(Duration::from_millis(50), stream.read(&mut byte))
+        .await
+        .is_err()
+}
+
+/// One answer read from `stream` (head and a `content-length` body), or
+/// `None` if it has not fully arrived after `patience`.
+pub async fn read_answer(stream: &mut TcpStream, patience: Duration) -> Option<String> {
+    let mut received = Vec::new();
+    let complete = |received: &[u8]| {
+        let text = String::from_utf8_lossy(received);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            return false;
+        };
+        let length = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        body.len() >= length
+    };
+    tokio::time::timeout(patience, async {
+        let mut buffer = [0u8; 4096];
+        while !complete(&received) {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await
+    .ok()?;
+    complete(&received).then(|| String::from_utf8_lossy(&received).into_owned())
 }

@@ -2,14 +2,24 @@
 
 mod archive;
 mod bulk;
+mod chromium;
 mod compaction;
+mod connections;
+mod dashboard;
 mod durability;
 mod endpoints;
 mod export;
+mod exposition;
+mod fidelity;
 mod file_source;
 mod hardening;
 mod helpers;
+mod http;
 mod ingest;
+mod json_errors;
+mod logs;
+mod metrics;
+mod openapi;
 mod process;
 mod query;
 mod stats;

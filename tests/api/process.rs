@@ -26,6 +26,51 @@ fn invalid_configuration_exits_with_status_2_naming_the_variable() {
 }
 
 #[test]
+fn a_log_filter_that_does_not_parse_stops_startup() {
+    // A taken port, so a server that ignored the filter would stop too.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    for filter in ["pipeline_service=loud", "info,[["] {
+        let env = [("RUST_LOG", filter), ("HOST", "127.0.0.1"), ("PORT", &port)];
+        fails_with_status_2(&env, "RUST_LOG");
+    }
+    // The same for the commands that log, before they touch anything.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.jsonl");
+    let env = [
+        ("RUST_LOG", "verbose=yes"),
+        ("PIPELINE_JSONL_PATH", store.to_str().unwrap()),
+    ];
+    fails_with_status_2_for(&["compact", "--older-than", "1"], &env, "RUST_LOG");
+    assert!(!store.exists(), "nothing was opened");
+}
+
+#[test]
+fn a_startup_failure_is_reported_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.jsonl");
+    let output = service(&[
+        ("HOST", "127.0.0.1"),
+        ("PORT", &port),
+        ("PIPELINE_JSONL_PATH", data.to_str().unwrap()),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let everything = format!("{stdout}{stderr}");
+    assert_eq!(
+        everything.matches("cannot listen on").count(),
+        1,
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(stderr.starts_with("pipeline-service: cannot listen on 127.0.0.1:"));
+}
+
+#[test]
 fn the_oracle_backend_needs_its_credentials() {
     let output = service(&[("PIPELINE_BACKEND", "oracle"), ("ORACLE_USER", "app")])
         .output()
@@ -71,6 +116,11 @@ fn without_instant_client_oracle_startup_says_what_to_install_and_never_falls_ba
     assert!(
         !everything.contains("do-not-print-me"),
         "the password never appears"
+    );
+    assert_eq!(
+        everything.matches("Install Oracle Instant Client").count(),
+        1,
+        "said once: {everything}"
     );
     assert!(!data.exists(), "no JSON Lines fallback");
 }

@@ -401,3 +401,42 @@ async fn a_cursor_is_bound_to_its_filters() {
         json!({"expected": "'exact' or 'none'"})
     );
 }
+
+async fn post_bulk(app: &TestApp, runs: u32, rowcount: u32) {
+    let body: Vec<Value> = (0..runs)
+        .map(|i| run_on(1 + i % 28, i % 24, json!({"rowcount": rowcount})))
+        .collect();
+    let body = serde_json::to_vec(&body).unwrap();
+    let (status, _) = app
+        .post_bytes("/pipelines/bulk", body, "application/json")
+        .await;
+    assert_eq!(status, 200);
+}
+
+/// A counted cursor page and its total are read from one snapshot: while
+/// runs keep arriving, `all_data` from an empty cursor always holds exactly
+/// `total` runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cursor_page_and_its_total_agree_while_runs_arrive() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    // Many runs the query has to look at and skip, so reading a page
+    // takes a while; only the arriving runs match.
+    for _ in 0..3 {
+        post_bulk(&app, 10_000, 1).await;
+    }
+    let writer = tokio::spawn({
+        let app = app.clone();
+        async move {
+            loop {
+                post_bulk(&app, 5, 7).await;
+            }
+        }
+    });
+    for read in 0..40 {
+        let page = app
+            .get_json("/get_pipeline_info?cursor=&all_data=true&min_rowcount=7")
+            .await;
+        assert_eq!(page["total"], page["count"], "read {read}");
+    }
+    writer.abort();
+}

@@ -2,7 +2,9 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{run_on, spawn_app};
+use pipeline_service::config::RawSettings;
+
+use crate::helpers::{run_on, spawn_app, spawn_app_with};
 
 fn approx(value: &Value, expected: f64) {
     let got = value.as_f64().unwrap_or(f64::NAN);
@@ -115,4 +117,81 @@ async fn filters_narrow_the_runs_and_bad_ones_are_422() {
     assert_eq!(empty, json!({"pipelines": []}));
     let response = app.get("/pipelines/stats?start_utc=yesterday").await;
     assert_eq!(response.status(), 422);
+}
+
+#[tokio::test]
+async fn recent_lists_the_latest_runs_with_their_marks_only_when_asked() {
+    let app = spawn_app().await;
+    // Hourly runs of 100 s and 500 rows; the latest takes 300 s and loads nothing.
+    for hour in 0..8u32 {
+        let (seconds, rows) = if hour == 7 { (300, 0) } else { (100, 500) };
+        app.store(&run_on(
+            1,
+            hour,
+            json!({"pipeline_name": "steady", "elapsed_seconds": seconds, "rowcount": rows}),
+        ))
+        .await;
+    }
+    let plain = app.get_json("/pipelines/stats").await;
+    assert!(plain["pipelines"][0].get("recent").is_none());
+    let none = app.get_json("/pipelines/stats?recent=0").await;
+    assert!(none["pipelines"][0].get("recent").is_none());
+    let answer = app.get_json("/pipelines/stats?recent=3").await;
+    let group = &answer["pipelines"][0];
+    assert_eq!(
+        group["recent"],
+        json!([
+            {"start_utc": "2025-08-01T05:00:00Z", "elapsed_seconds": 100.0, "rowcount": 500,
+             "duration_anomaly": false, "rowcount_anomaly": false},
+            {"start_utc": "2025-08-01T06:00:00Z", "elapsed_seconds": 100.0, "rowcount": 500,
+             "duration_anomaly": false, "rowcount_anomaly": false},
+            {"start_utc": "2025-08-01T07:00:00Z", "elapsed_seconds": 300.0, "rowcount": 0,
+             "duration_anomaly": true, "rowcount_anomaly": true},
+        ])
+    );
+    assert_eq!(group["duration_anomaly"], true);
+    // More than the group has: all of them.
+    let all = app.get_json("/pipelines/stats?recent=100").await;
+    assert_eq!(all["pipelines"][0]["recent"].as_array().unwrap().len(), 8);
+    for bad in ["101", "-1", "x"] {
+        let response = app.get(&format!("/pipelines/stats?recent={bad}")).await;
+        assert_eq!(response.status(), 422, "recent={bad}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["detail"][0]["loc"], json!(["query", "recent"]));
+    }
+}
+
+#[tokio::test]
+async fn each_recent_run_is_judged_against_a_full_baseline_before_it() {
+    // A baseline of five runs: the earliest of three recent runs needs the
+    // five before it, seven more than the latest run alone needs.
+    let app = spawn_app_with(
+        None,
+        RawSettings {
+            baseline_runs: Some("5".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    for hour in 0..10u32 {
+        let seconds = if hour == 7 { 300 } else { 100 };
+        app.store(&run_on(
+            1,
+            hour,
+            json!({"pipeline_name": "steady", "elapsed_seconds": seconds}),
+        ))
+        .await;
+    }
+    let answer = app.get_json("/pipelines/stats?recent=3").await;
+    let marks: Vec<&Value> = answer["pipelines"][0]["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| &run["duration_anomaly"])
+        .collect();
+    assert_eq!(
+        marks,
+        [&json!(true), &json!(false), &json!(false)],
+        "run 7 against runs 2-6, run 8 against 3-7, run 9 against 4-8"
+    );
 }

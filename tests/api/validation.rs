@@ -92,13 +92,13 @@ async fn several_problems_come_back_together_in_field_order() {
                 "start_local".to_owned(),
                 "datetime_from_date_parsing".to_owned()
             ),
-            ("log_file".to_owned(), "missing".to_owned()),
             ("rowcount".to_owned(), "int_parsing".to_owned()),
+            ("log_file".to_owned(), "missing".to_owned()),
             ("environment".to_owned(), "string_type".to_owned()),
         ]
     );
     assert_eq!(
-        detail[1]["input"], body,
+        detail[2]["input"], body,
         "a missing field reports the whole body"
     );
 }

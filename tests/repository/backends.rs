@@ -10,6 +10,7 @@ use pipeline_service::repository::jsonl::JsonlRepository;
 use pipeline_service::repository::oracle::sql::ddl;
 use pipeline_service::repository::oracle::OraclePipelineRepository;
 use pipeline_service::repository::PipelineInfoRepository;
+use pipeline_service::repository::{InsertOutcome, NewRun, Position, RepositoryError, RunFilter};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -25,7 +26,7 @@ pub struct Fresh {
 
 enum Reopen {
     Jsonl(std::path::PathBuf),
-    Oracle(Box<pipeline_service::config::OracleSettings>),
+    Oracle(Box<pipeline_service::repository::oracle::OracleSettings>),
 }
 
 impl Fresh {
@@ -130,19 +131,72 @@ to run the repository behaviour tests against a database too"
     })
 }
 
-/// A fresh Oracle store and its concrete repository (for Oracle-only
-/// operations such as retention), or `None` when no database is set.
-pub async fn fresh_oracle_with_handle() -> Option<(Fresh, OraclePipelineRepository)> {
-    let fresh = fresh_oracle().await?;
-    let handle = fresh.oracle.as_ref().map(|(repo, _)| repo.clone())?;
-    Some((fresh, handle))
-}
-
 /// One fresh store per available backend.
 pub async fn every_backend() -> Vec<Fresh> {
     let mut stores = vec![fresh_jsonl().await];
     stores.extend(fresh_oracle().await);
     stores
+}
+
+/// What the tests do often on any store, through its trait.
+#[async_trait::async_trait]
+pub trait Shortcuts {
+    /// Stores one run without a key, as a plain `POST /pipelines` does, and
+    /// returns it as stored.
+    async fn store(&self, record: PipelineInfo) -> Result<Arc<PipelineInfo>, RepositoryError>;
+
+    /// Stores runs without keys together, as an import does; how many.
+    async fn store_all(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError>;
+
+    /// Every match, in answer order.
+    async fn all(&self, filter: &RunFilter) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError>;
+
+    /// `limit` matches after skipping `offset`.
+    async fn window(
+        &self,
+        filter: &RunFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError>;
+
+    /// How many records match.
+    async fn count(&self, filter: &RunFilter) -> Result<u64, RepositoryError>;
+}
+
+#[async_trait::async_trait]
+impl<R: PipelineInfoRepository + ?Sized> Shortcuts for R {
+    async fn store(&self, record: PipelineInfo) -> Result<Arc<PipelineInfo>, RepositoryError> {
+        match self.insert(vec![record.into()], true).await?.pop() {
+            Some(InsertOutcome::Created(stored)) => Ok(stored),
+            other => panic!("a run without a key is stored: {other:?}"),
+        }
+    }
+
+    async fn store_all(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
+        let runs = records.into_iter().map(NewRun::from).collect();
+        Ok(self.insert(runs, true).await?.len())
+    }
+
+    async fn all(&self, filter: &RunFilter) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError> {
+        self.window(filter, usize::MAX, 0).await
+    }
+
+    async fn window(
+        &self,
+        filter: &RunFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError> {
+        let page = self
+            .query(filter, Position::Offset(offset), limit, false)
+            .await?;
+        Ok(page.records)
+    }
+
+    async fn count(&self, filter: &RunFilter) -> Result<u64, RepositoryError> {
+        let page = self.query(filter, Position::Offset(0), 0, true).await?;
+        Ok(page.total.unwrap_or_default())
+    }
 }
 
 /// A valid record starting `minutes` after 2025-08-01T00:00Z.

@@ -1,28 +1,23 @@
 //! What every backend must do, whatever it stores in.
 
 use pipeline_service::domain::FlexDateTime;
-use pipeline_service::repository::{Page, RunFilter};
+use pipeline_service::repository::{Position, RunFilter};
 use serde_json::json;
 
-use crate::backends::{every_backend, record};
+use crate::backends::{every_backend, record, Shortcuts};
 
 fn codes(records: &[std::sync::Arc<pipeline_service::domain::PipelineInfo>]) -> Vec<String> {
     records.iter().map(|r| r.date_code().to_owned()).collect()
 }
-
-const ALL: Page = Page::All;
 
 #[tokio::test]
 async fn insert_returns_the_record_and_reads_find_it() {
     for store in every_backend().await {
         let repo = &store.repository;
         let original = record(0, json!({"start_utc": "2025-08-01T02:00:00+02:00"}));
-        let stored = repo.insert_pipeline_info(original.clone()).await.unwrap();
+        let stored = repo.store(original.clone()).await.unwrap();
         assert_eq!(*stored, original);
-        let found = repo
-            .get_pipeline_info(&RunFilter::default(), ALL)
-            .await
-            .unwrap();
+        let found = repo.all(&RunFilter::default()).await.unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(*found[0], original, "{}: zone kept", repo.backend_name());
     }
@@ -33,30 +28,18 @@ async fn order_is_start_descending_with_insertion_tiebreak() {
     for store in every_backend().await {
         let repo = &store.repository;
         for (minutes, code) in [(5, "a"), (9, "b"), (5, "c"), (1, "d"), (9, "e")] {
-            repo.insert_pipeline_info(record(minutes, json!({"date_code": code})))
+            repo.store(record(minutes, json!({"date_code": code})))
                 .await
                 .unwrap();
         }
-        let all = repo
-            .get_pipeline_info(&RunFilter::default(), ALL)
-            .await
-            .unwrap();
+        let all = repo.all(&RunFilter::default()).await.unwrap();
         assert_eq!(
             codes(&all),
             ["b", "e", "a", "c", "d"],
             "{}",
             repo.backend_name()
         );
-        let page = repo
-            .get_pipeline_info(
-                &RunFilter::default(),
-                Page::Window {
-                    limit: 2,
-                    offset: 1,
-                },
-            )
-            .await
-            .unwrap();
+        let page = repo.window(&RunFilter::default(), 2, 1).await.unwrap();
         assert_eq!(codes(&page), ["e", "a"]);
     }
 }
@@ -67,7 +50,7 @@ async fn filters_count_and_page_agree() {
         let repo = &store.repository;
         for minutes in 0..20 {
             let env = if minutes % 2 == 0 { "prod" } else { "dev" };
-            repo.insert_pipeline_info(record(
+            repo.store(record(
                 minutes,
                 json!({"environment": env, "rowcount": minutes}),
             ))
@@ -81,8 +64,8 @@ async fn filters_count_and_page_agree() {
             start_utc: Some(FlexDateTime::parse("2025-08-01T00:05:00").unwrap()),
             ..RunFilter::default()
         };
-        let count = repo.count_pipeline_info(&filter).await.unwrap();
-        let all = repo.get_pipeline_info(&filter, ALL).await.unwrap();
+        let count = repo.count(&filter).await.unwrap();
+        let all = repo.all(&filter).await.unwrap();
         assert_eq!(
             codes(&all),
             ["m14", "m12", "m10", "m8", "m6"],
@@ -91,18 +74,12 @@ async fn filters_count_and_page_agree() {
         );
         assert_eq!(count, 5);
         let page = repo
-            .get_page(
-                &filter,
-                Page::Window {
-                    limit: 2,
-                    offset: 4,
-                },
-            )
+            .query(&filter, Position::Offset(4), 2, true)
             .await
             .unwrap();
         assert_eq!(
             (page.total, codes(&page.records)),
-            (5, vec!["m6".to_owned()])
+            (Some(5), vec!["m6".to_owned()])
         );
     }
 }
@@ -113,20 +90,20 @@ async fn summaries_average_only_positive_values() {
         let repo = &store.repository;
         let rows = [(0, 0.0, 0), (1, 30.0, 10), (2, 90.0, 0), (3, 0.0, 30)];
         for (minutes, elapsed, rowcount) in rows {
-            repo.insert_pipeline_info(record(
+            repo.store(record(
                 minutes,
                 json!({"elapsed_seconds": elapsed, "rowcount": rowcount}),
             ))
             .await
             .unwrap();
         }
-        repo.insert_pipeline_info(record(
+        repo.store(record(
             100,
             json!({"environment": null, "elapsed_seconds": 0.0, "rowcount": 0}),
         ))
         .await
         .unwrap();
-        let summaries = repo.get_pipelines_summary().await.unwrap();
+        let summaries = repo.summaries().await.unwrap();
         assert_eq!(summaries.len(), 2, "{}", repo.backend_name());
         let latest = &summaries[0];
         assert_eq!(latest.environment, None);
@@ -146,24 +123,10 @@ async fn many_records_are_stored_together_in_order() {
         let batch: Vec<_> = (0..250)
             .map(|i| record(i, json!({"rowcount": i})))
             .collect();
-        assert_eq!(repo.insert_many(batch).await.unwrap(), 250);
-        assert_eq!(repo.insert_many(Vec::new()).await.unwrap(), 0);
-        assert_eq!(
-            repo.count_pipeline_info(&RunFilter::default())
-                .await
-                .unwrap(),
-            250
-        );
-        let newest = repo
-            .get_pipeline_info(
-                &RunFilter::default(),
-                Page::Window {
-                    limit: 2,
-                    offset: 0,
-                },
-            )
-            .await
-            .unwrap();
+        assert_eq!(repo.store_all(batch).await.unwrap(), 250);
+        assert_eq!(repo.store_all(Vec::new()).await.unwrap(), 0);
+        assert_eq!(repo.count(&RunFilter::default()).await.unwrap(), 250);
+        let newest = repo.window(&RunFilter::default(), 2, 0).await.unwrap();
         assert_eq!(codes(&newest), ["m249", "m248"], "{}", repo.backend_name());
     }
 }
@@ -179,16 +142,16 @@ async fn a_fresh_store_is_ready() {
 async fn activity_reports_each_groups_latest_run() {
     for store in every_backend().await {
         let repo = &store.repository;
-        repo.insert_pipeline_info(record(5, json!({"rowcount": 50, "elapsed_seconds": 5.0})))
+        repo.store(record(5, json!({"rowcount": 50, "elapsed_seconds": 5.0})))
             .await
             .unwrap();
-        repo.insert_pipeline_info(record(9, json!({"rowcount": 90, "elapsed_seconds": 9.0})))
+        repo.store(record(9, json!({"rowcount": 90, "elapsed_seconds": 9.0})))
             .await
             .unwrap();
-        repo.insert_pipeline_info(record(7, json!({"rowcount": 70})))
+        repo.store(record(7, json!({"rowcount": 70})))
             .await
             .unwrap();
-        let activity = repo.get_pipeline_activity().await.unwrap();
+        let activity = repo.activity().await.unwrap();
         assert_eq!(activity.len(), 1, "{}", repo.backend_name());
         let latest = &activity[0];
         assert_eq!(latest.total_runs, 3);
@@ -218,10 +181,7 @@ async fn import_loads_a_python_file_into_every_backend() {
         let skipped: Vec<u64> = report.skipped.iter().map(|(n, _)| *n).collect();
         assert_eq!(skipped, [7, 8, 9, 10]);
         assert!(calls >= 1);
-        let all = repo
-            .get_pipeline_info(&RunFilter::default(), ALL)
-            .await
-            .unwrap();
+        let all = repo.all(&RunFilter::default()).await.unwrap();
         assert_eq!(all.len(), 7, "{}", repo.backend_name());
         assert_eq!(all[0].start_utc().to_string(), "2025-09-03T06:00:00.250000");
     }
@@ -239,7 +199,7 @@ async fn the_distinct_archived_files_of_a_date_code_are_listed() {
             (3, "e", Some("/a/3.gz")),
             (4, "none", None),
         ] {
-            repo.insert_pipeline_info(record(
+            repo.store(record(
                 minutes,
                 json!({"date_code": code, "archived_file": file}),
             ))
@@ -261,38 +221,32 @@ async fn the_distinct_archived_files_of_a_date_code_are_listed() {
     }
 }
 
-/// Retention on Oracle (JSON Lines compaction is tested through the binary
-/// while a server runs): old runs are archived, then deleted in batches.
+/// Retention on every backend: old runs are archived, then removed; a dry
+/// run only counts. (JSON Lines compaction is also tested through the
+/// binary while a server writes.)
 #[tokio::test]
-async fn oracle_retention_archives_then_deletes_old_runs() {
-    let Some(store) = crate::backends::fresh_oracle_with_handle().await else {
-        return;
-    };
-    let (fresh, oracle) = store;
-    for minutes in [-100_000, -90_000, 10] {
-        fresh
-            .repository
-            .insert_pipeline_info(record(minutes, json!({"date_code": format!("m{minutes}")})))
-            .await
-            .unwrap();
+async fn retention_archives_then_removes_old_runs() {
+    for store in every_backend().await {
+        let repo = &store.repository;
+        let name = repo.backend_name();
+        for minutes in [-100_000, -90_000, 10] {
+            repo.store(record(minutes, json!({"date_code": format!("m{minutes}")})))
+                .await
+                .unwrap();
+        }
+        let cutoff = record(0, json!({})).start_utc();
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("old.jsonl");
+        let dry = repo.compact(cutoff, None, true).await.unwrap();
+        assert_eq!((dry.kept, dry.old), (1, 2), "{name}");
+        let done = repo.compact(cutoff, Some(&archive), false).await.unwrap();
+        assert_eq!((done.kept, done.old), (1, 2), "{name}");
+        assert_eq!(
+            std::fs::read_to_string(&archive).unwrap().lines().count(),
+            2,
+            "{name}"
+        );
+        let left = repo.all(&RunFilter::default()).await.unwrap();
+        assert_eq!(codes(&left), ["m10"], "{name}");
     }
-    let cutoff = record(0, json!({})).start_utc();
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("old.jsonl");
-    let dry = oracle.compact_blocking(cutoff, None, true).unwrap();
-    assert_eq!((dry.kept, dry.old), (1, 2));
-    let done = oracle
-        .compact_blocking(cutoff, Some(&archive), false)
-        .unwrap();
-    assert_eq!((done.kept, done.old), (1, 2));
-    assert_eq!(
-        std::fs::read_to_string(&archive).unwrap().lines().count(),
-        2
-    );
-    let left = fresh
-        .repository
-        .get_pipeline_info(&RunFilter::default(), ALL)
-        .await
-        .unwrap();
-    assert_eq!(codes(&left), ["m10"]);
 }

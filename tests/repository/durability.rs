@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pipeline_service::repository::jsonl::JsonlRepository;
-use pipeline_service::repository::{Page, PipelineInfoRepository, RunFilter};
+use pipeline_service::repository::{PipelineInfoRepository, RunFilter};
 use serde_json::json;
 
-use crate::backends::{hold_lock, record};
+use crate::backends::{hold_lock, record, Shortcuts};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inserts_waiting_together_share_one_write_and_one_sync() {
@@ -20,10 +20,7 @@ async fn inserts_waiting_together_share_one_write_and_one_sync() {
     for i in 0..64 {
         let repository = repository.clone();
         inserts.push(tokio::spawn(async move {
-            repository
-                .insert_pipeline_info(record(i, json!({})))
-                .await
-                .unwrap();
+            repository.store(record(i, json!({}))).await.unwrap();
         }));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -38,10 +35,7 @@ async fn inserts_waiting_together_share_one_write_and_one_sync() {
     }
     let commits = repository.commits();
     assert!(commits <= 3, "64 waiting inserts took {commits} commits");
-    let stored = repository
-        .get_pipeline_info(&RunFilter::default(), Page::All)
-        .await
-        .unwrap();
+    let stored = repository.all(&RunFilter::default()).await.unwrap();
     assert_eq!(stored.len(), 64);
     assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 64);
 }
@@ -78,30 +72,30 @@ async fn the_live_index_always_equals_a_fresh_load_of_the_file() {
         .collect();
     big.push(keyed(5, "k1"));
     big.push(keyed(1, "k2"));
-    live.insert_runs(big, false).await.unwrap();
+    live.insert(big, false).await.unwrap();
     foreign(&format!(
         "{}\n",
         serde_json::to_string(&record(3, json!({"date_code": "other"}))).unwrap()
     ));
-    live.insert_many(vec![record(4, json!({"date_code": "a"}))])
+    live.store_all(vec![record(4, json!({"date_code": "a"}))])
         .await
         .unwrap();
     foreign("{\"torn\": ");
-    live.insert_runs(vec![keyed(2, "k3")], true).await.unwrap();
-    live.insert_pipeline_info(record(9, json!({"date_code": "b"})))
+    live.insert(vec![keyed(2, "k3")], true).await.unwrap();
+    live.store(record(9, json!({"date_code": "b"})))
         .await
         .unwrap();
     let many = (0..700).map(|i| record(-5000 - i, json!({"date_code": format!("many{i}")})));
-    live.insert_many(many.collect()).await.unwrap();
+    live.store_all(many.collect()).await.unwrap();
     let all = |repo: JsonlRepository| async move {
         let codes: Vec<String> = repo
-            .get_pipeline_info(&RunFilter::default(), Page::All)
+            .all(&RunFilter::default())
             .await
             .unwrap()
             .iter()
             .map(|r| r.date_code().to_owned())
             .collect();
-        let summaries = repo.get_pipelines_summary().await.unwrap();
+        let summaries = repo.summaries().await.unwrap();
         (codes, summaries)
     };
     let fresh = JsonlRepository::open(&path).await.unwrap();
@@ -114,10 +108,7 @@ async fn the_live_index_always_equals_a_fresh_load_of_the_file() {
     // Keys are known to both, at the right records.
     for repo in [live, fresh] {
         for (minutes, key) in [(2, "k3"), (1300, "big300"), (1, "k2")] {
-            let replay = repo
-                .insert_runs(vec![keyed(minutes, key)], true)
-                .await
-                .unwrap();
+            let replay = repo.insert(vec![keyed(minutes, key)], true).await.unwrap();
             match &replay[0] {
                 pipeline_service::repository::InsertOutcome::Replayed(r) => {
                     assert_eq!(r.date_code(), key)

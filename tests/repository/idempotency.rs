@@ -8,7 +8,7 @@ use pipeline_service::repository::jsonl::{JsonlOptions, JsonlRepository};
 use pipeline_service::repository::{InsertOutcome, NewRun, PipelineInfoRepository, RunFilter};
 use serde_json::json;
 
-use crate::backends::{every_backend, hold_lock, record};
+use crate::backends::{every_backend, hold_lock, record, Shortcuts};
 
 fn keyed(minutes: i64, key: &str, code: &str) -> NewRun {
     let record = record(minutes, json!({"date_code": code}));
@@ -20,9 +20,7 @@ fn keyed(minutes: i64, key: &str, code: &str) -> NewRun {
 }
 
 async fn count(repo: &Arc<dyn PipelineInfoRepository>) -> u64 {
-    repo.count_pipeline_info(&RunFilter::default())
-        .await
-        .unwrap()
+    repo.count(&RunFilter::default()).await.unwrap()
 }
 
 #[tokio::test]
@@ -30,22 +28,13 @@ async fn a_key_stores_once_replays_the_same_record_and_refuses_another() {
     for store in every_backend().await {
         let repo = &store.repository;
         let name = repo.backend_name();
-        let first = repo
-            .insert_runs(vec![keyed(1, "k1", "a")], true)
-            .await
-            .unwrap();
+        let first = repo.insert(vec![keyed(1, "k1", "a")], true).await.unwrap();
         let InsertOutcome::Created(created) = &first[0] else {
             panic!("{name}: {first:?}")
         };
-        let again = repo
-            .insert_runs(vec![keyed(1, "k1", "a")], true)
-            .await
-            .unwrap();
+        let again = repo.insert(vec![keyed(1, "k1", "a")], true).await.unwrap();
         assert_eq!(again, [InsertOutcome::Replayed(created.clone())], "{name}");
-        let other = repo
-            .insert_runs(vec![keyed(1, "k1", "b")], true)
-            .await
-            .unwrap();
+        let other = repo.insert(vec![keyed(1, "k1", "b")], true).await.unwrap();
         assert_eq!(other, [InsertOutcome::KeyReused], "{name}");
         assert_eq!(count(repo).await, 1, "{name}: nothing stored twice");
     }
@@ -56,7 +45,7 @@ async fn an_atomic_batch_with_one_refusal_stores_nothing() {
     for store in every_backend().await {
         let repo = &store.repository;
         let name = repo.backend_name();
-        repo.insert_runs(vec![keyed(1, "taken", "a")], true)
+        repo.insert(vec![keyed(1, "taken", "a")], true)
             .await
             .unwrap();
         let batch = vec![
@@ -64,7 +53,7 @@ async fn an_atomic_batch_with_one_refusal_stores_nothing() {
             keyed(3, "fresh", "c"),
             keyed(4, "taken", "different"),
         ];
-        let outcomes = repo.insert_runs(batch.clone(), true).await.unwrap();
+        let outcomes = repo.insert(batch.clone(), true).await.unwrap();
         assert_eq!(
             outcomes,
             [
@@ -77,12 +66,12 @@ async fn an_atomic_batch_with_one_refusal_stores_nothing() {
         assert_eq!(count(repo).await, 1, "{name}: rolled back");
         // The key of a run that was not stored stays free.
         let retry = repo
-            .insert_runs(vec![keyed(3, "fresh", "c")], true)
+            .insert(vec![keyed(3, "fresh", "c")], true)
             .await
             .unwrap();
         assert!(matches!(retry[0], InsertOutcome::Created(_)), "{name}");
         // Without atomic, the valid runs are stored and the refusal reported.
-        let outcomes = repo.insert_runs(batch, false).await.unwrap();
+        let outcomes = repo.insert(batch, false).await.unwrap();
         assert!(matches!(outcomes[0], InsertOutcome::Created(_)), "{name}");
         assert!(matches!(outcomes[1], InsertOutcome::Replayed(_)), "{name}");
         assert_eq!(outcomes[2], InsertOutcome::KeyReused, "{name}");
@@ -98,9 +87,7 @@ async fn concurrent_requests_with_one_key_store_one_run() {
         let tasks: Vec<_> = (0..16)
             .map(|_| {
                 let repo = repo.clone();
-                tokio::spawn(
-                    async move { repo.insert_runs(vec![keyed(1, "race", "r")], true).await },
-                )
+                tokio::spawn(async move { repo.insert(vec![keyed(1, "race", "r")], true).await })
             })
             .collect();
         let mut created = 0;
@@ -111,8 +98,6 @@ async fn concurrent_requests_with_one_key_store_one_run() {
                     InsertOutcome::Replayed(_) | InsertOutcome::KeyInFlight => {}
                     other => panic!("{name}: {other:?}"),
                 },
-                // Oracle settles a race in the unique index.
-                Err(pipeline_service::repository::RepositoryError::KeyInFlight) => {}
                 Err(other) => panic!("{name}: {other}"),
             }
         }
@@ -127,13 +112,13 @@ async fn keys_survive_a_restart_on_every_backend() {
         let name = store.repository.backend_name();
         let first = store
             .repository
-            .insert_runs(vec![keyed(1, "across", "a")], true)
+            .insert(vec![keyed(1, "across", "a")], true)
             .await
             .unwrap();
         assert!(matches!(first[0], InsertOutcome::Created(_)), "{name}");
         let restarted = store.reopen().await;
         let replay = restarted
-            .insert_runs(vec![keyed(1, "across", "a")], true)
+            .insert(vec![keyed(1, "across", "a")], true)
             .await
             .unwrap();
         match &replay[0] {
@@ -141,7 +126,7 @@ async fn keys_survive_a_restart_on_every_backend() {
             other => panic!("{name}: {other:?}"),
         }
         let changed = restarted
-            .insert_runs(vec![keyed(1, "across", "b")], true)
+            .insert(vec![keyed(1, "across", "b")], true)
             .await
             .unwrap();
         assert_eq!(changed, [InsertOutcome::KeyReused], "{name}");
@@ -158,19 +143,19 @@ async fn keys_survive_a_reopen_and_expire_after_their_retention() {
         ..JsonlOptions::default()
     };
     let repo = JsonlRepository::open_with(&path, options).await.unwrap();
-    repo.insert_runs(vec![keyed(1, "kept", "a")], true)
+    repo.insert(vec![keyed(1, "kept", "a")], true)
         .await
         .unwrap();
     drop(repo);
     let reopened = JsonlRepository::open_with(&path, options).await.unwrap();
     let again = reopened
-        .insert_runs(vec![keyed(1, "kept", "b")], true)
+        .insert(vec![keyed(1, "kept", "b")], true)
         .await
         .unwrap();
     assert_eq!(again, [InsertOutcome::KeyReused], "the key was read back");
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let later = reopened
-        .insert_runs(vec![keyed(1, "kept", "b")], true)
+        .insert(vec![keyed(1, "kept", "b")], true)
         .await
         .unwrap();
     assert!(matches!(later[0], InsertOutcome::Created(_)), "{later:?}");
@@ -190,10 +175,7 @@ async fn two_stores_sharing_one_file_store_each_key_once() {
         for repo in [first.clone(), second.clone()] {
             tasks.push(tokio::spawn(async move {
                 let key = format!("job-{i}");
-                let outcome = repo
-                    .insert_runs(vec![keyed(i, &key, &key)], true)
-                    .await
-                    .unwrap();
+                let outcome = repo.insert(vec![keyed(i, &key, &key)], true).await.unwrap();
                 (i, outcome.into_iter().next().unwrap())
             }));
         }
@@ -224,7 +206,7 @@ async fn an_insert_cancelled_while_waiting_for_the_lock_frees_its_key() {
     let holder = hold_lock(&path);
     let waited = tokio::time::timeout(
         Duration::from_millis(300),
-        repo.insert_runs(vec![keyed(1, "job-1", "a")], true),
+        repo.insert(vec![keyed(1, "job-1", "a")], true),
     )
     .await;
     assert!(waited.is_err(), "the insert waits for the lock");
@@ -232,7 +214,7 @@ async fn an_insert_cancelled_while_waiting_for_the_lock_frees_its_key() {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let outcome = loop {
         let outcome = repo
-            .insert_runs(vec![keyed(1, "job-1", "a")], true)
+            .insert(vec![keyed(1, "job-1", "a")], true)
             .await
             .unwrap();
         if outcome[0] != InsertOutcome::KeyInFlight || std::time::Instant::now() > deadline {
@@ -248,7 +230,7 @@ async fn an_insert_cancelled_while_waiting_for_the_lock_frees_its_key() {
         "{outcome:?}"
     );
     let again = repo
-        .insert_runs(vec![keyed(1, "job-1", "a")], true)
+        .insert(vec![keyed(1, "job-1", "a")], true)
         .await
         .unwrap();
     assert!(matches!(again[0], InsertOutcome::Replayed(_)), "{again:?}");
@@ -271,9 +253,7 @@ async fn the_writers_queue_is_bounded() {
         .map(|i| {
             let repo = repo.clone();
             tokio::spawn(async move {
-                repo.insert_pipeline_info(record(i as i64, json!({})))
-                    .await
-                    .unwrap();
+                repo.store(record(i as i64, json!({}))).await.unwrap();
             })
         })
         .collect();

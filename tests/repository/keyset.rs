@@ -2,10 +2,10 @@
 
 use std::collections::HashSet;
 
-use pipeline_service::repository::{Page, RunFilter};
+use pipeline_service::repository::RunFilter;
 use serde_json::json;
 
-use crate::backends::{every_backend, record};
+use crate::backends::{every_backend, record, Shortcuts};
 
 /// Inserts between pages never make a page repeat or miss a record that
 /// existed when paging began; records inserted after the cursor's position
@@ -18,7 +18,7 @@ async fn pages_stay_exact_while_records_arrive() {
         let name = repo.backend_name();
         // 40 records over 20 distinct minutes: many equal start times.
         for i in 0..40 {
-            repo.insert_pipeline_info(record(i / 2, json!({"date_code": format!("old{i}")})))
+            repo.store(record(i / 2, json!({"date_code": format!("old{i}")})))
                 .await
                 .unwrap();
         }
@@ -30,14 +30,14 @@ async fn pages_stay_exact_while_records_arrive() {
         let mut after = None;
         let mut inserted_behind = HashSet::new();
         for round in 0.. {
-            let page = repo.get_after(&filter, after, 7).await.unwrap();
+            let page = repo.query(&filter, after.into(), 7, false).await.unwrap();
             for r in &page.records {
                 seen.push(r.date_code().to_owned());
             }
             let Some(key) = page.next else { break };
             after = Some(key);
             // Newer than everything served: must never appear.
-            repo.insert_pipeline_info(record(
+            repo.store(record(
                 100 + round,
                 json!({"date_code": format!("new{round}")}),
             ))
@@ -48,13 +48,13 @@ async fn pages_stay_exact_while_records_arrive() {
             let last = page.records.last().unwrap();
             let code = format!("tie{round}");
             let minutes = (last.start_utc().instant_micros() / 1_000_000 - 1_754_006_400) / 60;
-            repo.insert_pipeline_info(record(minutes, json!({"date_code": code.clone()})))
+            repo.store(record(minutes, json!({"date_code": code.clone()})))
                 .await
                 .unwrap();
             inserted_behind.insert(code);
             // Older than anything yet: must appear at the end.
             let code = format!("early{round}");
-            repo.insert_pipeline_info(record(-10 - round, json!({"date_code": code.clone()})))
+            repo.store(record(-10 - round, json!({"date_code": code.clone()})))
                 .await
                 .unwrap();
             inserted_behind.insert(code);
@@ -80,7 +80,7 @@ async fn pages_stay_exact_while_records_arrive() {
         );
         // Served in answer order: the same order a full query gives now.
         let full: Vec<String> = repo
-            .get_pipeline_info(&filter, Page::All)
+            .all(&filter)
             .await
             .unwrap()
             .iter()
@@ -96,7 +96,7 @@ async fn an_empty_store_has_one_empty_last_page() {
     for store in every_backend().await {
         let page = store
             .repository
-            .get_after(&RunFilter::default(), None, 10)
+            .query(&RunFilter::default(), None.into(), 10, false)
             .await
             .unwrap();
         assert!(page.records.is_empty());

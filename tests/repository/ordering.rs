@@ -1,9 +1,9 @@
 //! Out-of-order arrivals (backfills) keep answers ordered.
 
-use pipeline_service::repository::{Page, PipelineInfoRepository, RunFilter};
+use pipeline_service::repository::{PipelineInfoRepository, Position, RunFilter};
 use serde_json::json;
 
-use crate::backends::{record, unsynced_jsonl};
+use crate::backends::{record, unsynced_jsonl, Shortcuts};
 
 #[tokio::test]
 async fn thousands_of_backfilled_runs_arriving_one_by_one_stay_in_order() {
@@ -16,7 +16,7 @@ async fn thousands_of_backfilled_runs_arriving_one_by_one_stay_in_order() {
         let env = if i % 2 == 0 { "prod" } else { "dev" };
         let code = format!("b{i}");
         repository
-            .insert_pipeline_info(record(
+            .store(record(
                 minutes,
                 json!({"date_code": code, "environment": env}),
             ))
@@ -25,10 +25,7 @@ async fn thousands_of_backfilled_runs_arriving_one_by_one_stay_in_order() {
         expected.push((minutes, i, code));
     }
     expected.sort_by_key(|(minutes, i, _)| (std::cmp::Reverse(*minutes), *i));
-    let all = repository
-        .get_pipeline_info(&RunFilter::default(), Page::All)
-        .await
-        .unwrap();
+    let all = repository.all(&RunFilter::default()).await.unwrap();
     let codes: Vec<&str> = all.iter().map(|r| r.date_code()).collect();
     let wanted: Vec<&str> = expected.iter().map(|(_, _, c)| c.as_str()).collect();
     assert_eq!(codes, wanted);
@@ -37,13 +34,7 @@ async fn thousands_of_backfilled_runs_arriving_one_by_one_stay_in_order() {
         ..RunFilter::default()
     };
     let page = repository
-        .get_page(
-            &prod,
-            Page::Window {
-                limit: 5,
-                offset: 1000,
-            },
-        )
+        .query(&prod, Position::Offset(1000), 5, true)
         .await
         .unwrap();
     let prod_codes: Vec<&str> = wanted
@@ -51,7 +42,7 @@ async fn thousands_of_backfilled_runs_arriving_one_by_one_stay_in_order() {
         .filter(|c| c[1..].parse::<i64>().unwrap() % 2 == 0)
         .copied()
         .collect();
-    assert_eq!(page.total, 1500);
+    assert_eq!(page.total, Some(1500));
     let page_codes: Vec<&str> = page.records.iter().map(|r| r.date_code()).collect();
     assert_eq!(page_codes, prod_codes[1000..1005]);
 }

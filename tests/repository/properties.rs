@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use pipeline_service::domain::{FlexDateTime, PipelineInfo};
 use pipeline_service::repository::jsonl::JsonlRepository;
-use pipeline_service::repository::{Page, PipelineInfoRepository, RunFilter};
+use pipeline_service::repository::{PipelineInfoRepository, Position, RunFilter};
 use proptest::prelude::*;
 use serde_json::json;
 
-use crate::backends::record;
+use crate::backends::{record, Shortcuts};
 
 #[derive(Debug, Clone)]
 struct Spec {
@@ -155,7 +155,7 @@ async fn answered(
     let records: Vec<PipelineInfo> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
     let (repo, dir) = load(&records).await;
     let filter = f.to_filter();
-    let full = codes(&repo.get_pipeline_info(&filter, Page::All).await.unwrap());
+    let full = codes(&repo.all(&filter).await.unwrap());
     (repo, dir, filter, full)
 }
 
@@ -176,7 +176,7 @@ proptest! {
         let expected: Vec<String> = expected.iter().map(|(_, r)| r.date_code().to_owned()).collect();
         let got = runtime().block_on(async {
             let (repo, _dir) = load(&records).await;
-            repo.get_pipeline_info(&filter, Page::All).await.unwrap()
+            repo.all(&filter).await.unwrap()
         });
         prop_assert_eq!(codes(&got), expected);
     }
@@ -186,11 +186,11 @@ proptest! {
         let records: Vec<PipelineInfo> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
         runtime().block_on(async {
             let (repo, _dir) = load(&records).await;
-            let strict = codes(&repo.get_pipeline_info(&f.to_filter(), Page::All).await.unwrap());
-            let strict_count = repo.count_pipeline_info(&f.to_filter()).await.unwrap();
+            let strict = codes(&repo.all(&f.to_filter()).await.unwrap());
+            let strict_count = repo.count(&f.to_filter()).await.unwrap();
             assert_eq!(strict_count as usize, strict.len());
             for loose in f.loosened() {
-                let looser = codes(&repo.get_pipeline_info(&loose.to_filter(), Page::All).await.unwrap());
+                let looser = codes(&repo.all(&loose.to_filter()).await.unwrap());
                 assert!(looser.len() >= strict.len(), "{loose:?}");
                 assert!(strict.iter().all(|c| looser.contains(c)), "{loose:?}");
             }
@@ -204,8 +204,8 @@ proptest! {
             let mut tiled = Vec::new();
             let mut offset = 0;
             loop {
-                let page = repo.get_page(&filter, Page::Window { limit: size, offset }).await.unwrap();
-                assert_eq!(page.total as usize, full.len());
+                let page = repo.query(&filter, Position::Offset(offset), size, true).await.unwrap();
+                assert_eq!(page.total, Some(full.len() as u64));
                 assert!(page.records.len() <= size);
                 if page.records.is_empty() {
                     break;
@@ -230,7 +230,7 @@ proptest! {
             let mut tiled = Vec::new();
             let mut after = None;
             loop {
-                let page = repo.get_after(&filter, after, size).await.unwrap();
+                let page = repo.query(&filter, after.into(), size, false).await.unwrap();
                 assert!(page.records.len() <= size);
                 tiled.extend(codes(&page.records));
                 match page.next {
@@ -248,8 +248,8 @@ proptest! {
 
 /// Digests by group, to compare regardless of order.
 fn by_group(
-    digests: Vec<pipeline_service::stats::GroupDigest>,
-) -> std::collections::HashMap<Vec<Option<String>>, pipeline_service::stats::GroupDigest> {
+    digests: Vec<pipeline_service::domain::digest::GroupDigest>,
+) -> std::collections::HashMap<Vec<Option<String>>, pipeline_service::domain::digest::GroupDigest> {
     digests
         .into_iter()
         .map(|d| {
@@ -275,8 +275,8 @@ proptest! {
             let records: Vec<PipelineInfo> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
             let (repo, _dir) = load(&records).await;
             for filter in [f.to_filter(), RunFilter { pipeline_name: f.name.map(str::to_owned), ..RunFilter::default() }] {
-                let mut builder = pipeline_service::stats::StatsBuilder::default();
-                for run in repo.get_pipeline_info(&filter, Page::All).await.unwrap() {
+                let mut builder = pipeline_service::domain::digest::StatsBuilder::default();
+                for run in repo.all(&filter).await.unwrap() {
                     builder.add(&run);
                 }
                 let wanted = by_group(builder.digests(latest));

@@ -4,7 +4,7 @@ use pipeline_service::repository::jsonl::JsonlRepository;
 use pipeline_service::repository::{PipelineInfoRepository, RunFilter};
 use serde_json::json;
 
-use crate::backends::{record, unsynced_jsonl};
+use crate::backends::{record, unsynced_jsonl, Shortcuts};
 
 async fn store_of(runs: i64) -> (JsonlRepository, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -12,7 +12,7 @@ async fn store_of(runs: i64) -> (JsonlRepository, tempfile::TempDir) {
     let records = (0..runs)
         .map(|i| record(i, json!({"pipeline_name": format!("p{}", i % 7)})))
         .collect();
-    repository.insert_many(records).await.unwrap();
+    repository.store_all(records).await.unwrap();
     (repository, dir)
 }
 
@@ -23,11 +23,11 @@ async fn a_stream_holds_the_matches_when_it_began_in_answer_order() {
         min_rowcount: Some(5),
         ..RunFilter::default()
     };
-    let stream = repository.get_all(&filter).await.unwrap();
+    let stream = repository.query_all(&filter).await.unwrap();
     assert_eq!(stream.total, 3000);
     // Runs stored meanwhile, newer and older, are not part of the answer.
     repository
-        .insert_many(vec![
+        .store_all(vec![
             record(5000, json!({"date_code": "new"})),
             record(-5, json!({"date_code": "old"})),
         ])
@@ -47,7 +47,7 @@ async fn a_stream_holds_the_matches_when_it_began_in_answer_order() {
 #[tokio::test]
 async fn a_stream_ends_in_an_error_when_the_file_is_read_again_meanwhile() {
     let (repository, _dir) = store_of(3000).await;
-    let mut stream = repository.get_all(&RunFilter::default()).await.unwrap();
+    let mut stream = repository.query_all(&RunFilter::default()).await.unwrap();
     assert!(stream.next().unwrap().is_ok());
     // Another process replaces the file; the next query reads it again.
     let replacement = repository.path().with_extension("new");
@@ -57,13 +57,7 @@ async fn a_stream_ends_in_an_error_when_the_file_is_read_again_meanwhile() {
     )
     .unwrap();
     std::fs::rename(&replacement, repository.path()).unwrap();
-    assert_eq!(
-        repository
-            .count_pipeline_info(&RunFilter::default())
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(repository.count(&RunFilter::default()).await.unwrap(), 1);
     assert!(
         stream.next().unwrap().is_err(),
         "records of another file are never mixed in"

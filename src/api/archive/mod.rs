@@ -16,14 +16,25 @@ use std::path::{Component, Path, PathBuf};
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::header::{
-    CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
+    X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 
 use self::open::OpenError;
-use super::error::{internal_error, ApiError, ErrorMessage};
+use super::error::{
+    internal_error, ApiError, ErrorMessage, INTERNAL_ERROR, NOT_AUTHENTICATED, SERVER_BUSY,
+};
 use super::AppState;
+
+/// Archived-file serving: only below `roots` (after resolving symlinks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchivePolicy {
+    pub roots: Vec<PathBuf>,
+    /// Larger files are always attachments.
+    pub inline_max_bytes: u64,
+}
 
 const NO_RUN: &str = "No run with this date_code";
 const NO_FILE: &str = "This run has no archived file";
@@ -54,19 +65,25 @@ const OPAQUE: &str = "application/octet-stream";
     get,
     path = "/pipelines/archived/{date_code}",
     tag = "pipelines",
-    params(("date_code" = String, Path, description = "The run's date_code")),
+    params(("date_code" = String, Path, description = "The run's date_code", example = "20250808_050701")),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "The requested byte range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The file: `text/plain`, `image/png`, `image/jpeg` or `application/json` when shown inline, otherwise `application/octet-stream` as an attachment", content_type = "*/*", body = Vec<u8>),
+        (status = 206, description = "The requested byte range", content_type = "*/*", body = Vec<u8>),
         (status = 304, description = "Not modified since `If-Modified-Since`"),
-        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage),
-        (status = 403, description = "The file is outside the configured archive folders (or none are configured), or unreadable", body = ErrorMessage),
-        (status = 404, description = "No such run, no archived file, or the file is missing or not a regular file", body = ErrorMessage),
-        (status = 409, description = "Runs with this date_code name different files", body = ErrorMessage),
+        (status = 401, description = "Reads need an API key and none was sent", body = ErrorMessage,
+            example = json!({"detail": NOT_AUTHENTICATED})),
+        (status = 403, description = "The file is outside the configured archive folders (or none are configured), unreadable, or the API key is wrong", body = ErrorMessage,
+            example = json!({"detail": OUTSIDE})),
+        (status = 404, description = "No such run, no archived file, or the file is missing or not a regular file", body = ErrorMessage,
+            example = json!({"detail": NO_RUN})),
+        (status = 409, description = "Runs with this date_code name different files", body = ErrorMessage,
+            example = json!({"detail": AMBIGUOUS})),
         (status = 412, description = "Modified since `If-Unmodified-Since`"),
         (status = 416, description = "The range is outside the file"),
-        (status = 500, description = "Unexpected server fault", body = ErrorMessage),
-        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage),
+        (status = 500, description = "Unexpected server fault", body = ErrorMessage,
+            example = json!({"detail": INTERNAL_ERROR})),
+        (status = 503, description = "Overloaded (with Retry-After) or timed out", body = ErrorMessage,
+            example = json!({"detail": SERVER_BUSY})),
     ),
     security((), ("api_key" = []))
 )]
@@ -109,6 +126,11 @@ pub async fn archived_file(
     );
     headers.insert(CONTENT_DISPOSITION, disposition(kind, &name));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // Kept by the client only, and revalidated by `Last-Modified`.
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static(super::caching::PRIVATE_REVALIDATE),
+    );
     // Opened as a page anyway, the file is sandboxed: no script, no forms,
     // and an origin of its own, so it can reach nothing of this service's.
     headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));

@@ -13,9 +13,9 @@ use super::ordered::{ChunkedList, Residual, Synopses};
 use super::parallel;
 use super::statistics::{run_point, GroupRuns};
 use super::store::{FastMap, RunStore, StoreBytes};
-use crate::domain::{FlexDateTime, PipelineInfo, PipelineSummary};
-use crate::repository::{KeysetPage, Page, PipelineActivity, RunFilter, RunKey, RunPage};
-use crate::stats::{GroupDigest, RunPoint};
+use crate::domain::digest::{GroupDigest, RunPoint};
+use crate::domain::{PipelineActivity, PipelineInfo, PipelineSummary};
+use crate::repository::{Position, QueryPage, RunFilter, RunKey};
 
 /// What the parts of an index occupy, in bytes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,6 @@ pub enum StatsInputs {
 /// A group's matching runs, oldest first.
 pub struct GroupRunPoints {
     key: [Option<Arc<str>>; 4],
-    last_run: FlexDateTime,
     points: Vec<RunPoint>,
 }
 
@@ -44,9 +43,9 @@ impl StatsInputs {
     pub fn digests(self, latest: usize) -> Vec<GroupDigest> {
         match self {
             StatsInputs::Digests(digests) => digests,
-            StatsInputs::Runs(groups) => parallel::map(groups, |g| {
-                GroupDigest::of_runs(g.key, &g.points, g.last_run, latest)
-            }),
+            StatsInputs::Runs(groups) => {
+                parallel::map(groups, |g| GroupDigest::of_runs(g.key, &g.points, latest))
+            }
         }
     }
 }
@@ -605,12 +604,29 @@ impl RunIndex {
         }
     }
 
-    /// Up to `limit` matches after `after`, and the key to continue from
-    /// when more remain.
-    pub fn after(&self, filter: &RunFilter, after: Option<RunKey>, limit: usize) -> KeysetPage {
-        let mut positions = self
-            .plan(filter, after)
-            .positions(0, limit.saturating_add(1));
+    /// Up to `limit` matches from `position` in answer order, the key to
+    /// continue after when more follow, and with `counting` how many match
+    /// in all. The plan answers each in O(log n + page): its synopses step
+    /// over whole chunks to the page and count them without a scan.
+    pub fn query(
+        &self,
+        filter: &RunFilter,
+        position: Position,
+        limit: usize,
+        counting: bool,
+    ) -> QueryPage {
+        let (after, skip) = match position {
+            Position::Offset(skip) => (None, skip),
+            Position::After(key) => (Some(key), 0),
+        };
+        let plan = self.plan(filter, after);
+        // The total counts every match, wherever the page starts.
+        let total = counting.then(|| match after {
+            None => plan.count() as u64,
+            Some(_) => self.plan(filter, None).count() as u64,
+        });
+        // One more than asked tells whether another page follows.
+        let mut positions = plan.positions(skip, limit.saturating_add(1));
         let more = positions.len() > limit;
         positions.truncate(limit);
         let starts = self.store.columns().starts;
@@ -618,34 +634,16 @@ impl RunIndex {
             start_micros: starts[last as usize],
             seq: i64::from(last),
         });
-        KeysetPage {
+        QueryPage {
+            total,
             records: self.records(&positions),
             next,
         }
     }
 
-    pub fn count(&self, filter: &RunFilter) -> u64 {
-        self.plan(filter, None).count() as u64
-    }
-
-    /// The positions of one page of matches, in answer order.
-    pub fn positions(&self, filter: &RunFilter, page: Page) -> Vec<u32> {
-        self.plan(filter, None)
-            .positions(page.offset(), page.limit())
-    }
-
-    /// One page without its total.
-    pub fn select(&self, filter: &RunFilter, page: Page) -> Vec<Arc<PipelineInfo>> {
-        self.records(&self.positions(filter, page))
-    }
-
-    /// A page and the total together, from one plan.
-    pub fn page(&self, filter: &RunFilter, page: Page) -> RunPage {
-        let plan = self.plan(filter, None);
-        RunPage {
-            total: plan.count() as u64,
-            records: self.records(&plan.positions(page.offset(), page.limit())),
-        }
+    /// The positions of every match, in answer order.
+    pub fn positions(&self, filter: &RunFilter) -> Vec<u32> {
+        self.plan(filter, None).positions(0, usize::MAX)
     }
 
     pub fn summaries(&self) -> Arc<[PipelineSummary]> {
@@ -706,11 +704,13 @@ impl RunIndex {
             (0u32..)
                 .zip(runs)
                 .filter_map(|(group, positions)| {
-                    let last = *positions.last()?;
+                    positions.last()?;
                     Some(GroupRunPoints {
                         key: self.store.group(group).clone(),
-                        last_run: self.store.start_utc(last),
-                        points: positions.iter().map(|&p| run_point(&columns, p)).collect(),
+                        points: positions
+                            .iter()
+                            .map(|&p| run_point(&self.store, p))
+                            .collect(),
                     })
                 })
                 .collect(),
@@ -741,8 +741,8 @@ mod tests {
     //! the synopses and chunk skipping are exercised throughout.
 
     use super::*;
+    use crate::domain::digest::StatsBuilder;
     use crate::repository::jsonl::store::RunFields;
-    use crate::stats::StatsBuilder;
     use proptest::prelude::*;
     use serde_json::json;
     use std::collections::HashMap;
@@ -943,11 +943,12 @@ mod tests {
             for f in &filters {
                 let filter = f.filter();
                 let all = expected(&records, &filter);
-                prop_assert_eq!(index.count(&filter), all.len() as u64, "{:?}", f);
-                prop_assert_eq!(index.positions(&filter, Page::All), all.clone(), "{:?}", f);
+                let total = Some(all.len() as u64);
+                prop_assert_eq!(index.query(&filter, Position::Offset(0), 0, true).total, total, "{:?}", f);
+                prop_assert_eq!(index.positions(&filter), all.clone(), "{:?}", f);
                 for &(offset, limit) in &pages {
-                    let page = index.page(&filter, Page::Window { limit, offset });
-                    prop_assert_eq!(page.total, all.len() as u64);
+                    let page = index.query(&filter, Position::Offset(offset), limit, true);
+                    prop_assert_eq!(page.total, total);
                     let wanted: Vec<u32> = all.iter().skip(offset).take(limit).copied().collect();
                     prop_assert_eq!(codes(&page.records), codes_at(&wanted), "{:?} offset {} limit {}", f, offset, limit);
                 }
@@ -956,7 +957,8 @@ mod tests {
                 let mut after = None;
                 let mut walked = Vec::new();
                 loop {
-                    let page = index.after(&filter, after, step);
+                    let page = index.query(&filter, Position::from(after), step, true);
+                    prop_assert_eq!(page.total, total, "counts every match, wherever the page starts");
                     walked.extend(codes(&page.records));
                     match page.next {
                         Some(key) => after = Some(key),

@@ -64,12 +64,6 @@ pub struct Loaded {
     pub key: Option<KeyStamp>,
 }
 
-impl From<PipelineInfo> for Loaded {
-    fn from(record: PipelineInfo) -> Self {
-        Self { record, key: None }
-    }
-}
-
 impl Keyed for Loaded {
     fn record(&self) -> &PipelineInfo {
         &self.record
@@ -216,14 +210,6 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// Holds no key (an insert without keys).
-    pub fn none(table: &Arc<Mutex<KeyTable>>) -> Self {
-        Self {
-            table: table.clone(),
-            keys: Vec::new(),
-        }
-    }
-
     /// Reserves `keys` in `table`, which the caller has locked as `locked`
     /// (checking and reserving under one lock, so two inserts cannot both
     /// claim a key).

@@ -12,7 +12,6 @@ use super::parallel;
 use super::parse_line_keyed;
 use super::scan::{plain, scan, scan_plain};
 use super::store::RunStore;
-use crate::domain::PipelineInfo;
 use crate::metrics::METRICS;
 
 /// Bytes read from the file at a time by a sequential read, so memory
@@ -33,12 +32,8 @@ const PARALLEL_BLOCK: u64 = 16 << 20;
 #[cfg(test)]
 const PARALLEL_BLOCK: u64 = 700;
 
-/// One line: `Ok(None)` when blank, the reason when invalid.
-pub fn parse_any(line: &[u8]) -> Result<Option<PipelineInfo>, String> {
-    parse_keyed(line).map(|loaded| loaded.map(|l| l.record))
-}
-
-/// As `parse_any`, keeping the line's idempotency key.
+/// One line, with its idempotency key: the scanner, else the full parser
+/// (which also explains why a line is invalid).
 pub fn parse_keyed(line: &[u8]) -> Result<Option<Loaded>, String> {
     if let Some(scanned) = scan(line) {
         if let Some(record) = scanned.fields().to_record() {
@@ -286,12 +281,15 @@ mod tests {
         let text = String::from_utf8(buffer).unwrap();
         let mut fast = 0;
         for line in text.lines() {
-            let slow = parse_line(line.as_bytes()).ok().flatten();
+            let slow = parse_line_keyed(line.as_bytes())
+                .ok()
+                .flatten()
+                .map(|l| l.record);
             if let Some(quick) = scan(line.as_bytes()) {
                 fast += 1;
                 assert_eq!(quick.fields().to_record(), slow, "{line}");
             }
-            assert_eq!(parse_any(line.as_bytes()).ok().flatten(), slow);
+            assert_eq!(parse_line(line.as_bytes()).ok().flatten(), slow);
         }
         assert!(
             fast > 2900,
@@ -370,16 +368,16 @@ mod tests {
     fn unusual_lines_fall_back_and_keep_their_meaning() {
         let lenient = br#"{"start_local": "2025-08-08 05:07:01", "end_local": "2025-08-08T05:29:06", "start_utc": 1754654821, "end_utc": "2025-08-08T12:29:06Z", "elapsed_seconds": "1325", "elapsed_human": "22m 5s", "output_file": "/o", "log_file": "/l", "rowcount": 8543.0, "pid": "7", "date_code": "d", "pipeline_name": null}"#;
         assert!(scan(lenient).is_none());
-        let record = parse_any(lenient).unwrap().unwrap();
+        let record = parse_line(lenient).unwrap().unwrap();
         assert_eq!(record.rowcount(), 8543);
         assert_eq!(record.pipeline_name(), None, "a present null stays null");
         let escaped = br#"{"start_local": "2025-08-08T05:07:01", "end_local": "2025-08-08T05:29:06", "start_utc": "2025-08-08T12:07:01Z", "end_utc": "2025-08-08T12:29:06Z", "elapsed_seconds": 1, "elapsed_human": "x", "output_file": "/data/caf\u00e9/out", "log_file": "/l", "rowcount": 1, "pid": 7, "date_code": "d"}"#;
         assert!(scan(escaped).is_none());
-        let record = parse_any(escaped).unwrap().unwrap();
+        let record = parse_line(escaped).unwrap().unwrap();
         assert_eq!(record.output_file(), "/data/café/out");
         assert_eq!(record.pipeline_name(), Some("unknown"));
         let nan = br#"{"start_local": "2025-08-08T05:07:01", "end_local": "2025-08-08T05:29:06", "start_utc": "2025-08-08T12:07:01Z", "end_utc": "2025-08-08T12:29:06Z", "elapsed_seconds": 1e999, "elapsed_human": "x", "output_file": "/o", "log_file": "/l", "rowcount": 1, "pid": 7, "date_code": "d"}"#;
         assert!(scan(nan).is_none());
-        assert!(parse_any(nan).is_err());
+        assert!(parse_line(nan).is_err());
     }
 }

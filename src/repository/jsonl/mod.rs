@@ -2,19 +2,18 @@
 //! append to it, replace it or truncate it, and the next query reflects that.
 //! Records live in memory with their indexes; only new bytes are ever read.
 
+mod compact;
 mod index;
 mod keys;
 pub mod legacy;
 mod load;
-
-pub use self::load::parse_any;
 mod ordered;
 mod parallel;
 mod scan;
 mod statistics;
 mod store;
 mod writer;
-pub(crate) use self::writer::open_locked;
+
 pub use self::writer::WRITER_QUEUE_REQUESTS;
 
 use std::fs::{self, File};
@@ -35,12 +34,12 @@ use self::keys::{Batch, KeyStamp, KeyTable, Loaded, Reservation};
 use self::writer::{AppendRequest, Refused};
 use super::insert::{self, InsertOutcome, NewRun, DEFAULT_KEY_RETENTION};
 use super::{
-    KeysetPage, Page, PipelineActivity, PipelineInfoRepository, RepositoryError, RunFilter, RunKey,
-    RunPage, RunStream,
+    CompactReport, PipelineInfoRepository, Position, QueryPage, RepositoryError, RunFilter,
+    RunStream,
 };
-use crate::domain::{PipelineInfo, PipelineSummary};
+use crate::domain::digest::GroupDigest;
+use crate::domain::{FlexDateTime, PipelineActivity, PipelineInfo, PipelineSummary};
 use crate::metrics::METRICS;
-use crate::stats::GroupDigest;
 
 /// What identifies one state of the file: which file (device and inode),
 /// how long, last modified when. Equal stamps mean nothing to read.
@@ -132,6 +131,9 @@ pub struct JsonlOptions {
     pub fsync: bool,
     /// How long an idempotency key protects against repeats.
     pub key_retention: std::time::Duration,
+    /// Read the file when opening; otherwise on first use (for commands
+    /// that only rewrite the file, which need none of it in memory).
+    pub load_on_open: bool,
 }
 
 impl Default for JsonlOptions {
@@ -139,6 +141,7 @@ impl Default for JsonlOptions {
         Self {
             fsync: true,
             key_retention: DEFAULT_KEY_RETENTION,
+            load_on_open: true,
         }
     }
 }
@@ -178,6 +181,9 @@ impl JsonlRepository {
             writer: writer::spawn(inner.clone())?,
             inner,
         };
+        if !options.load_on_open {
+            return Ok(repository);
+        }
         let inner = repository.inner.clone();
         run_blocking(move || inner.catch_up()).await?;
         let index = repository.inner.index.read();
@@ -273,7 +279,7 @@ impl JsonlRepository {
 }
 
 /// The folder `path` is in (`.` for a bare file name).
-pub(crate) fn folder_of(path: &Path) -> &Path {
+fn folder_of(path: &Path) -> &Path {
     path.parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
@@ -571,12 +577,15 @@ fn remember_taken(cursor: &mut ReadCursor, taken: &[u8]) {
     cursor.tail = tail.split_off(tail.len() - keep);
 }
 
-/// One line of the file: `Ok(None)` when blank, the reason when invalid.
+/// One line of a JSON Lines file, read as the store reads it (the fast
+/// path, else the validating parser): `Ok(None)` when blank, the reason
+/// when invalid.
 pub fn parse_line(line: &[u8]) -> Result<Option<PipelineInfo>, String> {
-    parse_line_keyed(line).map(|loaded| loaded.map(|l| l.record))
+    load::parse_keyed(line).map(|loaded| loaded.map(|l| l.record))
 }
 
-/// As `parse_line`, keeping the line's idempotency key.
+/// The validating parser of one line, keeping its idempotency key; it also
+/// explains why a line is invalid.
 fn parse_line_keyed(line: &[u8]) -> Result<Option<Loaded>, String> {
     let text = std::str::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))?;
     let text = text.trim();
@@ -614,23 +623,19 @@ impl PipelineInfoRepository for JsonlRepository {
         "jsonl"
     }
 
-    async fn get_pipeline_info(
+    async fn query(
         &self,
         filter: &RunFilter,
-        page: Page,
-    ) -> Result<Vec<Arc<PipelineInfo>>, RepositoryError> {
-        self.sync().await?;
-        Ok(self.inner.index.read().select(filter, page))
-    }
-
-    async fn get_after(
-        &self,
-        filter: &RunFilter,
-        after: Option<RunKey>,
+        position: Position,
         limit: usize,
-    ) -> Result<KeysetPage, RepositoryError> {
+        counting: bool,
+    ) -> Result<QueryPage, RepositoryError> {
         self.sync().await?;
-        Ok(self.inner.index.read().after(filter, after, limit))
+        Ok(self
+            .inner
+            .index
+            .read()
+            .query(filter, position, limit, counting))
     }
 
     async fn archived_files(
@@ -642,47 +647,27 @@ impl PipelineInfoRepository for JsonlRepository {
         Ok(self.inner.index.read().archived_files(date_code, limit))
     }
 
-    async fn count_pipeline_info(&self, filter: &RunFilter) -> Result<u64, RepositoryError> {
-        self.sync().await?;
-        Ok(self.inner.index.read().count(filter))
-    }
-
-    async fn get_pipelines_summary(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
+    async fn summaries(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
         self.sync().await?;
         Ok(self.inner.index.read().summaries())
     }
 
-    async fn get_pipeline_activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
+    async fn activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
         self.sync().await?;
         Ok(self.inner.index.read().activity())
     }
 
-    async fn insert_pipeline_info(
-        &self,
-        record: PipelineInfo,
-    ) -> Result<Arc<PipelineInfo>, RepositoryError> {
-        let lines = vec![Loaded::from(record.clone())];
-        self.append(lines, false, Reservation::none(&self.inner.keys))
-            .await?;
-        Ok(Arc::new(record))
-    }
-
-    async fn insert_many(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
-        let lines: Vec<Loaded> = records.into_iter().map(Loaded::from).collect();
-        let count = lines.len();
-        self.append(lines, false, Reservation::none(&self.inner.keys))
-            .await?;
-        Ok(count)
-    }
-
-    async fn insert_runs(
+    async fn insert(
         &self,
         runs: Vec<NewRun>,
         atomic: bool,
     ) -> Result<Vec<InsertOutcome>, RepositoryError> {
-        // Keys written by other processes are known here as far as the
-        // file has been read; the writer checks again under the file lock.
-        self.sync().await?;
+        if runs.iter().any(|run| run.key.is_some()) {
+            // Keys written by other processes are known here as far as the
+            // file has been read; the writer checks again under the file
+            // lock. Runs without keys have nothing to look up.
+            self.sync().await?;
+        }
         let (plan, reservation) = self.plan_and_reserve(&runs, atomic);
         let stored: Vec<usize> = plan.to_store().collect();
         let now = chrono::Utc::now().timestamp_micros();
@@ -712,19 +697,32 @@ impl PipelineInfoRepository for JsonlRepository {
         run_blocking(move || inner.check_ready()).await
     }
 
-    async fn get_page(&self, filter: &RunFilter, page: Page) -> Result<RunPage, RepositoryError> {
-        self.sync().await?;
-        Ok(self.inner.index.read().page(filter, page))
+    async fn compact(
+        &self,
+        cutoff: FlexDateTime,
+        archive: Option<&Path>,
+        dry_run: bool,
+    ) -> Result<CompactReport, RepositoryError> {
+        let path = self.inner.path.clone();
+        let archive = archive.map(Path::to_path_buf);
+        run_blocking(move || {
+            compact::compact_file(&path, cutoff.instant_micros(), archive.as_deref(), dry_run)
+                .map_err(|e| {
+                    let located = std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+                    RepositoryError::Io(located)
+                })
+        })
+        .await
     }
 
     /// The matches' positions are taken at once; their records are built
     /// a chunk at a time as the answer is written. Records are never
     /// moved or changed in an index, so the positions stay valid — unless
     /// the file is read again meanwhile, which ends the stream in an error.
-    async fn get_all(&self, filter: &RunFilter) -> Result<RunStream, RepositoryError> {
+    async fn query_all(&self, filter: &RunFilter) -> Result<RunStream, RepositoryError> {
         self.sync().await?;
         let index = self.inner.index.read();
-        let positions = index.positions(filter, Page::All);
+        let positions = index.positions(filter);
         let generation = index.generation();
         drop(index);
         let inner = self.inner.clone();

@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use super::ordered::{ChunkedList, SortedValues, Synopses};
 use super::store::{Columns, RunStore};
+use crate::domain::digest::{self, GroupDigest, GroupOrderStatistics, Ranked, RunPoint};
 use crate::domain::PipelineSummary;
 use crate::repository::PipelineActivity;
-use crate::stats::{self, GroupDigest, GroupOrderStatistics, Ranked, RunPoint};
 
 /// A group's runs always keep synopses: a query selecting a few groups
 /// counts their row-count and end bounds chunk by chunk.
@@ -197,14 +197,15 @@ impl GroupRuns {
         store: &RunStore,
         latest: usize,
     ) -> Option<GroupDigest> {
-        let last = self.latest()?;
-        let columns = store.columns();
         let mut tail: Vec<RunPoint> = self
             .runs
             .iter_rev_from_skipping(0, 0)
             .take(latest.max(1))
-            .map(|p| run_point(&columns, p))
+            .map(|p| run_point(store, p))
             .collect();
+        if tail.is_empty() {
+            return None;
+        }
         tail.reverse();
         Some(GroupDigest::from_ranked(
             key.clone(),
@@ -214,7 +215,6 @@ impl GroupRuns {
                 gaps: &Gaps(&self.gaps),
             },
             self.zero_rows,
-            store.start_utc(last),
             tail,
         ))
     }
@@ -225,12 +225,14 @@ impl GroupRuns {
 }
 
 /// The run at `position` as the statistics see it.
-pub fn run_point(columns: &Columns<'_>, position: u32) -> RunPoint {
+pub fn run_point(store: &RunStore, position: u32) -> RunPoint {
     let i = position as usize;
+    let columns = store.columns();
     (
         columns.starts[i],
         columns.durations[i],
         columns.rowcounts[i],
+        store.start_utc(position),
     )
 }
 
@@ -265,7 +267,7 @@ impl Ranked for Gaps<'_> {
         self.0.len()
     }
     fn at(&self, rank: usize) -> f64 {
-        stats::gap_seconds(0, self.0.at(rank).unwrap_or_default())
+        digest::gap_seconds(0, self.0.at(rank).unwrap_or_default())
     }
 }
 

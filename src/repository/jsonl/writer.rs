@@ -321,7 +321,7 @@ fn join_payloads(batch: &mut [AppendRequest]) -> Vec<u8> {
 /// locked file is still the one the path names: a compaction replaces the
 /// file while holding the lock, and appending to the replaced one would
 /// lose the lines.
-pub fn open_locked(path: &Path) -> std::io::Result<File> {
+pub(super) fn open_locked(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::MetadataExt;
     loop {
         let file = OpenOptions::new()

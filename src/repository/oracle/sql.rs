@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::domain::{FlexDateTime, IdempotencyKey, PipelineInfo, FIELD_NAMES};
-use crate::repository::{Page, RunFilter, RunKey};
+use crate::repository::{Position, RunFilter};
 
 /// Why an Oracle table or column setting is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -188,39 +188,16 @@ fn where_clause(schema: &OracleSchema, filter: &RunFilter) -> (String, Vec<(Stri
     (text, binds)
 }
 
-/// One page, newest start first, ties by the identity column.
-pub fn select_page(schema: &OracleSchema, filter: &RunFilter, page: Page) -> Statement {
-    let (conditions, mut binds) = where_clause(schema, filter);
-    let mut sql = format!(
-        "SELECT {} FROM {}{conditions} ORDER BY {} DESC, {} ASC",
-        schema.select_list(),
-        schema.table,
-        schema.column("start_utc"),
-        schema.id_column,
-    );
-    if let Page::Window { limit, offset } = page {
-        sql.push_str(" OFFSET :page_offset ROWS FETCH NEXT :page_limit ROWS ONLY");
-        binds.push((
-            "page_offset".into(),
-            Bind::Integer(offset.min(i64::MAX as usize) as i64),
-        ));
-        binds.push((
-            "page_limit".into(),
-            Bind::Integer(limit.min(i64::MAX as usize) as i64),
-        ));
-    }
-    Statement { sql, binds }
-}
-
-/// A keyset page: up to `fetch` rows strictly after `after` in answer order,
-/// each followed by its identity (column 16) so the next key can be made.
-/// The row-value comparison is spelled out so Oracle can use an index on
+/// Up to `fetch` matches (`None`: every one) from `position`, newest start
+/// first, ties by the identity column, each followed by its identity
+/// (column 16) so the key of the next page can be made. After a key, the
+/// row-value comparison is spelled out so Oracle can use an index on
 /// (start, id).
-pub fn select_after(
+pub fn select_runs(
     schema: &OracleSchema,
     filter: &RunFilter,
-    after: Option<RunKey>,
-    fetch: usize,
+    position: Position,
+    fetch: Option<usize>,
 ) -> Statement {
     let (conditions, mut binds) = where_clause(schema, filter);
     let start = schema.column("start_utc");
@@ -230,28 +207,39 @@ pub fn select_after(
         schema.select_list(),
         schema.table,
     );
-    if let Some(key) = after {
-        let joiner = if conditions.is_empty() {
-            " WHERE"
-        } else {
-            " AND"
-        };
-        sql.push_str(&format!(
-            "{joiner} ({start} < :after_start OR ({start} = :after_start AND {id} > :after_id))"
-        ));
-        binds.push((
-            "after_start".into(),
-            Bind::Instant(FlexDateTime::from_instant_micros(key.start_micros)),
-        ));
-        binds.push(("after_id".into(), Bind::Integer(key.seq)));
+    let count = |n: usize| Bind::Integer(n.min(i64::MAX as usize) as i64);
+    let offset = match position {
+        Position::After(key) => {
+            let joiner = if conditions.is_empty() {
+                " WHERE"
+            } else {
+                " AND"
+            };
+            sql.push_str(&format!(
+                "{joiner} ({start} < :after_start OR ({start} = :after_start AND {id} > :after_id))"
+            ));
+            binds.push((
+                "after_start".into(),
+                Bind::Instant(FlexDateTime::from_instant_micros(key.start_micros)),
+            ));
+            binds.push(("after_id".into(), Bind::Integer(key.seq)));
+            None
+        }
+        Position::Offset(0) if fetch.is_none() => None,
+        Position::Offset(skip) => Some(skip),
+    };
+    sql.push_str(&format!(" ORDER BY {start} DESC, {id} ASC"));
+    if let Some(skip) = offset {
+        sql.push_str(" OFFSET :page_offset ROWS");
+        binds.push(("page_offset".into(), count(skip)));
     }
-    sql.push_str(&format!(
-        " ORDER BY {start} DESC, {id} ASC FETCH FIRST :page_limit ROWS ONLY"
-    ));
-    binds.push((
-        "page_limit".into(),
-        Bind::Integer(fetch.min(i64::MAX as usize) as i64),
-    ));
+    if let Some(fetch) = fetch {
+        sql.push_str(match offset {
+            Some(_) => " FETCH NEXT :page_limit ROWS ONLY",
+            None => " FETCH FIRST :page_limit ROWS ONLY",
+        });
+        binds.push(("page_limit".into(), count(fetch)));
+    }
     Statement { sql, binds }
 }
 
@@ -392,8 +380,8 @@ pub fn insert_binds(record: &PipelineInfo) -> Vec<(String, Bind)> {
         Bind::Float(record.elapsed_seconds()),
         text(Some(record.elapsed_human())),
         text(Some(record.output_file())),
-        text(Some(record.log_file())),
         Bind::Integer(record.rowcount()),
+        text(Some(record.log_file())),
         Bind::Integer(record.pid()),
         text(Some(record.date_code())),
         text(record.pipeline_name()),
@@ -479,28 +467,25 @@ pub fn insert(schema: &OracleSchema, record: &PipelineInfo) -> Statement {
 /// The trivial query readiness runs.
 pub const PING: &str = "SELECT 1 FROM DUAL";
 
+/// The column type of a record field, chosen by name so that the order of
+/// the fields cannot pair a column with another field's type.
+fn column_type(field: &str) -> &'static str {
+    match field {
+        "start_local" | "end_local" => "TIMESTAMP(6) NOT NULL",
+        "start_utc" | "end_utc" => "TIMESTAMP(6) WITH TIME ZONE NOT NULL",
+        "elapsed_seconds" => "BINARY_DOUBLE NOT NULL",
+        "rowcount" | "pid" => "NUMBER(19) NOT NULL",
+        "elapsed_human" | "output_file" | "log_file" | "date_code" => {
+            "VARCHAR2(4000 CHAR) NOT NULL"
+        }
+        _ => "VARCHAR2(4000 CHAR)",
+    }
+}
+
 /// Table, identity and indexes for `schema`. Local times are plain
 /// TIMESTAMP (wall-clock readings without a zone); UTC times keep their
 /// offset in TIMESTAMP WITH TIME ZONE.
 pub fn ddl(schema: &OracleSchema) -> String {
-    let types = [
-        "TIMESTAMP(6) NOT NULL",
-        "TIMESTAMP(6) NOT NULL",
-        "TIMESTAMP(6) WITH TIME ZONE NOT NULL",
-        "TIMESTAMP(6) WITH TIME ZONE NOT NULL",
-        "BINARY_DOUBLE NOT NULL",
-        "VARCHAR2(4000 CHAR) NOT NULL",
-        "VARCHAR2(4000 CHAR) NOT NULL",
-        "VARCHAR2(4000 CHAR) NOT NULL",
-        "NUMBER(19) NOT NULL",
-        "NUMBER(19) NOT NULL",
-        "VARCHAR2(4000 CHAR) NOT NULL",
-        "VARCHAR2(4000 CHAR)",
-        "VARCHAR2(4000 CHAR)",
-        "VARCHAR2(4000 CHAR)",
-        "VARCHAR2(4000 CHAR)",
-        "VARCHAR2(4000 CHAR)",
-    ];
     let key_types = [
         "VARCHAR2(255 CHAR)",
         "VARCHAR2(64)",
@@ -512,8 +497,8 @@ pub fn ddl(schema: &OracleSchema) -> String {
         "    {} NUMBER GENERATED ALWAYS AS IDENTITY",
         schema.id_column
     )];
-    for (column, kind) in schema.columns.iter().zip(types) {
-        lines.push(format!("    {column} {kind}"));
+    for (column, field) in schema.columns.iter().zip(FIELD_NAMES) {
+        lines.push(format!("    {column} {}", column_type(field)));
     }
     for (column, kind) in KEY_COLUMNS.iter().zip(key_types) {
         lines.push(format!("    {column} {kind}"));

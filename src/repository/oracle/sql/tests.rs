@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::repository::RunKey;
 
 fn plain() -> OracleSchema {
     OracleSchema::new("PIPELINE_RUNS", None).unwrap()
@@ -20,11 +21,11 @@ fn mapped() -> OracleSchema {
 
 const PLAIN_COLUMNS: &str =
     "START_LOCAL, END_LOCAL, START_UTC, END_UTC, ELAPSED_SECONDS, ELAPSED_HUMAN, \
-OUTPUT_FILE, LOG_FILE, ROWCOUNT, PID, DATE_CODE, PIPELINE_NAME, SCRIPT_NAME, PIPELINE_TYPE, \
+OUTPUT_FILE, ROWCOUNT, LOG_FILE, PID, DATE_CODE, PIPELINE_NAME, SCRIPT_NAME, PIPELINE_TYPE, \
 ENVIRONMENT, ARCHIVED_FILE";
 
 const MAPPED_COLUMNS: &str = "START_LOCAL, END_LOCAL, START_TS, END_TS, SECS, ELAPSED_HUMAN, \
-OUTPUT_FILE, LOG_FILE, ROW_COUNT, PID, DATE_CODE, PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$, ARCHIVED_FILE";
+OUTPUT_FILE, ROW_COUNT, LOG_FILE, PID, DATE_CODE, PIPE, SCRIPT_NAME, PIPELINE_TYPE, ENV$, ARCHIVED_FILE";
 
 fn at(text: &str) -> FlexDateTime {
     FlexDateTime::parse(text).unwrap()
@@ -81,18 +82,16 @@ fn column_map_errors() {
 
 #[test]
 fn unfiltered_page() {
-    let s = select_page(
+    let s = select_runs(
         &plain(),
         &RunFilter::default(),
-        Page::Window {
-            limit: 100,
-            offset: 200,
-        },
+        Position::Offset(200),
+        Some(100),
     );
     assert_eq!(
         s.sql,
         format!(
-            "SELECT {PLAIN_COLUMNS} FROM PIPELINE_RUNS ORDER BY START_UTC DESC, ID ASC \
+            "SELECT {PLAIN_COLUMNS}, ID FROM PIPELINE_RUNS ORDER BY START_UTC DESC, ID ASC \
 OFFSET :page_offset ROWS FETCH NEXT :page_limit ROWS ONLY"
         )
     );
@@ -103,10 +102,10 @@ OFFSET :page_offset ROWS FETCH NEXT :page_limit ROWS ONLY"
             ("page_limit".into(), Bind::Integer(100))
         ]
     );
-    let all = select_page(&plain(), &RunFilter::default(), Page::All);
+    let all = select_runs(&plain(), &RunFilter::default(), Position::Offset(0), None);
     assert_eq!(
         all.sql,
-        format!("SELECT {PLAIN_COLUMNS} FROM PIPELINE_RUNS ORDER BY START_UTC DESC, ID ASC")
+        format!("SELECT {PLAIN_COLUMNS}, ID FROM PIPELINE_RUNS ORDER BY START_UTC DESC, ID ASC")
     );
     assert!(all.binds.is_empty());
 }
@@ -187,14 +186,7 @@ fn each_filter_alone() {
         );
         assert_eq!(c.binds.len(), 1);
         assert_eq!(c.binds[0].1, bind);
-        let p = select_page(
-            &plain(),
-            &filter,
-            Page::Window {
-                limit: 1,
-                offset: 0,
-            },
-        );
+        let p = select_runs(&plain(), &filter, Position::Offset(0), Some(1));
         assert!(
             p.sql.contains(&format!(" WHERE {condition} ORDER BY")),
             "{}",
@@ -247,18 +239,11 @@ AND PIPELINE_TYPE = :pipeline_type AND ENV$ = :environment";
             "environment"
         ]
     );
-    let p = select_page(
-        &mapped(),
-        &filter,
-        Page::Window {
-            limit: 10,
-            offset: 0,
-        },
-    );
+    let p = select_runs(&mapped(), &filter, Position::Offset(0), Some(10));
     assert_eq!(
         p.sql,
         format!(
-            "SELECT {MAPPED_COLUMNS} FROM ops.RUNS {where_text} ORDER BY START_TS DESC, RUN_ID ASC \
+            "SELECT {MAPPED_COLUMNS}, RUN_ID FROM ops.RUNS {where_text} ORDER BY START_TS DESC, RUN_ID ASC \
 OFFSET :page_offset ROWS FETCH NEXT :page_limit ROWS ONLY"
         )
     );
@@ -307,7 +292,7 @@ fn insert_binds_every_field_typed() {
         statement.sql,
         format!(
             "INSERT INTO ops.RUNS ({MAPPED_COLUMNS}) VALUES (:start_local, :end_local, :start_utc, :end_utc, \
-:elapsed_seconds, :elapsed_human, :output_file, :log_file, :rowcount, :pid, :date_code, :pipeline_name, \
+:elapsed_seconds, :elapsed_human, :output_file, :rowcount, :log_file, :pid, :date_code, :pipeline_name, \
 :script_name, :pipeline_type, :environment, :archived_file)"
         )
     );
@@ -317,7 +302,7 @@ fn insert_binds_every_field_typed() {
         Bind::Time(at("2025-08-08T12:29:06+02:00"))
     );
     assert_eq!(statement.binds[4].1, Bind::Float(1325.5));
-    assert_eq!(statement.binds[8].1, Bind::Integer(8543));
+    assert_eq!(statement.binds[7].1, Bind::Integer(8543));
     assert_eq!(statement.binds[11].1, Bind::Text(Some("p".into())));
     assert_eq!(statement.binds[15].1, Bind::Text(None));
     assert_eq!(names(&statement), FIELD_NAMES);
@@ -355,7 +340,7 @@ fn keyed_inserts_lookups_and_releases() {
         format!(
             "INSERT INTO ops.RUNS ({MAPPED_COLUMNS}, IDEMPOTENCY_KEY, IDEMPOTENCY_FINGERPRINT, \
 IDEMPOTENCY_AT) VALUES (:start_local, :end_local, :start_utc, :end_utc, :elapsed_seconds, \
-:elapsed_human, :output_file, :log_file, :rowcount, :pid, :date_code, :pipeline_name, \
+:elapsed_human, :output_file, :rowcount, :log_file, :pid, :date_code, :pipeline_name, \
 :script_name, :pipeline_type, :environment, :archived_file, :key, :fingerprint, :key_at)"
         )
     );
@@ -396,7 +381,7 @@ fn keyset_page_continues_strictly_after_the_key() {
         start_micros: 1_754_006_400_000_000,
         seq: 17,
     };
-    let statement = select_after(&mapped(), &filter, Some(key), 101);
+    let statement = select_runs(&mapped(), &filter, Position::After(key), Some(101));
     assert_eq!(
         statement.sql,
         format!(
@@ -417,15 +402,29 @@ ORDER BY START_TS DESC, RUN_ID ASC FETCH FIRST :page_limit ROWS ONLY"
             ("page_limit".to_owned(), Bind::Integer(101)),
         ]
     );
-    let first = select_after(&plain(), &RunFilter::default(), None, 5);
+    let first = select_runs(
+        &plain(),
+        &RunFilter::default(),
+        Position::Offset(0),
+        Some(5),
+    );
     assert_eq!(
         first.sql,
         format!(
             "SELECT {PLAIN_COLUMNS}, ID FROM PIPELINE_RUNS \
-ORDER BY START_UTC DESC, ID ASC FETCH FIRST :page_limit ROWS ONLY"
+ORDER BY START_UTC DESC, ID ASC OFFSET :page_offset ROWS FETCH NEXT :page_limit ROWS ONLY"
         )
     );
-    assert_eq!(names(&first), ["page_limit"]);
+    assert_eq!(names(&first), ["page_offset", "page_limit"]);
+    let everything_after = select_runs(&plain(), &RunFilter::default(), Position::After(key), None);
+    assert!(
+        everything_after
+            .sql
+            .ends_with("ORDER BY START_UTC DESC, ID ASC"),
+        "{}",
+        everything_after.sql
+    );
+    assert_eq!(names(&everything_after), ["after_start", "after_id"]);
 }
 
 #[test]

@@ -1,12 +1,12 @@
-//! The `compact` command: drop (or archive) runs older than a cutoff, and
-//! bad lines, from the store.
+//! Compaction of a JSON Lines store: drop (or archive) runs older than a
+//! cutoff, and bad lines.
 //!
-//! On JSON Lines the file is rewritten atomically while holding the
-//! writers' lock: kept lines are copied byte for byte into a temporary file
-//! in the same folder, which is synced and renamed over the original. A
-//! running service notices the new file (another inode) and reloads it;
-//! its writer, which checks after locking that it holds the file the path
-//! names, appends to the new file. Nothing acknowledged is lost.
+//! The file is rewritten atomically while holding the writers' lock: kept
+//! lines are copied byte for byte into a temporary file in the same folder,
+//! which is synced and renamed over the original. A running service notices
+//! the new file (another inode) and reloads it; its writer, which checks
+//! after locking that it holds the file the path names, appends to the new
+//! file. Nothing acknowledged is lost.
 //!
 //! The temporary file is created exclusively under a random name, so a
 //! symlink planted in the folder is never followed, and it gets the old
@@ -16,54 +16,18 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tempfile::NamedTempFile;
 
-use crate::repository::jsonl::parse_line;
-use crate::repository::jsonl::{folder_of, open_locked};
-
-/// What a compaction did (or, on a dry run, would do).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CompactReport {
-    pub kept: u64,
-    /// Valid runs older than the cutoff.
-    pub old: u64,
-    /// Lines that are not valid runs (blank lines are not counted).
-    pub bad: u64,
-    /// File size before and after (JSON Lines only).
-    pub bytes: Option<(u64, u64)>,
-    pub archive: Option<PathBuf>,
-    pub dry_run: bool,
-}
-
-impl std::fmt::Display for CompactReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let verb = if self.dry_run {
-            "would remove"
-        } else {
-            "removed"
-        };
-        write!(
-            f,
-            "kept {} runs; {verb} {} older runs and {} bad lines",
-            self.kept, self.old, self.bad
-        )?;
-        if let Some(archive) = &self.archive {
-            let verb = if self.dry_run { "would be" } else { "were" };
-            write!(f, " (they {verb} appended to {})", archive.display())?;
-        }
-        if let Some((before, after)) = self.bytes {
-            write!(f, "; {before} → {after} bytes")?;
-        }
-        Ok(())
-    }
-}
+use super::writer::open_locked;
+use super::{folder_of, parse_line};
+use crate::repository::CompactReport;
 
 /// Compacts the JSON Lines file at `path`, dropping runs whose `start_utc`
 /// is before `cutoff_micros` and every bad line; with `archive` they are
 /// appended there (synced before the store is replaced) instead of lost.
-pub fn compact_jsonl(
+pub(super) fn compact_file(
     path: &Path,
     cutoff_micros: i64,
     archive: Option<&Path>,
@@ -205,7 +169,7 @@ mod tests {
         let cutoff = FlexDateTime::parse("2025-08-01T00:00:00Z")
             .unwrap()
             .instant_micros();
-        let dry = compact_jsonl(&path, cutoff, Some(&archive), true).unwrap();
+        let dry = compact_file(&path, cutoff, Some(&archive), true).unwrap();
         assert_eq!((dry.kept, dry.old, dry.bad), (2, 2, 1));
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
@@ -213,7 +177,7 @@ mod tests {
             "a dry run changes nothing"
         );
         assert!(!archive.exists());
-        let done = compact_jsonl(&path, cutoff, Some(&archive), false).unwrap();
+        let done = compact_file(&path, cutoff, Some(&archive), false).unwrap();
         assert_eq!(
             done,
             CompactReport {
@@ -249,7 +213,7 @@ mod tests {
             .path()
             .join(format!(".runs.jsonl.compact-{}", std::process::id()));
         std::os::unix::fs::symlink(&victim, &planted).unwrap();
-        let report = compact_jsonl(&path, 0, None, false).unwrap();
+        let report = compact_file(&path, 0, None, false).unwrap();
         assert_eq!(report.kept, 1);
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
         let kind = fs::symlink_metadata(&path).unwrap().file_type();
@@ -266,5 +230,39 @@ mod tests {
             "victim.txt",
         ];
         assert_eq!(names, expected, "no temporary file is left behind");
+    }
+
+    /// A compaction command opens the store without reading it into
+    /// memory; the store still reads it as soon as it is asked for runs.
+    #[tokio::test]
+    async fn a_store_opened_for_a_rewrite_reads_its_file_only_when_asked() {
+        use crate::repository::jsonl::{JsonlOptions, JsonlRepository};
+        use crate::repository::{PipelineInfoRepository, Position, RunFilter};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.jsonl");
+        let contents = format!(
+            "{}\n{}\n",
+            line("2025-07-01T00:00:00Z", "old"),
+            line("2025-08-10T00:00:00Z", "new")
+        );
+        fs::write(&path, contents).unwrap();
+        let options = JsonlOptions {
+            load_on_open: false,
+            ..JsonlOptions::default()
+        };
+        let store = JsonlRepository::open_with(&path, options).await.unwrap();
+        let held = || store.inner.index.read().len();
+        assert_eq!(held(), 0, "nothing read when opened");
+        let cutoff = FlexDateTime::parse("2025-08-01T00:00:00Z").unwrap();
+        let report = store.compact(cutoff, None, false).await.unwrap();
+        assert_eq!((report.kept, report.old), (1, 1));
+        assert_eq!(held(), 0, "compaction reads the file, not into memory");
+        let page = store
+            .query(&RunFilter::default(), Position::Offset(0), 10, true)
+            .await
+            .unwrap();
+        assert_eq!(page.total, Some(1));
+        assert_eq!(page.records[0].date_code(), "new");
     }
 }
