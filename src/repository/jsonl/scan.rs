@@ -35,6 +35,32 @@ const FIELDS: [&[u8]; 16] = [
     b"archived_file",
 ];
 
+/// The members that usually follow each member, tried before its name is
+/// looked up: the model's order (`output_file`, `rowcount`, `log_file`),
+/// which the service writes, first, then the order older writers used
+/// (`output_file`, `log_file`, `rowcount`). The last member has none.
+const FOLLOWS: [[usize; 2]; 16] = [
+    [1, 1],
+    [2, 2],
+    [3, 3],
+    [4, 4],
+    [5, 5],
+    [6, 6],
+    [8, 7],
+    [9, 8],
+    [7, 9],
+    [10, 10],
+    [11, 11],
+    [12, 12],
+    [13, 13],
+    [14, 14],
+    [15, 15],
+    [NO_MEMBER, NO_MEMBER],
+];
+
+/// Matches no member's name.
+const NO_MEMBER: usize = usize::MAX;
+
 /// The reserved member of a keyed line (see `keys`).
 const KEY_MEMBER: usize = FIELDS.len();
 
@@ -121,13 +147,14 @@ impl<'a> Reader<'a> {
         self.string_body()
     }
 
-    /// A member name and its colon; `expected` is tried first, as members
-    /// nearly always come in the record's field order.
-    fn member(&mut self, expected: Option<usize>) -> Option<usize> {
+    /// A member name and its colon; the `expected` ones are tried first,
+    /// as members nearly always come in one of two orders (`FOLLOWS`).
+    fn member(&mut self, expected: [usize; 2]) -> Option<usize> {
         self.expect(b'"')?;
         let rest = &self.bytes[self.at..];
-        let member = match expected {
-            Some(member) if names(rest, member) => {
+        let guessed = expected.into_iter().find(|&member| names(rest, member));
+        let member = match guessed {
+            Some(member) => {
                 self.at += FIELDS[member].len() + 1;
                 // The usual `": "`, in one step.
                 if self.bytes.get(self.at..self.at + 2) == Some(b": ") {
@@ -511,14 +538,17 @@ pub fn scan_plain(text: &str) -> Option<Scanned<'_>> {
     let mut others = [None; 3];
     let mut archived_file = None;
     let mut key = None;
-    let mut expected = Some(0);
+    let mut expected = [0, 0];
     loop {
         let member = r.member(expected)?;
         if seen & (1 << member) != 0 {
             return None;
         }
         seen |= 1 << member;
-        expected = Some(member + 1).filter(|&next| next < FIELDS.len());
+        expected = FOLLOWS
+            .get(member)
+            .copied()
+            .unwrap_or([NO_MEMBER, NO_MEMBER]);
         match member {
             0..=3 => times[member] = Some(r.datetime()?),
             4 => elapsed_seconds = Some(r.float()?),
