@@ -621,9 +621,10 @@ impl RunIndex {
         };
         let plan = self.plan(filter, after);
         // The total counts every match, wherever the page starts.
-        let total = counting.then(|| match after {
-            None => plan.count() as u64,
-            Some(_) => self.plan(filter, None).count() as u64,
+        let total = counting.then(|| match (self.total_by_group_ranks(filter), after) {
+            (Some(total), _) => total,
+            (None, None) => plan.count() as u64,
+            (None, Some(_)) => self.plan(filter, None).count() as u64,
         });
         // One more than asked tells whether another page follows.
         let mut positions = plan.positions(skip, limit.saturating_add(1));
@@ -639,6 +640,30 @@ impl RunIndex {
             records: self.records(&positions),
             next,
         }
+    }
+
+    /// The number of matches of a filter that selects whole groups and
+    /// bounds only row counts, from each group's sorted row counts (kept
+    /// for the statistics): a search in a few hundred groups instead of two
+    /// in every chunk of the candidates. `None` for other filters.
+    fn total_by_group_ranks(&self, filter: &RunFilter) -> Option<u64> {
+        if filter.start_utc.is_some()
+            || filter.end_utc.is_some()
+            || (filter.min_rowcount.is_none() && filter.max_rowcount.is_none())
+        {
+            return None;
+        }
+        let low = filter.min_rowcount.unwrap_or(i64::MIN);
+        let high = filter.max_rowcount.unwrap_or(i64::MAX);
+        let matching = self.groups_matching(filter);
+        let total = self
+            .groups
+            .iter()
+            .zip(matching)
+            .filter(|(_, selected)| *selected)
+            .map(|(group, _)| group.rowcounts_within(low, high) as u64)
+            .sum();
+        Some(total)
     }
 
     /// The positions of every match, in answer order.

@@ -123,13 +123,24 @@ impl Residual<'_> {
         }
         match self.rowcounts {
             None => Some(chunk.len()),
-            Some((low, high)) => {
-                let from = chunk.rowcounts.partition_point(|&r| r < low);
-                let to = chunk.rowcounts.partition_point(|&r| r <= high);
-                Some(to.saturating_sub(from))
-            }
+            Some((low, high)) => Some(count_within(&chunk.rowcounts, low, high)),
         }
     }
+}
+
+/// How many of the sorted `values` lie in `low..=high`. An open side (a
+/// bound at the end of the range) costs no search: a query with only
+/// `min_rowcount` reads half the cache lines.
+fn count_within(values: &[i64], low: i64, high: i64) -> usize {
+    let from = match low {
+        i64::MIN => 0,
+        _ => values.partition_point(|&r| r < low),
+    };
+    let to = match high {
+        i64::MAX => values.len(),
+        _ => values.partition_point(|&r| r <= high),
+    };
+    to.saturating_sub(from)
 }
 
 /// From how many entries a list keeps chunk synopses.
@@ -475,6 +486,21 @@ impl SortedValues {
         true
     }
 
+    /// How many values lie in `low..=high`: the chunks wholly inside are
+    /// counted by their lengths, the (at most two) cut ones by search.
+    pub fn count_within(&self, low: i64, high: i64) -> usize {
+        self.chunks
+            .iter()
+            .filter(|c| {
+                c.first().is_some_and(|&f| f <= high) && c.last().is_some_and(|&l| l >= low)
+            })
+            .map(|c| match (c.first(), c.last()) {
+                (Some(&f), Some(&l)) if f >= low && l <= high => c.len(),
+                _ => count_within(c, low, high),
+            })
+            .sum()
+    }
+
     /// The value at `rank` (0-based, ascending); `None` past the end.
     pub fn at(&self, mut rank: usize) -> Option<i64> {
         for chunk in &self.chunks {
@@ -547,5 +573,36 @@ mod tests {
         }
         let rebuilt = ChunkedList::from_sorted(&model, Synopses::Never, &columns);
         assert_eq!(rebuilt.iter_rev_from(0).collect::<Vec<_>>(), expected);
+    }
+
+    #[test]
+    fn sorted_values_count_ranges_and_read_ranks_as_a_sorted_vector_does() {
+        let mut values = SortedValues::default();
+        let mut model: Vec<i64> = Vec::new();
+        // Many equal values (splits fall inside runs of them) and extremes.
+        for i in 0..6_000i64 {
+            let value = match i % 97 {
+                0 => i64::MIN,
+                1 => i64::MAX,
+                _ => (i.wrapping_mul(2_654_435_761) >> 9) % 300 - 150,
+            };
+            values.insert(value);
+            let at = model.partition_point(|&v| v < value);
+            model.insert(at, value);
+            if i % 5 == 0 {
+                let gone = model.remove((i as usize * 7919) % model.len());
+                assert!(values.remove(gone));
+            }
+        }
+        assert_eq!(values.len(), model.len());
+        let ranks: Vec<i64> = (0..model.len()).filter_map(|r| values.at(r)).collect();
+        assert_eq!(ranks, model);
+        let bounds = [i64::MIN, -151, -150, -1, 0, 7, 149, 150, i64::MAX];
+        for low in bounds {
+            for high in bounds {
+                let wanted = model.iter().filter(|&&v| low <= v && v <= high).count();
+                assert_eq!(values.count_within(low, high), wanted, "{low}..={high}");
+            }
+        }
     }
 }

@@ -149,6 +149,11 @@ impl GroupRuns {
         &self.runs
     }
 
+    /// How many of the group's runs have a row count in `low..=high`.
+    pub fn rowcounts_within(&self, low: i64, high: i64) -> usize {
+        self.rowcounts.count_within(low, high)
+    }
+
     pub fn first_seen(&self) -> u32 {
         self.first_seen
     }
