@@ -8,3 +8,4 @@ mod idempotency;
 mod keyset;
 mod ordering;
 mod properties;
+mod streaming;
