@@ -10,5 +10,6 @@ mod oracle;
 mod ordering;
 mod postgres;
 mod properties;
+mod streaming;
 #[path = "../support/mod.rs"]
 mod support;
