@@ -44,13 +44,20 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Print the Oracle DDL (table, identity, indexes) for ORACLE_TABLE and
-    /// ORACLE_COLUMN_MAP.
+    /// Print the DDL: Oracle's table, identity and indexes for ORACLE_TABLE
+    /// and ORACLE_COLUMN_MAP, or PostgreSQL's migrations.
     Ddl {
-        /// Print only what adds the idempotency columns to an existing table.
+        /// Print only what adds the idempotency columns to an existing
+        /// Oracle table.
         #[arg(long)]
         add_idempotency: bool,
+        /// Which database: oracle (the default) or postgres.
+        #[arg(long, value_name = "BACKEND", default_value = "oracle")]
+        backend: DdlBackend,
     },
+    /// Bring the PostgreSQL schema at DATABASE_URL up to date (the service
+    /// also does this when it starts) and print its version.
+    Migrate,
     /// Write a realistic JSON Lines data file (for benchmarks and trials).
     Gen {
         /// How many lines to write.
@@ -69,6 +76,13 @@ pub enum Command {
     },
 }
 
+/// The databases `ddl` prints for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DdlBackend {
+    Oracle,
+    Postgres,
+}
+
 /// Settings as given, before validation.
 #[derive(Debug, Default, Clone, Args)]
 pub struct RawSettings {
@@ -78,7 +92,7 @@ pub struct RawSettings {
     /// Port to listen on (0 picks a free one).
     #[arg(long, env = "PORT")]
     pub port: Option<String>,
-    /// Storage backend: jsonl or oracle.
+    /// Storage backend: jsonl, postgres or oracle.
     #[arg(long, env = "PIPELINE_BACKEND")]
     pub backend: Option<String>,
     /// Path of the JSON Lines data file.
@@ -196,4 +210,42 @@ pub struct RawSettings {
     /// Seconds startup waits for the first sessions.
     #[arg(long, env = "ORACLE_CONNECT_TIMEOUT_S")]
     pub oracle_connect_timeout_s: Option<String>,
+    #[command(flatten, next_help_heading = "PostgreSQL (PIPELINE_BACKEND=postgres)")]
+    pub postgres: PostgresFlags,
+}
+
+/// The PostgreSQL backend's settings, as given.
+#[derive(Default, Clone, Args)]
+pub struct PostgresFlags {
+    /// The connection, `postgres://user:password@host:port/dbname?sslmode=…`
+    /// or `host=… dbname=…`. It may hold a password, so it is read from the
+    /// environment only (never a flag, which `ps` would show) and never
+    /// printed.
+    #[arg(skip = std::env::var("DATABASE_URL").ok())]
+    pub database_url: Option<String>,
+    /// A file holding the connection string (postgres://… or host=… dbname=…),
+    /// so the password need not sit in the environment; or set DATABASE_URL.
+    #[arg(long, env = "DATABASE_URL_FILE")]
+    pub database_url_file: Option<String>,
+    /// Most connections one replica opens to PostgreSQL.
+    #[arg(long, env = "PIPELINE_PG_POOL_MAX")]
+    pub pg_pool_max: Option<String>,
+    /// Seconds a request waits for a database connection before answering 503.
+    #[arg(long, env = "PIPELINE_PG_ACQUIRE_TIMEOUT_S")]
+    pub pg_acquire_timeout_s: Option<String>,
+    /// Seconds PostgreSQL lets one statement run before cancelling it.
+    #[arg(long, env = "PIPELINE_PG_STATEMENT_TIMEOUT_S")]
+    pub pg_statement_timeout_s: Option<String>,
+}
+
+impl std::fmt::Debug for PostgresFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresFlags")
+            .field("database_url", &self.database_url.as_ref().map(|_| "…"))
+            .field("database_url_file", &self.database_url_file)
+            .field("pg_pool_max", &self.pg_pool_max)
+            .field("pg_acquire_timeout_s", &self.pg_acquire_timeout_s)
+            .field("pg_statement_timeout_s", &self.pg_statement_timeout_s)
+            .finish()
+    }
 }

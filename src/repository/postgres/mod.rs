@@ -1,9 +1,8 @@
 //! The PostgreSQL backend: a pool of async connections (no blocking call on
 //! the runtime), every query from the shared SQL layer, inserts through
 //! one writer task that commits concurrent inserts together, `COPY` for
-//! imports. Its methods are the storage operations the service needs,
-//! one call each: query, insert, summaries, activity, archived files,
-//! readiness, retention and import.
+//! imports. It implements the repository trait exactly; what it has
+//! beyond the trait is the per-group distribution computed in SQL.
 
 mod error;
 pub mod migrate;
@@ -26,8 +25,12 @@ use self::error::from_pool;
 use self::rows::column;
 use super::insert::{InsertOutcome, NewRun};
 use super::sql::{self as shared, Dialect, Statement, Table};
-use super::{Position, QueryPage, RepositoryError, RunFilter, RunKey};
+use super::{
+    CompactReport, PipelineInfoRepository, Position, QueryPage, RepositoryError, RunFilter, RunKey,
+};
 use crate::domain::{FlexDateTime, PipelineActivity, PipelineInfo, PipelineSummary, FIELD_NAMES};
+use crate::metrics::METRICS;
+use async_trait::async_trait;
 
 /// The runs table (fixed names: the schema is this service's own).
 pub const TABLE: &str = "pipeline_runs";
@@ -62,6 +65,8 @@ struct Shared {
 #[derive(Clone)]
 pub struct PostgresRepository {
     shared: Arc<Shared>,
+    /// What opening did to the schema.
+    migrated: migrate::Migrated,
     writer: mpsc::UnboundedSender<writer::WriteRequest>,
 }
 
@@ -112,7 +117,16 @@ impl PostgresRepository {
             settings: settings.clone(),
         });
         let writer = writer::spawn(shared.clone());
-        Ok(Self { shared, writer })
+        Ok(Self {
+            shared,
+            migrated,
+            writer,
+        })
+    }
+
+    /// The schema version found on opening and the one it is at now.
+    pub fn migrated(&self) -> &migrate::Migrated {
+        &self.migrated
     }
 
     /// The settings this repository was opened with.
@@ -120,9 +134,47 @@ impl PostgresRepository {
         &self.shared.settings
     }
 
+    /// The connection pool's state now: connections open, idle, and
+    /// requests waiting for one (for `/metrics`).
+    pub fn pool_status(&self) -> deadpool_postgres::Status {
+        self.shared.pool.status()
+    }
+
+    /// Per-group distribution of the matching runs, computed by the
+    /// database (`sql::percentiles`).
+    pub async fn distributions(
+        &self,
+        filter: &RunFilter,
+    ) -> Result<Vec<Distribution>, RepositoryError> {
+        let statement = shared::percentiles(Dialect::Postgres, &self.shared.table, filter);
+        let rows = self
+            .shared
+            .bounded(async |client| run_query(&*client, &statement).await)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Distribution {
+                    key: group_key(row)?,
+                    runs: row.try_get::<_, i64>(4)?.max(0) as u64,
+                    elapsed_seconds: [row.try_get(5)?, row.try_get(6)?, row.try_get(7)?],
+                    max_elapsed_seconds: row.try_get(8)?,
+                    median_rowcount: row.try_get(9)?,
+                    zero_row_runs: row.try_get::<_, i64>(10)?.max(0) as u64,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl PipelineInfoRepository for PostgresRepository {
+    fn backend_name(&self) -> &'static str {
+        "postgres"
+    }
+
     /// Matching records from `position`, at most `limit`, with the total
     /// count of matches when `counting` (from the same snapshot).
-    pub async fn query(
+    async fn query(
         &self,
         filter: &RunFilter,
         position: Position,
@@ -188,7 +240,7 @@ impl PostgresRepository {
     /// Stores runs, deciding each keyed run's outcome with `insert::plan`.
     /// Concurrent calls share one transaction (group commit); an
     /// acknowledged run is committed. With `atomic`, any failure stores none.
-    pub async fn insert(
+    async fn insert(
         &self,
         runs: Vec<NewRun>,
         atomic: bool,
@@ -213,7 +265,7 @@ impl PostgresRepository {
     }
 
     /// One summary per group, latest run first.
-    pub async fn summaries(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
+    async fn summaries(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
         let statement = shared::summary(Dialect::Postgres, &self.shared.table);
         let rows = self
             .shared
@@ -237,7 +289,7 @@ impl PostgresRepository {
     }
 
     /// The latest run of every group, with the group's run count.
-    pub async fn activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
+    async fn activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
         let statement = shared::activity(Dialect::Postgres, &self.shared.table);
         let rows = self
             .shared
@@ -260,7 +312,7 @@ impl PostgresRepository {
 
     /// The distinct non-empty `archived_file` values of the runs with this
     /// `date_code`, at most `limit`; `None` when no run has it.
-    pub async fn archived_files(
+    async fn archived_files(
         &self,
         date_code: &str,
         limit: usize,
@@ -291,14 +343,14 @@ impl PostgresRepository {
 
     /// Whether the database answers a trivial query now, within the
     /// acquire timeout (at most 2 s).
-    pub async fn ready(&self) -> Result<(), RepositoryError> {
+    async fn ready(&self) -> Result<(), RepositoryError> {
         let bound = self
             .shared
             .settings
             .acquire_timeout
             .min(Duration::from_secs(2));
         let check = async {
-            let client = self.shared.pool.get().await.map_err(from_pool)?;
+            let client = self.shared.acquire().await?;
             client.simple_query("SELECT 1").await?;
             Ok(())
         };
@@ -311,51 +363,26 @@ impl PostgresRepository {
             })
     }
 
-    /// Per-group distribution of the matching runs, computed by the
-    /// database (`sql::percentiles`).
-    pub async fn distributions(
-        &self,
-        filter: &RunFilter,
-    ) -> Result<Vec<Distribution>, RepositoryError> {
-        let statement = shared::percentiles(Dialect::Postgres, &self.shared.table, filter);
-        let rows = self
-            .shared
-            .bounded(async |client| run_query(&*client, &statement).await)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Distribution {
-                    key: group_key(row)?,
-                    runs: row.try_get::<_, i64>(4)?.max(0) as u64,
-                    elapsed_seconds: [row.try_get(5)?, row.try_get(6)?, row.try_get(7)?],
-                    max_elapsed_seconds: row.try_get(8)?,
-                    median_rowcount: row.try_get(9)?,
-                    zero_row_runs: row.try_get::<_, i64>(10)?.max(0) as u64,
-                })
-            })
-            .collect()
-    }
-
     /// Retention: deletes the runs that started before `cutoff`, in
     /// committed batches; with `archive`, each batch's deleted rows (read
     /// back by `DELETE … RETURNING`, so exactly those) are appended there
     /// and synced before the batch commits.
-    pub async fn compact(
+    async fn compact(
         &self,
         cutoff: FlexDateTime,
         archive: Option<&Path>,
         dry_run: bool,
-    ) -> Result<super::CompactReport, RepositoryError> {
+    ) -> Result<CompactReport, RepositoryError> {
         const BATCH: i64 = 10_000;
         let cutoff_at = rows::instant(&cutoff);
-        let mut client = self.shared.pool.get().await.map_err(from_pool)?;
+        let mut client = self.shared.acquire().await?;
         let counts = client
             .query_one(
                 &format!("SELECT COUNT(*) FILTER (WHERE start_utc < $1), COUNT(*) FROM {TABLE}"),
                 &[&cutoff_at],
             )
             .await?;
-        let mut report = super::CompactReport {
+        let mut report = CompactReport {
             archive: archive.map(Path::to_path_buf),
             dry_run,
             ..Default::default()
@@ -411,11 +438,11 @@ ORDER BY seq LIMIT $2) RETURNING {}",
 
     /// Loads records with `COPY … FROM STDIN (FORMAT binary)`, all in one
     /// transaction. Returns how many were stored.
-    pub async fn import(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
+    async fn load(&self, records: Vec<PipelineInfo>) -> Result<u64, RepositoryError> {
         for (i, record) in records.iter().enumerate() {
             rows::check_storable(i, record)?;
         }
-        let count = records.len();
+        let count = records.len() as u64;
         self.shared
             .bounded(async |client| writer::copy_in(client, &records).await)
             .await?;
@@ -464,17 +491,37 @@ impl Shared {
         &self,
         work: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<T, RepositoryError>,
     ) -> Result<T, RepositoryError> {
-        let mut client = self.pool.get().await.map_err(from_pool)?;
+        let mut client = self.acquire().await?;
         let bound = self.settings.client_timeout();
         let result = tokio::time::timeout(bound, work(&mut client)).await;
-        match result {
-            Ok(result) => result,
-            Err(_) => {
-                drop(deadpool_postgres::Object::take(client));
-                Err(RepositoryError::Unavailable(format!(
-                    "the database did not answer within {bound:?}"
-                )))
-            }
+        if result.is_err() {
+            drop(deadpool_postgres::Object::take(client));
+        } else {
+            drop(client);
         }
+        self.observe_pool();
+        result.unwrap_or_else(|_| {
+            Err(RepositoryError::Unavailable(format!(
+                "the database did not answer within {bound:?}"
+            )))
+        })
+    }
+
+    /// A pooled connection, within the acquire timeout.
+    async fn acquire(&self) -> Result<deadpool_postgres::Client, RepositoryError> {
+        let client = self.pool.get().await.map_err(from_pool);
+        self.observe_pool();
+        client
+    }
+
+    /// The pool's state into the `postgres_pool_*` gauges.
+    fn observe_pool(&self) {
+        let status = self.pool.status();
+        let open = status.size as i64;
+        METRICS.postgres_pool_open.set(open);
+        METRICS
+            .postgres_pool_busy
+            .set(open - status.available as i64);
+        METRICS.postgres_pool_waiting.set(status.waiting as i64);
     }
 }

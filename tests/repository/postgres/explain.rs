@@ -5,6 +5,7 @@ use pipeline_service::domain::FlexDateTime;
 use pipeline_service::repository::jsonl::parse_line;
 use pipeline_service::repository::postgres::{rows, table, PostgresRepository};
 use pipeline_service::repository::sql::{self, Dialect, Statement};
+use pipeline_service::repository::PipelineInfoRepository;
 use pipeline_service::repository::{Position, RunFilter, RunKey};
 
 use super::fresh;
@@ -20,7 +21,7 @@ async fn seed(repo: &PostgresRepository) {
         .filter_map(|line| parse_line(line).ok().flatten())
         .collect();
     for chunk in records.chunks(20_000) {
-        repo.import(chunk.to_vec()).await.unwrap();
+        repo.load(chunk.to_vec()).await.unwrap();
     }
 }
 
