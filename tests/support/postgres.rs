@@ -52,6 +52,31 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m
+    /// immediate`): no checkpoint, connections cut.
+    pub fn stop_immediately(&self) {
+        let stopped = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["stop", "-m", "immediate", "-w"])
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            stopped.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&stopped.stderr)
+        );
+    }
+
+    /// Starts the server again after `stop_immediately` (it recovers from
+    /// its log) and waits until it accepts connections.
+    pub fn start_again(&self) {
+        let log = self.socket_dir.join("server.log");
+        spawn_postmaster(self, &log);
+        wait_until_accepting(self, &log);
+    }
+
     /// A server program run as the cluster's user.
     pub fn command(&self, program: &str) -> Command {
         let mut command = Command::new(self.bin.join(program));
@@ -313,7 +338,11 @@ fn start_cluster(bin: PathBuf) -> Server {
 /// server gets SIGQUIT (immediate stop) if that thread, and so the test
 /// binary, goes away without `atexit` running.
 fn spawn_postmaster(cluster: &Cluster, log: &Path) {
-    let log = std::fs::File::create(log).expect("server log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("server log");
     let mut command = cluster.command("postgres");
     command
         .arg("-D")
