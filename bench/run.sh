@@ -3,11 +3,20 @@
 #
 #   bench/run.sh           full run (about 6 minutes on 2 cores; needs wrk and ~2 GB of disk)
 #   bench/run.sh --smoke   small data, short runs: checks the script itself (CI)
+#   bench/run.sh --backend postgres [--smoke]   the PostgreSQL figures (bench/postgres.sh)
 #
 # Builds in release, generates data with `pipeline-service gen`, starts the
 # server on each file, measures with wrk and prints one table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ "${1:-}" == "--backend" ]]; then
+    case "${2:-}" in
+        jsonl) shift 2 ;;
+        postgres) shift 2; exec bench/postgres.sh "$@" ;;
+        *) echo "usage: bench/run.sh [--backend jsonl|postgres] [--smoke]" >&2; exit 2 ;;
+    esac
+fi
+source bench/lib.sh
 
 smoke=false
 [[ "${1:-}" == "--smoke" ]] && smoke=true
@@ -58,33 +67,6 @@ start_server() {
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$server_pid/status"; }
 
-# wrk_rps URL CONNECTIONS [SCRIPT]: requests per second.
-wrk_out=""
-wrk_run() {
-    local url=$1 connections=$2 script=${3:-}
-    if [[ -n "$script" ]]; then
-        wrk_out=$(wrk -t2 -c"$connections" -d"$duration" --latency -s "$script" "$url")
-    else
-        wrk_out=$(wrk -t2 -c"$connections" -d"$duration" --latency "$url")
-    fi
-    if grep -q "Non-2xx" <<<"$wrk_out"; then
-        echo "unexpected answers from $url:" >&2
-        echo "$wrk_out" >&2
-        exit 1
-    fi
-}
-rps() { awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$wrk_out"; }
-# latency_ms PERCENTILE: from wrk --latency (50%, 75%, 90%, 99%).
-latency_ms() {
-    awk -v p="$1%" '$1 == p {
-        v = $2; unit = v; gsub(/[0-9.]/, "", unit); gsub(/[a-z]/, "", v);
-        if (unit == "us") v /= 1000; else if (unit == "s") v *= 1000;
-        printf "%.2f", v }' <<<"$wrk_out"
-}
-
-rows=()
-row() { rows+=("| $1 | $2 | $3 |"); }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # --- 100k records: query throughput relative to /health -------------------
 port=18601
