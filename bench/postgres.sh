@@ -76,7 +76,7 @@ export PIPELINE_BACKEND=postgres
 
 # --- load: import (COPY) ------------------------------------------------------
 started=$(date +%s.%N)
-"$binary" import "$data/runs-$records.jsonl" >/dev/null
+"$binary" import "$data/runs-$records.jsonl" >/dev/null 2>&1
 import_s=$(awk -v a="$(date +%s.%N)" -v b="$started" 'BEGIN { printf "%.1f", a - b }')
 stored=$(psql_c "SELECT count(*) FROM pipeline_runs")
 row "import (COPY), $stored runs" "bulk ≥ 150000 records/s" "$(awk -v n="$stored" -v s="$import_s" 'BEGIN { printf "%.0f", n / s }') records/s ($import_s s)"

@@ -4,7 +4,7 @@
 
 use crate::helpers::{service, start_service, succeeded};
 use crate::replica;
-use crate::support::postgres::fresh_database;
+use crate::support::postgres::{connect, fresh_database};
 
 const PASSWORD: &str = "hunter2-secret";
 
@@ -147,4 +147,27 @@ fn an_unreachable_database_stops_startup_without_showing_the_password() {
     assert!(text.contains("PIPELINE_BACKEND=postgres"), "{text}");
     assert!(text.contains("127.0.0.1"), "{text}");
     assert!(!text.contains(PASSWORD), "{text}");
+}
+
+#[tokio::test]
+async fn the_printed_ddl_applied_by_hand_leaves_nothing_for_migrate() {
+    let Some(database) = fresh_database().await else {
+        return;
+    };
+    let ddl = succeeded(service(&[]).args(["ddl", "--backend", "postgres"]));
+    let client = connect(&database.settings).await;
+    client
+        .batch_execute(&String::from_utf8_lossy(&ddl.stdout))
+        .await
+        .expect("the printed DDL applies");
+    let env = [
+        ("PIPELINE_BACKEND", "postgres"),
+        ("DATABASE_URL", database.url.as_str()),
+    ];
+    let migrated = succeeded(service(&env).arg("migrate"));
+    assert!(
+        printed(&migrated).contains("nothing to do"),
+        "{}",
+        printed(&migrated)
+    );
 }

@@ -35,6 +35,25 @@ use async_trait::async_trait;
 /// The runs table (fixed names: the schema is this service's own).
 pub const TABLE: &str = "pipeline_runs";
 
+/// One row per group with its run count, averages' sums and latest run,
+/// kept by triggers in the transaction of every change to the runs
+/// (`sql/postgres/0002_pipeline_summaries.sql`).
+pub const SUMMARY_TABLE: &str = "pipeline_summaries";
+
+/// `/pipelines` from the per-group table, in the columns of
+/// `sql::summary` (which computes the same from every run, and which a
+/// test holds this equal to).
+const SUMMARIES: &str = "SELECT pipeline_name, script_name, pipeline_type, environment, runs, \
+last_start, CAST(elapsed_sum / NULLIF(elapsed_runs, 0) AS double precision), \
+CAST(rowcount_sum / NULLIF(rowcount_runs, 0) AS double precision), last_start_offset \
+FROM pipeline_summaries ORDER BY last_start DESC, first_seq ASC";
+
+/// Each group's latest run and run count, in the columns of
+/// `sql::activity`: the per-group table joined to its latest run.
+const ACTIVITY: &str = "SELECT s.pipeline_name, s.script_name, s.pipeline_type, s.environment, \
+s.runs, r.start_utc, r.elapsed_seconds, r.rowcount, r.start_utc_offset \
+FROM pipeline_summaries s JOIN pipeline_runs r ON r.seq = s.last_seq";
+
 /// The table as the shared SQL layer sees it.
 pub fn table() -> Table {
     Table::new(
@@ -190,7 +209,10 @@ impl PipelineInfoRepository for PostgresRepository {
             position,
             limit.checked_add(1),
         );
-        let count = counting.then(|| shared::count(Dialect::Postgres, table, filter));
+        let count = counting.then(|| {
+            shared::count_from_groups(Dialect::Postgres, SUMMARY_TABLE, filter)
+                .unwrap_or_else(|| shared::count(Dialect::Postgres, table, filter))
+        });
         let (rows, total) = self
             .shared
             .bounded(async |client| {
@@ -266,7 +288,10 @@ impl PipelineInfoRepository for PostgresRepository {
 
     /// One summary per group, latest run first.
     async fn summaries(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
-        let statement = shared::summary(Dialect::Postgres, &self.shared.table);
+        let statement = Statement {
+            sql: SUMMARIES.into(),
+            binds: Vec::new(),
+        };
         let rows = self
             .shared
             .bounded(async |client| run_query(&*client, &statement).await)
@@ -290,7 +315,10 @@ impl PipelineInfoRepository for PostgresRepository {
 
     /// The latest run of every group, with the group's run count.
     async fn activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
-        let statement = shared::activity(Dialect::Postgres, &self.shared.table);
+        let statement = Statement {
+            sql: ACTIVITY.into(),
+            binds: Vec::new(),
+        };
         let rows = self
             .shared
             .bounded(async |client| run_query(&*client, &statement).await)

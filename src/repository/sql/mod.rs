@@ -298,6 +298,28 @@ pub fn count(dialect: Dialect, table: &Table, filter: &RunFilter) -> Statement {
     binds.finish(format!("SELECT COUNT(*) FROM {}{conditions}", table.name))
 }
 
+/// How many runs match, summed from a table that holds each group's run
+/// count in a `runs` column beside the four group columns (PostgreSQL's
+/// `pipeline_summaries`): one row per group read instead of every run.
+/// Only a filter on group fields (or none) can be answered so; `None` for
+/// one with a time or rowcount bound.
+pub fn count_from_groups(dialect: Dialect, groups: &str, filter: &RunFilter) -> Option<Statement> {
+    let bounded = filter.start_utc.is_some()
+        || filter.end_utc.is_some()
+        || filter.min_rowcount.is_some()
+        || filter.max_rowcount.is_some();
+    if bounded {
+        return None;
+    }
+    let columns = FIELD_NAMES.iter().map(|f| (*f).to_owned()).collect();
+    let table = Table::new(groups.to_owned(), columns, "runs".into(), false);
+    let mut binds = Binds::new(dialect);
+    let conditions = where_clause(&table, filter, &mut binds);
+    Some(binds.finish(format!(
+        "SELECT CAST(COALESCE(SUM(runs), 0) AS bigint) FROM {groups}{conditions}"
+    )))
+}
+
 /// The distinct `archived_file` values (NULL included) of the runs with a
 /// `date_code`, at most `limit` rows (served by the `date_code` index).
 pub fn archived_files(dialect: Dialect, table: &Table, date_code: &str, limit: usize) -> Statement {

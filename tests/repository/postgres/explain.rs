@@ -3,7 +3,7 @@
 
 use pipeline_service::domain::FlexDateTime;
 use pipeline_service::repository::jsonl::parse_line;
-use pipeline_service::repository::postgres::{rows, table, PostgresRepository};
+use pipeline_service::repository::postgres::{rows, table, PostgresRepository, SUMMARY_TABLE};
 use pipeline_service::repository::sql::{self, Dialect, Statement};
 use pipeline_service::repository::PipelineInfoRepository;
 use pipeline_service::repository::{Position, RunFilter, RunKey};
@@ -130,6 +130,14 @@ async fn each_query_shape_uses_its_index() {
     );
     let count_all = plan(&client, &sql::count(Dialect::Postgres, &t, &default)).await;
     assert!(count_all.contains("Index Only Scan"), "{count_all}");
+    // What a page's total really runs for a filter on group fields only
+    // (or none): the per-group table, never the runs.
+    for filter in [&default, &name] {
+        let statement = sql::count_from_groups(Dialect::Postgres, SUMMARY_TABLE, filter).unwrap();
+        let from_groups = plan(&client, &statement).await;
+        assert!(from_groups.contains("pipeline_summaries"), "{from_groups}");
+        assert!(!from_groups.contains("pipeline_runs"), "{from_groups}");
+    }
 
     let files = sql::archived_files(Dialect::Postgres, &t, "20250601_000000", 5);
     let files_plan = plan(&client, &files).await;
