@@ -28,3 +28,22 @@ latency_ms() {
 rows=()
 row() { rows+=("| $1 | $2 | $3 |"); }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# bulk_body SOURCE.jsonl DEST.json ITEMS: a JSON array of the first ITEMS
+# valid records of SOURCE, the body bench/bulk.lua posts.
+bulk_body() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import json, sys
+items = []
+for line in open(sys.argv[1]):
+    try:
+        value = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(value, dict) and "pipeline_name" in value:
+        items.append(value)
+    if len(items) == int(sys.argv[3]):
+        break
+json.dump(items, open(sys.argv[2], "w"))
+PY
+}

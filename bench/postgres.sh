@@ -125,20 +125,7 @@ row "GET /pipelines/stats, one at a time" "context" "$(printf '%s s; ' "${stats_
 wrk_run "$base/pipelines" 64 bench/post.lua
 row "durable POST /pipelines, -c64 (committed before each 201)" "≥ 10000 records/s" "$(rps) records/s"
 bulk_items=$($smoke && echo 500 || echo 10000)
-python3 - "$data/runs-$records.jsonl" "$data/bulk.json" "$bulk_items" <<'PY'
-import json, sys
-items = []
-for line in open(sys.argv[1]):
-    try:
-        value = json.loads(line)
-    except ValueError:
-        continue
-    if isinstance(value, dict) and "pipeline_name" in value:
-        items.append(value)
-    if len(items) == int(sys.argv[3]):
-        break
-json.dump(items, open(sys.argv[2], "w"))
-PY
+bulk_body "$data/runs-$records.jsonl" "$data/bulk.json" "$bulk_items"
 saved=$duration
 duration=$($smoke && echo 2s || echo 5s)
 BULK_BODY="$data/bulk.json" wrk_run "$base/pipelines/bulk" 3 bench/bulk.lua

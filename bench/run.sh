@@ -144,20 +144,7 @@ if $have_wrk; then
     # Bulk ingest: 10,000-record JSON arrays (from the generated data) posted
     # by 3 clients into an empty store, so parsing one overlaps storing another.
     bulk_items=$($smoke && echo 500 || echo 10000)
-    python3 - "$data/runs-$medium.jsonl" "$data/bulk.json" "$bulk_items" <<'PY'
-import json, sys
-items = []
-for line in open(sys.argv[1]):
-    try:
-        value = json.loads(line)
-    except ValueError:
-        continue
-    if isinstance(value, dict) and "pipeline_name" in value:
-        items.append(value)
-    if len(items) == int(sys.argv[3]):
-        break
-json.dump(items, open(sys.argv[2], "w"))
-PY
+    bulk_body "$data/runs-$medium.jsonl" "$data/bulk.json" "$bulk_items"
     rm -f "$data/bulk-store.jsonl"
     start_server "$data/bulk-store.jsonl" $port
     saved=$duration

@@ -451,3 +451,38 @@ pub async fn read_answer(stream: &mut TcpStream, patience: Duration) -> Option<S
     .ok()?;
     complete(&received).then(|| String::from_utf8_lossy(&received).into_owned())
 }
+
+/// The JSON answer of GET `url`, whatever its status. (This and the next
+/// serve the tests of several processes, `tests/replicas` and
+/// `tests/database_faults`, which include this file.)
+#[allow(dead_code)]
+pub async fn get_value(client: &reqwest::Client, url: &str) -> Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("request sent")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
+/// How many times each `date_code` is stored, read through the server at
+/// `address` (every run, in one answer).
+#[allow(dead_code)]
+pub async fn stored_codes(
+    client: &reqwest::Client,
+    address: &str,
+) -> std::collections::HashMap<String, usize> {
+    let answer = get_value(
+        client,
+        &format!("{address}/get_pipeline_info?all_data=true"),
+    )
+    .await;
+    let mut counts = std::collections::HashMap::new();
+    for run in answer["results"].as_array().expect("results") {
+        let code = run["date_code"].as_str().unwrap_or_default().to_owned();
+        *counts.entry(code).or_insert(0) += 1;
+    }
+    counts
+}

@@ -104,28 +104,25 @@ async fn a_rejected_body_stores_nothing() {
     assert_eq!(app.get_json("/get_pipeline_info").await["total"], 1);
 }
 
+/// The fields a record may leave out.
+const OPTIONAL_FIELDS: [&str; 5] = [
+    "pipeline_name",
+    "script_name",
+    "pipeline_type",
+    "environment",
+    "archived_file",
+];
+
 #[tokio::test]
 async fn optional_fields_default_to_null() {
     for app in every_store().await {
         eprintln!("on {}", app.backend);
         let mut body = run(json!({}));
-        for field in [
-            "pipeline_name",
-            "script_name",
-            "pipeline_type",
-            "environment",
-            "archived_file",
-        ] {
+        for field in OPTIONAL_FIELDS {
             body.as_object_mut().unwrap().remove(field);
         }
         let stored = app.store(&body).await;
-        for field in [
-            "pipeline_name",
-            "script_name",
-            "pipeline_type",
-            "environment",
-            "archived_file",
-        ] {
+        for field in OPTIONAL_FIELDS {
             assert_eq!(stored[field], Value::Null, "{field}");
         }
         // Not inferred: only legacy file lines without the key are.

@@ -9,7 +9,6 @@ mod helpers;
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use crate::helpers::{run_on, start_service};
+use crate::helpers::{run_on, start_service, stored_codes};
 use crate::support::postgres::{fresh_database, server};
 
 const WRITERS: usize = 8;
@@ -184,20 +183,7 @@ the private test cluster, not PIPELINE_TEST_POSTGRES_URL"
     );
 
     // Every acknowledged run is there exactly once, none lost in the crash.
-    let answer: Value = client
-        .get(format!("{address}/get_pipeline_info?all_data=true"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut copies: HashMap<String, usize> = HashMap::new();
-    for run in answer["results"].as_array().unwrap() {
-        *copies
-            .entry(run["date_code"].as_str().unwrap().to_owned())
-            .or_default() += 1;
-    }
+    let copies = stored_codes(&client, &address).await;
     for code in &stored {
         assert_eq!(copies.get(code), Some(&1), "{code}");
     }

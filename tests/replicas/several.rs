@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::run_on;
+use crate::helpers::{get_value, run_on, stored_codes};
+use crate::replica;
 use crate::support::postgres::fresh_database;
-use crate::{replica, stored_codes};
 
 const CLIENTS: usize = 32;
 const RUNS_PER_CLIENT: usize = 30;
@@ -72,16 +72,9 @@ async fn page_through(client: &reqwest::Client, address: &str) -> Vec<String> {
     let mut seen = Vec::new();
     let mut cursor = String::new();
     for _ in 0..1000 {
-        let answer: Value = client
-            .get(format!(
-                "{address}/get_pipeline_info?pipeline_name=paged&limit=25&cursor={cursor}"
-            ))
-            .send()
-            .await
-            .expect("the paging replica answers")
-            .json()
-            .await
-            .expect("a JSON page");
+        let page =
+            format!("{address}/get_pipeline_info?pipeline_name=paged&limit=25&cursor={cursor}");
+        let answer = get_value(client, &page).await;
         for run in answer["results"].as_array().expect("results") {
             seen.push(run["date_code"].as_str().unwrap_or_default().to_owned());
         }
@@ -215,30 +208,15 @@ async fn three_replicas_store_every_acknowledged_run_exactly_once() {
     }
 
     // The surviving replicas answer the same summaries and totals.
-    let answers = |path: &'static str| {
-        let (client, addresses) = (client.clone(), addresses.clone());
-        async move {
-            let mut bodies = Vec::new();
-            for address in &addresses[..2] {
-                let body: Value = client
-                    .get(format!("{address}{path}"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                bodies.push(body);
-            }
-            bodies
-        }
-    };
     for path in [
         "/pipelines",
         "/pipelines/stats",
         "/get_pipeline_info?limit=1",
     ] {
-        let mut bodies = answers(path).await;
+        let mut bodies = Vec::new();
+        for address in &addresses[..2] {
+            bodies.push(get_value(&client, &format!("{address}{path}")).await);
+        }
         for body in &mut bodies {
             // The one figure that depends on the moment of asking.
             for group in body["pipelines"].as_array_mut().into_iter().flatten() {

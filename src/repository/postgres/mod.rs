@@ -166,10 +166,7 @@ impl PostgresRepository {
         filter: &RunFilter,
     ) -> Result<Vec<Distribution>, RepositoryError> {
         let statement = shared::percentiles(Dialect::Postgres, &self.shared.table, filter);
-        let rows = self
-            .shared
-            .bounded(async |client| run_query(&*client, &statement).await)
-            .await?;
+        let rows = self.shared.fetch(&statement).await?;
         rows.iter()
             .map(|row| {
                 Ok(Distribution {
@@ -288,14 +285,8 @@ impl PipelineInfoRepository for PostgresRepository {
 
     /// One summary per group, latest run first.
     async fn summaries(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
-        let statement = Statement {
-            sql: SUMMARIES.into(),
-            binds: Vec::new(),
-        };
-        let rows = self
-            .shared
-            .bounded(async |client| run_query(&*client, &statement).await)
-            .await?;
+        let statement = without_binds(SUMMARIES);
+        let rows = self.shared.fetch(&statement).await?;
         let mut summaries = Vec::with_capacity(rows.len());
         for row in rows {
             let latest: Option<chrono::DateTime<chrono::Utc>> = row.try_get(5)?;
@@ -315,14 +306,8 @@ impl PipelineInfoRepository for PostgresRepository {
 
     /// The latest run of every group, with the group's run count.
     async fn activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
-        let statement = Statement {
-            sql: ACTIVITY.into(),
-            binds: Vec::new(),
-        };
-        let rows = self
-            .shared
-            .bounded(async |client| run_query(&*client, &statement).await)
-            .await?;
+        let statement = without_binds(ACTIVITY);
+        let rows = self.shared.fetch(&statement).await?;
         rows.iter()
             .map(|row| {
                 Ok(PipelineActivity {
@@ -352,10 +337,7 @@ impl PipelineInfoRepository for PostgresRepository {
             date_code,
             limit.saturating_add(1),
         );
-        let rows = self
-            .shared
-            .bounded(async |client| run_query(&*client, &statement).await)
-            .await?;
+        let rows = self.shared.fetch(&statement).await?;
         if rows.is_empty() {
             return Ok(None);
         }
@@ -500,6 +482,14 @@ async fn run_query(
     Ok(client.query(&prepared, &rows::params(&values)).await?)
 }
 
+/// A fixed statement of this backend's own.
+fn without_binds(sql: &str) -> Statement {
+    Statement {
+        sql: sql.to_owned(),
+        binds: Vec::new(),
+    }
+}
+
 /// The four group values at the start of a summary-shaped row.
 fn group_key(row: &tokio_postgres::Row) -> Result<[Option<String>; 4], RepositoryError> {
     Ok([
@@ -533,6 +523,15 @@ impl Shared {
                 "the database did not answer within {bound:?}"
             )))
         })
+    }
+
+    /// The rows `statement` answers, within the bounds of `bounded`.
+    async fn fetch(
+        &self,
+        statement: &Statement,
+    ) -> Result<Vec<tokio_postgres::Row>, RepositoryError> {
+        self.bounded(async |client| run_query(&*client, statement).await)
+            .await
     }
 
     /// A pooled connection, within the acquire timeout.
