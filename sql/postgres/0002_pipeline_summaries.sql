@@ -28,6 +28,11 @@ CREATE TABLE pipeline_summaries (
     -- The group's first stored run: groups with the same latest start are
     -- listed in the order they first appeared.
     first_seq bigint NOT NULL,
+    -- At least how far (microseconds) a run of the group ends before it
+    -- starts, zero when none does: with it an `end_utc` bound also bounds
+    -- `start_utc`, so a time window reads only its own runs. Only ever
+    -- raised, not lowered when such a run goes: larger is still a bound.
+    backwards_us bigint NOT NULL DEFAULT 0,
     CONSTRAINT pipeline_summaries_group_key UNIQUE (group_key)
 );
 
@@ -38,7 +43,7 @@ BEGIN
     INSERT INTO pipeline_summaries AS s (
         pipeline_name, script_name, pipeline_type, environment, runs,
         elapsed_sum, elapsed_runs, rowcount_sum, rowcount_runs,
-        last_start, last_start_offset, last_seq, first_seq)
+        last_start, last_start_offset, last_seq, first_seq, backwards_us)
     SELECT pipeline_name, script_name, pipeline_type, environment, count(*),
         coalesce(sum(elapsed_seconds::numeric) FILTER (WHERE elapsed_seconds > 0), 0),
         count(*) FILTER (WHERE elapsed_seconds > 0),
@@ -47,7 +52,8 @@ BEGIN
         (array_agg(start_utc ORDER BY start_utc DESC, seq))[1],
         (array_agg(start_utc_offset ORDER BY start_utc DESC, seq))[1],
         (array_agg(seq ORDER BY start_utc DESC, seq))[1],
-        min(seq)
+        min(seq),
+        greatest(max(extract(epoch FROM start_utc - end_utc) * 1000000)::bigint, 0)
     FROM added
     GROUP BY pipeline_name, script_name, pipeline_type, environment
     -- One order for every writer: transactions sharing groups lock them in
@@ -66,7 +72,8 @@ BEGIN
             FROM (SELECT excluded.last_start > s.last_start
                       OR (excluded.last_start = s.last_start AND excluded.last_seq < s.last_seq)
                       AS newer) AS compared),
-        first_seq = least(s.first_seq, excluded.first_seq);
+        first_seq = least(s.first_seq, excluded.first_seq),
+        backwards_us = greatest(s.backwards_us, excluded.backwards_us);
     RETURN NULL;
 END
 $$;
@@ -120,7 +127,7 @@ BEGIN
     INSERT INTO pipeline_summaries (
         pipeline_name, script_name, pipeline_type, environment, runs,
         elapsed_sum, elapsed_runs, rowcount_sum, rowcount_runs,
-        last_start, last_start_offset, last_seq, first_seq)
+        last_start, last_start_offset, last_seq, first_seq, backwards_us)
     SELECT pipeline_name, script_name, pipeline_type, environment, count(*),
         coalesce(sum(elapsed_seconds::numeric) FILTER (WHERE elapsed_seconds > 0), 0),
         count(*) FILTER (WHERE elapsed_seconds > 0),
@@ -129,7 +136,8 @@ BEGIN
         (array_agg(start_utc ORDER BY start_utc DESC, seq))[1],
         (array_agg(start_utc_offset ORDER BY start_utc DESC, seq))[1],
         (array_agg(seq ORDER BY start_utc DESC, seq))[1],
-        min(seq)
+        min(seq),
+        greatest(max(extract(epoch FROM start_utc - end_utc) * 1000000)::bigint, 0)
     FROM pipeline_runs
     GROUP BY pipeline_name, script_name, pipeline_type, environment;
     RETURN NULL;

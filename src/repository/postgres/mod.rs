@@ -62,6 +62,7 @@ pub fn table() -> Table {
         "seq".to_owned(),
         true,
     )
+    .with_backwards(SUMMARY_TABLE)
 }
 
 /// Why the backend could not start.

@@ -50,6 +50,10 @@ pub struct Table {
     columns: Vec<String>,
     seq: String,
     offsets: bool,
+    /// A table of per-group rows whose `backwards_us` column holds at least
+    /// how far any stored run ends before it starts (PostgreSQL's
+    /// `pipeline_summaries`), so an `end_utc` bound can also bound the start.
+    backwards: Option<String>,
 }
 
 /// The record fields that are times.
@@ -71,7 +75,15 @@ impl Table {
             columns,
             seq,
             offsets,
+            backwards: None,
         }
+    }
+
+    /// The same table, with `groups` naming the per-group table whose
+    /// `backwards_us` lets an `end_utc` bound cut the start too.
+    pub fn with_backwards(mut self, groups: &str) -> Self {
+        self.backwards = Some(groups.to_owned());
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -193,6 +205,17 @@ fn where_clause(table: &Table, filter: &RunFilter, binds: &mut Binds) -> String 
     if let Some(bound) = filter.end_utc {
         let p = binds.add("end_utc", Bind::Instant(bound));
         conditions.push(format!("{} <= {p}", table.column("end_utc")));
+        // A run ending by the bound started by it too, unless it ends
+        // before it starts — and none does by more than `backwards`. The
+        // redundant bound lets the start index stop there instead of
+        // walking every later run (the same cut the JSON Lines index makes).
+        if let Some(groups) = &table.backwards {
+            conditions.push(format!(
+                "{} <= {p} + (SELECT COALESCE(MAX(backwards_us), 0) FROM {groups}) \
+* INTERVAL '1 microsecond'",
+                table.column("start_utc")
+            ));
+        }
     }
     if let Some(min) = filter.min_rowcount {
         let p = binds.add("min_rowcount", Bind::Integer(min));

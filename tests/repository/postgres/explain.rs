@@ -128,6 +128,26 @@ async fn each_query_shape_uses_its_index() {
         count_environment.contains("Index Only Scan using pipeline_runs_environment_start_ix"),
         "{count_environment}"
     );
+    // A time window: the end bound also bounds the start, so the name
+    // index is read from the window's end, not from the newest run.
+    let week = RunFilter {
+        pipeline_name: Some("ingest_orders".into()),
+        start_utc: Some(FlexDateTime::parse("2025-06-01T00:00:00Z").unwrap()),
+        end_utc: Some(FlexDateTime::parse("2025-06-08T00:00:00Z").unwrap()),
+        ..Default::default()
+    };
+    for statement in [window(&week), sql::count(Dialect::Postgres, &t, &week)] {
+        let week_plan = plan(&client, &statement).await;
+        assert!(
+            week_plan.contains("pipeline_runs_name_start_ix"),
+            "{week_plan}"
+        );
+        assert!(week_plan.contains("(start_utc <= ("), "{week_plan}");
+        assert!(
+            !week_plan.contains("Seq Scan on pipeline_runs"),
+            "{week_plan}"
+        );
+    }
     let count_all = plan(&client, &sql::count(Dialect::Postgres, &t, &default)).await;
     assert!(count_all.contains("Index Only Scan"), "{count_all}");
     // What a page's total really runs for a filter on group fields only

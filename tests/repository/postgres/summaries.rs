@@ -203,3 +203,47 @@ WHERE pipeline_name = 'load'",
     agree(&repo, &client, "truncated").await;
     assert!(repo.summaries().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_end_bound_still_finds_runs_that_end_before_they_start() {
+    let Some((repo, db)) = fresh().await else {
+        return;
+    };
+    let client = connect(&db.settings).await;
+    let backwards = record(
+        0,
+        json!({"date_code": "backwards", "start_utc": "2025-08-20T00:00:00Z", "end_utc": "2025-08-02T00:00:00Z"}),
+    );
+    let runs: Vec<NewRun> = (0..50)
+        .map(|m| NewRun::from(record(m * 1440, json!({}))))
+        .chain([NewRun::from(backwards)])
+        .collect();
+    repo.insert(runs, true).await.unwrap();
+    let filter = RunFilter {
+        end_utc: Some(
+            pipeline_service::domain::FlexDateTime::parse("2025-08-05T00:00:00Z").unwrap(),
+        ),
+        ..Default::default()
+    };
+    for stage in ["stored", "after the backwards run's group lost other runs"] {
+        let page = repo
+            .query(&filter, Position::Offset(0), 100, true)
+            .await
+            .unwrap();
+        let codes: Vec<&str> = page.records.iter().map(|r| r.date_code()).collect();
+        assert!(codes.contains(&"backwards"), "{stage}: {codes:?}");
+        let counted = raw(&client, &sql::count(Dialect::Postgres, &table(), &filter)).await;
+        assert_eq!(
+            page.total,
+            Some(counted[0].get::<_, i64>(0) as u64),
+            "{stage}"
+        );
+        assert_eq!(page.total, Some(page.records.len() as u64), "{stage}");
+        client
+            .batch_execute(
+                "DELETE FROM pipeline_runs WHERE date_code <> 'backwards' AND seq % 2 = 0",
+            )
+            .await
+            .unwrap();
+    }
+}
