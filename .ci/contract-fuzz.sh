@@ -74,7 +74,7 @@ PIPELINE_JSONL_PATH="$work/runs.jsonl" PIPELINE_JSONL_FSYNC=false PIPELINE_ARCHI
 server=$!
 address=""
 for _ in $(seq 100); do
-    address=$(sed -n 's/.*serving address=\([0-9.:]*\).*/\1/p' "$work/server.log" | head -n 1)
+    address=$(sed -n 's/.* url=http:\/\/\([0-9.:]*\).*/\1/p' "$work/server.log" | head -n 1)
     [[ -n "$address" ]] && break
     kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; fail "the server did not start"; }
     sleep 0.1

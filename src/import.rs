@@ -4,7 +4,11 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::domain::PipelineInfo;
 use crate::repository::jsonl::parse_line;
@@ -17,6 +21,8 @@ pub const BATCH_RECORDS: usize = 1000;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ImportReport {
     pub lines_read: u64,
+    /// Bytes of the file read so far, for the progress bar.
+    pub bytes_read: u64,
     pub imported: u64,
     /// Line numbers (1-based) skipped as invalid, with the reason.
     pub skipped: Vec<(u64, String)>,
@@ -43,6 +49,48 @@ impl std::fmt::Display for ImportReport {
         }
         Ok(())
     }
+}
+
+/// Why a file cannot be imported, found before anything is opened.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{0} does not exist")]
+    Missing(String),
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0} is not a file")]
+    NotAFile(String),
+    #[error("{0} is the store itself")]
+    IsTheStore(String),
+}
+
+/// Checks `file` before the store is opened (which would create it): it
+/// must exist, be a file, and not be the JSON Lines store `store`, which
+/// it would be read into while it grows. Returns its length in bytes.
+pub fn check_input(file: &Path, store: Option<&Path>) -> Result<u64, InputError> {
+    let shown = || file.display().to_string();
+    let input = std::fs::metadata(file).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => InputError::Missing(shown()),
+        _ => InputError::Unreadable {
+            path: shown(),
+            source,
+        },
+    })?;
+    if !input.is_file() {
+        return Err(InputError::NotAFile(shown()));
+    }
+    // Compared as files, not names: a store not created yet is another
+    // file, and a link to the store is the store.
+    let is_store = store
+        .and_then(|store| std::fs::metadata(store).ok())
+        .is_some_and(|store| (store.dev(), store.ino()) == (input.dev(), input.ino()));
+    if is_store {
+        return Err(InputError::IsTheStore(shown()));
+    }
+    Ok(input.len())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +129,7 @@ pub async fn import_file(
             break;
         }
         report.lines_read += 1;
+        report.bytes_read += read as u64;
         match parse_line(&line) {
             Ok(Some(record)) => batch.push(record),
             Ok(None) => {}
@@ -113,4 +162,65 @@ async fn store(
         })?;
     report.imported += stored;
     Ok(())
+}
+
+/// How the progress bar looks: the share of the file read, the time
+/// left, and what became of the lines so far with the rate. It fits a
+/// terminal of 80 columns, the bar taking what the rest leaves.
+const PROGRESS_TEMPLATE: &str = "{wide_bar} {percent:>3}% {eta:>4} left  {msg}";
+
+/// A progress bar on standard error for importing `total_bytes`; it draws
+/// only when standard error is a terminal.
+pub fn progress_bar(total_bytes: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(PROGRESS_TEMPLATE) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Shows `report` on `bar`, with the records imported per second.
+pub fn show_progress(bar: &ProgressBar, report: &ImportReport) {
+    let seconds = bar.elapsed().max(Duration::from_millis(1)).as_secs_f64();
+    bar.set_message(format!(
+        "{} records ({:.0}/s), {} skipped",
+        report.imported,
+        report.imported as f64 / seconds,
+        report.skipped.len()
+    ));
+    bar.set_position(report.bytes_read);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_template_parses() {
+        assert!(ProgressStyle::with_template(PROGRESS_TEMPLATE).is_ok());
+    }
+
+    #[test]
+    fn an_input_must_exist_be_a_file_and_not_be_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.jsonl");
+        let not_yet_created = dir.path().join("store.jsonl");
+        assert!(matches!(
+            check_input(&missing, Some(&not_yet_created)),
+            Err(InputError::Missing(_))
+        ));
+        assert!(matches!(
+            check_input(dir.path(), None),
+            Err(InputError::NotAFile(_))
+        ));
+        let input = dir.path().join("input.jsonl");
+        std::fs::write(&input, "{}\n").unwrap();
+        assert_eq!(check_input(&input, Some(&not_yet_created)).unwrap(), 3);
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&input, &link).unwrap();
+        assert!(matches!(
+            check_input(&link, Some(&input)),
+            Err(InputError::IsTheStore(_))
+        ));
+    }
 }

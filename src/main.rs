@@ -3,12 +3,11 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
 use pipeline_service::config::{
-    oracle_schema, postgres_settings, Backend, Cli, Command, DdlBackend, RawSettings, Settings,
+    backend, oracle_schema, postgres_settings, Backend, Cli, Command, RawSettings, Settings,
 };
 use pipeline_service::domain::FlexDateTime;
-use pipeline_service::import::import_file;
+use pipeline_service::import::{check_input, import_file, progress_bar, show_progress};
 use pipeline_service::repository::oracle::sql::{add_key_columns, ddl};
 use pipeline_service::repository::postgres::{migrate, PostgresRepository};
 use pipeline_service::startup::{build_repository, build_repository_for_rewrite, Application};
@@ -17,7 +16,7 @@ use pipeline_service::{probe, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Cli { command, settings } = Cli::parse();
+    let Cli { command, settings } = Cli::read();
     match command.unwrap_or(Command::Serve) {
         Command::Serve => with_settings(settings, Some("info"), serve).await,
         Command::Healthcheck => with_settings(settings, None, healthcheck).await,
@@ -32,10 +31,7 @@ async fn main() -> ExitCode {
             let compact = |s| compact(s, older_than, archive, dry_run);
             with_settings(settings, Some("warn"), compact).await
         }
-        Command::Ddl {
-            add_idempotency,
-            backend,
-        } => print_ddl(&settings, backend, add_idempotency),
+        Command::Ddl { add_idempotency } => print_ddl(&settings, add_idempotency),
         Command::Migrate => migrate_schema(settings).await,
         Command::Gen {
             records,
@@ -108,8 +104,12 @@ async fn healthcheck(settings: Settings) -> ExitCode {
 
 /// The DDL needs only the table and column map (or, for PostgreSQL, the
 /// embedded migrations), not a database.
-fn print_ddl(raw: &RawSettings, backend: DdlBackend, add_idempotency: bool) -> ExitCode {
-    if backend == DdlBackend::Postgres {
+fn print_ddl(raw: &RawSettings, add_idempotency: bool) -> ExitCode {
+    let postgres = match backend(raw) {
+        Ok(backend) => backend == Backend::Postgres,
+        Err(error) => return fail_config(&error),
+    };
+    if postgres {
         if add_idempotency {
             eprintln!("pipeline-service: ddl: --add-idempotency is for Oracle tables; PostgreSQL's migrations include the idempotency columns");
             return ExitCode::from(2);
@@ -218,15 +218,14 @@ async fn compact(
 }
 
 async fn import(settings: Settings, file: PathBuf) -> ExitCode {
-    if settings.backend == Backend::Jsonl
-        && std::fs::canonicalize(&file).ok() == std::fs::canonicalize(&settings.jsonl_path).ok()
-    {
-        eprintln!(
-            "pipeline-service: import: {} is the store itself",
-            file.display()
-        );
-        return ExitCode::from(2);
-    }
+    let store = (settings.backend == Backend::Jsonl).then_some(settings.jsonl_path.as_path());
+    let total_bytes = match check_input(&file, store) {
+        Ok(length) => length,
+        Err(error) => {
+            eprintln!("pipeline-service: import: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let repository = match build_repository(&settings).await {
         Ok(repository) => repository,
         Err(error) => {
@@ -234,20 +233,19 @@ async fn import(settings: Settings, file: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let on_terminal = std::io::stderr().is_terminal();
+    // A bar with the rate and the time left for a person watching; a
+    // script or a log gets the summary alone.
+    let bar = std::io::stderr()
+        .is_terminal()
+        .then(|| progress_bar(total_bytes));
     let result = import_file(repository.as_ref(), &file, |report| {
-        if on_terminal {
-            eprint!(
-                "\r{} lines read, {} imported, {} skipped",
-                report.lines_read,
-                report.imported,
-                report.skipped.len()
-            );
+        if let Some(bar) = &bar {
+            show_progress(bar, report);
         }
     })
     .await;
-    if on_terminal {
-        eprintln!();
+    if let Some(bar) = bar {
+        bar.finish();
     }
     match result {
         Ok(report) => {

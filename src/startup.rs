@@ -12,8 +12,8 @@ use crate::api::{app, budget, guard, AppState};
 use crate::config::{Backend, Settings};
 use crate::repository::jsonl::{JsonlOptions, JsonlRepository};
 use crate::repository::oracle::{OraclePipelineRepository, OracleStartError};
-use crate::repository::postgres::{PostgresRepository, PostgresStartError};
-use crate::repository::{PipelineInfoRepository, RepositoryError};
+use crate::repository::postgres::{PostgresRepository, PostgresStartError, TABLE};
+use crate::repository::{PipelineInfoRepository, Position, RepositoryError, RunFilter};
 use crate::server::ConnectionLimits;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,16 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     connections: ConnectionLimits,
+    serving: Serving,
+}
+
+/// What the startup line tells a person starting the service, besides
+/// where it listens: which store, where its data is, how much it holds.
+struct Serving {
+    backend: &'static str,
+    data: String,
+    /// `None` when the store could not say (the line goes out without it).
+    runs: Option<u64>,
 }
 
 /// The repository the settings ask for, its JSON Lines file read into
@@ -102,11 +112,17 @@ impl Application {
             .map_err(|source| StartupError::Bind { address, source })?;
         // Built now so that a bad metric definition fails at startup, not on a request.
         std::sync::LazyLock::force(&crate::metrics::METRICS);
+        let serving = Serving {
+            backend: repository.backend_name(),
+            data: data_location(settings),
+            runs: stored_runs(repository.as_ref()).await,
+        };
         let router = app(app_state(repository, settings), &settings.cors);
         Ok(Self {
             listener,
             router,
             connections: settings.connections,
+            serving,
         })
     }
 
@@ -125,13 +141,79 @@ impl Application {
         self,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(address = %self.listener.local_addr()?, "serving");
+        // One line for a person starting the service (and fields for a log
+        // shipper): the build, the store, its data, how many runs it holds,
+        // and the addresses to open.
+        let url = format!("http://{}", self.listener.local_addr()?);
+        tracing::info!(
+            version = %env!("CARGO_PKG_VERSION"),
+            backend = %self.serving.backend,
+            data = %self.serving.data,
+            runs = self.serving.runs,
+            url = %url,
+            docs = %format_args!("{url}/docs"),
+            "serving"
+        );
         let connections = ConnectionLimits {
             max_connections: crate::server::fit_descriptor_limit(self.connections.max_connections),
             ..self.connections
         };
         crate::server::serve(self.listener, self.router, connections, signal).await;
         Ok(())
+    }
+}
+
+/// Where the data is: the JSON Lines file's full path, or the database
+/// user, connect string (without any password) and table.
+fn data_location(settings: &Settings) -> String {
+    match (settings.backend, &settings.oracle) {
+        (Backend::Jsonl, _) => std::path::absolute(&settings.jsonl_path)
+            .unwrap_or_else(|_| settings.jsonl_path.clone())
+            .display()
+            .to_string(),
+        (Backend::Oracle, Some(oracle)) => format!(
+            "{}@{} table {}",
+            oracle.user,
+            without_password(&oracle.dsn),
+            oracle.schema.table()
+        ),
+        (Backend::Oracle, None) => String::new(),
+        (Backend::Postgres, _) => settings
+            .postgres
+            .as_ref()
+            .map(|postgres| format!("{} table {}", postgres.redacted(), TABLE))
+            .unwrap_or_default(),
+    }
+}
+
+/// A connect string fit to print: the password of `scheme://user:password@host…`
+/// or `user/password@host…` left out.
+fn without_password(dsn: &str) -> String {
+    let (scheme, rest) = match dsn.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), dsn),
+    };
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split([':', '/']).next().unwrap_or_default();
+            format!("{scheme}{user}@{host}")
+        }
+        None => dsn.to_owned(),
+    }
+}
+
+/// How many runs the store holds, for the startup line; a store that
+/// cannot count now still serves (`/ready` reports on it).
+async fn stored_runs(repository: &dyn PipelineInfoRepository) -> Option<u64> {
+    match repository
+        .query(&RunFilter::default(), Position::Offset(0), 0, true)
+        .await
+    {
+        Ok(page) => page.total,
+        Err(error) => {
+            tracing::warn!(%error, "cannot count the stored runs");
+            None
+        }
     }
 }
 
@@ -173,4 +255,25 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn printed_connect_strings_never_hold_a_password() {
+        for (dsn, shown) in [
+            ("db:1521/FREEPDB1", "db:1521/FREEPDB1"),
+            ("app/s3cret@db:1521/FREEPDB1", "app@db:1521/FREEPDB1"),
+            (
+                "postgres://app:s3cret@db:5432/runs",
+                "postgres://app@db:5432/runs",
+            ),
+            ("postgres://app@db/runs", "postgres://app@db/runs"),
+            ("postgres://app:p@ss@db/runs", "postgres://app@db/runs"),
+        ] {
+            assert_eq!(without_password(dsn), shown);
+        }
+    }
 }

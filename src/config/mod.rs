@@ -7,7 +7,10 @@
 
 mod cli;
 
-pub use self::cli::{Cli, Command, DdlBackend, PostgresFlags, RawSettings};
+pub use self::cli::{
+    Cli, Command, PostgresFlags, RawSettings, API_KEYS_VARIABLE, DATABASE_URL_VARIABLE,
+    ORACLE_PASSWORD_VARIABLE,
+};
 
 use std::path::PathBuf;
 
@@ -50,6 +53,11 @@ pub enum LogFormat {
 }
 
 pub const DEFAULT_ORACLE_TABLE: &str = "PIPELINE_RUNS";
+pub const DEFAULT_ORACLE_POOL_MIN: u32 = 1;
+pub const DEFAULT_ORACLE_POOL_MAX: u32 = 8;
+pub const DEFAULT_ORACLE_POOL_TIMEOUT_S: u64 = 5;
+pub const DEFAULT_ORACLE_CALL_TIMEOUT_S: u64 = 30;
+pub const DEFAULT_ORACLE_CONNECT_TIMEOUT_S: u64 = 15;
 pub const DEFAULT_METRICS_MAX_SERIES: usize = 1000;
 pub const DEFAULT_MAX_FILE_SIZE_MB: u64 = 50;
 
@@ -68,20 +76,26 @@ pub fn oracle_schema(raw: &RawSettings) -> Result<OracleSchema, ConfigError> {
 }
 
 fn oracle_settings(raw: &RawSettings) -> Result<OracleSettings, ConfigError> {
+    let password = oracle_password(raw)?;
     let missing: Vec<&str> = [
-        ("ORACLE_DSN", &raw.oracle_dsn),
-        ("ORACLE_USER", &raw.oracle_user),
-        ("ORACLE_PASSWORD", &raw.oracle_password),
+        ("ORACLE_DSN", raw.oracle_dsn.as_deref()),
+        ("ORACLE_USER", raw.oracle_user.as_deref()),
+        (ORACLE_PASSWORD_VARIABLE, password.as_deref()),
     ]
     .iter()
-    .filter(|(_, value)| value.as_deref().is_none_or(|v| v.trim().is_empty()))
+    .filter(|(_, value)| value.is_none_or(|v| v.trim().is_empty()))
     .map(|(name, _)| *name)
     .collect();
     if let Some(first) = missing.first() {
+        let password_file = if missing.contains(&ORACLE_PASSWORD_VARIABLE) {
+            " (or ORACLE_PASSWORD_FILE)"
+        } else {
+            ""
+        };
         return Err(ConfigError::new(
             first,
             format!(
-                "required for PIPELINE_BACKEND=oracle; missing: {}",
+                "required for PIPELINE_BACKEND=oracle; missing: {}{password_file}",
                 missing.join(", ")
             ),
         ));
@@ -90,14 +104,14 @@ fn oracle_settings(raw: &RawSettings) -> Result<OracleSettings, ConfigError> {
     let pool_min = bounded(
         "ORACLE_POOL_MIN",
         raw.oracle_pool_min.as_deref(),
-        1,
+        DEFAULT_ORACLE_POOL_MIN.into(),
         0,
         10_000,
     )? as u32;
     let pool_max = bounded(
         "ORACLE_POOL_MAX",
         raw.oracle_pool_max.as_deref(),
-        8,
+        DEFAULT_ORACLE_POOL_MAX.into(),
         1,
         10_000,
     )? as u32;
@@ -113,19 +127,61 @@ fn oracle_settings(raw: &RawSettings) -> Result<OracleSettings, ConfigError> {
     Ok(OracleSettings {
         dsn: raw.oracle_dsn.clone().unwrap_or_default(),
         user: raw.oracle_user.clone().unwrap_or_default(),
-        password: Secret::new(raw.oracle_password.clone().unwrap_or_default()),
+        password: Secret::new(password.unwrap_or_default()),
         schema,
         pool_min,
         pool_max,
-        pool_timeout: seconds("ORACLE_POOL_TIMEOUT_S", &raw.oracle_pool_timeout_s, 5)?,
-        call_timeout: seconds("ORACLE_CALL_TIMEOUT_S", &raw.oracle_call_timeout_s, 30)?,
+        pool_timeout: seconds(
+            "ORACLE_POOL_TIMEOUT_S",
+            &raw.oracle_pool_timeout_s,
+            DEFAULT_ORACLE_POOL_TIMEOUT_S,
+        )?,
+        call_timeout: seconds(
+            "ORACLE_CALL_TIMEOUT_S",
+            &raw.oracle_call_timeout_s,
+            DEFAULT_ORACLE_CALL_TIMEOUT_S,
+        )?,
         connect_timeout: seconds(
             "ORACLE_CONNECT_TIMEOUT_S",
             &raw.oracle_connect_timeout_s,
-            15,
+            DEFAULT_ORACLE_CONNECT_TIMEOUT_S,
         )?,
         key_retention: key_retention(raw)?,
     })
+}
+
+/// The Oracle password from ORACLE_PASSWORD or the file ORACLE_PASSWORD_FILE
+/// names (one of them: two sources could disagree unseen).
+fn oracle_password(raw: &RawSettings) -> Result<Option<String>, ConfigError> {
+    let Some(path) = raw
+        .oracle_password_file
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+    else {
+        return Ok(raw.oracle_password.clone());
+    };
+    if raw.oracle_password.is_some() {
+        return Err(ConfigError::new(
+            "ORACLE_PASSWORD_FILE",
+            "set either ORACLE_PASSWORD or ORACLE_PASSWORD_FILE, not both",
+        ));
+    }
+    let text = read_setting_file("ORACLE_PASSWORD_FILE", path)?;
+    // The newline an editor or `echo` ends the file with is not part of it.
+    let password = text.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err(ConfigError::new(
+            "ORACLE_PASSWORD_FILE",
+            format!("{path:?} holds no password"),
+        ));
+    }
+    Ok(Some(password.to_owned()))
+}
+
+/// The text of the file a setting names.
+fn read_setting_file(variable: &'static str, path: &str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(variable, format!("cannot read {path:?}: {e}")))
 }
 
 /// Validated settings.
@@ -200,22 +256,7 @@ impl Settings {
                 ConfigError::new("PORT", format!("{text:?} is not a port number (0-65535)"))
             })?,
         };
-        let backend = match raw
-            .backend
-            .as_deref()
-            .map(|b| b.trim().to_ascii_lowercase())
-        {
-            None => Backend::Jsonl,
-            Some(b) if b.is_empty() || b == "jsonl" => Backend::Jsonl,
-            Some(b) if b == "oracle" => Backend::Oracle,
-            Some(b) if b == "postgres" || b == "postgresql" => Backend::Postgres,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "PIPELINE_BACKEND",
-                    format!("{other:?} is not a backend (use jsonl, postgres or oracle)"),
-                ))
-            }
-        };
+        let backend = backend(&raw)?;
         let jsonl_path = match raw.jsonl_path.as_deref() {
             None | Some("") => PathBuf::from(DEFAULT_JSONL_PATH),
             Some(path) => PathBuf::from(path),
@@ -379,6 +420,26 @@ impl Settings {
     }
 }
 
+/// The storage backend PIPELINE_BACKEND names (any case; unset or empty:
+/// JSON Lines).
+pub fn backend(raw: &RawSettings) -> Result<Backend, ConfigError> {
+    let named = raw
+        .backend
+        .as_deref()
+        .map(|b| b.trim().to_ascii_lowercase());
+    Ok(match named.as_deref() {
+        None | Some("" | "jsonl") => Backend::Jsonl,
+        Some("oracle") => Backend::Oracle,
+        Some("postgres" | "postgresql") => Backend::Postgres,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "PIPELINE_BACKEND",
+                format!("{other:?} is not a backend (use jsonl, postgres or oracle)"),
+            ))
+        }
+    })
+}
+
 /// The variables the PostgreSQL settings come from; a refusal names one.
 const POSTGRES_VARIABLES: [&str; 5] = [
     "DATABASE_URL_FILE",
@@ -528,12 +589,7 @@ fn parse_auth(raw: &RawSettings) -> Result<AuthPolicy, ConfigError> {
         .as_deref()
         .filter(|p| !p.trim().is_empty())
     {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(
-                "PIPELINE_API_KEYS_FILE",
-                format!("cannot read {path:?}: {e}"),
-            )
-        })?;
+        let text = read_setting_file("PIPELINE_API_KEYS_FILE", path)?;
         let before = keys.len();
         keys.extend(
             text.lines()
@@ -553,7 +609,7 @@ fn parse_auth(raw: &RawSettings) -> Result<AuthPolicy, ConfigError> {
         .any(|k| !k.bytes().all(|b| b.is_ascii_graphic()))
     {
         return Err(ConfigError::new(
-            "PIPELINE_API_KEYS",
+            API_KEYS_VARIABLE,
             "keys must be printable ASCII without spaces",
         ));
     }

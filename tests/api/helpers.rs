@@ -243,6 +243,8 @@ pub fn csv_column(text: &str, field: &str) -> Vec<String> {
 pub struct ServiceProcess {
     pub child: std::process::Child,
     pub address: String,
+    /// The line that told where the process listens.
+    pub startup_line: String,
     /// Lines the process printed after its address line (drained by a
     /// thread, so the server never blocks on a full pipe).
     pub output: std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
@@ -324,20 +326,19 @@ pub fn start_command(command: &mut std::process::Command) -> ServiceProcess {
         .expect("binary starts");
     let stdout = child.stdout.take().expect("stdout piped");
     let mut lines = std::io::BufReader::new(stdout).lines();
-    let address = loop {
+    let (address, startup_line) = loop {
         let line = lines
             .next()
             .expect("server prints its address")
             .expect("readable output");
-        // `address=…` in text logs, `"address":"…"` in JSON ones.
-        if let Some(rest) = line.split("address=").nth(1) {
-            break format!(
-                "http://{}",
-                rest.split_whitespace().next().unwrap_or_default()
-            );
-        }
-        if let Some(rest) = line.split("\"address\":\"").nth(1) {
-            break format!("http://{}", rest.split('"').next().unwrap_or_default());
+        // The startup line's `url=…` in text logs, `"url":"…"` in JSON ones.
+        let url = match (line.split(" url=").nth(1), line.split("\"url\":\"").nth(1)) {
+            (Some(rest), _) => rest.split_whitespace().next(),
+            (None, Some(rest)) => rest.split('"').next(),
+            (None, None) => None,
+        };
+        if let Some(url) = url {
+            break (url.to_owned(), line);
         }
     };
     let output = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
@@ -350,6 +351,7 @@ pub fn start_command(command: &mut std::process::Command) -> ServiceProcess {
     ServiceProcess {
         child,
         address,
+        startup_line,
         output,
         drain: Some(drain),
     }

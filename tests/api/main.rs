@@ -3,6 +3,7 @@
 mod archive;
 mod bulk;
 mod chromium;
+mod cli;
 mod compaction;
 mod connections;
 mod dashboard;
