@@ -37,9 +37,19 @@ CREATE TABLE pipeline_summaries (
 );
 
 -- Runs added by one statement (an insert, a group commit, a COPY) are
--- aggregated once and added to their groups.
+-- aggregated once and added to their groups. After a change the other
+-- triggers do not follow (an UPDATE of a grouped or summed column by hand,
+-- a TRUNCATE), and when the table is created, every group is counted
+-- again from all the runs, by the same statement.
 CREATE FUNCTION pipeline_summaries_add() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    source text := 'added';
 BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        DELETE FROM pipeline_summaries;
+        source := 'pipeline_runs';
+    END IF;
+    EXECUTE format($sql$
     INSERT INTO pipeline_summaries AS s (
         pipeline_name, script_name, pipeline_type, environment, runs,
         elapsed_sum, elapsed_runs, rowcount_sum, rowcount_runs,
@@ -54,7 +64,7 @@ BEGIN
         (array_agg(seq ORDER BY start_utc DESC, seq))[1],
         min(seq),
         greatest(max(extract(epoch FROM start_utc - end_utc) * 1000000)::bigint, 0)
-    FROM added
+    FROM %I
     GROUP BY pipeline_name, script_name, pipeline_type, environment
     -- One order for every writer: transactions sharing groups lock them in
     -- the same order, so they wait for one another and never deadlock.
@@ -73,7 +83,8 @@ BEGIN
                       OR (excluded.last_start = s.last_start AND excluded.last_seq < s.last_seq)
                       AS newer) AS compared),
         first_seq = least(s.first_seq, excluded.first_seq),
-        backwards_us = greatest(s.backwards_us, excluded.backwards_us);
+        backwards_us = greatest(s.backwards_us, excluded.backwards_us)
+    $sql$, source);
     RETURN NULL;
 END
 $$;
@@ -118,32 +129,6 @@ BEGIN
 END
 $$;
 
--- Every group counted again from the runs: when the table is created, and
--- after a change the triggers above do not follow (an UPDATE of a grouped
--- or summed column by hand, a TRUNCATE).
-CREATE FUNCTION pipeline_summaries_rebuild() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM pipeline_summaries;
-    INSERT INTO pipeline_summaries (
-        pipeline_name, script_name, pipeline_type, environment, runs,
-        elapsed_sum, elapsed_runs, rowcount_sum, rowcount_runs,
-        last_start, last_start_offset, last_seq, first_seq, backwards_us)
-    SELECT pipeline_name, script_name, pipeline_type, environment, count(*),
-        coalesce(sum(elapsed_seconds::numeric) FILTER (WHERE elapsed_seconds > 0), 0),
-        count(*) FILTER (WHERE elapsed_seconds > 0),
-        coalesce(sum(rowcount) FILTER (WHERE rowcount > 0), 0),
-        count(*) FILTER (WHERE rowcount > 0),
-        (array_agg(start_utc ORDER BY start_utc DESC, seq))[1],
-        (array_agg(start_utc_offset ORDER BY start_utc DESC, seq))[1],
-        (array_agg(seq ORDER BY start_utc DESC, seq))[1],
-        min(seq),
-        greatest(max(extract(epoch FROM start_utc - end_utc) * 1000000)::bigint, 0)
-    FROM pipeline_runs
-    GROUP BY pipeline_name, script_name, pipeline_type, environment;
-    RETURN NULL;
-END
-$$;
-
 CREATE TRIGGER pipeline_summaries_add AFTER INSERT ON pipeline_runs
     REFERENCING NEW TABLE AS added
     FOR EACH STATEMENT EXECUTE FUNCTION pipeline_summaries_add();
@@ -153,9 +138,9 @@ CREATE TRIGGER pipeline_summaries_remove AFTER DELETE ON pipeline_runs
 CREATE TRIGGER pipeline_summaries_rebuild_after_update
     AFTER UPDATE OF pipeline_name, script_name, pipeline_type, environment,
         start_utc, start_utc_offset, elapsed_seconds, rowcount ON pipeline_runs
-    FOR EACH STATEMENT EXECUTE FUNCTION pipeline_summaries_rebuild();
+    FOR EACH STATEMENT EXECUTE FUNCTION pipeline_summaries_add();
 CREATE TRIGGER pipeline_summaries_rebuild_after_truncate AFTER TRUNCATE ON pipeline_runs
-    FOR EACH STATEMENT EXECUTE FUNCTION pipeline_summaries_rebuild();
+    FOR EACH STATEMENT EXECUTE FUNCTION pipeline_summaries_add();
 
 -- The runs already stored (a database migrated from version 1): a
 -- statement-level trigger fires even when the statement changes no row,

@@ -247,3 +247,29 @@ async fn an_end_bound_still_finds_runs_that_end_before_they_start() {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_database_at_version_1_gets_its_runs_counted_when_migrated() {
+    let Some((repo, db)) = fresh().await else {
+        return;
+    };
+    let runs: Vec<NewRun> = (0..40)
+        .map(|n| NewRun::from(run(n, [Some("etl"), None][(n % 2) as usize], "prod", n)))
+        .collect();
+    repo.insert(runs, true).await.unwrap();
+    // Back to version 1, runs kept: what a database from before the
+    // per-group table looks like.
+    let client = connect(&db.settings).await;
+    client
+        .batch_execute(
+            "DROP TABLE pipeline_summaries; \
+DROP FUNCTION pipeline_summaries_add, pipeline_summaries_remove CASCADE; \
+DELETE FROM pipeline_schema_migrations WHERE version = 2",
+        )
+        .await
+        .unwrap();
+    let migrated = PostgresRepository::connect(&db.settings).await.unwrap();
+    assert_eq!((migrated.migrated().from, migrated.migrated().to), (1, 2));
+    assert_eq!(migrated.summaries().await.unwrap().len(), 4);
+    agree(&migrated, &client, "migrated from version 1").await;
+}
