@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the hot paths: parsing stored lines, planning and
-//! filtering queries over the in-memory index, and serialising a page.
+//! filtering queries over the in-memory index, statistics, serialising a
+//! page, and loading a file.
 //!
 //!     cargo bench --bench core
 
@@ -112,10 +113,16 @@ fn querying(c: &mut Criterion) {
         environment: Some("prod".into()),
         ..RunFilter::default()
     };
+    let rowcounts = RunFilter {
+        min_rowcount: Some(1000),
+        max_rowcount: Some(20_000),
+        ..RunFilter::default()
+    };
     for (name, filter) in [
         ("newest 100", &newest),
         ("name + window", &selective),
         ("rowcount + env", &scanning),
+        ("rowcount range alone", &rowcounts),
     ] {
         group.bench_function(name, |b| {
             b.iter(|| {
@@ -127,6 +134,13 @@ fn querying(c: &mut Criterion) {
     }
     group.bench_function("summaries", |b| {
         b.iter(|| runtime.block_on(repository.summaries()).expect("summary"))
+    });
+    group.bench_function("statistics digests, all pipelines", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(repository.stats(&newest, 31))
+                .expect("stats")
+        })
     });
     group.finish();
     let records: Vec<Arc<PipelineInfo>> = runtime
@@ -153,5 +167,26 @@ fn querying(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parsing, querying);
+fn loading(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("runs.jsonl");
+    std::fs::write(&path, generated(100_000)).expect("write data");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("load");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(100_000));
+    group.bench_function("100k lines (read, scan, index)", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(JsonlRepository::open(&path))
+                .expect("open")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parsing, querying, loading);
 criterion_main!(benches);

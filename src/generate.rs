@@ -179,6 +179,17 @@ pub fn generate_pipelines(
     Ok(summary)
 }
 
+/// The valid records of `records` generated lines (for tests).
+#[cfg(test)]
+pub(crate) fn parsed(records: u64, seed: u64) -> Vec<crate::domain::PipelineInfo> {
+    let mut buffer = Vec::new();
+    generate(&mut buffer, records, seed).unwrap_or_default();
+    buffer
+        .split(|&b| b == b'\n')
+        .filter_map(|l| crate::repository::jsonl::parse_line(l).ok().flatten())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

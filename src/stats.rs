@@ -3,12 +3,12 @@
 //! definition (see STUDY_GUIDE, "Run statistics").
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{FlexDateTime, PipelineInfo};
+use crate::domain::digest::{GroupDigest, RunPoint};
+use crate::domain::FlexDateTime;
 
 /// How statistics are judged.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,6 +23,14 @@ pub struct StatsPolicy {
     /// How many of the latest runs each group lists in `recent` (0: no
     /// list, the field is left out).
     pub recent_runs: usize,
+}
+
+impl StatsPolicy {
+    /// How many of each group's latest runs the statistics read: the
+    /// latest (or the `recent` ones) and the baseline before each.
+    pub fn latest_runs(&self) -> usize {
+        self.recent_runs.max(1).saturating_add(self.baseline_runs)
+    }
 }
 
 /// Per pipeline (pipeline_name, script_name, pipeline_type, environment):
@@ -124,27 +132,8 @@ pub struct RecentRun {
     pub rowcount_anomaly: bool,
 }
 
-/// The linear-interpolation percentile `q` (0–1) of sorted values.
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        1 => sorted[0],
-        n => {
-            let rank = q * (n - 1) as f64;
-            let low = rank.floor() as usize;
-            let high = rank.ceil() as usize;
-            sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64)
-        }
-    }
-}
-
-fn sorted(mut values: Vec<f64>) -> Vec<f64> {
-    values.sort_by(f64::total_cmp);
-    values
-}
-
-/// The interpolated median, by selection rather than sorting (a scrape
-/// takes several medians over every run).
+/// The interpolated median, by selection rather than sorting (the
+/// baselines of a scrape are many small medians).
 fn median(mut values: Vec<f64>) -> f64 {
     let n = values.len();
     if n == 0 {
@@ -179,80 +168,40 @@ pub fn robust_anomaly(baseline: &[f64], latest: f64) -> (Option<f64>, bool) {
     (Some(z), z.abs() > ANOMALY_Z)
 }
 
-type GroupKey = [Option<Arc<str>>; 4];
-
-/// One run as the statistics see it: start instant, duration, rows, start.
-type RunPoint = (i64, f64, i64, FlexDateTime);
-
-/// Collects runs (any order) and computes every group's statistics.
-#[derive(Debug, Default)]
-pub struct StatsBuilder {
-    /// foldhash: every run is looked up here (a `/metrics` scrape walks all
-    /// of them), and the default hasher made that the scrape's main cost.
-    groups: HashMap<GroupKey, Vec<RunPoint>, foldhash::fast::RandomState>,
-}
-
-impl StatsBuilder {
-    pub fn add(&mut self, run: &PipelineInfo) {
-        let point = (
-            run.start_utc().instant_micros(),
-            run.elapsed_seconds(),
-            run.rowcount(),
-            run.start_utc(),
-        );
-        // Look up by reference; the key is cloned only for a new group.
-        match self.groups.get_mut(run.classes()) {
-            Some(points) => points.push(point),
-            None => {
-                self.groups.insert(run.classes().clone(), vec![point]);
-            }
-        }
-    }
-
-    /// Latest run first, like `/pipelines`.
-    pub fn finish(self, policy: StatsPolicy) -> Vec<PipelineStats> {
-        let mut all: Vec<PipelineStats> = self
-            .groups
-            .into_iter()
-            .map(|(key, runs)| group_stats(key, runs, policy))
-            .collect();
-        all.sort_by(|a, b| {
-            b.last_run
-                .instant_micros()
-                .cmp(&a.last_run.instant_micros())
-                .then_with(|| a.pipeline_name.cmp(&b.pipeline_name))
-                .then_with(|| a.script_name.cmp(&b.script_name))
-                .then_with(|| a.pipeline_type.cmp(&b.pipeline_type))
-                .then_with(|| a.environment.cmp(&b.environment))
-        });
-        all
-    }
-}
-
-fn group_stats(key: GroupKey, mut runs: Vec<RunPoint>, policy: StatsPolicy) -> PipelineStats {
-    // Oldest first; equal starts keep the order they were read in (the
-    // answer order reversed), which the stable sort preserves.
-    runs.reverse();
-    runs.sort_by_key(|r| r.0);
-    let durations = sorted(runs.iter().map(|r| r.1).collect());
-    let rowcounts: Vec<f64> = runs.iter().map(|r| r.2 as f64).collect();
-    let gaps: Vec<f64> = runs
-        .windows(2)
-        .map(|w| (w[1].0 - w[0].0) as f64 / 1e6)
+/// Every group's statistics, latest run first like `/pipelines`.
+pub fn finish(digests: Vec<GroupDigest>, policy: StatsPolicy) -> Vec<PipelineStats> {
+    let mut all: Vec<PipelineStats> = digests
+        .into_iter()
+        .map(|digest| group_stats(digest, policy))
         .collect();
-    let typical_interval = (!gaps.is_empty()).then(|| median(gaps));
+    all.sort_by(|a, b| {
+        b.last_run
+            .instant_micros()
+            .cmp(&a.last_run.instant_micros())
+            .then_with(|| a.pipeline_name.cmp(&b.pipeline_name))
+            .then_with(|| a.script_name.cmp(&b.script_name))
+            .then_with(|| a.pipeline_type.cmp(&b.pipeline_type))
+            .then_with(|| a.environment.cmp(&b.environment))
+    });
+    all
+}
+
+fn group_stats(digest: GroupDigest, policy: StatsPolicy) -> PipelineStats {
+    let runs = &digest.latest;
     let latest = runs[runs.len() - 1];
     let since = (policy.now_micros - latest.0) as f64 / 1e6;
-    let stale = runs.len() >= MIN_RUNS_FOR_STALE
-        && typical_interval.is_some_and(|t| t > 0.0 && since > policy.stale_factor * t);
+    let stale = digest.runs >= MIN_RUNS_FOR_STALE as u64
+        && digest
+            .typical_interval_seconds
+            .is_some_and(|t| t > 0.0 && since > policy.stale_factor * t);
     let [(duration_z, duration_anomaly), (rowcount_z, rowcount_anomaly)] =
-        judge(&runs, runs.len() - 1, policy.baseline_runs);
+        judge(runs, runs.len() - 1, policy.baseline_runs);
     let recent = (policy.recent_runs > 0).then(|| {
         let first = runs.len().saturating_sub(policy.recent_runs);
         (first..runs.len())
             .map(|index| {
                 let [(_, duration_anomaly), (_, rowcount_anomaly)] =
-                    judge(&runs, index, policy.baseline_runs);
+                    judge(runs, index, policy.baseline_runs);
                 let (_, elapsed_seconds, rowcount, start_utc) = runs[index];
                 RecentRun {
                     start_utc,
@@ -265,21 +214,22 @@ fn group_stats(key: GroupKey, mut runs: Vec<RunPoint>, policy: StatsPolicy) -> P
             .collect()
     });
     let [pipeline_name, script_name, pipeline_type, environment] =
-        key.map(|v| v.as_deref().map(str::to_owned));
+        digest.key.map(|v| v.as_deref().map(str::to_owned));
+    let [p50, p95, p99, max] = digest.elapsed;
     PipelineStats {
         pipeline_name,
         script_name,
         pipeline_type,
         environment,
-        runs: runs.len() as u64,
+        runs: digest.runs,
         last_run: latest.3,
-        p50_elapsed_seconds: percentile(&durations, 0.5),
-        p95_elapsed_seconds: percentile(&durations, 0.95),
-        p99_elapsed_seconds: percentile(&durations, 0.99),
-        max_elapsed_seconds: durations[durations.len() - 1],
-        median_rowcount: median(rowcounts),
-        zero_row_runs: runs.iter().filter(|r| r.2 == 0).count() as u64,
-        typical_interval_seconds: typical_interval,
+        p50_elapsed_seconds: p50,
+        p95_elapsed_seconds: p95,
+        p99_elapsed_seconds: p99,
+        max_elapsed_seconds: max,
+        median_rowcount: digest.median_rowcount,
+        zero_row_runs: digest.zero_row_runs,
+        typical_interval_seconds: digest.typical_interval_seconds,
         seconds_since_last_run: since,
         stale,
         duration_z,
@@ -308,14 +258,17 @@ fn judge(runs: &[RunPoint], index: usize, baseline_runs: usize) -> [(Option<f64>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::digest::{percentile, sorted, StatsBuilder};
+    use crate::domain::PipelineInfo;
 
     #[test]
     fn percentiles_interpolate_between_ranks() {
         let values = sorted((1..=10).map(f64::from).collect());
-        assert_eq!(percentile(&values, 0.5), 5.5);
-        assert!((percentile(&values, 0.95) - 9.55).abs() < 1e-9);
-        assert!((percentile(&values, 0.99) - 9.91).abs() < 1e-9);
-        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+        let values = values.as_slice();
+        assert_eq!(percentile(values, 0.5), 5.5);
+        assert!((percentile(values, 0.95) - 9.55).abs() < 1e-9);
+        assert!((percentile(values, 0.99) - 9.91).abs() < 1e-9);
+        assert_eq!(percentile(&[7.0][..], 0.99), 7.0);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(vec![7.0]), 7.0);
@@ -324,7 +277,7 @@ mod tests {
             let values: Vec<f64> = (0..n).map(|i| f64::from((i * 7919) % 23)).collect();
             assert_eq!(
                 median(values.clone()),
-                percentile(&sorted(values), 0.5),
+                percentile(sorted(values).as_slice(), 0.5),
                 "{n}"
             );
         }
@@ -374,7 +327,7 @@ mod tests {
             now_micros: 0,
             recent_runs: 4,
         };
-        let stats = builder.finish(policy).remove(0);
+        let stats = finish(builder.digests(policy.latest_runs()), policy).remove(0);
         let recent = stats.recent.expect("asked for");
         let starts: Vec<String> = recent.iter().map(|r| r.start_utc.to_string()).collect();
         assert_eq!(

@@ -22,7 +22,7 @@ use super::extract::{
 use super::AppState;
 use crate::domain::numbers::bool_from_str;
 use crate::domain::{PipelineInfo, ValidationErrors};
-use crate::repository::{Position, RunFilter, RunKey};
+use crate::repository::{Position, RepositoryError, RunFilter, RunKey, RunStream};
 
 pub const MAX_LIMIT: i64 = 10_000;
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -195,6 +195,11 @@ pub async fn get_pipeline_info(
     State(state): State<AppState>,
     ValidQuery(query): ValidQuery<RunQuery>,
 ) -> Result<Response, ApiError> {
+    if query.cursor.is_none() && query.page == Page::All {
+        let runs = state.repository.query_all(&query.filter).await?;
+        let total = (query.counting == Counting::Exact).then_some(runs.total);
+        return Ok(streamed_answer(total, runs));
+    }
     // With a cursor, offset and all_data apply after its position.
     let (position, skip) = match query.cursor {
         Some(Some(key)) => (Position::After(key), query.page.offset()),
@@ -243,16 +248,9 @@ impl IntoResponse for Answer {
             .iter()
             .filter_map(|r| r.pipeline_name())
             .collect();
-        let mut tail = format!("],\"pipelines\":{}", json(&names));
-        if let Some(next) = &self.next_cursor {
-            tail.push_str(&format!(",\"next_cursor\":{}", json(next)));
-        }
-        tail.push('}');
+        let tail = answer_tail(&names, self.next_cursor.as_ref());
         let count = self.records.len();
-        let head = format!(
-            r#"{{"total":{},"count":{count},"results":["#,
-            json(&self.total)
-        );
+        let head = answer_head(self.total, count as u64);
         let headers = [(CONTENT_TYPE, "application/json")];
         if count <= STREAM_ABOVE {
             let mut body = Vec::with_capacity(head.len() + tail.len() + count * 700);
@@ -273,6 +271,86 @@ impl IntoResponse for Answer {
             .chain(std::iter::once(Bytes::from(tail)))
             .map(Ok::<Bytes, Infallible>);
         (headers, Body::from_stream(stream::iter(parts))).into_response()
+    }
+}
+
+/// What precedes an answer's records.
+fn answer_head(total: Option<u64>, count: u64) -> String {
+    format!(r#"{{"total":{},"count":{count},"results":["#, json(&total))
+}
+
+/// What follows an answer's records: the page's pipeline names and, for
+/// cursor queries, the next cursor.
+fn answer_tail<T: Serialize>(names: &BTreeSet<T>, next_cursor: Option<&Option<String>>) -> String {
+    let mut tail = format!("],\"pipelines\":{}", json(names));
+    if let Some(next) = next_cursor {
+        tail.push_str(&format!(",\"next_cursor\":{}", json(next)));
+    }
+    tail.push('}');
+    tail
+}
+
+/// An `all_data` answer, written as the store hands out its runs: memory
+/// holds one chunk of records at a time however many match.
+fn streamed_answer(total: Option<u64>, runs: RunStream) -> Response {
+    let answer = StreamedAnswer {
+        head: Some(answer_head(total, runs.total)),
+        runs,
+        written: 0,
+        names: BTreeSet::new(),
+        done: false,
+    };
+    (
+        [(CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream::iter(answer)),
+    )
+        .into_response()
+}
+
+/// The parts of a streamed answer: head, records chunk by chunk, then the
+/// tail with the names gathered on the way. A store that fails midway ends
+/// the body with an error, so the client sees a broken transfer rather
+/// than a short answer.
+struct StreamedAnswer {
+    head: Option<String>,
+    runs: RunStream,
+    written: usize,
+    names: BTreeSet<String>,
+    done: bool,
+}
+
+impl Iterator for StreamedAnswer {
+    type Item = Result<Bytes, RepositoryError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(head) = self.head.take() {
+            return Some(Ok(Bytes::from(head)));
+        }
+        if self.done {
+            return None;
+        }
+        match self.runs.next() {
+            Some(Ok(chunk)) => {
+                for name in chunk.iter().filter_map(|r| r.pipeline_name()) {
+                    if !self.names.contains(name) {
+                        self.names.insert(name.to_owned());
+                    }
+                }
+                let mut bytes = Vec::with_capacity(chunk.len() * 600);
+                write_records(&chunk, self.written, &mut bytes);
+                self.written += chunk.len();
+                Some(Ok(Bytes::from(bytes)))
+            }
+            Some(Err(error)) => {
+                tracing::error!(%error, "answer stopped");
+                self.done = true;
+                Some(Err(error))
+            }
+            None => {
+                self.done = true;
+                Some(Ok(Bytes::from(answer_tail(&self.names, None))))
+            }
+        }
     }
 }
 

@@ -19,10 +19,7 @@ use super::extract::{
 use super::AppState;
 use crate::domain::ValidationErrors;
 use crate::repository::{PipelineInfoRepository, RepositoryError, RunFilter};
-use crate::stats::{Flags, PipelineStats, StatsBuilder, StatsPolicy, MAX_RECENT_RUNS};
-
-/// Runs read from the store per step.
-const PAGE: usize = 10_000;
+use crate::stats::{self, Flags, PipelineStats, StatsPolicy, MAX_RECENT_RUNS};
 
 /// How many of each group's latest runs to list.
 pub const RECENT: IntRange = IntRange {
@@ -145,9 +142,10 @@ fn entity_tag(pipelines: &[PipelineStats]) -> HeaderValue {
 }
 
 /// The statistics flags `/metrics` exports, recomputed at most every
-/// `FLAGS_TTL`: computing them walks every run (about a quarter of a second
-/// per million on two cores), which a scrape every few seconds — or several
-/// scrapers — should not repeat. Alerts see changes at most that late.
+/// `FLAGS_TTL`: on a store that keeps no statistics, computing them walks
+/// every run (about a quarter of a second per million on two cores), which
+/// a scrape every few seconds — or several scrapers — should not repeat.
+/// Alerts see changes at most that late.
 #[derive(Default)]
 pub struct MetricFlags {
     last: parking_lot::Mutex<Option<(Instant, Arc<Flags>)>>,
@@ -194,24 +192,12 @@ impl MetricFlags {
     }
 }
 
-/// Walks every matching run by keyset pages (both backends, bounded
-/// memory per page) and computes the statistics.
+/// The statistics of the matching runs, from the store's per-group digests.
 pub async fn compute(
     repository: &dyn PipelineInfoRepository,
     filter: &RunFilter,
     policy: StatsPolicy,
 ) -> Result<Vec<PipelineStats>, RepositoryError> {
-    let mut builder = StatsBuilder::default();
-    let mut after = None;
-    loop {
-        let page = repository.query(filter, after.into(), PAGE, false).await?;
-        for run in &page.records {
-            builder.add(run);
-        }
-        match page.next {
-            Some(key) => after = Some(key),
-            None => break,
-        }
-    }
-    Ok(builder.finish(policy))
+    let digests = repository.stats(filter, policy.latest_runs()).await?;
+    Ok(stats::finish(digests, policy))
 }

@@ -27,6 +27,7 @@ pub(crate) fn text_schema(pattern: &str) -> utoipa::openapi::schema::ObjectBuild
 }
 
 pub mod datetime;
+pub mod digest;
 pub mod idempotency;
 pub mod numbers;
 pub mod policy;

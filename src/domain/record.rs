@@ -636,12 +636,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_direct_writer_writes_what_serde_writes() {
-        let mut buffer = Vec::new();
-        crate::generate::generate(&mut buffer, 500, 3).unwrap();
-        let mut records: Vec<PipelineInfo> = buffer
-            .split(|&b| b == b'\n')
-            .filter_map(|l| crate::repository::jsonl::parse_line(l).ok().flatten())
-            .collect();
+        let mut records = crate::generate::parsed(500, 3);
         let mut odd = sample();
         odd["output_file"] = json!("C:\\data\\\"quoted\"\n\u{1}\u{7f}é😀");
         odd["pipeline_name"] = json!(null);

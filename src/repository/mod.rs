@@ -17,7 +17,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::domain::digest::{GroupDigest, StatsBuilder};
 use crate::domain::{FlexDateTime, PipelineActivity, PipelineInfo, PipelineSummary};
+
+/// Runs read per step when statistics walk the matches.
+const STATS_WALK_PAGE: usize = 10_000;
 
 /// Which records a query wants. Every field is optional; string filters are
 /// exact and case-sensitive. Both backends apply exactly these semantics.
@@ -92,6 +96,50 @@ pub struct QueryPage {
     pub records: Vec<Arc<PipelineInfo>>,
     /// The key of the page's last record when more matches follow it.
     pub next: Option<RunKey>,
+}
+
+/// Every match in answer order, handed out a chunk at a time, so an answer
+/// of millions of runs never has to be in memory whole. The total is known
+/// before the first chunk; a chunk that can no longer be read (the store
+/// was replaced meanwhile) is an error, never a silently short answer.
+pub struct RunStream {
+    pub total: u64,
+    chunks: Box<dyn Iterator<Item = Result<Vec<Arc<PipelineInfo>>, RepositoryError>> + Send>,
+}
+
+impl RunStream {
+    /// A stream of `total` runs read by `chunks`.
+    pub fn new(
+        total: u64,
+        chunks: impl Iterator<Item = Result<Vec<Arc<PipelineInfo>>, RepositoryError>> + Send + 'static,
+    ) -> Self {
+        Self {
+            total,
+            chunks: Box::new(chunks),
+        }
+    }
+
+    /// Runs already read.
+    pub fn from_records(records: Vec<Arc<PipelineInfo>>) -> Self {
+        let total = records.len() as u64;
+        Self::new(total, std::iter::once(Ok(records)))
+    }
+}
+
+impl Iterator for RunStream {
+    type Item = Result<Vec<Arc<PipelineInfo>>, RepositoryError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.chunks.next()
+    }
+}
+
+impl std::fmt::Debug for RunStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunStream")
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,4 +246,41 @@ pub trait PipelineInfoRepository: Send + Sync {
         archive: Option<&Path>,
         dry_run: bool,
     ) -> Result<CompactReport, RepositoryError>;
+
+    /// What the run statistics of each (pipeline_name, script_name,
+    /// pipeline_type, environment) group of the matching runs are computed
+    /// from, each with its `latest` latest runs. By default every match is
+    /// read by keyset pages of `query`; a store that keeps per-group order
+    /// statistics up to date answers from them instead.
+    async fn stats(
+        &self,
+        filter: &RunFilter,
+        latest: usize,
+    ) -> Result<Vec<GroupDigest>, RepositoryError> {
+        let mut builder = StatsBuilder::default();
+        let mut after = None;
+        loop {
+            let page = self
+                .query(filter, Position::from(after), STATS_WALK_PAGE, false)
+                .await?;
+            for run in &page.records {
+                builder.add(run);
+            }
+            match page.next {
+                Some(key) => after = Some(key),
+                None => break,
+            }
+        }
+        Ok(builder.digests(latest))
+    }
+
+    /// Every match with its total (an `all_data` answer), as one snapshot
+    /// read in chunks. By default one `query` of all matches; a store that
+    /// would otherwise build millions of records at once streams them.
+    async fn query_all(&self, filter: &RunFilter) -> Result<RunStream, RepositoryError> {
+        let page = self
+            .query(filter, Position::Offset(0), usize::MAX, false)
+            .await?;
+        Ok(RunStream::from_records(page.records))
+    }
 }

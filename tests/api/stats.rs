@@ -2,7 +2,9 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{every_store, run_on};
+use pipeline_service::config::RawSettings;
+
+use crate::helpers::{every_store, run_on, spawn_app_with};
 
 fn approx(value: &Value, expected: f64) {
     let got = value.as_f64().unwrap_or(f64::NAN);
@@ -163,4 +165,39 @@ async fn recent_lists_the_latest_runs_with_their_marks_only_when_asked() {
             assert_eq!(body["detail"][0]["loc"], json!(["query", "recent"]));
         }
     }
+}
+
+#[tokio::test]
+async fn each_recent_run_is_judged_against_a_full_baseline_before_it() {
+    // A baseline of five runs: the earliest of three recent runs needs the
+    // five before it, seven more than the latest run alone needs.
+    let app = spawn_app_with(
+        None,
+        RawSettings {
+            baseline_runs: Some("5".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    for hour in 0..10u32 {
+        let seconds = if hour == 7 { 300 } else { 100 };
+        app.store(&run_on(
+            1,
+            hour,
+            json!({"pipeline_name": "steady", "elapsed_seconds": seconds}),
+        ))
+        .await;
+    }
+    let answer = app.get_json("/pipelines/stats?recent=3").await;
+    let marks: Vec<&Value> = answer["pipelines"][0]["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| &run["duration_anomaly"])
+        .collect();
+    assert_eq!(
+        marks,
+        [&json!(true), &json!(false), &json!(false)],
+        "run 7 against runs 2-6, run 8 against 3-7, run 9 against 4-8"
+    );
 }

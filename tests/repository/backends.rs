@@ -65,6 +65,20 @@ impl Drop for Fresh {
     }
 }
 
+/// A JSON Lines store in `dir` that does not sync its inserts (for tests
+/// that store many runs and observe nothing of durability).
+pub async fn unsynced_jsonl(dir: &tempfile::TempDir) -> JsonlRepository {
+    JsonlRepository::open_with(
+        dir.path().join("runs.jsonl"),
+        pipeline_service::repository::jsonl::JsonlOptions {
+            fsync: false,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
 pub async fn fresh_jsonl() -> Fresh {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runs.jsonl");

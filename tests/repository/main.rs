@@ -9,5 +9,6 @@ mod keyset;
 mod ordering;
 mod postgres;
 mod properties;
+mod streaming;
 #[path = "../support/mod.rs"]
 mod support;

@@ -1,23 +1,14 @@
 //! Out-of-order arrivals (backfills) keep answers ordered.
 
-use pipeline_service::repository::jsonl::{JsonlOptions, JsonlRepository};
 use pipeline_service::repository::{PipelineInfoRepository, Position, RunFilter};
 use serde_json::json;
 
-use crate::backends::{record, Shortcuts};
+use crate::backends::{record, unsynced_jsonl, Shortcuts};
 
 #[tokio::test]
 async fn thousands_of_backfilled_runs_arriving_one_by_one_stay_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let repository = JsonlRepository::open_with(
-        dir.path().join("runs.jsonl"),
-        JsonlOptions {
-            fsync: false,
-            ..JsonlOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let repository = unsynced_jsonl(&dir).await;
     // Newest first, then older and older, with runs of equal start times.
     let mut expected = Vec::new();
     for i in 0..3000i64 {

@@ -1,6 +1,7 @@
 //! Properties of filtering and pagination over generated files: loosening a
-//! filter never shrinks the answer, pages tile the full ordered answer, and
-//! the answer equals a plain reference model.
+//! filter never shrinks the answer, pages tile the full ordered answer, the
+//! answer equals a plain reference model, and the store's statistics equal
+//! those computed from the runs it answers.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -241,6 +242,47 @@ proptest! {
                 }
             }
             assert_eq!(tiled, full);
+        });
+    }
+}
+
+/// Digests by group, to compare regardless of order.
+fn by_group(
+    digests: Vec<pipeline_service::domain::digest::GroupDigest>,
+) -> std::collections::HashMap<Vec<Option<String>>, pipeline_service::domain::digest::GroupDigest> {
+    digests
+        .into_iter()
+        .map(|d| {
+            let key = d
+                .key
+                .iter()
+                .map(|v| v.as_deref().map(str::to_owned))
+                .collect();
+            (key, d)
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The store's statistics — kept up to date per group, or gathered from
+    /// the matching runs under other filters — equal those computed from
+    /// the runs the store answers.
+    #[test]
+    fn statistics_equal_those_of_the_matching_runs(specs in prop::collection::vec(spec(), 1..150), f in filter_spec(), latest in 1usize..40) {
+        runtime().block_on(async {
+            let records: Vec<PipelineInfo> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
+            let (repo, _dir) = load(&records).await;
+            for filter in [f.to_filter(), RunFilter { pipeline_name: f.name.map(str::to_owned), ..RunFilter::default() }] {
+                let mut builder = pipeline_service::domain::digest::StatsBuilder::default();
+                for run in repo.all(&filter).await.unwrap() {
+                    builder.add(&run);
+                }
+                let wanted = by_group(builder.digests(latest));
+                let got = by_group(repo.stats(&filter, latest).await.unwrap());
+                assert_eq!(got, wanted, "{filter:?}");
+            }
         });
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 
+use super::store::{RunFields, RunStore};
 use crate::domain::{FlexDateTime, IdempotencyKey, PipelineInfo};
 use crate::repository::insert::{Keyed, KnownKey};
 
@@ -76,7 +77,7 @@ impl Keyed for Loaded {
 /// Records parsed in file order, and the keys some of them carry.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub records: Vec<PipelineInfo>,
+    pub records: RunStore,
     /// (index into `records`, key).
     pub keys: Vec<(usize, KeyStamp)>,
 }
@@ -92,11 +93,23 @@ impl FromIterator<Loaded> for Batch {
 }
 
 impl Batch {
+    /// Room for `records` records with `text_bytes` of text.
+    pub fn with_capacity(records: usize, text_bytes: usize) -> Self {
+        Self {
+            records: RunStore::with_capacity(records, text_bytes),
+            keys: Vec::new(),
+        }
+    }
+
     pub fn push(&mut self, loaded: Loaded) {
-        if let Some(key) = loaded.key {
+        self.push_fields(&RunFields::from(&loaded.record), loaded.key);
+    }
+
+    pub fn push_fields(&mut self, fields: &RunFields<'_>, key: Option<KeyStamp>) {
+        if let Some(key) = key {
             self.keys.push((self.records.len(), key));
         }
-        self.records.push(loaded.record);
+        self.records.push(fields);
     }
 
     pub fn len(&self) -> usize {

@@ -8,6 +8,10 @@ mod keys;
 pub mod legacy;
 mod load;
 mod ordered;
+mod parallel;
+mod scan;
+mod statistics;
+mod store;
 mod writer;
 
 pub use self::writer::WRITER_QUEUE_REQUESTS;
@@ -31,7 +35,9 @@ use self::writer::{AppendRequest, Refused};
 use super::insert::{self, InsertOutcome, NewRun, DEFAULT_KEY_RETENTION};
 use super::{
     CompactReport, PipelineInfoRepository, Position, QueryPage, RepositoryError, RunFilter,
+    RunStream,
 };
+use crate::domain::digest::GroupDigest;
 use crate::domain::{FlexDateTime, PipelineActivity, PipelineInfo, PipelineSummary};
 use crate::metrics::METRICS;
 
@@ -180,11 +186,19 @@ impl JsonlRepository {
         }
         let inner = repository.inner.clone();
         run_blocking(move || inner.catch_up()).await?;
+        let index = repository.inner.index.read();
+        let bytes = index.bytes();
+        let mib = |bytes: usize| bytes >> 20;
         tracing::info!(
             path = %repository.inner.path.display(),
-            records = repository.inner.index.read().len(),
+            records = index.len(),
+            record_columns_mib = mib(bytes.store.columns),
+            strings_mib = mib(bytes.store.strings),
+            orderings_mib = mib(bytes.orderings),
+            statistics_mib = mib(bytes.statistics),
             "JSON Lines store loaded"
         );
+        drop(index);
         Ok(repository)
     }
 
@@ -439,25 +453,49 @@ impl Inner {
     }
 }
 
-/// Reads from the cursor to the end of the file, a bounded block at a time,
-/// and parses every complete line. A final line without a newline is taken
-/// only when it is already a valid record; otherwise it is an unfinished
-/// write and waits.
+/// Reads from the cursor to the end of the file and parses every complete
+/// line: a large stretch on every core at once, the rest (and any small
+/// catch-up) a bounded block at a time. A final line without a newline is
+/// taken only when it is already a valid record; otherwise it is an
+/// unfinished write and waits.
 fn read_new_lines(path: &Path, cursor: &mut ReadCursor) -> Result<Batch, RepositoryError> {
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Batch::default()),
         Err(e) => return Err(e.into()),
     };
-    file.seek(SeekFrom::Start(cursor.consumed))?;
+    if cursor.owes_newline {
+        // The last line was taken without its newline: when the newline
+        // comes, it ends that line rather than making a blank one.
+        let mut first = [0u8; 1];
+        if load::read_at_most(&file, &mut first, cursor.consumed)? == 1 {
+            if first[0] == b'\n' {
+                remember_taken(cursor, &first);
+            }
+            cursor.owes_newline = false;
+        }
+    }
+    let length = file.metadata()?.len();
     let mut records = Batch::default();
+    if length.saturating_sub(cursor.consumed) >= load::PARALLEL_FROM {
+        let taken = load::read_in_parallel(&file, cursor.consumed, length, cursor.lines_read + 1)?;
+        load::warn_invalid(path, taken.invalid);
+        cursor.lines_read += taken.lines;
+        let mut tail = vec![0u8; (taken.end - cursor.consumed).min(TAIL_BYTES as u64) as usize];
+        let tail_from = taken.end - tail.len() as u64;
+        let read = load::read_at_most(&file, &mut tail, tail_from)?;
+        tail.truncate(read);
+        cursor.consumed = taken.end;
+        cursor.tail = tail;
+        records = taken.batch;
+    }
+    file.seek(SeekFrom::Start(cursor.consumed))?;
     // One buffer, read into directly: the bytes not yet taken (at most one
     // unfinished line) move to its front before the next read. Sized to
     // what there is to read, so a small catch-up stays small.
-    let unread = file.metadata()?.len().saturating_sub(cursor.consumed);
+    let unread = length.saturating_sub(cursor.consumed);
     let mut buffer = vec![0u8; (unread as usize).clamp(4096, load::BLOCK_BYTES)];
     let mut filled = 0;
-    let mut first_block = true;
     loop {
         if filled == buffer.len() {
             // A single line longer than the buffer.
@@ -469,20 +507,12 @@ fn read_new_lines(path: &Path, cursor: &mut ReadCursor) -> Result<Batch, Reposit
         }
         filled += read;
         let pending = &buffer[..filled];
-        let mut skip = 0;
-        if first_block && cursor.owes_newline && pending.first() == Some(&b'\n') {
-            skip = 1;
-        }
-        if first_block && pending.len() > skip {
-            cursor.owes_newline = false;
-        }
-        first_block = false;
         let (taken, lines) =
-            load::take_complete_lines(&pending[skip..], cursor.lines_read + 1, path, &mut records);
+            load::take_complete_lines(pending, cursor.lines_read + 1, path, &mut records);
         cursor.lines_read += lines;
-        remember_taken(cursor, &pending[..skip + taken]);
-        buffer.copy_within(skip + taken..filled, 0);
-        filled -= skip + taken;
+        remember_taken(cursor, &pending[..taken]);
+        buffer.copy_within(taken..filled, 0);
+        filled -= taken;
     }
     let pending = &buffer[..filled];
     if !pending.is_empty() {
@@ -684,4 +714,50 @@ impl PipelineInfoRepository for JsonlRepository {
         })
         .await
     }
+
+    /// The matches' positions are taken at once; their records are built
+    /// a chunk at a time as the answer is written. Records are never
+    /// moved or changed in an index, so the positions stay valid — unless
+    /// the file is read again meanwhile, which ends the stream in an error.
+    async fn query_all(&self, filter: &RunFilter) -> Result<RunStream, RepositoryError> {
+        self.sync().await?;
+        let index = self.inner.index.read();
+        let positions = index.positions(filter);
+        let generation = index.generation();
+        drop(index);
+        let inner = self.inner.clone();
+        let total = positions.len() as u64;
+        let chunks = (0..positions.len()).step_by(STREAM_CHUNK).map(move |from| {
+            let index = inner.index.read();
+            if index.generation() != generation {
+                return Err(RepositoryError::Unavailable(
+                    "the data file was read again while the answer was being written".into(),
+                ));
+            }
+            let to = (from + STREAM_CHUNK).min(positions.len());
+            Ok(index.records_passing_through(&positions[from..to]))
+        });
+        Ok(RunStream::new(total, chunks))
+    }
+
+    /// Whole groups (text filters only) are answered from the per-group
+    /// order statistics kept up to date as runs arrive; other filters from
+    /// the matching runs' columns, without building records.
+    async fn stats(
+        &self,
+        filter: &RunFilter,
+        latest: usize,
+    ) -> Result<Vec<GroupDigest>, RepositoryError> {
+        self.sync().await?;
+        let inner = self.inner.clone();
+        let filter = filter.clone();
+        run_blocking(move || {
+            let inputs = inner.index.read().stats(&filter, latest);
+            Ok(inputs.digests(latest))
+        })
+        .await
+    }
 }
+
+/// Records built per step of a streamed answer.
+const STREAM_CHUNK: usize = 1024;

@@ -387,20 +387,20 @@ async fn summaries_activity_and_distributions() {
         .iter()
         .find(|g| g.key[0].as_deref() == Some("etl"))
         .unwrap();
-    let sorted = [0.0, 10.0, 30.0, 50.0];
-    use pipeline_service::stats::percentile;
+    let sorted: &[f64] = &[0.0, 10.0, 30.0, 50.0];
+    use pipeline_service::domain::digest::percentile;
     assert_eq!(
         etl.elapsed_seconds,
         [
-            percentile(&sorted, 0.5),
-            percentile(&sorted, 0.95),
-            percentile(&sorted, 0.99)
+            percentile(sorted, 0.5),
+            percentile(sorted, 0.95),
+            percentile(sorted, 0.99)
         ]
     );
     assert_eq!(etl.max_elapsed_seconds, 50.0);
     assert_eq!(
         etl.median_rowcount,
-        percentile(&[0.0, 10.0, 10.0, 30.0], 0.5)
+        percentile(&[0.0, 10.0, 10.0, 30.0][..], 0.5)
     );
     assert_eq!((etl.runs, etl.zero_row_runs), (4, 1));
 }
