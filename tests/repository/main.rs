@@ -7,5 +7,8 @@ mod durability;
 mod idempotency;
 mod keyset;
 mod ordering;
+mod postgres;
 mod properties;
 mod streaming;
+#[path = "../support/mod.rs"]
+mod support;

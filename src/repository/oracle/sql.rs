@@ -1,12 +1,18 @@
 //! SQL for the Oracle backend, built as text plus a bind list so it can be
 //! checked without a database. Identifiers come only from a validated
-//! `OracleSchema`; every value is a bind variable.
+//! `OracleSchema`; every value is a bind variable. The queries (filters,
+//! keyset, order, counts, summaries, activity, archived files) come from
+//! the shared layer (`repository::sql`), which the live PostgreSQL tests
+//! run; what is Oracle's own here is the schema mapping, inserts, keys,
+//! retention and DDL.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use crate::domain::{FlexDateTime, IdempotencyKey, PipelineInfo, FIELD_NAMES};
+use crate::repository::sql::{self as shared, Dialect, Table};
+pub use crate::repository::sql::{Bind, Statement};
 use crate::repository::{Position, RunFilter};
 
 /// Why an Oracle table or column setting is refused.
@@ -42,10 +48,7 @@ pub const ID_FIELD: &str = "id";
 /// The table and its column names after `ORACLE_COLUMN_MAP`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OracleSchema {
-    table: String,
-    /// Column of each record field, in `FIELD_NAMES` order.
-    columns: Vec<String>,
-    id_column: String,
+    table: Table,
 }
 
 impl OracleSchema {
@@ -88,104 +91,36 @@ impl OracleSchema {
                 .unwrap_or_else(|| field.to_ascii_uppercase())
         };
         Ok(Self {
-            table,
-            columns: FIELD_NAMES.iter().map(|f| column(f)).collect(),
-            id_column: column(ID_FIELD),
+            // Oracle keeps each time's offset inside the time itself.
+            table: Table::new(
+                table,
+                FIELD_NAMES.iter().map(|f| column(f)).collect(),
+                column(ID_FIELD),
+                false,
+            ),
         })
     }
 
     pub fn table(&self) -> &str {
-        &self.table
+        self.table.name()
     }
 
-    /// The column holding `field`.
+    /// The column holding `field` (the identity column for `id`).
     pub fn column(&self, field: &str) -> &str {
-        FIELD_NAMES
-            .iter()
-            .position(|f| *f == field)
-            .map(|i| self.columns[i].as_str())
-            .unwrap_or(self.id_column.as_str())
+        self.table.column(field)
+    }
+
+    fn id_column(&self) -> &str {
+        self.table.seq()
+    }
+
+    fn columns(&self) -> &[String] {
+        self.table.columns()
     }
 
     fn select_list(&self) -> String {
-        self.columns.join(", ")
+        self.table.select_list()
     }
-}
-
-/// A value bound to a placeholder.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Bind {
-    Text(Option<String>),
-    Integer(i64),
-    Float(f64),
-    /// Bound as TIMESTAMP WITH TIME ZONE when aware, TIMESTAMP when naive.
-    Time(FlexDateTime),
-    /// A filter bound: naive values count as UTC, so always WITH TIME ZONE.
-    Instant(FlexDateTime),
-}
-
-/// SQL text and its binds, in placeholder order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Statement {
-    pub sql: String,
-    pub binds: Vec<(String, Bind)>,
-}
-
-fn where_clause(schema: &OracleSchema, filter: &RunFilter) -> (String, Vec<(String, Bind)>) {
-    let mut conditions = Vec::new();
-    let mut binds = Vec::new();
-    let mut add = |condition: String, name: &str, bind: Bind| {
-        conditions.push(condition);
-        binds.push((name.to_owned(), bind));
-    };
-    if let Some(bound) = filter.start_utc {
-        add(
-            format!("{} >= :start_utc", schema.column("start_utc")),
-            "start_utc",
-            Bind::Instant(bound),
-        );
-    }
-    if let Some(bound) = filter.end_utc {
-        add(
-            format!("{} <= :end_utc", schema.column("end_utc")),
-            "end_utc",
-            Bind::Instant(bound),
-        );
-    }
-    if let Some(min) = filter.min_rowcount {
-        add(
-            format!("{} >= :min_rowcount", schema.column("rowcount")),
-            "min_rowcount",
-            Bind::Integer(min),
-        );
-    }
-    if let Some(max) = filter.max_rowcount {
-        add(
-            format!("{} <= :max_rowcount", schema.column("rowcount")),
-            "max_rowcount",
-            Bind::Integer(max),
-        );
-    }
-    for (field, value) in [
-        ("pipeline_name", &filter.pipeline_name),
-        ("script_name", &filter.script_name),
-        ("pipeline_type", &filter.pipeline_type),
-        ("environment", &filter.environment),
-    ] {
-        if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
-            add(
-                format!("{} = :{field}", schema.column(field)),
-                field,
-                Bind::Text(Some(value.clone())),
-            );
-        }
-    }
-    let text = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conditions.join(" AND "))
-    };
-    (text, binds)
 }
 
 /// Up to `fetch` matches (`None`: every one) from `position`, newest start
@@ -199,68 +134,13 @@ pub fn select_runs(
     position: Position,
     fetch: Option<usize>,
 ) -> Statement {
-    let (conditions, mut binds) = where_clause(schema, filter);
-    let start = schema.column("start_utc");
-    let id = &schema.id_column;
-    let mut sql = format!(
-        "SELECT {}, {id} FROM {}{conditions}",
-        schema.select_list(),
-        schema.table,
-    );
-    let count = |n: usize| Bind::Integer(n.min(i64::MAX as usize) as i64);
-    let offset = match position {
-        Position::After(key) => {
-            let joiner = if conditions.is_empty() {
-                " WHERE"
-            } else {
-                " AND"
-            };
-            sql.push_str(&format!(
-                "{joiner} ({start} < :after_start OR ({start} = :after_start AND {id} > :after_id))"
-            ));
-            binds.push((
-                "after_start".into(),
-                Bind::Instant(FlexDateTime::from_instant_micros(key.start_micros)),
-            ));
-            binds.push(("after_id".into(), Bind::Integer(key.seq)));
-            None
-        }
-        Position::Offset(0) if fetch.is_none() => None,
-        Position::Offset(skip) => Some(skip),
-    };
-    sql.push_str(&format!(" ORDER BY {start} DESC, {id} ASC"));
-    if let Some(skip) = offset {
-        sql.push_str(" OFFSET :page_offset ROWS");
-        binds.push(("page_offset".into(), count(skip)));
-    }
-    if let Some(fetch) = fetch {
-        sql.push_str(match offset {
-            Some(_) => " FETCH NEXT :page_limit ROWS ONLY",
-            None => " FETCH FIRST :page_limit ROWS ONLY",
-        });
-        binds.push(("page_limit".into(), count(fetch)));
-    }
-    Statement { sql, binds }
+    shared::select_runs(Dialect::Oracle, &schema.table, filter, position, fetch)
 }
 
 /// The distinct `archived_file` values (NULL included) of the runs with a
 /// `date_code`, at most `:file_limit` rows (served by the DATE_CODE index).
 pub fn archived_files(schema: &OracleSchema, date_code: &str, limit: usize) -> Statement {
-    Statement {
-        sql: format!(
-            "SELECT DISTINCT {} FROM {} WHERE {} = :date_code FETCH FIRST :file_limit ROWS ONLY",
-            schema.column("archived_file"),
-            schema.table,
-            schema.column("date_code"),
-        ),
-        binds: vec![
-            ("date_code".into(), Bind::Text(Some(date_code.to_owned()))),
-            (
-                "file_limit".into(),
-                Bind::Integer(limit.min(i64::MAX as usize) as i64),
-            ),
-        ],
-    }
+    shared::archived_files(Dialect::Oracle, &schema.table, date_code, limit)
 }
 
 /// Runs older than `:cutoff`, oldest stored first, each with its identity
@@ -269,9 +149,9 @@ pub fn select_older(schema: &OracleSchema) -> String {
     format!(
         "SELECT {}, {id} FROM {} WHERE {} < :cutoff ORDER BY {id}",
         schema.select_list(),
-        schema.table,
+        schema.table(),
         schema.column("start_utc"),
-        id = schema.id_column,
+        id = schema.id_column(),
     )
 }
 
@@ -281,8 +161,8 @@ pub fn count_older(schema: &OracleSchema) -> String {
     format!(
         "SELECT COUNT(CASE WHEN {} < :cutoff THEN 1 END), COUNT(*), MAX({}) FROM {}",
         schema.column("start_utc"),
-        schema.id_column,
-        schema.table,
+        schema.id_column(),
+        schema.table(),
     )
 }
 
@@ -291,71 +171,26 @@ pub fn count_older(schema: &OracleSchema) -> String {
 pub fn delete_older_batch(schema: &OracleSchema) -> String {
     format!(
         "DELETE FROM {} WHERE {} < :cutoff AND {} <= :max_id AND ROWNUM <= :batch",
-        schema.table,
+        schema.table(),
         schema.column("start_utc"),
-        schema.id_column,
+        schema.id_column(),
     )
 }
 
 pub fn count(schema: &OracleSchema, filter: &RunFilter) -> Statement {
-    let (conditions, binds) = where_clause(schema, filter);
-    Statement {
-        sql: format!("SELECT COUNT(*) FROM {}{conditions}", schema.table),
-        binds,
-    }
-}
-
-fn group_columns(schema: &OracleSchema) -> String {
-    [
-        "pipeline_name",
-        "script_name",
-        "pipeline_type",
-        "environment",
-    ]
-    .iter()
-    .map(|f| schema.column(f).to_owned())
-    .collect::<Vec<_>>()
-    .join(", ")
+    shared::count(Dialect::Oracle, &schema.table, filter)
 }
 
 /// Per-group summaries; averages count only positive values, as the JSON
 /// Lines backend does. Groups with the same last run keep the order of
 /// their first stored run.
 pub fn summary(schema: &OracleSchema) -> Statement {
-    let groups = group_columns(schema);
-    let start = schema.column("start_utc");
-    let elapsed = schema.column("elapsed_seconds");
-    let rows = schema.column("rowcount");
-    Statement {
-        sql: format!(
-            "SELECT {groups}, COUNT(*), MAX({start}), \
-AVG(CASE WHEN {elapsed} > 0 THEN {elapsed} END), \
-AVG(CASE WHEN {rows} > 0 THEN {rows} END) \
-FROM {table} GROUP BY {groups} ORDER BY MAX({start}) DESC, MIN({id}) ASC",
-            table = schema.table,
-            id = schema.id_column,
-        ),
-        binds: Vec::new(),
-    }
+    shared::summary(Dialect::Oracle, &schema.table)
 }
 
 /// The latest run of every group with the group's run count.
 pub fn activity(schema: &OracleSchema) -> Statement {
-    let groups = group_columns(schema);
-    let start = schema.column("start_utc");
-    Statement {
-        sql: format!(
-            "SELECT {groups}, total_runs, {start}, {elapsed}, {rows} FROM (\
-SELECT t.*, COUNT(*) OVER (PARTITION BY {groups}) AS total_runs, \
-ROW_NUMBER() OVER (PARTITION BY {groups} ORDER BY {start} DESC, {id} ASC) AS latest \
-FROM {table} t) WHERE latest = 1",
-            elapsed = schema.column("elapsed_seconds"),
-            rows = schema.column("rowcount"),
-            table = schema.table,
-            id = schema.id_column,
-        ),
-        binds: Vec::new(),
-    }
+    shared::activity(Dialect::Oracle, &schema.table)
 }
 
 /// The statement every inserted record uses.
@@ -363,7 +198,7 @@ pub fn insert_sql(schema: &OracleSchema) -> String {
     let placeholders: Vec<String> = FIELD_NAMES.iter().map(|f| format!(":{f}")).collect();
     format!(
         "INSERT INTO {} ({}) VALUES ({})",
-        schema.table,
+        schema.table(),
         schema.select_list(),
         placeholders.join(", ")
     )
@@ -415,7 +250,7 @@ pub fn insert_keyed_sql(schema: &OracleSchema) -> String {
         .collect();
     format!(
         "INSERT INTO {} ({}, {}) VALUES ({})",
-        schema.table,
+        schema.table(),
         schema.select_list(),
         KEY_COLUMNS.join(", "),
         placeholders.join(", ")
@@ -442,7 +277,7 @@ pub fn key_lookup(schema: &OracleSchema) -> String {
         schema.select_list(),
         KEY_COLUMNS[1],
         KEY_COLUMNS[2],
-        schema.table,
+        schema.table(),
         KEY_COLUMNS[0]
     )
 }
@@ -452,7 +287,7 @@ pub fn key_lookup(schema: &OracleSchema) -> String {
 pub fn key_release(schema: &OracleSchema) -> String {
     format!(
         "UPDATE {} SET {key} = NULL WHERE {key} = :key",
-        schema.table,
+        schema.table(),
         key = KEY_COLUMNS[0]
     )
 }
@@ -491,13 +326,13 @@ pub fn ddl(schema: &OracleSchema) -> String {
         "VARCHAR2(64)",
         "TIMESTAMP(6) WITH TIME ZONE",
     ];
-    let table = &schema.table;
+    let table = schema.table();
     let base = table.rsplit('.').next().unwrap_or(table);
     let mut lines = vec![format!(
         "    {} NUMBER GENERATED ALWAYS AS IDENTITY",
-        schema.id_column
+        schema.id_column()
     )];
-    for (column, field) in schema.columns.iter().zip(FIELD_NAMES) {
+    for (column, field) in schema.columns().iter().zip(FIELD_NAMES) {
         lines.push(format!("    {column} {}", column_type(field)));
     }
     for (column, kind) in KEY_COLUMNS.iter().zip(key_types) {
@@ -505,7 +340,7 @@ pub fn ddl(schema: &OracleSchema) -> String {
     }
     lines.push(format!(
         "    CONSTRAINT {base}_PK PRIMARY KEY ({})",
-        schema.id_column
+        schema.id_column()
     ));
     let index = |suffix: &str, columns: String| index_ddl(schema, "INDEX", suffix, &columns);
     [
@@ -520,7 +355,7 @@ pub fn ddl(schema: &OracleSchema) -> String {
         ),
         index(
             "START_IX",
-            format!("{}, {}", schema.column("start_utc"), schema.id_column),
+            format!("{}, {}", schema.column("start_utc"), schema.id_column()),
         ),
         index("DATE_CODE_IX", schema.column("date_code").to_owned()),
         index_ddl(schema, "UNIQUE INDEX", "IDEMPOTENCY_UX", KEY_COLUMNS[0]),
@@ -531,10 +366,10 @@ pub fn ddl(schema: &OracleSchema) -> String {
 
 /// `CREATE <kind> <schema.>TABLE_SUFFIX ON table (columns);`
 fn index_ddl(schema: &OracleSchema, kind: &str, suffix: &str, columns: &str) -> String {
-    let table = &schema.table;
+    let table = schema.table();
     let (prefix, base) = match table.rsplit_once('.') {
         Some((owner, base)) => (format!("{owner}."), base),
-        None => (String::new(), table.as_str()),
+        None => (String::new(), table),
     };
     format!("CREATE {kind} {prefix}{base}_{suffix} ON {table} ({columns});")
 }
@@ -543,7 +378,7 @@ fn index_ddl(schema: &OracleSchema, kind: &str, suffix: &str, columns: &str) -> 
 pub fn add_key_columns(schema: &OracleSchema) -> String {
     format!(
         "ALTER TABLE {} ADD ({} VARCHAR2(255 CHAR), {} VARCHAR2(64), {} TIMESTAMP(6) WITH TIME ZONE);\n{}\n",
-        schema.table,
+        schema.table(),
         KEY_COLUMNS[0],
         KEY_COLUMNS[1],
         KEY_COLUMNS[2],

@@ -1,0 +1,3 @@
+//! Helpers shared by the test binaries (included with `#[path]`).
+
+pub mod postgres;
