@@ -5,22 +5,31 @@
 #   bench/run.sh --size 10m  the same, and the growth table also at 10 million runs
 #                            (generates a 5.8 GB file once, reused by later runs; ~4 GB of memory)
 #   bench/run.sh --smoke     small data, short runs: checks the script itself (CI)
+#   bench/run.sh --backend postgres [--smoke]   the PostgreSQL figures (bench/postgres.sh)
 #
 # Builds in release, generates data with `pipeline-service gen`, starts the
 # server on each file, measures with wrk and prints two tables: the targets,
 # and how each cost grows with the number of runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ "${1:-}" == "--backend" ]]; then
+    case "${2:-}" in
+        jsonl) shift 2 ;;
+        postgres) shift 2; exec bench/postgres.sh "$@" ;;
+        *) echo "usage: bench/run.sh [--backend jsonl|postgres] [--smoke | --size 10m]" >&2; exit 2 ;;
+    esac
+fi
+source bench/lib.sh
 
 smoke=false
 huge=false
 case "${1:-}" in
     --smoke) smoke=true ;;
     --size)
-        [[ "${2:-}" == "10m" ]] || { echo "usage: bench/run.sh [--smoke | --size 10m]" >&2; exit 2; }
+        [[ "${2:-}" == "10m" ]] || { echo "usage: bench/run.sh [--backend jsonl|postgres] [--smoke | --size 10m]" >&2; exit 2; }
         huge=true ;;
     "") ;;
-    *) echo "usage: bench/run.sh [--smoke | --size 10m]" >&2; exit 2 ;;
+    *) echo "usage: bench/run.sh [--backend jsonl|postgres] [--smoke | --size 10m]" >&2; exit 2 ;;
 esac
 if $smoke; then
     small=1000 medium=2000 large=5000 duration=2s shape_duration=1s
@@ -76,33 +85,6 @@ load_average() { cut -d' ' -f1 /proc/loadavg; }
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$server_pid/status"; }
 
-# wrk_rps URL CONNECTIONS [SCRIPT]: requests per second.
-wrk_out=""
-wrk_run() {
-    local url=$1 connections=$2 script=${3:-}
-    if [[ -n "$script" ]]; then
-        wrk_out=$(wrk -t2 -c"$connections" -d"$duration" --latency -s "$script" "$url")
-    else
-        wrk_out=$(wrk -t2 -c"$connections" -d"$duration" --latency "$url")
-    fi
-    if grep -q "Non-2xx" <<<"$wrk_out"; then
-        echo "unexpected answers from $url:" >&2
-        echo "$wrk_out" >&2
-        exit 1
-    fi
-}
-rps() { awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$wrk_out"; }
-# latency_ms PERCENTILE: from wrk --latency (50%, 75%, 90%, 99%).
-latency_ms() {
-    awk -v p="$1%" '$1 == p {
-        v = $2; unit = v; gsub(/[0-9.]/, "", unit); gsub(/[a-z]/, "", v);
-        if (unit == "us") v /= 1000; else if (unit == "s") v *= 1000;
-        printf "%.2f", v }' <<<"$wrk_out"
-}
-
-rows=()
-row() { rows+=("| $1 | $2 | $3 |"); }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # --- 100k records: query throughput relative to /health -------------------
 port=18601
@@ -180,20 +162,7 @@ if $have_wrk; then
     # Bulk ingest: 10,000-record JSON arrays (from the generated data) posted
     # by 3 clients into an empty store, so parsing one overlaps storing another.
     bulk_items=$($smoke && echo 500 || echo 10000)
-    python3 - "$data/runs-$medium.jsonl" "$data/bulk.json" "$bulk_items" <<'PY'
-import json, sys
-items = []
-for line in open(sys.argv[1]):
-    try:
-        value = json.loads(line)
-    except ValueError:
-        continue
-    if isinstance(value, dict) and "pipeline_name" in value:
-        items.append(value)
-    if len(items) == int(sys.argv[3]):
-        break
-json.dump(items, open(sys.argv[2], "w"))
-PY
+    bulk_body "$data/runs-$medium.jsonl" "$data/bulk.json" "$bulk_items"
     rm -f "$data/bulk-store.jsonl"
     start_server "$data/bulk-store.jsonl" $port
     saved=$duration

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::domain::PipelineInfo;
 use crate::repository::jsonl::parse_line;
-use crate::repository::{NewRun, PipelineInfoRepository, RepositoryError};
+use crate::repository::{PipelineInfoRepository, RepositoryError};
 
 /// Records sent to the backend at once.
 pub const BATCH_RECORDS: usize = 1000;
@@ -153,18 +153,14 @@ async fn store(
     if batch.is_empty() {
         return Ok(());
     }
-    let runs = std::mem::take(batch)
-        .into_iter()
-        .map(NewRun::from)
-        .collect();
-    let outcomes = repository
-        .insert(runs, true)
+    let stored = repository
+        .load(std::mem::take(batch))
         .await
         .map_err(|source| ImportError::Store {
             imported: report.imported,
             source,
         })?;
-    report.imported += outcomes.len() as u64;
+    report.imported += stored;
     Ok(())
 }
 

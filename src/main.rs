@@ -3,10 +3,13 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use pipeline_service::config::{oracle_schema, Backend, Cli, Command, RawSettings, Settings};
+use pipeline_service::config::{
+    backend, oracle_schema, postgres_settings, Backend, Cli, Command, RawSettings, Settings,
+};
 use pipeline_service::domain::FlexDateTime;
 use pipeline_service::import::{check_input, import_file, progress_bar, show_progress};
 use pipeline_service::repository::oracle::sql::{add_key_columns, add_offset_columns, ddl};
+use pipeline_service::repository::postgres::{migrate, PostgresRepository};
 use pipeline_service::startup::{build_repository, build_repository_for_rewrite, Application};
 use pipeline_service::telemetry::LogFilter;
 use pipeline_service::{probe, telemetry};
@@ -32,6 +35,7 @@ async fn main() -> ExitCode {
             add_idempotency,
             add_offsets,
         } => print_ddl(&settings, add_idempotency, add_offsets),
+        Command::Migrate => migrate_schema(settings).await,
         Command::Gen {
             records,
             out,
@@ -101,8 +105,21 @@ async fn healthcheck(settings: Settings) -> ExitCode {
     }
 }
 
-/// The DDL needs only the table and column map, not a database.
+/// The DDL needs only the table and column map (or, for PostgreSQL, the
+/// embedded migrations), not a database.
 fn print_ddl(raw: &RawSettings, add_idempotency: bool, add_offsets: bool) -> ExitCode {
+    let postgres = match backend(raw) {
+        Ok(backend) => backend == Backend::Postgres,
+        Err(error) => return fail_config(&error),
+    };
+    if postgres {
+        if add_idempotency || add_offsets {
+            eprintln!("pipeline-service: ddl: --add-idempotency and --add-offsets are for Oracle tables; PostgreSQL's migrations include those columns");
+            return ExitCode::from(2);
+        }
+        print!("{}", migrate::script());
+        return ExitCode::SUCCESS;
+    }
     match oracle_schema(raw) {
         Ok(schema) if add_idempotency => print!("{}", add_key_columns(&schema)),
         Ok(schema) if add_offsets => print!("{}", add_offset_columns(&schema)),
@@ -110,6 +127,36 @@ fn print_ddl(raw: &RawSettings, add_idempotency: bool, add_offsets: bool) -> Exi
         Err(error) => return fail_config(&error),
     }
     ExitCode::SUCCESS
+}
+
+/// Brings the PostgreSQL schema up to date: needs only the connection
+/// settings, whatever PIPELINE_BACKEND says.
+async fn migrate_schema(raw: RawSettings) -> ExitCode {
+    let settings = match postgres_settings(
+        &raw.postgres,
+        pipeline_service::repository::insert::DEFAULT_KEY_RETENTION,
+    ) {
+        Ok(settings) => settings,
+        Err(error) => return fail_config(&error),
+    };
+    match PostgresRepository::connect(&settings).await {
+        Ok(repository) => {
+            let migrated = repository.migrated();
+            if migrated.from == migrated.to {
+                println!("schema at version {}; nothing to do", migrated.to);
+            } else {
+                println!(
+                    "schema migrated from version {} to {}",
+                    migrated.from, migrated.to
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("pipeline-service: migrate: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn generate_file(records: u64, pipelines: u64, out: &Path, seed: u64) -> ExitCode {

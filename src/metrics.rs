@@ -23,6 +23,7 @@ pub struct Metrics {
     registry: Registry,
     jsonl: Registry,
     oracle: Registry,
+    postgres: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub http_in_flight: IntGauge,
@@ -39,6 +40,10 @@ pub struct Metrics {
     pub oracle_pool_open: IntGauge,
     pub oracle_pool_busy: IntGauge,
     pub oracle_query_duration: HistogramVec,
+    pub postgres_pool_open: IntGauge,
+    pub postgres_pool_busy: IntGauge,
+    pub postgres_pool_waiting: IntGauge,
+    pub postgres_commit_group: Histogram,
 }
 
 /// Per-pipeline label values are cut to this many characters, so a
@@ -94,6 +99,7 @@ impl Metrics {
         let registry = Registry::new();
         let jsonl = Registry::new();
         let oracle = Registry::new();
+        let postgres = Registry::new();
         #[cfg(target_os = "linux")]
         if let Err(error) = registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -204,20 +210,43 @@ impl Metrics {
                 )
                 .unwrap_or_else(|_| unreachable_metric("oracle_query_duration_seconds")),
             ),
+            postgres_pool_open: gauge(
+                &postgres,
+                "postgres_pool_open_connections",
+                "Connections the PostgreSQL pool holds open.",
+            ),
+            postgres_pool_busy: gauge(
+                &postgres,
+                "postgres_pool_busy_connections",
+                "PostgreSQL connections in use.",
+            ),
+            postgres_pool_waiting: gauge(
+                &postgres,
+                "postgres_pool_waiting_requests",
+                "Requests waiting for a PostgreSQL connection.",
+            ),
+            postgres_commit_group: histogram(
+                &postgres,
+                "postgres_commit_group_runs",
+                "Runs stored by one PostgreSQL transaction of the group commit.",
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 256.0, 1024.0, 8192.0],
+            ),
             registry,
             jsonl,
             oracle,
+            postgres,
         }
     }
 
-    /// The text exposition for a service on `backend` (`jsonl` or
-    /// `oracle`): the shared families, that backend's own, the build
+    /// The text exposition for a service on `backend` (`jsonl`,
+    /// `postgres` or `oracle`): the shared families, that backend's own, the build
     /// information and the per-pipeline families of `pipelines`.
     pub fn render(&self, backend: &'static str, pipelines: &PipelineCollector) -> String {
         let mut families = self.registry.gather();
         match backend {
             "jsonl" => families.extend(self.jsonl.gather()),
             "oracle" => families.extend(self.oracle.gather()),
+            "postgres" => families.extend(self.postgres.gather()),
             _ => {}
         }
         families.push(build_info(backend));

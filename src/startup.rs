@@ -12,6 +12,7 @@ use crate::api::{app, budget, guard, AppState};
 use crate::config::{Backend, Settings};
 use crate::repository::jsonl::{JsonlOptions, JsonlRepository};
 use crate::repository::oracle::{OraclePipelineRepository, OracleStartError};
+use crate::repository::postgres::{PostgresRepository, PostgresStartError, TABLE};
 use crate::repository::{PipelineInfoRepository, Position, RepositoryError, RunFilter};
 use crate::server::ConnectionLimits;
 
@@ -26,6 +27,8 @@ pub enum StartupError {
     },
     #[error("PIPELINE_BACKEND=oracle: {0}")]
     Oracle(#[from] OracleStartError),
+    #[error("PIPELINE_BACKEND=postgres: {0}")]
+    Postgres(#[from] PostgresStartError),
 }
 
 pub struct Application {
@@ -81,6 +84,13 @@ async fn open_repository(
             None => Err(StartupError::Oracle(OracleStartError::Connect(
                 "Oracle settings are missing".into(),
             ))),
+        },
+        Backend::Postgres => match &settings.postgres {
+            Some(postgres) => Ok(Arc::new(PostgresRepository::connect(postgres).await?)),
+            None => Err(StartupError::Postgres(PostgresStartError::Connect {
+                target: String::new(),
+                reason: "PostgreSQL settings are missing".into(),
+            })),
         },
     }
 }
@@ -168,6 +178,11 @@ fn data_location(settings: &Settings) -> String {
             oracle.schema.table()
         ),
         (Backend::Oracle, None) => String::new(),
+        (Backend::Postgres, _) => settings
+            .postgres
+            .as_ref()
+            .map(|postgres| format!("{} table {}", postgres.redacted(), TABLE))
+            .unwrap_or_default(),
     }
 }
 

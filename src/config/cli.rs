@@ -26,6 +26,9 @@ use crate::api::guard::{
     DEFAULT_REQUEST_TIMEOUT_S,
 };
 use crate::repository::insert::DEFAULT_KEY_RETENTION;
+use crate::repository::postgres::settings::{
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_POOL_MAX, DEFAULT_STATEMENT_TIMEOUT,
+};
 use crate::server::{
     DEFAULT_HEADER_READ_TIMEOUT_S, DEFAULT_KEEP_ALIVE_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_SHUTDOWN_TIMEOUT_S,
@@ -36,12 +39,16 @@ use crate::stats::{DEFAULT_BASELINE_RUNS, DEFAULT_STALE_FACTOR};
 pub const API_KEYS_VARIABLE: &str = "PIPELINE_API_KEYS";
 /// The variable holding the Oracle password; it has no flag.
 pub const ORACLE_PASSWORD_VARIABLE: &str = "ORACLE_PASSWORD";
+/// The variable holding the PostgreSQL connection string, which may carry
+/// a password; it has no flag.
+pub const DATABASE_URL_VARIABLE: &str = "DATABASE_URL";
 
 // The headings of `--help`, in the order they are listed (the order of the
 // fields below).
 const SERVER: &str = "Server";
 const JSONL: &str = "JSON Lines store";
 const ORACLE: &str = "Oracle";
+const POSTGRES: &str = "PostgreSQL";
 const SECURITY: &str = "Security";
 const RECORDS: &str = "Records";
 const LIMITS: &str = "Limits";
@@ -58,7 +65,7 @@ const OBSERVABILITY: &str = "Observability";
         Every setting is a flag or the environment variable shown beside it (a flag wins), before or after \
         the command. On/off settings are flags; their variables take true or false (also 1/0, yes/no, on/off). \
         Secrets are read only from the environment or a file, never from a flag: PIPELINE_API_KEYS or \
-        --api-keys-file, ORACLE_PASSWORD or --oracle-password-file. RUST_LOG sets the log filter \
+        --api-keys-file, ORACLE_PASSWORD or --oracle-password-file, DATABASE_URL or --database-url-file. RUST_LOG sets the log filter \
         (default: info)."
 )]
 pub struct Cli {
@@ -69,12 +76,13 @@ pub struct Cli {
 }
 
 /// Secrets' flags that do not exist, and where the secret goes instead.
-const SECRET_FLAGS: [(&str, &str); 2] = [
+const SECRET_FLAGS: [(&str, &str); 3] = [
     ("--api-keys", "PIPELINE_API_KEYS or --api-keys-file"),
     (
         "--oracle-password",
         "ORACLE_PASSWORD or --oracle-password-file",
     ),
+    ("--database-url", "DATABASE_URL or --database-url-file"),
 ];
 
 impl Cli {
@@ -93,6 +101,7 @@ impl Cli {
         let mut cli = Self::parse_from(args);
         cli.settings.api_keys = secret_from_env(API_KEYS_VARIABLE);
         cli.settings.oracle_password = secret_from_env(ORACLE_PASSWORD_VARIABLE);
+        cli.settings.postgres.database_url = secret_from_env(DATABASE_URL_VARIABLE);
         cli
     }
 }
@@ -144,10 +153,12 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Print the Oracle DDL (table, identity, indexes) for ORACLE_TABLE and
-    /// ORACLE_COLUMN_MAP.
+    /// Print the DDL: with --backend postgres, PostgreSQL's migrations (as
+    /// one transaction); otherwise Oracle's table, identity and indexes for
+    /// ORACLE_TABLE and ORACLE_COLUMN_MAP.
     Ddl {
-        /// Print only what adds the idempotency columns to an existing table.
+        /// Print only what adds the idempotency columns to an existing
+        /// Oracle table.
         #[arg(long, conflicts_with = "add_offsets")]
         add_idempotency: bool,
         /// Print only what adds the offset columns to a table of the
@@ -155,6 +166,9 @@ pub enum Command {
         #[arg(long)]
         add_offsets: bool,
     },
+    /// Bring the PostgreSQL schema at DATABASE_URL up to date (the service
+    /// also does this when it starts) and say from which version to which.
+    Migrate,
     /// Write a realistic JSON Lines data file (for benchmarks and trials).
     Gen {
         /// How many lines to write.
@@ -198,7 +212,7 @@ impl TypedValueParser for ShownChoices {
 
 /// Settings as given, before validation. On/off flags arrive as the text
 /// `true` or `false`, their variables as written; the secrets (`api_keys`,
-/// `oracle_password`) only from `Cli::read`.
+/// `oracle_password`, `postgres.database_url`) only from `Cli::read`.
 #[derive(Debug, Default, Clone, Args)]
 pub struct RawSettings {
     /// Address to listen on (0.0.0.0 in containers).
@@ -208,7 +222,7 @@ pub struct RawSettings {
     #[arg(long, env = "PORT", global = true, help_heading = SERVER, default_value = DEFAULT_PORT.to_string())]
     pub port: Option<String>,
     /// Storage backend, any case.
-    #[arg(long, env = "PIPELINE_BACKEND", global = true, help_heading = SERVER, default_value = "jsonl", value_parser = ShownChoices(&["jsonl", "oracle"]))]
+    #[arg(long, env = "PIPELINE_BACKEND", global = true, help_heading = SERVER, default_value = "jsonl", value_parser = ShownChoices(&["jsonl", "postgres", "oracle"]))]
     pub backend: Option<String>,
     /// Seconds a graceful shutdown waits for requests in flight.
     #[arg(long, env = "PIPELINE_SHUTDOWN_TIMEOUT_S", global = true, help_heading = SERVER, default_value = DEFAULT_SHUTDOWN_TIMEOUT_S.to_string())]
@@ -257,7 +271,10 @@ pub struct RawSettings {
     #[arg(long, env = "ORACLE_CONNECT_TIMEOUT_S", global = true, help_heading = ORACLE, default_value = DEFAULT_ORACLE_CONNECT_TIMEOUT_S.to_string())]
     pub oracle_connect_timeout_s: Option<String>,
 
-    // The settings of further storage backends go here, after Oracle's,
+    #[command(flatten)]
+    pub postgres: PostgresFlags,
+
+    // The settings of further storage backends go here, after PostgreSQL's,
     // so that `--help` lists the stores together.
     /// Comma-separated origins allowed by CORS.
     #[arg(long, env = "CORS_ORIGINS", global = true, help_heading = SECURITY, default_value = DEFAULT_CORS_ORIGINS.join(","))]
@@ -346,4 +363,41 @@ pub struct RawSettings {
     /// Most pipelines the per-pipeline metrics export.
     #[arg(long, env = "PIPELINE_METRICS_MAX_SERIES", global = true, help_heading = OBSERVABILITY, default_value = DEFAULT_METRICS_MAX_SERIES.to_string())]
     pub metrics_max_series: Option<String>,
+}
+
+/// The PostgreSQL backend's settings, as given.
+#[derive(Default, Clone, Args)]
+pub struct PostgresFlags {
+    /// The connection, `postgres://user:password@host:port/dbname?sslmode=…`
+    /// or `host=… dbname=…`; only from DATABASE_URL or the file, never a
+    /// flag, and never printed.
+    #[arg(skip)]
+    pub database_url: Option<String>,
+    /// File holding the connection string (postgres://… or host=… dbname=…),
+    /// so the password need not sit in the environment; or set
+    /// DATABASE_URL. There is no connection flag: ps would show the password.
+    #[arg(long, env = "DATABASE_URL_FILE", global = true, help_heading = POSTGRES, value_name = "FILE")]
+    pub database_url_file: Option<String>,
+    /// Most connections one replica opens to PostgreSQL.
+    #[arg(long, env = "PIPELINE_PG_POOL_MAX", global = true, help_heading = POSTGRES, default_value = DEFAULT_POOL_MAX.to_string())]
+    pub pg_pool_max: Option<String>,
+    /// Seconds a request waits for (or to open) a database connection
+    /// before answering 503.
+    #[arg(long, env = "PIPELINE_PG_ACQUIRE_TIMEOUT_S", global = true, help_heading = POSTGRES, default_value = DEFAULT_ACQUIRE_TIMEOUT.as_secs().to_string())]
+    pub pg_acquire_timeout_s: Option<String>,
+    /// Seconds PostgreSQL lets one statement run before cancelling it.
+    #[arg(long, env = "PIPELINE_PG_STATEMENT_TIMEOUT_S", global = true, help_heading = POSTGRES, default_value = DEFAULT_STATEMENT_TIMEOUT.as_secs().to_string())]
+    pub pg_statement_timeout_s: Option<String>,
+}
+
+impl std::fmt::Debug for PostgresFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresFlags")
+            .field("database_url", &self.database_url.as_ref().map(|_| "…"))
+            .field("database_url_file", &self.database_url_file)
+            .field("pg_pool_max", &self.pg_pool_max)
+            .field("pg_acquire_timeout_s", &self.pg_acquire_timeout_s)
+            .field("pg_statement_timeout_s", &self.pg_statement_timeout_s)
+            .finish()
+    }
 }

@@ -7,7 +7,10 @@
 
 mod cli;
 
-pub use self::cli::{Cli, Command, RawSettings, API_KEYS_VARIABLE, ORACLE_PASSWORD_VARIABLE};
+pub use self::cli::{
+    Cli, Command, PostgresFlags, RawSettings, API_KEYS_VARIABLE, DATABASE_URL_VARIABLE,
+    ORACLE_PASSWORD_VARIABLE,
+};
 
 use std::path::PathBuf;
 
@@ -18,6 +21,7 @@ use crate::api::guard::{
 };
 use crate::repository::oracle::sql::OracleSchema;
 use crate::repository::oracle::{OracleSettings, Secret};
+use crate::repository::postgres::{PostgresSettings, PostgresValues};
 use crate::server::{
     ConnectionLimits, DEFAULT_HEADER_READ_TIMEOUT_S, DEFAULT_KEEP_ALIVE_TIMEOUT_S,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_TIMEOUT_S,
@@ -39,6 +43,7 @@ pub const DEFAULT_CORS_ORIGINS: &[&str] = &[
 pub enum Backend {
     Jsonl,
     Oracle,
+    Postgres,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +210,8 @@ pub struct Settings {
     pub archive: ArchivePolicy,
     /// Present exactly when the backend is Oracle.
     pub oracle: Option<OracleSettings>,
+    /// Present exactly when the backend is PostgreSQL.
+    pub postgres: Option<PostgresSettings>,
 }
 
 /// A setting that cannot be used; the message names the variable.
@@ -249,21 +256,7 @@ impl Settings {
                 ConfigError::new("PORT", format!("{text:?} is not a port number (0-65535)"))
             })?,
         };
-        let backend = match raw
-            .backend
-            .as_deref()
-            .map(|b| b.trim().to_ascii_lowercase())
-        {
-            None => Backend::Jsonl,
-            Some(b) if b.is_empty() || b == "jsonl" => Backend::Jsonl,
-            Some(b) if b == "oracle" => Backend::Oracle,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "PIPELINE_BACKEND",
-                    format!("{other:?} is not a backend (use jsonl or oracle)"),
-                ))
-            }
-        };
+        let backend = backend(&raw)?;
         let jsonl_path = match raw.jsonl_path.as_deref() {
             None | Some("") => PathBuf::from(DEFAULT_JSONL_PATH),
             Some(path) => PathBuf::from(path),
@@ -397,7 +390,11 @@ impl Settings {
         )? as usize;
         let oracle = match backend {
             Backend::Oracle => Some(oracle_settings(&raw)?),
-            Backend::Jsonl => None,
+            Backend::Jsonl | Backend::Postgres => None,
+        };
+        let postgres = match backend {
+            Backend::Postgres => Some(postgres_settings(&raw.postgres, key_retention)?),
+            Backend::Jsonl | Backend::Oracle => None,
         };
         Ok(Self {
             host,
@@ -418,8 +415,67 @@ impl Settings {
             validation,
             archive,
             oracle,
+            postgres,
         })
     }
+}
+
+/// The storage backend PIPELINE_BACKEND names (any case; unset or empty:
+/// JSON Lines).
+pub fn backend(raw: &RawSettings) -> Result<Backend, ConfigError> {
+    let named = raw
+        .backend
+        .as_deref()
+        .map(|b| b.trim().to_ascii_lowercase());
+    Ok(match named.as_deref() {
+        None | Some("" | "jsonl") => Backend::Jsonl,
+        Some("oracle") => Backend::Oracle,
+        Some("postgres" | "postgresql") => Backend::Postgres,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "PIPELINE_BACKEND",
+                format!("{other:?} is not a backend (use jsonl, postgres or oracle)"),
+            ))
+        }
+    })
+}
+
+/// The variables the PostgreSQL settings come from; a refusal names one.
+const POSTGRES_VARIABLES: [&str; 5] = [
+    "DATABASE_URL_FILE",
+    "DATABASE_URL",
+    "PIPELINE_PG_POOL_MAX",
+    "PIPELINE_PG_ACQUIRE_TIMEOUT_S",
+    "PIPELINE_PG_STATEMENT_TIMEOUT_S",
+];
+
+/// The PostgreSQL connection, pool and timeouts (also all `migrate` needs).
+pub fn postgres_settings(
+    flags: &PostgresFlags,
+    key_retention: std::time::Duration,
+) -> Result<PostgresSettings, ConfigError> {
+    let values = PostgresValues {
+        database_url: flags.database_url.clone().filter(|u| !u.trim().is_empty()),
+        database_url_file: flags
+            .database_url_file
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from),
+        pool_max: flags.pg_pool_max.clone(),
+        acquire_timeout_s: flags.pg_acquire_timeout_s.clone(),
+        statement_timeout_s: flags.pg_statement_timeout_s.clone(),
+        key_retention: Some(key_retention),
+    };
+    PostgresSettings::from_values(&values).map_err(|error| {
+        let named = POSTGRES_VARIABLES
+            .iter()
+            .find_map(|v| Some((*v, error.0.strip_prefix(v)?.strip_prefix(": ")?)));
+        match named {
+            Some((variable, reason)) => ConfigError::new(variable, reason),
+            None => ConfigError::new("DATABASE_URL", error.0),
+        }
+    })
 }
 
 /// A comma list of allowed values; unset or empty means no restriction.

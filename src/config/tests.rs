@@ -1,3 +1,4 @@
+use super::PostgresFlags;
 use super::*;
 
 fn settings(raw: RawSettings) -> Result<Settings, ConfigError> {
@@ -30,7 +31,7 @@ fn backend_is_case_insensitive_and_unknown_values_stop_startup() {
     };
     assert_eq!(settings(oracle("ORACLE")).unwrap().backend, Backend::Oracle);
     assert_eq!(settings(raw("Jsonl")).unwrap().backend, Backend::Jsonl);
-    let err = settings(raw("postgres")).unwrap_err();
+    let err = settings(raw("mysql")).unwrap_err();
     assert_eq!(err.variable, "PIPELINE_BACKEND");
 }
 
@@ -412,4 +413,119 @@ fn cors_lists_and_allow_all() {
         ..Default::default()
     };
     assert_eq!(settings(raw).unwrap().cors, CorsPolicy::AllowAll);
+}
+
+fn postgres_raw(flags: PostgresFlags) -> RawSettings {
+    RawSettings {
+        backend: Some("postgres".into()),
+        postgres: flags,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn postgres_needs_a_url_and_each_refusal_names_its_variable() {
+    let url = || Some("postgres://app:hunter2-secret@db:5432/runs".to_owned());
+    let cases = [
+        (PostgresFlags::default(), "DATABASE_URL"),
+        (
+            PostgresFlags {
+                database_url: url(),
+                database_url_file: Some("/run/secrets/url".into()),
+                ..Default::default()
+            },
+            "DATABASE_URL",
+        ),
+        (
+            PostgresFlags {
+                database_url_file: Some("/nonexistent/url".into()),
+                ..Default::default()
+            },
+            "DATABASE_URL_FILE",
+        ),
+        (
+            PostgresFlags {
+                database_url: url(),
+                pg_pool_max: Some("0".into()),
+                ..Default::default()
+            },
+            "PIPELINE_PG_POOL_MAX",
+        ),
+        (
+            PostgresFlags {
+                database_url: url(),
+                pg_acquire_timeout_s: Some("soon".into()),
+                ..Default::default()
+            },
+            "PIPELINE_PG_ACQUIRE_TIMEOUT_S",
+        ),
+        (
+            PostgresFlags {
+                database_url: url(),
+                pg_statement_timeout_s: Some("-1".into()),
+                ..Default::default()
+            },
+            "PIPELINE_PG_STATEMENT_TIMEOUT_S",
+        ),
+    ];
+    for (flags, variable) in cases {
+        let error = settings(postgres_raw(flags)).unwrap_err();
+        assert_eq!(error.variable, variable, "{error}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+}
+
+#[test]
+fn postgres_settings_are_built_only_for_the_postgres_backend() {
+    let s = settings(postgres_raw(PostgresFlags {
+        database_url: Some("host=db dbname=runs user=app password=hunter2-secret".into()),
+        pg_pool_max: Some("32".into()),
+        pg_statement_timeout_s: Some("7".into()),
+        ..Default::default()
+    }))
+    .unwrap();
+    assert_eq!(s.backend, Backend::Postgres);
+    let postgres = s.postgres.as_ref().unwrap();
+    assert_eq!(postgres.pool_max, 32);
+    assert_eq!(postgres.statement_timeout.as_secs(), 7);
+    assert_eq!(postgres.key_retention, s.key_retention);
+    assert!(!format!("{s:?}").contains("hunter2"));
+    assert_eq!(
+        settings(postgres_raw(PostgresFlags::default().clone()))
+            .unwrap_err()
+            .variable,
+        "DATABASE_URL"
+    );
+    assert!(settings(RawSettings::default()).unwrap().postgres.is_none());
+    assert_eq!(
+        settings(RawSettings {
+            backend: Some("PostgreSQL".into()),
+            ..postgres_raw(PostgresFlags {
+                database_url: Some("postgres://db/runs".into()),
+                ..Default::default()
+            })
+        })
+        .unwrap()
+        .backend,
+        Backend::Postgres
+    );
+}
+
+#[test]
+fn database_url_is_not_a_flag_and_is_never_printed() {
+    use clap::Parser;
+    let refused = Cli::try_parse_from(["pipeline-service", "--database-url", "postgres://a:b@h/d"]);
+    assert!(
+        refused.is_err(),
+        "DATABASE_URL must not be accepted as a flag"
+    );
+    let raw = postgres_raw(PostgresFlags {
+        database_url: Some("postgres://app:hunter2-secret@db/runs".into()),
+        ..Default::default()
+    });
+    assert!(!format!("{raw:?}").contains("hunter2"));
+    let help = <Cli as clap::CommandFactory>::command()
+        .render_long_help()
+        .to_string();
+    assert!(help.contains("DATABASE_URL_FILE"), "{help}");
 }

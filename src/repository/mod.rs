@@ -1,5 +1,6 @@
 //! Storage behind one trait, so the HTTP layer never knows which backend
-//! answers. The JSON Lines store is embedded; Oracle is the production one.
+//! answers. The JSON Lines store is embedded; PostgreSQL and Oracle are
+//! the shared databases several replicas can serve from.
 
 pub mod compact;
 pub mod insert;
@@ -222,6 +223,15 @@ pub trait PipelineInfoRepository: Send + Sync {
         date_code: &str,
         limit: usize,
     ) -> Result<Option<Vec<String>>, RepositoryError>;
+
+    /// Loads runs that carry no idempotency key, all of them or none
+    /// (`pipeline-service import`), the fastest way the store has; returns
+    /// how many were stored. By default one atomic insert; PostgreSQL
+    /// streams them with `COPY`.
+    async fn load(&self, records: Vec<PipelineInfo>) -> Result<u64, RepositoryError> {
+        let runs = records.into_iter().map(NewRun::from).collect();
+        Ok(self.insert(runs, true).await?.len() as u64)
+    }
 
     /// Whether the store answers a trivial request now (`/ready`).
     async fn ready(&self) -> Result<(), RepositoryError>;

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
 use crate::helpers::{
-    connect, read_answer, run, spawn_app, spawn_app_with, spawn_app_with_file, still_open, TestApp,
+    connect, every_store, read_answer, run, spawn_app, spawn_app_with, spawn_app_with_file,
+    still_open, TestApp,
 };
 
 pub async fn post_bulk(
@@ -31,62 +32,69 @@ fn statuses(answer: &Value) -> Vec<u64> {
 
 #[tokio::test]
 async fn each_item_is_validated_and_the_valid_ones_stored_together() {
-    let app = spawn_app().await;
-    let items = json!([
-        run(json!({"date_code": "a"})),
-        run(json!({"date_code": "b", "rowcount": "many"})),
-        run(json!({"date_code": "c"})),
-    ]);
-    let (status, answer) = post_bulk(&app, "", items.to_string(), "application/json").await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(statuses(&answer), [201, 422, 201]);
-    assert_eq!(
-        (answer["stored"].as_u64(), answer["failed"].as_u64()),
-        (Some(2), Some(1))
-    );
-    let error = &answer["results"][1]["errors"][0];
-    assert_eq!(error["loc"], json!(["body", 1, "rowcount"]));
-    assert_eq!(error["type"], "int_parsing");
-    assert_eq!(app.file_lines().len(), 2);
-    let stored = app.get_json("/get_pipeline_info").await;
-    assert_eq!(stored["total"], 2);
+    for app in every_store().await {
+        eprintln!("on {}", app.backend);
+        let items = json!([
+            run(json!({"date_code": "a"})),
+            run(json!({"date_code": "b", "rowcount": "many"})),
+            run(json!({"date_code": "c"})),
+        ]);
+        let (status, answer) = post_bulk(&app, "", items.to_string(), "application/json").await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(statuses(&answer), [201, 422, 201]);
+        assert_eq!(
+            (answer["stored"].as_u64(), answer["failed"].as_u64()),
+            (Some(2), Some(1))
+        );
+        let error = &answer["results"][1]["errors"][0];
+        assert_eq!(error["loc"], json!(["body", 1, "rowcount"]));
+        assert_eq!(error["type"], "int_parsing");
+        assert_eq!(app.stored().await, 2);
+        let stored = app.get_json("/get_pipeline_info").await;
+        assert_eq!(stored["total"], 2);
+    }
 }
 
 #[tokio::test]
 async fn ndjson_lines_are_items_and_a_broken_line_fails_alone() {
-    let app = spawn_app().await;
-    let body = format!(
-        "{}\n\n{{\"date_code\": \n{}\n",
-        run(json!({"date_code": "a"})),
-        run(json!({"date_code": "c"}))
-    );
-    let (status, answer) = post_bulk(&app, "", body, "application/x-ndjson").await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(statuses(&answer), [201, 422, 201]);
-    let error = &answer["results"][1]["errors"][0];
-    assert_eq!(error["type"], "json_invalid");
-    assert_eq!(error["loc"][1], 1);
-    assert_eq!(app.file_lines().len(), 2);
+    for app in every_store().await {
+        eprintln!("on {}", app.backend);
+        let body = format!(
+            "{}\n\n{{\"date_code\": \n{}\n",
+            run(json!({"date_code": "a"})),
+            run(json!({"date_code": "c"}))
+        );
+        let (status, answer) = post_bulk(&app, "", body, "application/x-ndjson").await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(statuses(&answer), [201, 422, 201]);
+        let error = &answer["results"][1]["errors"][0];
+        assert_eq!(error["type"], "json_invalid");
+        assert_eq!(error["loc"][1], 1);
+        assert_eq!(app.stored().await, 2);
+    }
 }
 
 #[tokio::test]
 async fn atomic_requests_store_all_or_nothing() {
-    let app = spawn_app().await;
-    let items = json!([run(json!({"date_code": "a"})), run(json!({"pid": null}))]);
-    let (status, answer) =
-        post_bulk(&app, "?atomic=true", items.to_string(), "application/json").await;
-    // Refused as a unit (409), with each item's outcome.
-    assert_eq!(status, 409, "{answer}");
-    assert_eq!(statuses(&answer), [424, 422]);
-    assert_eq!(answer["stored"], 0);
-    assert!(app.file_lines().is_empty(), "nothing stored");
-    let good = json!([
-        run(json!({"date_code": "a"})),
-        run(json!({"date_code": "b"}))
-    ]);
-    let (status, answer) = post_bulk(&app, "?atomic=1", good.to_string(), "application/json").await;
-    assert_eq!((status, statuses(&answer)), (200, vec![201, 201]));
-    assert_eq!(app.file_lines().len(), 2);
+    for app in every_store().await {
+        eprintln!("on {}", app.backend);
+        let items = json!([run(json!({"date_code": "a"})), run(json!({"pid": null}))]);
+        let (status, answer) =
+            post_bulk(&app, "?atomic=true", items.to_string(), "application/json").await;
+        // Refused as a unit (409), with each item's outcome.
+        assert_eq!(status, 409, "{answer}");
+        assert_eq!(statuses(&answer), [424, 422]);
+        assert_eq!(answer["stored"], 0);
+        assert!(app.stored().await == 0, "nothing stored");
+        let good = json!([
+            run(json!({"date_code": "a"})),
+            run(json!({"date_code": "b"}))
+        ]);
+        let (status, answer) =
+            post_bulk(&app, "?atomic=1", good.to_string(), "application/json").await;
+        assert_eq!((status, statuses(&answer)), (200, vec![201, 201]));
+        assert_eq!(app.stored().await, 2);
+    }
 }
 
 #[tokio::test]
@@ -167,40 +175,42 @@ async fn a_retried_post_with_its_key_stores_nothing_even_after_a_restart() {
 
 #[tokio::test]
 async fn bad_keys_are_422_and_bulk_items_carry_their_own_keys() {
-    let app = spawn_app().await;
-    let response = post_keyed(&app, "has space", &run(json!({}))).await;
-    assert_eq!(response.status(), 422);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(
-        body["detail"][0]["loc"],
-        json!(["header", "idempotency-key"])
-    );
-    assert!(app.file_lines().is_empty());
-    let mut a = run(json!({"date_code": "a"}));
-    a["_idempotency_key"] = json!("item-a");
-    let mut changed = run(json!({"date_code": "changed"}));
-    changed["_idempotency_key"] = json!("item-a");
-    let mut bad = run(json!({"date_code": "bad"}));
-    bad["_idempotency_key"] = json!(7);
-    let items = json!([a, a, changed, bad]);
-    let (status, answer) = post_bulk(&app, "", items.to_string(), "application/json").await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(statuses(&answer), [201, 201, 409, 422]);
-    assert_eq!(answer["results"][1]["replayed"], true);
-    assert_eq!(
-        answer["results"][3]["errors"][0]["loc"],
-        json!(["body", 3, "_idempotency_key"])
-    );
-    assert_eq!(
-        (answer["stored"].as_u64(), answer["replayed"].as_u64()),
-        (Some(1), Some(1))
-    );
-    // The single-insert endpoint sees the bulk item's key too.
-    let mut single = run(json!({"date_code": "a"}));
-    single.as_object_mut().unwrap().remove("_idempotency_key");
-    let replay = post_keyed(&app, "item-a", &single).await;
-    assert_eq!(replay.headers()["idempotent-replayed"], "true");
-    assert_eq!(app.file_lines().len(), 1);
+    for app in every_store().await {
+        eprintln!("on {}", app.backend);
+        let response = post_keyed(&app, "has space", &run(json!({}))).await;
+        assert_eq!(response.status(), 422);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["detail"][0]["loc"],
+            json!(["header", "idempotency-key"])
+        );
+        assert!(app.stored().await == 0);
+        let mut a = run(json!({"date_code": "a"}));
+        a["_idempotency_key"] = json!("item-a");
+        let mut changed = run(json!({"date_code": "changed"}));
+        changed["_idempotency_key"] = json!("item-a");
+        let mut bad = run(json!({"date_code": "bad"}));
+        bad["_idempotency_key"] = json!(7);
+        let items = json!([a, a, changed, bad]);
+        let (status, answer) = post_bulk(&app, "", items.to_string(), "application/json").await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(statuses(&answer), [201, 201, 409, 422]);
+        assert_eq!(answer["results"][1]["replayed"], true);
+        assert_eq!(
+            answer["results"][3]["errors"][0]["loc"],
+            json!(["body", 3, "_idempotency_key"])
+        );
+        assert_eq!(
+            (answer["stored"].as_u64(), answer["replayed"].as_u64()),
+            (Some(1), Some(1))
+        );
+        // The single-insert endpoint sees the bulk item's key too.
+        let mut single = run(json!({"date_code": "a"}));
+        single.as_object_mut().unwrap().remove("_idempotency_key");
+        let replay = post_keyed(&app, "item-a", &single).await;
+        assert_eq!(replay.headers()["idempotent-replayed"], "true");
+        assert_eq!(app.stored().await, 1);
+    }
 }
 
 #[tokio::test]

@@ -12,10 +12,11 @@ const FIXTURE: &str = concat!(
 );
 
 /// The headings of `--help`, in their order.
-const HEADINGS: [&str; 8] = [
+const HEADINGS: [&str; 9] = [
     "Server:",
     "JSON Lines store:",
     "Oracle:",
+    "PostgreSQL:",
     "Security:",
     "Records:",
     "Limits:",
@@ -92,7 +93,7 @@ fn every_commands_help_lists_the_settings_by_heading_with_defaults_and_choices()
             "[env: PIPELINE_JSONL_PATH=]",
             "[default: pipeline_data.jsonl]",
             "[default: 8000]",
-            "[possible values: jsonl, oracle]",
+            "[possible values: jsonl, postgres, oracle]",
             "[possible values: text, json]",
         ] {
             assert!(text.contains(shown), "{command:?} --help lacks {shown}");
@@ -251,6 +252,10 @@ fn secrets_have_no_flags() {
             &["import", "x.jsonl", "--oracle-password", "pw"],
             "ORACLE_PASSWORD",
         ),
+        (
+            &["migrate", "--database-url=postgres://app:pw@db/runs"],
+            "DATABASE_URL",
+        ),
     ] {
         let output = service(&[]).args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}");
@@ -263,10 +268,13 @@ fn secrets_have_no_flags() {
     }
     let help = stdout(&succeeded(service(&[]).arg("--help")));
     assert!(!help.contains("--api-keys <") && !help.contains("--oracle-password <"));
+    assert!(!help.contains("--database-url <"));
     for said in [
         "--api-keys-file <FILE>",
         "--oracle-password-file <FILE>",
         "[env: ORACLE_PASSWORD_FILE=]",
+        "--database-url-file <FILE>",
+        "[env: DATABASE_URL_FILE=]",
         "never from a flag",
     ] {
         assert!(help.contains(said), "--help lacks {said}");

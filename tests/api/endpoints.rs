@@ -1,25 +1,29 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with_file, start_service};
+use crate::helpers::{every_store, spawn_app, spawn_app_with_file, start_service};
 
 #[tokio::test]
 async fn root_names_the_service_backend_and_features() {
-    let app = spawn_app().await;
-    let body = app.get_json("/").await;
-    assert_eq!(body["backend"], "jsonl");
-    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
-    assert!(body["features"].as_array().is_some_and(|f| !f.is_empty()));
+    for app in every_store().await {
+        eprintln!("on {}", app.backend);
+        let body = app.get_json("/").await;
+        assert_eq!(body["backend"], app.backend);
+        assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(body["features"].as_array().is_some_and(|f| !f.is_empty()));
+    }
 }
 
 #[tokio::test]
 async fn health_reports_healthy_with_backend_and_version() {
-    let app = spawn_app().await;
-    let body = app.get_json("/health").await;
-    assert_eq!(
-        body,
-        json!({"status": "healthy", "backend": "jsonl", "version": env!("CARGO_PKG_VERSION")})
-    );
+    for app in every_store().await {
+        eprintln!("on {}", app.backend);
+        let body = app.get_json("/health").await;
+        assert_eq!(
+            body,
+            json!({"status": "healthy", "backend": app.backend, "version": env!("CARGO_PKG_VERSION")})
+        );
+    }
 }
 
 #[tokio::test]
@@ -228,11 +232,13 @@ async fn a_trailing_slash_redirects_like_starlette() {
 
 #[tokio::test]
 async fn ready_when_the_store_can_be_read_and_written() {
-    let app = spawn_app().await;
-    let body = app.get_json("/ready").await;
-    assert_eq!(body, json!({"status": "ready", "backend": "jsonl"}));
-    let doc = app.get_json("/openapi.json").await;
-    assert!(doc["paths"]["/ready"]["get"]["responses"]["503"].is_object());
+    for app in every_store().await {
+        eprintln!("on {}", app.backend);
+        let body = app.get_json("/ready").await;
+        assert_eq!(body, json!({"status": "ready", "backend": app.backend}));
+        let doc = app.get_json("/openapi.json").await;
+        assert!(doc["paths"]["/ready"]["get"]["responses"]["503"].is_object());
+    }
 }
 
 #[tokio::test]

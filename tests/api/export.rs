@@ -4,95 +4,99 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    csv_column, run_on, service, spawn_app, start_service, succeeded, RECORD_FIELDS,
+    csv_column, every_store, run_on, service, spawn_app, start_service, succeeded, RECORD_FIELDS,
 };
 
 const FIELDS: [&str; 16] = RECORD_FIELDS;
 
 #[tokio::test]
 async fn csv_has_a_header_rfc4180_quoting_and_the_json_values() {
-    let app = spawn_app().await;
-    let awkward = "a \"quoted\", comma\nand a newline";
-    app.store(&run_on(
-        2,
-        0,
-        json!({"date_code": "d2", "output_file": awkward, "archived_file": "/a/b.gz"}),
-    ))
-    .await;
-    app.store(&run_on(
+    for app in every_store().await {
+        eprintln!("on {}", app.backend);
+        let awkward = "a \"quoted\", comma\nand a newline";
+        app.store(&run_on(
+            2,
+            0,
+            json!({"date_code": "d2", "output_file": awkward, "archived_file": "/a/b.gz"}),
+        ))
+        .await;
+        app.store(&run_on(
         1,
         0,
         json!({"date_code": "d1", "start_utc": "2025-08-01T02:00:00+02:00", "pipeline_name": null}),
     ))
     .await;
-    let response = app.get("/download/pipeline_info?format=csv").await;
-    assert_eq!(response.status(), 200);
-    let headers = response.headers().clone();
-    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
-    let disposition = headers["content-disposition"].to_str().unwrap();
-    assert!(
-        disposition.starts_with("attachment; filename=\"pipeline_info_2")
-            && disposition.ends_with("Z.csv\""),
-        "{disposition}"
-    );
-    let text = response.text().await.unwrap();
-    assert!(
-        text.contains("\"a \"\"quoted\"\", comma\nand a newline\""),
-        "{text}"
-    );
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>(), FIELDS);
-    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    // The same values, in the same order, as the JSON answer.
-    let answer = app.get_json("/get_pipeline_info").await;
-    let results = answer["results"].as_array().unwrap();
-    assert_eq!(rows.len(), results.len());
-    for (row, record) in rows.iter().zip(results) {
-        for (field, cell) in FIELDS.iter().zip(row.iter()) {
-            let expected = match &record[*field] {
-                Value::String(text) => text.clone(),
-                Value::Null => String::new(),
-                other => other.to_string(),
-            };
-            assert_eq!(cell, expected, "{field}");
+        let response = app.get("/download/pipeline_info?format=csv").await;
+        assert_eq!(response.status(), 200);
+        let headers = response.headers().clone();
+        assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+        let disposition = headers["content-disposition"].to_str().unwrap();
+        assert!(
+            disposition.starts_with("attachment; filename=\"pipeline_info_2")
+                && disposition.ends_with("Z.csv\""),
+            "{disposition}"
+        );
+        let text = response.text().await.unwrap();
+        assert!(
+            text.contains("\"a \"\"quoted\"\", comma\nand a newline\""),
+            "{text}"
+        );
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>(), FIELDS);
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        // The same values, in the same order, as the JSON answer.
+        let answer = app.get_json("/get_pipeline_info").await;
+        let results = answer["results"].as_array().unwrap();
+        assert_eq!(rows.len(), results.len());
+        for (row, record) in rows.iter().zip(results) {
+            for (field, cell) in FIELDS.iter().zip(row.iter()) {
+                let expected = match &record[*field] {
+                    Value::String(text) => text.clone(),
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                assert_eq!(cell, expected, "{field}");
+            }
         }
+        assert_eq!(&rows[1][2], "2025-08-01T02:00:00+02:00");
+        assert_eq!(&rows[0][4], "1325.0");
     }
-    assert_eq!(&rows[1][2], "2025-08-01T02:00:00+02:00");
-    assert_eq!(&rows[0][4], "1325.0");
 }
 
 #[tokio::test]
 async fn jsonl_lines_are_the_records_and_filters_apply() {
-    let app = spawn_app().await;
-    for (day, env) in [(1, "prod"), (2, "dev"), (3, "prod")] {
-        app.store(&run_on(
-            day,
-            0,
-            json!({"date_code": format!("d{day}"), "environment": env}),
-        ))
-        .await;
+    for app in every_store().await {
+        eprintln!("on {}", app.backend);
+        for (day, env) in [(1, "prod"), (2, "dev"), (3, "prod")] {
+            app.store(&run_on(
+                day,
+                0,
+                json!({"date_code": format!("d{day}"), "environment": env}),
+            ))
+            .await;
+        }
+        let response = app
+            .get("/download/pipeline_info?format=jsonl&environment=prod")
+            .await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+        let text = response.text().await.unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let expected = app.get_json("/get_pipeline_info?environment=prod").await;
+        assert_eq!(Value::Array(lines), expected["results"]);
+        assert!(text.ends_with('\n'));
+        // No match: an empty file (CSV keeps its header).
+        let empty = app
+            .get("/download/pipeline_info?environment=none")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(empty, format!("{}\n", FIELDS.join(",")));
     }
-    let response = app
-        .get("/download/pipeline_info?format=jsonl&environment=prod")
-        .await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
-    let text = response.text().await.unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let expected = app.get_json("/get_pipeline_info?environment=prod").await;
-    assert_eq!(Value::Array(lines), expected["results"]);
-    assert!(text.ends_with('\n'));
-    // No match: an empty file (CSV keeps its header).
-    let empty = app
-        .get("/download/pipeline_info?environment=none")
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(empty, format!("{}\n", FIELDS.join(",")));
 }
 
 #[tokio::test]
@@ -253,66 +257,68 @@ async fn the_csv_formula_rule_can_be_turned_off() {
 
 #[tokio::test]
 async fn a_cursor_and_a_limit_export_exactly_one_page() {
-    let app = spawn_app().await;
-    for hour in 0..7 {
+    for app in every_store().await {
+        eprintln!("on {}", app.backend);
+        for hour in 0..7 {
+            app.store(&run_on(
+                1,
+                hour,
+                json!({"date_code": format!("h{hour}"), "environment": "prod"}),
+            ))
+            .await;
+        }
         app.store(&run_on(
             1,
-            hour,
-            json!({"date_code": format!("h{hour}"), "environment": "prod"}),
+            9,
+            json!({"date_code": "other", "environment": "dev"}),
         ))
         .await;
-    }
-    app.store(&run_on(
-        1,
-        9,
-        json!({"date_code": "other", "environment": "dev"}),
-    ))
-    .await;
-    let filters = "environment=prod";
-    let first = app
-        .get_json(&format!("/get_pipeline_info?{filters}&cursor=&limit=3"))
-        .await;
-    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
-    let second = app
-        .get_json(&format!(
-            "/get_pipeline_info?{filters}&cursor={cursor}&limit=3"
-        ))
-        .await;
-    let export = |query: String| {
-        let app = &app;
-        async move {
+        let filters = "environment=prod";
+        let first = app
+            .get_json(&format!("/get_pipeline_info?{filters}&cursor=&limit=3"))
+            .await;
+        let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+        let second = app
+            .get_json(&format!(
+                "/get_pipeline_info?{filters}&cursor={cursor}&limit=3"
+            ))
+            .await;
+        let export = |query: String| {
+            let app = &app;
+            async move {
+                let response = app.get(&format!("/download/pipeline_info?{query}")).await;
+                assert_eq!(response.status(), 200, "{query}");
+                csv_column(&response.text().await.unwrap(), "date_code")
+            }
+        };
+        let codes = |page: &Value| -> Vec<String> {
+            page["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["date_code"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            export(format!("{filters}&cursor=&limit=3")).await,
+            codes(&first)
+        );
+        assert_eq!(
+            export(format!("{filters}&cursor={cursor}&limit=3")).await,
+            codes(&second)
+        );
+        assert_eq!(codes(&second), ["h3", "h2", "h1"]);
+        // A cursor alone: everything after it; a limit alone: the newest runs.
+        assert_eq!(
+            export(format!("{filters}&cursor={cursor}")).await,
+            ["h3", "h2", "h1", "h0"]
+        );
+        assert_eq!(export("limit=2".into()).await, ["other", "h6"]);
+        // A cursor issued for other filters, or a bad limit, is refused.
+        for query in [format!("cursor={cursor}"), format!("{filters}&limit=0")] {
             let response = app.get(&format!("/download/pipeline_info?{query}")).await;
-            assert_eq!(response.status(), 200, "{query}");
-            csv_column(&response.text().await.unwrap(), "date_code")
+            assert_eq!(response.status(), 422, "{query}");
         }
-    };
-    let codes = |page: &Value| -> Vec<String> {
-        page["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["date_code"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    assert_eq!(
-        export(format!("{filters}&cursor=&limit=3")).await,
-        codes(&first)
-    );
-    assert_eq!(
-        export(format!("{filters}&cursor={cursor}&limit=3")).await,
-        codes(&second)
-    );
-    assert_eq!(codes(&second), ["h3", "h2", "h1"]);
-    // A cursor alone: everything after it; a limit alone: the newest runs.
-    assert_eq!(
-        export(format!("{filters}&cursor={cursor}")).await,
-        ["h3", "h2", "h1", "h0"]
-    );
-    assert_eq!(export("limit=2".into()).await, ["other", "h6"]);
-    // A cursor issued for other filters, or a bad limit, is refused.
-    for query in [format!("cursor={cursor}"), format!("{filters}&limit=0")] {
-        let response = app.get(&format!("/download/pipeline_info?{query}")).await;
-        assert_eq!(response.status(), 422, "{query}");
     }
 }
 

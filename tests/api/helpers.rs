@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pipeline_service::config::{RawSettings, Settings};
+use pipeline_service::config::{Backend, RawSettings, Settings};
 use pipeline_service::startup::Application;
 use reqwest::Response;
 use serde_json::{json, Value};
@@ -12,12 +12,53 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+use crate::support::postgres::{fresh_database, FreshDatabase};
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    /// The JSON Lines file (unused on PostgreSQL).
     pub data_path: PathBuf,
-    _dir: TempDir,
+    /// Which store serves: `jsonl` or `postgres`.
+    pub backend: &'static str,
+    _dir: Option<TempDir>,
+    /// A PostgreSQL server's database of this app's own.
+    _database: Option<FreshDatabase>,
     _stop: oneshot::Sender<()>,
+}
+
+/// The same server on every store the tests can have: JSON Lines always,
+/// PostgreSQL (a database of its own, see `tests/support/postgres.rs`)
+/// whenever a server can be had. A test that loops over these proves its
+/// HTTP behaviour on both.
+pub async fn every_store() -> Vec<TestApp> {
+    let mut apps = vec![spawn_app().await];
+    apps.extend(spawn_postgres_app(RawSettings::default()).await);
+    apps
+}
+
+/// A server on a fresh PostgreSQL database; `None` (said once) when no
+/// PostgreSQL server can be had.
+pub async fn spawn_postgres_app(raw: RawSettings) -> Option<TestApp> {
+    let database = fresh_database().await?;
+    let mut settings = Settings::from_raw(RawSettings {
+        host: Some("127.0.0.1".into()),
+        port: Some("0".into()),
+        ..raw
+    })
+    .expect("valid test settings");
+    settings.backend = Backend::Postgres;
+    settings.postgres = Some(database.settings.clone());
+    let (address, stop) = start(&settings).await;
+    Some(TestApp {
+        address,
+        client: reqwest::Client::new(),
+        data_path: PathBuf::new(),
+        backend: "postgres",
+        _dir: None,
+        _database: Some(database),
+        _stop: stop,
+    })
 }
 
 /// A server over an empty (not yet existing) data file.
@@ -44,7 +85,22 @@ pub async fn spawn_app_with(contents: Option<&str>, raw: RawSettings) -> TestApp
         ..raw
     };
     let settings = Settings::from_raw(raw).expect("valid test settings");
-    let application = Application::build(&settings)
+    let (address, stop) = start(&settings).await;
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        data_path,
+        backend: "jsonl",
+        _dir: Some(dir),
+        _database: None,
+        _stop: stop,
+    }
+}
+
+/// The application on `settings`: its address, and what stops it when
+/// dropped.
+async fn start(settings: &Settings) -> (String, oneshot::Sender<()>) {
+    let application = Application::build(settings)
         .await
         .expect("application starts");
     let address = format!("http://{}", application.local_addr().unwrap());
@@ -52,13 +108,7 @@ pub async fn spawn_app_with(contents: Option<&str>, raw: RawSettings) -> TestApp
     tokio::spawn(application.run_until(async {
         let _ = stopped.await;
     }));
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        data_path,
-        _dir: dir,
-        _stop: stop,
-    }
+    (address, stop)
 }
 
 impl TestApp {
@@ -120,6 +170,13 @@ impl TestApp {
             request = request.header("content-type", content_type);
         }
         request.send().await.expect("request sent")
+    }
+
+    /// How many runs the store holds (its unfiltered `total`), whichever
+    /// the store.
+    pub async fn stored(&self) -> u64 {
+        let answer = self.get_json("/get_pipeline_info?limit=1").await;
+        answer["total"].as_u64().expect("a total")
     }
 
     pub fn file_lines(&self) -> Vec<String> {
@@ -395,4 +452,39 @@ pub async fn read_answer(stream: &mut TcpStream, patience: Duration) -> Option<S
     .await
     .ok()?;
     complete(&received).then(|| String::from_utf8_lossy(&received).into_owned())
+}
+
+/// The JSON answer of GET `url`, whatever its status. (This and the next
+/// serve the tests of several processes, `tests/replicas` and
+/// `tests/database_faults`, which include this file.)
+#[allow(dead_code)]
+pub async fn get_value(client: &reqwest::Client, url: &str) -> Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("request sent")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
+/// How many times each `date_code` is stored, read through the server at
+/// `address` (every run, in one answer).
+#[allow(dead_code)]
+pub async fn stored_codes(
+    client: &reqwest::Client,
+    address: &str,
+) -> std::collections::HashMap<String, usize> {
+    let answer = get_value(
+        client,
+        &format!("{address}/get_pipeline_info?all_data=true"),
+    )
+    .await;
+    let mut counts = std::collections::HashMap::new();
+    for run in answer["results"].as_array().expect("results") {
+        let code = run["date_code"].as_str().unwrap_or_default().to_owned();
+        *counts.entry(code).or_insert(0) += 1;
+    }
+    counts
 }

@@ -1,18 +1,20 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{run, spawn_app};
+use crate::helpers::{every_store, run, spawn_app};
 
 #[tokio::test]
 async fn posting_the_sample_record_stores_it_and_queries_return_it() {
-    let app = spawn_app().await;
-    let sample: Value = serde_json::from_str(include_str!("../../sample_record.json")).unwrap();
-    let stored = app.store(&sample).await;
-    assert_eq!(stored, sample, "the sample is already normalised");
-    let answer = app.get_json("/get_pipeline_info").await;
-    assert_eq!(answer["total"], 1);
-    assert_eq!(answer["count"], 1);
-    assert_eq!(answer["results"][0], sample);
-    assert_eq!(answer["pipelines"], json!(["sales_daily"]));
+    for app in every_store().await {
+        eprintln!("on {}", app.backend);
+        let sample: Value = serde_json::from_str(include_str!("../../sample_record.json")).unwrap();
+        let stored = app.store(&sample).await;
+        assert_eq!(stored, sample, "the sample is already normalised");
+        let answer = app.get_json("/get_pipeline_info").await;
+        assert_eq!(answer["total"], 1);
+        assert_eq!(answer["count"], 1);
+        assert_eq!(answer["results"][0], sample);
+        assert_eq!(answer["pipelines"], json!(["sales_daily"]));
+    }
 }
 
 #[tokio::test]
@@ -44,23 +46,25 @@ async fn lenient_values_are_normalised_in_the_answer_and_the_file() {
 
 #[tokio::test]
 async fn datetimes_keep_the_zone_they_were_given() {
-    let app = spawn_app().await;
-    let cases = [
-        ("2025-08-14T22:49:07", "2025-08-14T22:49:07"),
-        ("2025-08-14T22:49:07Z", "2025-08-14T22:49:07Z"),
-        ("2025-08-14T22:49:07+00:00", "2025-08-14T22:49:07Z"),
-        ("2025-08-14T22:49:07+0530", "2025-08-14T22:49:07+05:30"),
-        ("2025-08-14T22:49:07-03:00", "2025-08-14T22:49:07-03:00"),
-        ("2025-08-14T22:49:07.5Z", "2025-08-14T22:49:07.500000Z"),
-        ("2025-08-14T22:49:07.1234567", "2025-08-14T22:49:07.123456"),
-        ("2025-08-14", "2025-08-14T00:00:00"),
-        ("2025-08-14t22:49", "2025-08-14T22:49:00"),
-        ("1755211747", "2025-08-14T22:49:07Z"),
-        ("1755211747000", "2025-08-14T22:49:07Z"),
-    ];
-    for (given, shown) in cases {
-        let stored = app.store(&run(json!({"start_local": given}))).await;
-        assert_eq!(stored["start_local"], shown, "{given}");
+    for app in every_store().await {
+        eprintln!("on {}", app.backend);
+        let cases = [
+            ("2025-08-14T22:49:07", "2025-08-14T22:49:07"),
+            ("2025-08-14T22:49:07Z", "2025-08-14T22:49:07Z"),
+            ("2025-08-14T22:49:07+00:00", "2025-08-14T22:49:07Z"),
+            ("2025-08-14T22:49:07+0530", "2025-08-14T22:49:07+05:30"),
+            ("2025-08-14T22:49:07-03:00", "2025-08-14T22:49:07-03:00"),
+            ("2025-08-14T22:49:07.5Z", "2025-08-14T22:49:07.500000Z"),
+            ("2025-08-14T22:49:07.1234567", "2025-08-14T22:49:07.123456"),
+            ("2025-08-14", "2025-08-14T00:00:00"),
+            ("2025-08-14t22:49", "2025-08-14T22:49:00"),
+            ("1755211747", "2025-08-14T22:49:07Z"),
+            ("1755211747000", "2025-08-14T22:49:07Z"),
+        ];
+        for (given, shown) in cases {
+            let stored = app.store(&run(json!({"start_local": given}))).await;
+            assert_eq!(stored["start_local"], shown, "{given}");
+        }
     }
 }
 
@@ -100,31 +104,30 @@ async fn a_rejected_body_stores_nothing() {
     assert_eq!(app.get_json("/get_pipeline_info").await["total"], 1);
 }
 
+/// The fields a record may leave out.
+const OPTIONAL_FIELDS: [&str; 5] = [
+    "pipeline_name",
+    "script_name",
+    "pipeline_type",
+    "environment",
+    "archived_file",
+];
+
 #[tokio::test]
 async fn optional_fields_default_to_null() {
-    let app = spawn_app().await;
-    let mut body = run(json!({}));
-    for field in [
-        "pipeline_name",
-        "script_name",
-        "pipeline_type",
-        "environment",
-        "archived_file",
-    ] {
-        body.as_object_mut().unwrap().remove(field);
+    for app in every_store().await {
+        eprintln!("on {}", app.backend);
+        let mut body = run(json!({}));
+        for field in OPTIONAL_FIELDS {
+            body.as_object_mut().unwrap().remove(field);
+        }
+        let stored = app.store(&body).await;
+        for field in OPTIONAL_FIELDS {
+            assert_eq!(stored[field], Value::Null, "{field}");
+        }
+        // Not inferred: only legacy file lines without the key are.
+        let answer = app.get_json("/get_pipeline_info").await;
+        assert_eq!(answer["results"][0]["pipeline_name"], Value::Null);
+        assert_eq!(answer["pipelines"], json!([]));
     }
-    let stored = app.store(&body).await;
-    for field in [
-        "pipeline_name",
-        "script_name",
-        "pipeline_type",
-        "environment",
-        "archived_file",
-    ] {
-        assert_eq!(stored[field], Value::Null, "{field}");
-    }
-    // Not inferred: only legacy file lines without the key are.
-    let answer = app.get_json("/get_pipeline_info").await;
-    assert_eq!(answer["results"][0]["pipeline_name"], Value::Null);
-    assert_eq!(answer["pipelines"], json!([]));
 }

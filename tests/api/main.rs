@@ -30,3 +30,6 @@ mod stats;
 mod storage_faults;
 mod strict;
 mod validation;
+
+#[path = "../support/mod.rs"]
+mod support;

@@ -19,7 +19,8 @@ fn fails_with_status_2_for(args: &[&str], env: &[(&str, &str)], mentions: &str) 
 
 #[test]
 fn invalid_configuration_exits_with_status_2_naming_the_variable() {
-    fails_with_status_2(&[("PIPELINE_BACKEND", "postgres")], "PIPELINE_BACKEND");
+    fails_with_status_2(&[("PIPELINE_BACKEND", "mysql")], "PIPELINE_BACKEND");
+    fails_with_status_2(&[("PIPELINE_BACKEND", "postgres")], "DATABASE_URL");
     fails_with_status_2(&[("PORT", "eighty")], "PORT");
     fails_with_status_2(&[("CORS_ALLOW_ALL", "sometimes")], "CORS_ALLOW_ALL");
     fails_with_status_2(&[("LOG_FORMAT", "xml")], "LOG_FORMAT");

@@ -7,12 +7,14 @@ use pipeline_service::domain::PipelineInfo;
 use pipeline_service::repository::jsonl::JsonlRepository;
 use pipeline_service::repository::oracle::sql::{add_offset_columns, ddl};
 use pipeline_service::repository::oracle::OraclePipelineRepository;
+use pipeline_service::repository::postgres::{PostgresRepository, PostgresSettings};
 use pipeline_service::repository::PipelineInfoRepository;
 use pipeline_service::repository::{InsertOutcome, NewRun, Position, RepositoryError, RunFilter};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::support::oracle as oracle_test;
+use crate::support::postgres::{fresh_database, FreshDatabase};
 
 /// A fresh, empty store and whatever keeps it alive; an Oracle test table
 /// is dropped when this is.
@@ -20,6 +22,8 @@ pub struct Fresh {
     pub repository: Arc<dyn PipelineInfoRepository>,
     _dir: Option<TempDir>,
     oracle: Option<(OraclePipelineRepository, String)>,
+    /// A PostgreSQL store's database, dropped after the test.
+    _database: Option<FreshDatabase>,
     /// How to open the same store again, as a restarted service would.
     reopen: Reopen,
     /// Which layout an Oracle table has (none for JSON Lines).
@@ -40,6 +44,7 @@ pub enum OracleTable {
 enum Reopen {
     Jsonl(std::path::PathBuf),
     Oracle(Box<pipeline_service::repository::oracle::OracleSettings>),
+    Postgres(Box<PostgresSettings>),
 }
 
 impl Fresh {
@@ -81,6 +86,11 @@ impl Fresh {
                     .await
                     .expect("the Oracle test database is reachable"),
             ),
+            Reopen::Postgres(settings) => Arc::new(
+                PostgresRepository::connect(settings)
+                    .await
+                    .expect("the PostgreSQL test database is reachable"),
+            ),
         }
     }
 }
@@ -118,6 +128,7 @@ pub async fn fresh_jsonl() -> Fresh {
         repository: Arc::new(repository),
         _dir: Some(dir),
         oracle: None,
+        _database: None,
         reopen: Reopen::Jsonl(path),
         layout: None,
     }
@@ -161,16 +172,37 @@ async fn fresh_oracle_table(layout: OracleTable) -> Option<Fresh> {
         repository: Arc::new(repository.clone()),
         _dir: None,
         oracle: Some((repository, table)),
+        _database: None,
         reopen: Reopen::Oracle(Box::new(oracle_settings)),
         layout: Some(layout),
     })
 }
 
-/// One fresh store per available backend: JSON Lines, and with a test
-/// database an Oracle table of each layout (as `ddl` creates it, the
-/// original one, and the original one upgraded with `ddl --add-offsets`).
+/// A fresh database of its own on the test PostgreSQL server (see
+/// `tests/support/postgres.rs`), or `None` with a visible note when no
+/// server can be had.
+pub async fn fresh_postgres() -> Option<Fresh> {
+    let database = fresh_database().await?;
+    let repository = PostgresRepository::connect(&database.settings)
+        .await
+        .expect("the PostgreSQL test database is reachable");
+    Some(Fresh {
+        repository: Arc::new(repository),
+        _dir: None,
+        oracle: None,
+        reopen: Reopen::Postgres(Box::new(database.settings.clone())),
+        _database: Some(database),
+        layout: None,
+    })
+}
+
+/// One fresh store per available backend: JSON Lines, PostgreSQL, and
+/// with a test database an Oracle table of each layout (as `ddl` creates
+/// it, the original one, and the original one upgraded with
+/// `ddl --add-offsets`).
 pub async fn every_backend() -> Vec<Fresh> {
     let mut stores = vec![fresh_jsonl().await];
+    stores.extend(fresh_postgres().await);
     for layout in [
         OracleTable::Full,
         OracleTable::Original,

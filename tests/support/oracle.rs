@@ -2,6 +2,9 @@
 //! ORACLE_TEST_USER and ORACLE_TEST_PASSWORD (`.github/workflows/oracle.yml`
 //! sets them).
 
+// Each test binary that includes the support module uses a part of it.
+#![allow(dead_code)]
+
 use pipeline_service::config::RawSettings;
 
 /// Settings for `table` in the test database, or `None` when the variables

@@ -35,6 +35,8 @@ const FOLDER_PREFIX: &str = "pipeline-pg-";
 pub struct Server {
     /// Connects as a user that may create databases, to `postgres`.
     pub admin: PostgresSettings,
+    /// The same connection as text, as a service is given it.
+    admin_url: String,
     /// The private cluster, when this binary started one.
     pub cluster: Option<Cluster>,
 }
@@ -50,6 +52,31 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m
+    /// immediate`): no checkpoint, connections cut.
+    pub fn stop_immediately(&self) {
+        let stopped = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["stop", "-m", "immediate", "-w"])
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            stopped.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&stopped.stderr)
+        );
+    }
+
+    /// Starts the server again after `stop_immediately` (it recovers from
+    /// its log) and waits until it accepts connections.
+    pub fn start_again(&self) {
+        let log = self.socket_dir.join("server.log");
+        spawn_postmaster(self, &log);
+        wait_until_accepting(self, &log);
+    }
+
     /// A server program run as the cluster's user.
     pub fn command(&self, program: &str) -> Command {
         let mut command = Command::new(self.bin.join(program));
@@ -71,6 +98,7 @@ pub fn server() -> Option<&'static Server> {
             let admin = settings(&url);
             return Some(Server {
                 admin,
+                admin_url: url,
                 cluster: None,
             });
         }
@@ -102,6 +130,8 @@ fn settings(url: &str) -> PostgresSettings {
 /// tests did not start.
 pub struct FreshDatabase {
     pub settings: PostgresSettings,
+    /// The connection string a service process is given (`DATABASE_URL`).
+    pub url: String,
     pub name: String,
     drop_after: bool,
 }
@@ -151,6 +181,7 @@ pub async fn fresh_database() -> Option<FreshDatabase> {
         .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
     Some(FreshDatabase {
         settings: server.admin.with_dbname(&name),
+        url: with_dbname(&server.admin_url, &name),
         name,
         drop_after: server.cluster.is_none(),
     })
@@ -165,6 +196,23 @@ pub async fn connect(settings: &PostgresSettings) -> tokio_postgres::Client {
         .unwrap_or_else(|e| panic!("connect to {}: {e}", settings.redacted()));
     tokio::spawn(connection);
     client
+}
+
+/// `url` naming database `name` instead: the path of a `postgres://` URL,
+/// or a last `dbname=` (a later keyword wins) in the `key=value` form.
+fn with_dbname(url: &str, name: &str) -> String {
+    let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    else {
+        return format!("{url} dbname={name}");
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, format!("?{query}")),
+        None => (rest, String::new()),
+    };
+    let authority = before_query.split('/').next().unwrap_or_default();
+    format!("postgres://{authority}/{name}{query}")
 }
 
 async fn admin_client(admin: &PostgresSettings) -> tokio_postgres::Client {
@@ -281,6 +329,7 @@ fn start_cluster(bin: PathBuf) -> Server {
     wait_until_accepting(&cluster, &folder.join("server.log"));
     Server {
         admin,
+        admin_url: url,
         cluster: Some(cluster),
     }
 }
@@ -289,7 +338,11 @@ fn start_cluster(bin: PathBuf) -> Server {
 /// server gets SIGQUIT (immediate stop) if that thread, and so the test
 /// binary, goes away without `atexit` running.
 fn spawn_postmaster(cluster: &Cluster, log: &Path) {
-    let log = std::fs::File::create(log).expect("server log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("server log");
     let mut command = cluster.command("postgres");
     command
         .arg("-D")

@@ -8,11 +8,18 @@
 use tokio_postgres::Client;
 
 /// The migrations, in order; the version is the position plus one.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "create_pipeline_runs",
-    sql: include_str!("../../../sql/postgres/0001_create_pipeline_runs.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "create_pipeline_runs",
+        sql: include_str!("../../../sql/postgres/0001_create_pipeline_runs.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "pipeline_summaries",
+        sql: include_str!("../../../sql/postgres/0002_pipeline_summaries.sql"),
+    },
+];
 
 /// The table recording which migrations have run.
 pub const VERSION_TABLE: &str = "pipeline_schema_migrations";
@@ -33,13 +40,32 @@ pub fn latest_version() -> i32 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
-/// Every migration's SQL, as `ddl --backend postgres` prints it.
+/// The version table, created by the first migration run.
+fn version_table_ddl() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (\
+version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+}
+
+/// Every migration as one transaction that also records its version, as
+/// `ddl --backend postgres` prints it: applied by hand (`psql -f`) to an
+/// empty database, it leaves what `migrate` would, so the service then
+/// finds nothing to do.
 pub fn script() -> String {
-    MIGRATIONS
-        .iter()
-        .map(|m| format!("-- {:04}_{}\n{}", m.version, m.name, m.sql))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut script = format!("BEGIN;\n{};\n", version_table_ddl());
+    for m in MIGRATIONS {
+        script.push_str(&format!(
+            "\n-- {:04}_{}\n{}\nINSERT INTO {VERSION_TABLE} (version, name) VALUES ({}, '{}');\n",
+            m.version,
+            m.name,
+            m.sql.trim_end(),
+            m.version,
+            m.name
+        ));
+    }
+    script.push_str("\nCOMMIT;\n");
+    script
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,12 +92,7 @@ pub async fn migrate(client: &mut Client) -> Result<Migrated, MigrateError> {
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
         .await?;
-    transaction
-        .batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (\
-version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-        ))
-        .await?;
+    transaction.batch_execute(&version_table_ddl()).await?;
     let row = transaction
         .query_one(
             &format!("SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}"),
@@ -108,6 +129,12 @@ mod tests {
         for (index, migration) in MIGRATIONS.iter().enumerate() {
             assert_eq!(migration.version, index as i32 + 1, "{}", migration.name);
         }
-        assert!(script().starts_with("-- 0001_create_pipeline_runs\n"));
+        let script = script();
+        assert!(script.starts_with("BEGIN;\n"), "{script}");
+        assert!(
+            script.contains("\n-- 0001_create_pipeline_runs\n"),
+            "{script}"
+        );
+        assert!(script.ends_with("COMMIT;\n"), "{script}");
     }
 }

@@ -1,9 +1,8 @@
 //! The PostgreSQL backend: a pool of async connections (no blocking call on
 //! the runtime), every query from the shared SQL layer, inserts through
 //! one writer task that commits concurrent inserts together, `COPY` for
-//! imports. Its methods are the storage operations the service needs,
-//! one call each: query, insert, summaries, activity, archived files,
-//! readiness, retention and import.
+//! imports. It implements the repository trait exactly; what it has
+//! beyond the trait is the per-group distribution computed in SQL.
 
 mod error;
 pub mod migrate;
@@ -26,11 +25,34 @@ use self::error::from_pool;
 use self::rows::column;
 use super::insert::{InsertOutcome, NewRun};
 use super::sql::{self as shared, Dialect, Statement, Table};
-use super::{Position, QueryPage, RepositoryError, RunFilter, RunKey};
+use super::{
+    CompactReport, PipelineInfoRepository, Position, QueryPage, RepositoryError, RunFilter, RunKey,
+};
 use crate::domain::{FlexDateTime, PipelineActivity, PipelineInfo, PipelineSummary, FIELD_NAMES};
+use crate::metrics::METRICS;
+use async_trait::async_trait;
 
 /// The runs table (fixed names: the schema is this service's own).
 pub const TABLE: &str = "pipeline_runs";
+
+/// One row per group with its run count, averages' sums and latest run,
+/// kept by triggers in the transaction of every change to the runs
+/// (`sql/postgres/0002_pipeline_summaries.sql`).
+pub const SUMMARY_TABLE: &str = "pipeline_summaries";
+
+/// `/pipelines` from the per-group table, in the columns of
+/// `sql::summary` (which computes the same from every run, and which a
+/// test holds this equal to).
+const SUMMARIES: &str = "SELECT pipeline_name, script_name, pipeline_type, environment, runs, \
+last_start, CAST(elapsed_sum / NULLIF(elapsed_runs, 0) AS double precision), \
+CAST(rowcount_sum / NULLIF(rowcount_runs, 0) AS double precision), last_start_offset \
+FROM pipeline_summaries ORDER BY last_start DESC, first_seq ASC";
+
+/// Each group's latest run and run count, in the columns of
+/// `sql::activity`: the per-group table joined to its latest run.
+const ACTIVITY: &str = "SELECT s.pipeline_name, s.script_name, s.pipeline_type, s.environment, \
+s.runs, r.start_utc, r.elapsed_seconds, r.rowcount, r.start_utc_offset \
+FROM pipeline_summaries s JOIN pipeline_runs r ON r.seq = s.last_seq";
 
 /// The table as the shared SQL layer sees it.
 pub fn table() -> Table {
@@ -40,6 +62,7 @@ pub fn table() -> Table {
         "seq".to_owned(),
         true,
     )
+    .with_backwards(SUMMARY_TABLE)
 }
 
 /// Why the backend could not start.
@@ -62,6 +85,8 @@ struct Shared {
 #[derive(Clone)]
 pub struct PostgresRepository {
     shared: Arc<Shared>,
+    /// What opening did to the schema.
+    migrated: migrate::Migrated,
     writer: mpsc::UnboundedSender<writer::WriteRequest>,
 }
 
@@ -112,7 +137,16 @@ impl PostgresRepository {
             settings: settings.clone(),
         });
         let writer = writer::spawn(shared.clone());
-        Ok(Self { shared, writer })
+        Ok(Self {
+            shared,
+            migrated,
+            writer,
+        })
+    }
+
+    /// The schema version found on opening and the one it is at now.
+    pub fn migrated(&self) -> &migrate::Migrated {
+        &self.migrated
     }
 
     /// The settings this repository was opened with.
@@ -120,9 +154,44 @@ impl PostgresRepository {
         &self.shared.settings
     }
 
+    /// The connection pool's state now: connections open, idle, and
+    /// requests waiting for one (for `/metrics`).
+    pub fn pool_status(&self) -> deadpool_postgres::Status {
+        self.shared.pool.status()
+    }
+
+    /// Per-group distribution of the matching runs, computed by the
+    /// database (`sql::percentiles`).
+    pub async fn distributions(
+        &self,
+        filter: &RunFilter,
+    ) -> Result<Vec<Distribution>, RepositoryError> {
+        let statement = shared::percentiles(Dialect::Postgres, &self.shared.table, filter);
+        let rows = self.shared.fetch(&statement).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Distribution {
+                    key: group_key(row)?,
+                    runs: row.try_get::<_, i64>(4)?.max(0) as u64,
+                    elapsed_seconds: [row.try_get(5)?, row.try_get(6)?, row.try_get(7)?],
+                    max_elapsed_seconds: row.try_get(8)?,
+                    median_rowcount: row.try_get(9)?,
+                    zero_row_runs: row.try_get::<_, i64>(10)?.max(0) as u64,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl PipelineInfoRepository for PostgresRepository {
+    fn backend_name(&self) -> &'static str {
+        "postgres"
+    }
+
     /// Matching records from `position`, at most `limit`, with the total
     /// count of matches when `counting` (from the same snapshot).
-    pub async fn query(
+    async fn query(
         &self,
         filter: &RunFilter,
         position: Position,
@@ -138,7 +207,10 @@ impl PostgresRepository {
             position,
             limit.checked_add(1),
         );
-        let count = counting.then(|| shared::count(Dialect::Postgres, table, filter));
+        let count = counting.then(|| {
+            shared::count_from_groups(Dialect::Postgres, SUMMARY_TABLE, filter)
+                .unwrap_or_else(|| shared::count(Dialect::Postgres, table, filter))
+        });
         let (rows, total) = self
             .shared
             .bounded(async |client| {
@@ -188,7 +260,7 @@ impl PostgresRepository {
     /// Stores runs, deciding each keyed run's outcome with `insert::plan`.
     /// Concurrent calls share one transaction (group commit); an
     /// acknowledged run is committed. With `atomic`, any failure stores none.
-    pub async fn insert(
+    async fn insert(
         &self,
         runs: Vec<NewRun>,
         atomic: bool,
@@ -213,12 +285,9 @@ impl PostgresRepository {
     }
 
     /// One summary per group, latest run first.
-    pub async fn summaries(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
-        let statement = shared::summary(Dialect::Postgres, &self.shared.table);
-        let rows = self
-            .shared
-            .bounded(async |client| run_query(&*client, &statement).await)
-            .await?;
+    async fn summaries(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
+        let statement = without_binds(SUMMARIES);
+        let rows = self.shared.fetch(&statement).await?;
         let mut summaries = Vec::with_capacity(rows.len());
         for row in rows {
             let latest: Option<chrono::DateTime<chrono::Utc>> = row.try_get(5)?;
@@ -237,12 +306,9 @@ impl PostgresRepository {
     }
 
     /// The latest run of every group, with the group's run count.
-    pub async fn activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
-        let statement = shared::activity(Dialect::Postgres, &self.shared.table);
-        let rows = self
-            .shared
-            .bounded(async |client| run_query(&*client, &statement).await)
-            .await?;
+    async fn activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
+        let statement = without_binds(ACTIVITY);
+        let rows = self.shared.fetch(&statement).await?;
         rows.iter()
             .map(|row| {
                 Ok(PipelineActivity {
@@ -260,7 +326,7 @@ impl PostgresRepository {
 
     /// The distinct non-empty `archived_file` values of the runs with this
     /// `date_code`, at most `limit`; `None` when no run has it.
-    pub async fn archived_files(
+    async fn archived_files(
         &self,
         date_code: &str,
         limit: usize,
@@ -272,10 +338,7 @@ impl PostgresRepository {
             date_code,
             limit.saturating_add(1),
         );
-        let rows = self
-            .shared
-            .bounded(async |client| run_query(&*client, &statement).await)
-            .await?;
+        let rows = self.shared.fetch(&statement).await?;
         if rows.is_empty() {
             return Ok(None);
         }
@@ -291,14 +354,14 @@ impl PostgresRepository {
 
     /// Whether the database answers a trivial query now, within the
     /// acquire timeout (at most 2 s).
-    pub async fn ready(&self) -> Result<(), RepositoryError> {
+    async fn ready(&self) -> Result<(), RepositoryError> {
         let bound = self
             .shared
             .settings
             .acquire_timeout
             .min(Duration::from_secs(2));
         let check = async {
-            let client = self.shared.pool.get().await.map_err(from_pool)?;
+            let client = self.shared.acquire().await?;
             client.simple_query("SELECT 1").await?;
             Ok(())
         };
@@ -311,51 +374,26 @@ impl PostgresRepository {
             })
     }
 
-    /// Per-group distribution of the matching runs, computed by the
-    /// database (`sql::percentiles`).
-    pub async fn distributions(
-        &self,
-        filter: &RunFilter,
-    ) -> Result<Vec<Distribution>, RepositoryError> {
-        let statement = shared::percentiles(Dialect::Postgres, &self.shared.table, filter);
-        let rows = self
-            .shared
-            .bounded(async |client| run_query(&*client, &statement).await)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Distribution {
-                    key: group_key(row)?,
-                    runs: row.try_get::<_, i64>(4)?.max(0) as u64,
-                    elapsed_seconds: [row.try_get(5)?, row.try_get(6)?, row.try_get(7)?],
-                    max_elapsed_seconds: row.try_get(8)?,
-                    median_rowcount: row.try_get(9)?,
-                    zero_row_runs: row.try_get::<_, i64>(10)?.max(0) as u64,
-                })
-            })
-            .collect()
-    }
-
     /// Retention: deletes the runs that started before `cutoff`, in
     /// committed batches; with `archive`, each batch's deleted rows (read
     /// back by `DELETE … RETURNING`, so exactly those) are appended there
     /// and synced before the batch commits.
-    pub async fn compact(
+    async fn compact(
         &self,
         cutoff: FlexDateTime,
         archive: Option<&Path>,
         dry_run: bool,
-    ) -> Result<super::CompactReport, RepositoryError> {
+    ) -> Result<CompactReport, RepositoryError> {
         const BATCH: i64 = 10_000;
         let cutoff_at = rows::instant(&cutoff);
-        let mut client = self.shared.pool.get().await.map_err(from_pool)?;
+        let mut client = self.shared.acquire().await?;
         let counts = client
             .query_one(
                 &format!("SELECT COUNT(*) FILTER (WHERE start_utc < $1), COUNT(*) FROM {TABLE}"),
                 &[&cutoff_at],
             )
             .await?;
-        let mut report = super::CompactReport {
+        let mut report = CompactReport {
             archive: archive.map(Path::to_path_buf),
             dry_run,
             ..Default::default()
@@ -411,11 +449,11 @@ ORDER BY seq LIMIT $2) RETURNING {}",
 
     /// Loads records with `COPY … FROM STDIN (FORMAT binary)`, all in one
     /// transaction. Returns how many were stored.
-    pub async fn import(&self, records: Vec<PipelineInfo>) -> Result<usize, RepositoryError> {
+    async fn load(&self, records: Vec<PipelineInfo>) -> Result<u64, RepositoryError> {
         for (i, record) in records.iter().enumerate() {
             rows::check_storable(i, record)?;
         }
-        let count = records.len();
+        let count = records.len() as u64;
         self.shared
             .bounded(async |client| writer::copy_in(client, &records).await)
             .await?;
@@ -445,6 +483,14 @@ async fn run_query(
     Ok(client.query(&prepared, &rows::params(&values)).await?)
 }
 
+/// A fixed statement of this backend's own.
+fn without_binds(sql: &str) -> Statement {
+    Statement {
+        sql: sql.to_owned(),
+        binds: Vec::new(),
+    }
+}
+
 /// The four group values at the start of a summary-shaped row.
 fn group_key(row: &tokio_postgres::Row) -> Result<[Option<String>; 4], RepositoryError> {
     Ok([
@@ -464,17 +510,46 @@ impl Shared {
         &self,
         work: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<T, RepositoryError>,
     ) -> Result<T, RepositoryError> {
-        let mut client = self.pool.get().await.map_err(from_pool)?;
+        let mut client = self.acquire().await?;
         let bound = self.settings.client_timeout();
         let result = tokio::time::timeout(bound, work(&mut client)).await;
-        match result {
-            Ok(result) => result,
-            Err(_) => {
-                drop(deadpool_postgres::Object::take(client));
-                Err(RepositoryError::Unavailable(format!(
-                    "the database did not answer within {bound:?}"
-                )))
-            }
+        if result.is_err() {
+            drop(deadpool_postgres::Object::take(client));
+        } else {
+            drop(client);
         }
+        self.observe_pool();
+        result.unwrap_or_else(|_| {
+            Err(RepositoryError::Unavailable(format!(
+                "the database did not answer within {bound:?}"
+            )))
+        })
+    }
+
+    /// The rows `statement` answers, within the bounds of `bounded`.
+    async fn fetch(
+        &self,
+        statement: &Statement,
+    ) -> Result<Vec<tokio_postgres::Row>, RepositoryError> {
+        self.bounded(async |client| run_query(&*client, statement).await)
+            .await
+    }
+
+    /// A pooled connection, within the acquire timeout.
+    async fn acquire(&self) -> Result<deadpool_postgres::Client, RepositoryError> {
+        let client = self.pool.get().await.map_err(from_pool);
+        self.observe_pool();
+        client
+    }
+
+    /// The pool's state into the `postgres_pool_*` gauges.
+    fn observe_pool(&self) {
+        let status = self.pool.status();
+        let open = status.size as i64;
+        METRICS.postgres_pool_open.set(open);
+        METRICS
+            .postgres_pool_busy
+            .set(open - status.available as i64);
+        METRICS.postgres_pool_waiting.set(status.waiting as i64);
     }
 }

@@ -102,6 +102,7 @@ async fn store_with_retry(
         if let Some(plans) = store_once(client, shared, parts).await? {
             let stored: usize = plans.iter().map(|p| p.to_store().count()).sum();
             METRICS.inserts.inc_by(stored as u64);
+            METRICS.postgres_commit_group.observe(stored as f64);
             return Ok(plans);
         }
     }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use pipeline_service::domain::{FlexDateTime, IdempotencyKey, PipelineInfo};
 use pipeline_service::repository::postgres::PostgresRepository;
+use pipeline_service::repository::PipelineInfoRepository;
 use pipeline_service::repository::Position;
 use pipeline_service::repository::{InsertOutcome, NewRun, RepositoryError, RunFilter};
 use serde_json::json;
@@ -223,7 +224,7 @@ async fn records_read_back_byte_identical() {
         .any(|r| r.elapsed_seconds() == 0.0 && r.elapsed_seconds().is_sign_negative()));
     // COPY stores the same bytes.
     let (copied, _db2) = fresh().await.unwrap();
-    assert_eq!(copied.import(originals).await.unwrap(), 3);
+    assert_eq!(copied.load(originals).await.unwrap(), 3);
     let again = everything(&copied, &RunFilter::default()).await;
     assert_eq!(again, back);
 }

@@ -3,8 +3,9 @@
 
 use pipeline_service::domain::FlexDateTime;
 use pipeline_service::repository::jsonl::parse_line;
-use pipeline_service::repository::postgres::{rows, table, PostgresRepository};
+use pipeline_service::repository::postgres::{rows, table, PostgresRepository, SUMMARY_TABLE};
 use pipeline_service::repository::sql::{self, Dialect, Statement};
+use pipeline_service::repository::PipelineInfoRepository;
 use pipeline_service::repository::{Position, RunFilter, RunKey};
 
 use super::fresh;
@@ -20,7 +21,7 @@ async fn seed(repo: &PostgresRepository) {
         .filter_map(|line| parse_line(line).ok().flatten())
         .collect();
     for chunk in records.chunks(20_000) {
-        repo.import(chunk.to_vec()).await.unwrap();
+        repo.load(chunk.to_vec()).await.unwrap();
     }
 }
 
@@ -127,8 +128,36 @@ async fn each_query_shape_uses_its_index() {
         count_environment.contains("Index Only Scan using pipeline_runs_environment_start_ix"),
         "{count_environment}"
     );
+    // A time window: the end bound also bounds the start, so the name
+    // index is read from the window's end, not from the newest run.
+    let week = RunFilter {
+        pipeline_name: Some("ingest_orders".into()),
+        start_utc: Some(FlexDateTime::parse("2025-06-01T00:00:00Z").unwrap()),
+        end_utc: Some(FlexDateTime::parse("2025-06-08T00:00:00Z").unwrap()),
+        ..Default::default()
+    };
+    for statement in [window(&week), sql::count(Dialect::Postgres, &t, &week)] {
+        let week_plan = plan(&client, &statement).await;
+        assert!(
+            week_plan.contains("pipeline_runs_name_start_ix"),
+            "{week_plan}"
+        );
+        assert!(week_plan.contains("(start_utc <= ("), "{week_plan}");
+        assert!(
+            !week_plan.contains("Seq Scan on pipeline_runs"),
+            "{week_plan}"
+        );
+    }
     let count_all = plan(&client, &sql::count(Dialect::Postgres, &t, &default)).await;
     assert!(count_all.contains("Index Only Scan"), "{count_all}");
+    // What a page's total really runs for a filter on group fields only
+    // (or none): the per-group table, never the runs.
+    for filter in [&default, &name] {
+        let statement = sql::count_from_groups(Dialect::Postgres, SUMMARY_TABLE, filter).unwrap();
+        let from_groups = plan(&client, &statement).await;
+        assert!(from_groups.contains("pipeline_summaries"), "{from_groups}");
+        assert!(!from_groups.contains("pipeline_runs"), "{from_groups}");
+    }
 
     let files = sql::archived_files(Dialect::Postgres, &t, "20250601_000000", 5);
     let files_plan = plan(&client, &files).await;
