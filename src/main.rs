@@ -8,7 +8,7 @@ use pipeline_service::config::{
 };
 use pipeline_service::domain::FlexDateTime;
 use pipeline_service::import::{check_input, import_file, progress_bar, show_progress};
-use pipeline_service::repository::oracle::sql::{add_key_columns, ddl};
+use pipeline_service::repository::oracle::sql::{add_key_columns, add_offset_columns, ddl};
 use pipeline_service::repository::postgres::{migrate, PostgresRepository};
 use pipeline_service::startup::{build_repository, build_repository_for_rewrite, Application};
 use pipeline_service::telemetry::LogFilter;
@@ -31,7 +31,10 @@ async fn main() -> ExitCode {
             let compact = |s| compact(s, older_than, archive, dry_run);
             with_settings(settings, Some("warn"), compact).await
         }
-        Command::Ddl { add_idempotency } => print_ddl(&settings, add_idempotency),
+        Command::Ddl {
+            add_idempotency,
+            add_offsets,
+        } => print_ddl(&settings, add_idempotency, add_offsets),
         Command::Migrate => migrate_schema(settings).await,
         Command::Gen {
             records,
@@ -104,14 +107,14 @@ async fn healthcheck(settings: Settings) -> ExitCode {
 
 /// The DDL needs only the table and column map (or, for PostgreSQL, the
 /// embedded migrations), not a database.
-fn print_ddl(raw: &RawSettings, add_idempotency: bool) -> ExitCode {
+fn print_ddl(raw: &RawSettings, add_idempotency: bool, add_offsets: bool) -> ExitCode {
     let postgres = match backend(raw) {
         Ok(backend) => backend == Backend::Postgres,
         Err(error) => return fail_config(&error),
     };
     if postgres {
-        if add_idempotency {
-            eprintln!("pipeline-service: ddl: --add-idempotency is for Oracle tables; PostgreSQL's migrations include the idempotency columns");
+        if add_idempotency || add_offsets {
+            eprintln!("pipeline-service: ddl: --add-idempotency and --add-offsets are for Oracle tables; PostgreSQL's migrations include those columns");
             return ExitCode::from(2);
         }
         print!("{}", migrate::script());
@@ -119,6 +122,7 @@ fn print_ddl(raw: &RawSettings, add_idempotency: bool) -> ExitCode {
     }
     match oracle_schema(raw) {
         Ok(schema) if add_idempotency => print!("{}", add_key_columns(&schema)),
+        Ok(schema) if add_offsets => print!("{}", add_offset_columns(&schema)),
         Ok(schema) => print!("{}", ddl(&schema)),
         Err(error) => return fail_config(&error),
     }

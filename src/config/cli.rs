@@ -159,8 +159,12 @@ pub enum Command {
     Ddl {
         /// Print only what adds the idempotency columns to an existing
         /// Oracle table.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "add_offsets")]
         add_idempotency: bool,
+        /// Print only what adds the offset columns to a table of the
+        /// original layout (kept as it is: existing rows read as before).
+        #[arg(long)]
+        add_offsets: bool,
     },
     /// Bring the PostgreSQL schema at DATABASE_URL up to date (the service
     /// also does this when it starts) and say from which version to which.

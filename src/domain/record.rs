@@ -535,6 +535,18 @@ impl PipelineInfo {
     pub fn start_local(&self) -> FlexDateTime {
         self.start_local
     }
+    /// The same run with other times (start_local, end_local, start_utc,
+    /// end_utc): what a store answers when it keeps less than was written.
+    pub fn with_times(&self, times: [FlexDateTime; 4]) -> Self {
+        let [start_local, end_local, start_utc, end_utc] = times;
+        Self {
+            start_local,
+            end_local,
+            start_utc,
+            end_utc,
+            ..self.clone()
+        }
+    }
     pub fn end_local(&self) -> FlexDateTime {
         self.end_local
     }
@@ -588,6 +600,22 @@ impl PipelineInfo {
     pub fn archived_file(&self) -> Option<&str> {
         self.has_archived_file
             .then(|| &self.text[self.ends[3] as usize..])
+    }
+
+    /// Every text field with its value (None: null), in `FIELD_NAMES`
+    /// order: what a store checks against the limits of its columns.
+    pub fn text_fields(&self) -> [(&'static str, Option<&str>); 9] {
+        [
+            ("elapsed_human", Some(self.elapsed_human())),
+            ("output_file", Some(self.output_file())),
+            ("log_file", Some(self.log_file())),
+            ("date_code", Some(self.date_code())),
+            ("pipeline_name", self.pipeline_name()),
+            ("script_name", self.script_name()),
+            ("pipeline_type", self.pipeline_type()),
+            ("environment", self.environment()),
+            ("archived_file", self.archived_file()),
+        ]
     }
 }
 

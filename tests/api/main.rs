@@ -21,6 +21,9 @@ mod json_errors;
 mod logs;
 mod metrics;
 mod openapi;
+mod oracle;
+#[path = "../support/oracle.rs"]
+mod oracle_test;
 mod process;
 mod query;
 mod stats;

@@ -137,11 +137,81 @@ fn ddl_prints_the_table_for_the_configured_names() {
     );
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.starts_with("CREATE TABLE OPS.RUNS ("), "{text}");
-    assert!(text.contains("START_TS TIMESTAMP(6) WITH TIME ZONE NOT NULL"));
-    assert!(
-        text.contains("CREATE INDEX OPS.RUNS_NAME_START_IX ON OPS.RUNS (PIPELINE_NAME, START_TS);")
-    );
+    assert!(text.contains("START_TS TIMESTAMP(6) NOT NULL"));
+    assert!(text.contains("START_TS_OFFSET NUMBER(5)"));
+    assert!(text.contains(
+        "CREATE INDEX OPS.RUNS_NAME_START_IX ON OPS.RUNS (PIPELINE_NAME, START_TS DESC, ID);"
+    ));
     fails_with_status_2_for(&["ddl"], &[("ORACLE_TABLE", "A.B.C")], "ORACLE_TABLE");
+}
+
+/// `ddl --add-offsets` prints only the ALTER TABLE that gives a table of
+/// the original layout its offset columns, under the configured names;
+/// `--add-idempotency` its key columns; asking for both is refused.
+#[test]
+fn ddl_prints_the_upgrades_of_an_existing_table() {
+    let names = [
+        ("ORACLE_TABLE", "OPS.RUNS"),
+        ("ORACLE_COLUMN_MAP", r#"{"end_utc": "END_TS"}"#),
+    ];
+    let output = succeeded(service(&names).args(["ddl", "--add-offsets"]));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.starts_with("ALTER TABLE OPS.RUNS ADD (START_LOCAL_OFFSET NUMBER(5)"),
+        "{text}"
+    );
+    assert!(text.contains("END_TS_OFFSET NUMBER(5) CHECK (END_TS_OFFSET BETWEEN -86399 AND 86399)"));
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let output = succeeded(service(&names).args(["ddl", "--add-idempotency"]));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.starts_with("ALTER TABLE OPS.RUNS ADD (IDEMPOTENCY_KEY"),
+        "{text}"
+    );
+    let both = service(&names)
+        .args(["ddl", "--add-offsets", "--add-idempotency"])
+        .output()
+        .unwrap();
+    assert!(!both.status.success());
+}
+
+/// Names Oracle cannot use unquoted, or that would collide, stop both the
+/// DDL and the service at startup (before any session is opened), with
+/// status 2 and one line naming the variable and the reason.
+#[test]
+fn oracle_names_that_cannot_work_stop_startup_with_status_2() {
+    let long_table = "T".repeat(114);
+    let long_time = format!(r#"{{"end_utc": "{}"}}"#, "E".repeat(122));
+    let maps = [
+        (r#"{"start_utc": "START"}"#, "reserved word"),
+        (r#"{"date_code": "date"}"#, "reserved word"),
+        (r#"{"pid": "ROWCOUNT"}"#, "would hold both"),
+        (r#"{"pid": "IDEMPOTENCY_AT"}"#, "IDEMPOTENCY_AT"),
+        (r#"{"rowcount": "TOTAL_RUNS"}"#, "TOTAL_RUNS"),
+        (&long_time, "at most 121 characters"),
+    ];
+    let tables = [("LEVEL", "reserved word"), (&long_table, "at most 113")];
+    let cases = maps
+        .iter()
+        .map(|(value, reason)| ("ORACLE_COLUMN_MAP", *value, *reason))
+        .chain(
+            tables
+                .iter()
+                .map(|(value, reason)| ("ORACLE_TABLE", *value, *reason)),
+        );
+    for (variable, value, reason) in cases {
+        fails_with_status_2_for(&["ddl"], &[(variable, value)], reason);
+        let serving = [
+            ("PIPELINE_BACKEND", "oracle"),
+            ("ORACLE_DSN", "127.0.0.1:1/NOWHERE"),
+            ("ORACLE_USER", "app"),
+            ("ORACLE_PASSWORD", "secret"),
+            ("PORT", "0"),
+            (variable, value),
+        ];
+        fails_with_status_2(&serving, variable);
+        fails_with_status_2(&serving, reason);
+    }
 }
 
 #[test]

@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
-use pipeline_service::config::{RawSettings, Settings};
+use pipeline_service::config::Settings;
 use pipeline_service::domain::PipelineInfo;
 use pipeline_service::repository::jsonl::JsonlRepository;
-use pipeline_service::repository::oracle::sql::ddl;
+use pipeline_service::repository::oracle::sql::{add_offset_columns, ddl};
 use pipeline_service::repository::oracle::OraclePipelineRepository;
 use pipeline_service::repository::postgres::{PostgresRepository, PostgresSettings};
 use pipeline_service::repository::PipelineInfoRepository;
@@ -15,6 +13,7 @@ use pipeline_service::repository::{InsertOutcome, NewRun, Position, RepositoryEr
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+use crate::support::oracle as oracle_test;
 use crate::support::postgres::{fresh_database, FreshDatabase};
 
 /// A fresh, empty store and whatever keeps it alive; an Oracle test table
@@ -27,6 +26,19 @@ pub struct Fresh {
     _database: Option<FreshDatabase>,
     /// How to open the same store again, as a restarted service would.
     reopen: Reopen,
+    /// Which layout an Oracle table has (none for JSON Lines).
+    layout: Option<OracleTable>,
+}
+
+/// The layouts of Oracle table the shared tests run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OracleTable {
+    /// As `pipeline-service ddl` creates it.
+    Full,
+    /// The Python service's: no offset columns, UTC times WITH TIME ZONE.
+    Original,
+    /// The original one after `pipeline-service ddl --add-offsets`.
+    Upgraded,
 }
 
 enum Reopen {
@@ -36,6 +48,35 @@ enum Reopen {
 }
 
 impl Fresh {
+    /// The Oracle repository and its test table, on Oracle.
+    pub fn oracle(&self) -> Option<(&OraclePipelineRepository, &str)> {
+        self.oracle
+            .as_ref()
+            .map(|(repo, table)| (repo, table.as_str()))
+    }
+
+    /// Which store this is, for messages.
+    pub fn name(&self) -> &'static str {
+        match self.layout {
+            None => self.repository.backend_name(),
+            Some(OracleTable::Full) => "oracle",
+            Some(OracleTable::Original) => "oracle (original layout)",
+            Some(OracleTable::Upgraded) => "oracle (original layout with offset columns)",
+        }
+    }
+
+    /// What reading `record` back gives on this store: the record itself,
+    /// or on a table of the original layout what that layout keeps;
+    /// `None` when the store refuses it.
+    pub fn kept(&self, record: &PipelineInfo) -> Option<PipelineInfo> {
+        if self.layout != Some(OracleTable::Original) {
+            return Some(record.clone());
+        }
+        let json = serde_json::to_value(record).unwrap();
+        let kept = oracle_test::kept_by_the_original_layout(&json)?;
+        Some(PipelineInfo::parse(&kept, "body").unwrap())
+    }
+
     /// The same store opened anew (a new file reader, a new session pool).
     pub async fn reopen(&self) -> Arc<dyn PipelineInfoRepository> {
         match &self.reopen {
@@ -89,51 +130,43 @@ pub async fn fresh_jsonl() -> Fresh {
         oracle: None,
         _database: None,
         reopen: Reopen::Jsonl(path),
+        layout: None,
     }
 }
 
-/// A fresh table in the database named by ORACLE_TEST_DSN, ORACLE_TEST_USER
-/// and ORACLE_TEST_PASSWORD, or `None` (with a visible note) when unset.
+/// A fresh table, of the layout `pipeline-service ddl` creates, in the
+/// database named by ORACLE_TEST_DSN, ORACLE_TEST_USER and
+/// ORACLE_TEST_PASSWORD, or `None` (with a visible note) when unset.
 pub async fn fresh_oracle() -> Option<Fresh> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let (Some(dsn), Some(user), Some(password)) = (
-        var("ORACLE_TEST_DSN"),
-        var("ORACLE_TEST_USER"),
-        var("ORACLE_TEST_PASSWORD"),
-    ) else {
-        // Written past the test harness's capture, once, so the skip is seen.
-        static SAID: std::sync::Once = std::sync::Once::new();
-        SAID.call_once(|| {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED on Oracle: set ORACLE_TEST_DSN, ORACLE_TEST_USER and ORACLE_TEST_PASSWORD \
-to run the repository behaviour tests against a database too"
-            );
-        });
-        return None;
-    };
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let table = format!(
-        "PS_TEST_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let raw = RawSettings {
-        backend: Some("oracle".into()),
-        oracle_dsn: Some(dsn),
-        oracle_user: Some(user),
-        oracle_password: Some(password),
-        oracle_table: Some(table.clone()),
-        ..Default::default()
-    };
+    fresh_oracle_table(OracleTable::Full).await
+}
+
+/// A fresh table of the original layout (the Python service's), or `None`.
+pub async fn fresh_oracle_original() -> Option<Fresh> {
+    fresh_oracle_table(OracleTable::Original).await
+}
+
+async fn fresh_oracle_table(layout: OracleTable) -> Option<Fresh> {
+    let table = oracle_test::table_name(match layout {
+        OracleTable::Full => "PS_TEST",
+        OracleTable::Original => "PS_ORIG",
+        OracleTable::Upgraded => "PS_UPGR",
+    });
+    let raw = oracle_test::settings(&table)?;
     let settings = Settings::from_raw(raw).expect("valid Oracle test settings");
     let oracle_settings = settings.oracle.expect("oracle settings");
     let repository = OraclePipelineRepository::connect(&oracle_settings)
         .await
         .expect("the Oracle test database is reachable");
+    let create = match layout {
+        OracleTable::Full => ddl(repository.schema()),
+        OracleTable::Original => oracle_test::original_table_ddl(&table),
+        OracleTable::Upgraded => {
+            oracle_test::original_table_ddl(&table) + &add_offset_columns(repository.schema())
+        }
+    };
     repository
-        .execute_script_blocking(&ddl(repository.schema()))
+        .execute_script_blocking(&create)
         .expect("test table created");
     Some(Fresh {
         repository: Arc::new(repository.clone()),
@@ -141,6 +174,7 @@ to run the repository behaviour tests against a database too"
         oracle: Some((repository, table)),
         _database: None,
         reopen: Reopen::Oracle(Box::new(oracle_settings)),
+        layout: Some(layout),
     })
 }
 
@@ -158,14 +192,24 @@ pub async fn fresh_postgres() -> Option<Fresh> {
         oracle: None,
         reopen: Reopen::Postgres(Box::new(database.settings.clone())),
         _database: Some(database),
+        layout: None,
     })
 }
 
-/// One fresh store per available backend.
+/// One fresh store per available backend: JSON Lines, PostgreSQL, and
+/// with a test database an Oracle table of each layout (as `ddl` creates
+/// it, the original one, and the original one upgraded with
+/// `ddl --add-offsets`).
 pub async fn every_backend() -> Vec<Fresh> {
     let mut stores = vec![fresh_jsonl().await];
     stores.extend(fresh_postgres().await);
-    stores.extend(fresh_oracle().await);
+    for layout in [
+        OracleTable::Full,
+        OracleTable::Original,
+        OracleTable::Upgraded,
+    ] {
+        stores.extend(fresh_oracle_table(layout).await);
+    }
     stores
 }
 

@@ -182,8 +182,21 @@ async fn import_loads_a_python_file_into_every_backend() {
         assert_eq!(skipped, [7, 8, 9, 10]);
         assert!(calls >= 1);
         let all = repo.all(&RunFilter::default()).await.unwrap();
-        assert_eq!(all.len(), 7, "{}", repo.backend_name());
-        assert_eq!(all[0].start_utc().to_string(), "2025-09-03T06:00:00.250000");
+        assert_eq!(all.len(), 7, "{}", store.name());
+        // The newest run (the file's second line) as the store keeps it:
+        // its naive start_utc as written, or at UTC where the table cannot
+        // keep a naive UTC time.
+        let second = std::fs::read_to_string(fixture).unwrap();
+        let second: serde_json::Value =
+            serde_json::from_str(second.lines().nth(1).unwrap()).unwrap();
+        let newest = pipeline_service::domain::PipelineInfo::parse(&second, "body").unwrap();
+        assert_eq!(newest.start_utc().to_string(), "2025-09-03T06:00:00.250000");
+        assert_eq!(
+            Some(&*all[0]),
+            store.kept(&newest).as_ref(),
+            "{}",
+            store.name()
+        );
     }
 }
 
@@ -248,5 +261,150 @@ async fn retention_archives_then_removes_old_runs() {
         );
         let left = repo.all(&RunFilter::default()).await.unwrap();
         assert_eq!(codes(&left), ["m10"], "{name}");
+    }
+}
+
+/// Records that are hard to store as written: aware local times, naive
+/// UTC times, offsets beyond ±14 hours, microseconds, `""` in required
+/// and optional texts (not NULL), multi-byte texts at the API's length
+/// limit, and durations at the edges of f64 (-0.0 included).
+fn awkward_records() -> Vec<pipeline_service::domain::PipelineInfo> {
+    let cases = [
+        json!({"start_local": "2025-08-01T05:30:00+05:30", "end_local": "2025-08-01T05:31:30.000001+05:30",
+               "start_utc": "2025-08-01T00:00:00", "end_utc": "2025-08-01T00:01:30"}),
+        json!({"start_local": "2025-08-01T00:00:00-23:59", "end_local": "2025-08-02T00:00:00+23:59",
+               "start_utc": "2025-08-01T00:00:00.250000-23:59", "end_utc": "2025-08-01T00:01:30+14:01"}),
+        json!({"output_file": "", "elapsed_human": "", "log_file": "", "date_code": "",
+               "pipeline_name": "", "script_name": "", "pipeline_type": "", "environment": "",
+               "archived_file": "", "elapsed_seconds": -0.0}),
+        json!({"pipeline_name": null, "script_name": null, "pipeline_type": null, "environment": null,
+               "elapsed_seconds": 1e126, "output_file": "ü".repeat(2000)}),
+        json!({"elapsed_seconds": 1.797_693_134_862_315_7e308, "log_file": "日本".repeat(666)}),
+        json!({"elapsed_seconds": 5e-324, "rowcount": 0, "pid": i64::MAX}),
+    ];
+    cases
+        .into_iter()
+        .enumerate()
+        .map(|(i, changes)| record(i as i64, changes))
+        .collect()
+}
+
+fn bytes(record: &pipeline_service::domain::PipelineInfo) -> String {
+    serde_json::to_string(record).unwrap()
+}
+
+/// What is written is what every read gives back, byte for byte: the
+/// insert's answer, a page, keyset pages, a replayed key, a reopened
+/// store. On an Oracle table of the original layout (no offset columns)
+/// "what is written" is what that layout keeps (local times naive, a
+/// naive UTC time at UTC), and a UTC offset it cannot hold is refused at
+/// its field with nothing stored.
+#[tokio::test]
+async fn records_read_back_exactly_as_written() {
+    use pipeline_service::domain::{IdempotencyKey, LocItem, PipelineInfo};
+    use pipeline_service::repository::{InsertOutcome, NewRun, RepositoryError};
+    for store in every_backend().await {
+        let repo = &store.repository;
+        let name = store.name();
+        let mut written = Vec::new();
+        for record in awkward_records() {
+            match store.kept(&record) {
+                Some(kept) => written.push((record, kept)),
+                None => match repo.insert(vec![record.clone().into()], true).await {
+                    Err(RepositoryError::Invalid { run: 0, errors }) => {
+                        let loc = &errors.detail[0].loc;
+                        assert!(
+                            [LocItem::from("start_utc"), LocItem::from("end_utc")]
+                                .contains(&loc[1]),
+                            "{name}: {loc:?}"
+                        );
+                    }
+                    other => panic!("{name}: not refused at a field: {other:?}"),
+                },
+            }
+        }
+        assert_eq!(
+            repo.count(&RunFilter::default()).await.unwrap(),
+            0,
+            "{name}"
+        );
+        let ((first, first_kept), rest) = written.split_first().unwrap();
+        let stored = repo.store(first.clone()).await.unwrap();
+        assert_eq!(bytes(&stored), bytes(first_kept), "{name}: insert answer");
+        let keyed: Vec<NewRun> = rest
+            .iter()
+            .enumerate()
+            .map(|(i, (record, _))| NewRun {
+                record: record.clone(),
+                key: Some(IdempotencyKey::parse(&format!("k{i}"), record).unwrap()),
+            })
+            .collect();
+        repo.insert(keyed.clone(), false).await.unwrap();
+        for ((_, kept), outcome) in rest
+            .iter()
+            .zip(repo.insert(keyed.clone(), false).await.unwrap())
+        {
+            let InsertOutcome::Replayed(replayed) = outcome else {
+                panic!("{name}: {outcome:?}")
+            };
+            assert_eq!(bytes(&replayed), bytes(kept), "{name}: replay");
+        }
+        let kept: Vec<PipelineInfo> = written.iter().map(|(_, kept)| kept.clone()).collect();
+        // Answer order: newest instant first, ties in insertion order.
+        let mut order: Vec<usize> = (0..kept.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(kept[i].start_utc().instant_micros()));
+        let expected: Vec<String> = order.iter().map(|&i| bytes(&kept[i])).collect();
+        let read = |records: Vec<std::sync::Arc<PipelineInfo>>| {
+            records.iter().map(|r| bytes(r)).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            read(repo.all(&RunFilter::default()).await.unwrap()),
+            expected,
+            "{name}"
+        );
+        let mut pages = Vec::new();
+        let mut position = Position::Offset(0);
+        loop {
+            let page = repo
+                .query(&RunFilter::default(), position, 2, false)
+                .await
+                .unwrap();
+            pages.extend(page.records);
+            let Some(next) = page.next else { break };
+            position = Position::After(next);
+        }
+        assert_eq!(read(pages), expected, "{name}: keyset pages");
+        let reopened = store.reopen().await;
+        assert_eq!(
+            read(reopened.all(&RunFilter::default()).await.unwrap()),
+            expected,
+            "{name}: reopened"
+        );
+        // "" and null are different groups, and the latest start keeps its zone.
+        let summaries = repo.summaries().await.unwrap();
+        let empty = summaries
+            .iter()
+            .find(|s| s.pipeline_name.as_deref() == Some(""));
+        let none = summaries.iter().find(|s| s.pipeline_name.is_none());
+        assert_eq!(
+            empty.map(|s| s.total_runs),
+            Some(1),
+            "{name}: '' apart from null"
+        );
+        assert_eq!(none.map(|s| s.total_runs), Some(1), "{name}");
+        let etl = summaries
+            .iter()
+            .find(|s| s.pipeline_name.as_deref() == Some("etl"))
+            .unwrap();
+        let latest_etl = kept
+            .iter()
+            .filter(|r| r.pipeline_name() == Some("etl"))
+            .max_by_key(|r| r.start_utc().instant_micros())
+            .unwrap();
+        assert_eq!(
+            etl.last_run.map(|t| t.to_string()),
+            Some(latest_etl.start_utc().to_string()),
+            "{name}: the latest start in its own zone"
+        );
     }
 }

@@ -6,6 +6,7 @@ mod behaviour;
 mod durability;
 mod idempotency;
 mod keyset;
+mod oracle;
 mod ordering;
 mod postgres;
 mod properties;

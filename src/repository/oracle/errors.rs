@@ -2,10 +2,10 @@
 //! session that died (retry a read), a value too long for its column (422),
 //! or a fault in our SQL (500).
 
-use crate::domain::{FieldError, LocItem, PipelineInfo, ValidationErrors, FIELD_NAMES};
 use crate::repository::{NewRun, RepositoryError};
 
-use super::sql::OracleSchema;
+use super::rows::{refused, too_long_error, TEXT_MAX_BYTES};
+use super::sql::{stored_text, OracleSchema};
 
 /// Why a keyed insert cannot work on a table made before idempotency keys.
 pub const KEYS_NEED_COLUMNS: &str = "Idempotency-Key needs the idempotency columns; add them with the statements of `pipeline-service ddl --add-idempotency`";
@@ -61,60 +61,60 @@ pub(super) fn is_key_taken(error: &oracle::Error) -> bool {
     code(error) == Some(1)
 }
 
-/// ORA-00904 (invalid identifier) from a keyed statement: the table
-/// predates the idempotency columns.
+/// ORA-00904 (invalid identifier) naming an idempotency column, from a
+/// keyed statement: the table predates those columns. Another missing
+/// column (a table of an older layout, a wrong column map) stays a fault.
 pub(super) fn keys_unsupported(error: &oracle::Error) -> Option<RepositoryError> {
-    (code(error) == Some(904)).then(|| RepositoryError::Unsupported(KEYS_NEED_COLUMNS.into()))
+    (code(error) == Some(904) && error.to_string().contains("IDEMPOTENCY_"))
+        .then(|| RepositoryError::Unsupported(KEYS_NEED_COLUMNS.into()))
 }
 
-/// ORA-12899 ("value too large for column "S"."T"."C" (actual: a,
-/// maximum: m)") as a 422 on the field stored in column C, at the first
-/// of `runs` (those `stored`) whose value there is longer than the limit.
+/// A value too long for its column, as a 422 at the field: ORA-12899
+/// ("value too large for column "S"."T"."C" (actual: a, maximum: m)")
+/// names the column and its limit, and the first of `runs` (those
+/// `stored`) whose value there is longer is refused; ORA-01461 (a bind
+/// over 4000 bytes meant for a VARCHAR2) names nothing, and the first
+/// text over `TEXT_MAX_BYTES` is refused. `check_storable` refuses such
+/// texts before they are bound; these answer for tables whose columns are
+/// smaller than the DDL's.
 pub(super) fn too_large_for_column(
     error: &oracle::Error,
     schema: &OracleSchema,
     runs: &[NewRun],
     stored: impl Iterator<Item = usize>,
 ) -> Option<RepositoryError> {
-    if code(error)? != 12899 {
-        return None;
-    }
     let message = error.to_string();
-    let (column, maximum) = column_limit(&message)?;
-    let field = FIELD_NAMES
-        .iter()
-        .find(|f| schema.column(f).eq_ignore_ascii_case(column))?;
-    let value_of = |record: &PipelineInfo| {
-        serde_json::to_value(record)
-            .ok()
-            .and_then(|v| v.get(*field).cloned())
-            .unwrap_or(serde_json::Value::Null)
+    let (column, maximum) = match code(error)? {
+        12899 => {
+            let (column, maximum) = column_limit(&message)?;
+            (Some(column.to_owned()), maximum)
+        }
+        1461 => (None, TEXT_MAX_BYTES as u64),
+        _ => return None,
+    };
+    let fits = |field: &str| {
+        column
+            .as_deref()
+            .is_none_or(|c| schema.column(field).eq_ignore_ascii_case(c))
     };
     let stored: Vec<usize> = stored.collect();
-    let too_long = |&&run: &&usize| {
-        value_of(&runs[run].record)
-            .as_str()
-            .is_some_and(|text| text.len() as u64 > maximum)
-    };
-    let run = stored
-        .iter()
-        .find(too_long)
-        .or(stored.first())
-        .copied()
-        .unwrap_or(0);
-    let value = runs
-        .get(run)
-        .map_or(serde_json::Value::Null, |r| value_of(&r.record));
-    let error = FieldError::new(
-        "string_too_long",
-        format!("String should have at most {maximum} bytes to fit the database column"),
-    )
-    .with_ctx("max_length", maximum)
-    .at(vec![LocItem::from("body"), LocItem::from(*field)], value);
-    Some(RepositoryError::Invalid {
+    let (run, field, value) = stored.iter().find_map(|&run| {
+        runs.get(run)?
+            .record
+            .text_fields()
+            .into_iter()
+            .filter(|(field, _)| fits(field))
+            .find_map(|(field, value)| {
+                let value = value?;
+                (stored_text(value).len() as u64 > maximum).then_some((run, field, value))
+            })
+    })?;
+    Some(refused(
         run,
-        errors: ValidationErrors::single(error),
-    })
+        field,
+        serde_json::Value::String(value.to_owned()),
+        too_long_error(maximum),
+    ))
 }
 
 /// The column and its limit from ORA-12899's message.
@@ -134,6 +134,7 @@ fn column_limit(message: &str) -> Option<(&str, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{LocItem, PipelineInfo};
 
     #[test]
     fn value_too_large_names_the_column_and_its_limit() {
@@ -185,6 +186,26 @@ mod tests {
             only_third_onwards,
             Some(RepositoryError::Invalid { run: 3, .. })
         ));
+        // ORA-01461 names no column: the first text over 4000 bytes is refused.
+        let long_bind = database_error(
+            1461,
+            "ORA-01461: can bind a LONG value only for insert into a LONG column",
+        );
+        let runs = [
+            self::run("/short"),
+            self::run(&"é".repeat(2001)),
+            self::run(&long),
+        ];
+        let Some(RepositoryError::Invalid { run: at, errors }) =
+            too_large_for_column(&long_bind, &schema, &runs, 0..runs.len())
+        else {
+            panic!("not refused")
+        };
+        assert_eq!((at, errors.detail[0].kind), (1, "string_too_long"));
+        assert_eq!(
+            errors.detail[0].loc,
+            [LocItem::from("body"), LocItem::from("output_file")]
+        );
         let other = database_error(942, "ORA-00942: table or view does not exist");
         assert!(too_large_for_column(&other, &schema, &runs, 0..4).is_none());
     }
@@ -203,5 +224,10 @@ mod tests {
             keys_unsupported(&old_table),
             Some(RepositoryError::Unsupported(_))
         ));
+        let old_layout = database_error(
+            904,
+            r#"ORA-00904: "START_LOCAL_OFFSET": invalid identifier"#,
+        );
+        assert!(keys_unsupported(&old_layout).is_none());
     }
 }

@@ -16,23 +16,25 @@ pub use self::errors::KEYS_NEED_COLUMNS;
 pub use self::session::{OracleSettings, OracleStartError, Secret};
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use oracle::pool::Pool;
-use oracle::sql_type::Timestamp;
 use oracle::{Connection, Row};
 
 use self::errors::{is_key_taken, keys_unsupported, too_large_for_column};
-use self::rows::{array_insert, bind_values, from_timestamp, named, record_from_row};
+use self::rows::{
+    array_insert, as_kept, bind_values, check_storable, named, record_from_row, record_params,
+    stored_instant_micros, text_at, time_from,
+};
 use self::session::{rolled_back_on_failure, Failure};
-use self::sql::{Bind, OracleSchema, Statement};
+use self::sql::{params, Layout, OracleSchema, Param, Statement};
 use super::insert::{self, InsertOutcome, InsertPlan, KnownKey, NewRun};
 use super::{
     CompactReport, PipelineInfoRepository, Position, QueryPage, RepositoryError, RunFilter, RunKey,
 };
-use crate::domain::{FlexDateTime, PipelineActivity, PipelineSummary, FIELD_NAMES};
+use crate::domain::{FlexDateTime, PipelineActivity, PipelineSummary};
 use crate::metrics::METRICS;
 
 #[derive(Clone)]
@@ -41,6 +43,8 @@ pub struct OraclePipelineRepository {
     key_retention: Duration,
     pool: Arc<Pool>,
     schema: Arc<OracleSchema>,
+    /// The table's layout, found on first use (`layout`).
+    layout: Arc<OnceLock<Arc<Layout>>>,
     call_timeout: Duration,
 }
 
@@ -49,10 +53,43 @@ impl OraclePipelineRepository {
         &self.schema
     }
 
+    /// The table's layout: found from the table itself the first time it
+    /// is needed (at startup when the table exists, otherwise at the first
+    /// request, so a table created after the service started is found),
+    /// then kept, and written to the log. A table the service cannot use
+    /// is a fault answered 500 (and not ready), the reason in the log.
+    pub fn layout_blocking(&self) -> Result<Arc<Layout>, RepositoryError> {
+        if let Some(layout) = self.layout.get() {
+            return Ok(layout.clone());
+        }
+        let detected = self.with_session("describe", true, |conn| {
+            let rows = conn.query(&sql::describe_table(&self.schema), &[])?;
+            let described: Vec<(String, oracle::sql_type::OracleType)> = rows
+                .column_info()
+                .iter()
+                .map(|column| (column.name().to_owned(), column.oracle_type().clone()))
+                .collect();
+            Layout::detect(&self.schema, &described)
+                .map_err(|why| Failure::Decided(RepositoryError::Database(why)))
+        });
+        let layout = match detected {
+            Ok(layout) => Arc::new(layout),
+            Err(error) => {
+                tracing::warn!(%error, table = self.schema.table(), "the Oracle table's layout is not usable");
+                return Err(error);
+            }
+        };
+        if self.layout.set(layout.clone()).is_ok() {
+            tracing::info!(layout = %layout.describe(), "Oracle table layout");
+        }
+        Ok(layout)
+    }
+
     /// The rows of a read (retried once on a dead session).
     fn query_rows(&self, statement: &Statement) -> Result<Vec<Row>, RepositoryError> {
+        let layout = self.layout_blocking()?;
         self.with_session("select", true, |conn| {
-            let values = bind_values(&statement.binds)?;
+            let values = bind_values(&params(&layout, statement))?;
             let result = conn.query_named(&statement.sql, &named(&values))?;
             Ok(result.collect::<oracle::Result<Vec<Row>>>()?)
         })
@@ -63,24 +100,29 @@ impl OraclePipelineRepository {
     /// see the database as it was when the transaction began.
     fn query_blocking(
         &self,
-        select: &Statement,
-        count: Option<&Statement>,
+        filter: &RunFilter,
+        position: Position,
         limit: usize,
+        counting: bool,
     ) -> Result<QueryPage, RepositoryError> {
+        let layout = self.layout_blocking()?;
+        // One row more than asked tells whether another page follows.
+        let select = sql::select_runs(&layout, filter, position, limit.checked_add(1));
+        let count = counting.then(|| sql::count(&layout, filter));
         let (total, rows) = self.with_session("query", true, |conn| {
             let read = |statement: &Statement| -> Result<Vec<Row>, Failure> {
-                let values = bind_values(&statement.binds)?;
+                let values = bind_values(&params(&layout, statement))?;
                 let rows = conn.query_named(&statement.sql, &named(&values))?;
                 Ok(rows.collect::<oracle::Result<Vec<Row>>>()?)
             };
-            let Some(count) = count else {
-                return Ok((None, read(select)?));
+            let Some(count) = &count else {
+                return Ok((None, read(&select)?));
             };
             rolled_back_on_failure(conn, || {
                 conn.execute("SET TRANSACTION READ ONLY", &[])?;
-                let values = bind_values(&count.binds)?;
+                let values = bind_values(&params(&layout, count))?;
                 let total: i64 = conn.query_row_named(&count.sql, &named(&values))?.get(0)?;
-                let rows = read(select)?;
+                let rows = read(&select)?;
                 // Ends the read-only transaction before the session goes back.
                 conn.rollback()?;
                 Ok((Some(total.max(0) as u64), rows))
@@ -90,9 +132,9 @@ impl OraclePipelineRepository {
         let mut records = Vec::with_capacity(rows.len().min(limit));
         let mut next = None;
         for row in rows.iter().take(limit) {
-            let record = record_from_row(row)?;
+            let record = record_from_row(row, &layout)?;
             let id: i64 = row
-                .get(FIELD_NAMES.len())
+                .get(layout.select_width())
                 .map_err(|e| RepositoryError::Database(e.to_string()))?;
             next = Some(RunKey {
                 start_micros: record.start_utc().instant_micros(),
@@ -121,15 +163,31 @@ impl OraclePipelineRepository {
         atomic: bool,
         cutoff_micros: i64,
     ) -> Result<Vec<InsertOutcome>, RepositoryError> {
-        let keys = runs.iter().filter(|run| run.key.is_some()).count();
-        let text = match keys {
-            0 => sql::insert_sql(&self.schema),
-            _ => sql::insert_keyed_sql(&self.schema),
+        let layout = self.layout_blocking()?;
+        for (i, run) in runs.iter().enumerate() {
+            check_storable(i, &run.record, &layout)?;
+        }
+        // Without offset columns the table keeps less than was written;
+        // each created run is answered as it is kept, as a read returns it.
+        let runs = match layout.offsets() {
+            true => runs,
+            false => runs
+                .into_iter()
+                .map(|run| {
+                    let record = as_kept(&run.record, &layout).ok_or_else(|| {
+                        RepositoryError::Database(
+                            "a time checked as storable cannot be kept".into(),
+                        )
+                    })?;
+                    Ok(NewRun { record, ..run })
+                })
+                .collect::<Result<Vec<NewRun>, RepositoryError>>()?,
         };
+        let keys = runs.iter().filter(|run| run.key.is_some()).count();
         let plan = self.with_session("insert", false, |conn| {
             for _ in 0..=keys {
                 let attempt = rolled_back_on_failure(conn, || {
-                    self.insert_once(conn, &runs, atomic, &text, keys > 0, cutoff_micros)
+                    self.insert_once(conn, &layout, &runs, atomic, keys > 0, cutoff_micros)
                 });
                 match attempt {
                     Err(Failure::Driver(error)) if is_key_taken(&error) => continue,
@@ -151,25 +209,31 @@ impl OraclePipelineRepository {
     fn insert_once(
         &self,
         conn: &Connection,
+        layout: &Layout,
         runs: &[NewRun],
         atomic: bool,
-        text: &str,
         keyed: bool,
         cutoff_micros: i64,
     ) -> Result<InsertPlan, Failure> {
-        let plan = insert::plan(runs, atomic, |key| self.known_key(conn, key, cutoff_micros))?;
+        let text = match keyed {
+            false => sql::insert_sql(layout),
+            true => sql::insert_keyed_sql(layout),
+        };
+        let plan = insert::plan(runs, atomic, |key| {
+            self.known_key(conn, layout, key, cutoff_micros)
+        })?;
         let now = FlexDateTime::from_instant_micros(chrono::Utc::now().timestamp_micros());
-        let rows: Vec<Vec<(String, Bind)>> = plan
+        let rows: Vec<Vec<(String, Param)>> = plan
             .to_store()
             .map(|i| {
-                let mut binds = sql::insert_binds(&runs[i].record);
+                let mut params = record_params(&runs[i].record, layout);
                 if keyed {
-                    binds.extend(sql::key_binds(runs[i].key.as_ref(), now));
+                    params.extend(sql::key_params(layout, runs[i].key.as_ref(), now));
                 }
-                binds
+                params
             })
             .collect();
-        if let Err(error) = array_insert(conn, text, rows) {
+        if let Err(error) = array_insert(conn, &text, &rows) {
             return Err(
                 match too_large_for_column(&error, &self.schema, runs, plan.to_store()) {
                     Some(refused) => Failure::Decided(refused),
@@ -186,26 +250,29 @@ impl OraclePipelineRepository {
     fn known_key(
         &self,
         conn: &Connection,
+        layout: &Layout,
         key: &str,
         cutoff_micros: i64,
     ) -> Result<KnownKey, Failure> {
-        let rows = conn.query_named(&sql::key_lookup(&self.schema), &[("key", &key)])?;
+        let key_param = bind_values(&[("key".to_owned(), Param::Text(Some(key.to_owned())))])?;
+        let rows = conn.query_named(&sql::key_lookup(layout), &named(&key_param))?;
         let Some(row) = rows.into_iter().next().transpose()? else {
             return Ok(KnownKey::Absent);
         };
+        let width = layout.select_width();
         let at = row
-            .get::<usize, Option<Timestamp>>(FIELD_NAMES.len() + 1)?
+            .get::<usize, Option<oracle::sql_type::Timestamp>>(width + 1)?
             .as_ref()
-            .and_then(from_timestamp)
-            .map_or(i64::MIN, |t| t.instant_micros());
+            .and_then(stored_instant_micros)
+            .unwrap_or(i64::MIN);
         if at < cutoff_micros {
-            conn.execute_named(&sql::key_release(&self.schema), &[("key", &key)])?;
+            conn.execute_named(&sql::key_release(layout), &named(&key_param))?;
             return Ok(KnownKey::Absent);
         }
-        let fingerprint: String = row.get(FIELD_NAMES.len())?;
+        let fingerprint: String = row.get(width)?;
         Ok(KnownKey::Stored {
             fingerprint,
-            record: Arc::new(record_from_row(&row)?),
+            record: Arc::new(record_from_row(&row, layout)?),
         })
     }
 }
@@ -223,10 +290,8 @@ impl PipelineInfoRepository for OraclePipelineRepository {
         limit: usize,
         counting: bool,
     ) -> Result<QueryPage, RepositoryError> {
-        // One row more than asked tells whether another page follows.
-        let select = sql::select_runs(&self.schema, filter, position, limit.checked_add(1));
-        let count = counting.then(|| sql::count(&self.schema, filter));
-        self.blocking(move |this| this.query_blocking(&select, count.as_ref(), limit))
+        let filter = filter.clone();
+        self.blocking(move |this| this.query_blocking(&filter, position, limit, counting))
             .await
     }
 
@@ -235,19 +300,24 @@ impl PipelineInfoRepository for OraclePipelineRepository {
         date_code: &str,
         limit: usize,
     ) -> Result<Option<Vec<String>>, RepositoryError> {
-        // One more row than asked: NULL (no file) is one of the distinct values.
-        let statement = sql::archived_files(&self.schema, date_code, limit.saturating_add(1));
+        let date_code = date_code.to_owned();
         let rows = self
-            .blocking(move |this| this.query_rows(&statement))
+            .blocking(move |this| {
+                // One more row than asked: NULL (no file) is one of the distinct values.
+                let statement = sql::archived_files(
+                    &*this.layout_blocking()?,
+                    &date_code,
+                    limit.saturating_add(1),
+                );
+                this.query_rows(&statement)
+            })
             .await?;
         if rows.is_empty() {
             return Ok(None);
         }
         let mut files = Vec::new();
         for row in &rows {
-            let file = row
-                .get::<usize, Option<String>>(0)
-                .map_err(|e| RepositoryError::Database(e.to_string()))?;
+            let file = text_at(row, 0).map_err(|e| RepositoryError::Database(e.to_string()))?;
             files.extend(file.filter(|f| !f.is_empty()));
         }
         files.truncate(limit);
@@ -255,23 +325,24 @@ impl PipelineInfoRepository for OraclePipelineRepository {
     }
 
     async fn summaries(&self) -> Result<Arc<[PipelineSummary]>, RepositoryError> {
-        let statement = sql::summary(&self.schema);
         self.blocking(move |this| {
+            let layout = this.layout_blocking()?;
+            let statement = sql::summary(&layout);
             this.with_session("summary", true, |conn| {
                 let rows = conn.query(&statement.sql, &[])?;
                 let mut summaries = Vec::new();
                 for row in rows {
                     let row = row?;
+                    // The latest start's offset is the last column.
+                    let offset_at = layout.offsets().then_some(8);
+                    let last_run = time_from(&row, "start_utc", 5, offset_at)?;
                     summaries.push(PipelineSummary {
-                        pipeline_name: row.get(0)?,
-                        script_name: row.get(1)?,
-                        pipeline_type: row.get(2)?,
-                        environment: row.get(3)?,
+                        pipeline_name: text_at(&row, 0)?,
+                        script_name: text_at(&row, 1)?,
+                        pipeline_type: text_at(&row, 2)?,
+                        environment: text_at(&row, 3)?,
                         total_runs: row.get::<usize, i64>(4)?.max(0) as u64,
-                        last_run: row
-                            .get::<usize, Option<Timestamp>>(5)?
-                            .as_ref()
-                            .and_then(from_timestamp),
+                        last_run,
                         avg_duration: row.get(6)?,
                         avg_rowcount: row.get(7)?,
                     });
@@ -283,25 +354,29 @@ impl PipelineInfoRepository for OraclePipelineRepository {
     }
 
     async fn activity(&self) -> Result<Vec<PipelineActivity>, RepositoryError> {
-        let statement = sql::activity(&self.schema);
         self.blocking(move |this| {
+            let layout = this.layout_blocking()?;
+            let statement = sql::activity(&layout);
             this.with_session("activity", true, |conn| {
                 let rows = conn.query(&statement.sql, &[])?;
                 let mut activity = Vec::new();
                 for row in rows {
                     let row = row?;
-                    let Some(last_run) = row
-                        .get::<usize, Option<Timestamp>>(5)?
-                        .as_ref()
-                        .and_then(from_timestamp)
-                    else {
+                    // The start's offset is the last column.
+                    let offset_at = layout.offsets().then_some(8);
+                    let Some(last_run) = time_from(&row, "start_utc", 5, offset_at)? else {
                         continue;
                     };
                     activity.push(PipelineActivity {
-                        key: [row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?],
+                        key: [
+                            text_at(&row, 0)?,
+                            text_at(&row, 1)?,
+                            text_at(&row, 2)?,
+                            text_at(&row, 3)?,
+                        ],
                         total_runs: row.get::<usize, i64>(4)?.max(0) as u64,
                         last_run,
-                        last_elapsed_seconds: row.get(6)?,
+                        last_elapsed_seconds: sql::read_elapsed(row.get(6)?),
                         last_rowcount: row.get(7)?,
                     });
                 }
@@ -324,10 +399,17 @@ impl PipelineInfoRepository for OraclePipelineRepository {
             .await
     }
 
+    /// Ready when the table has a layout the service can use and still
+    /// answers a query naming every column of it: a table the service
+    /// cannot use (a column map that does not match it, a column missing
+    /// or of another type, some of the offset columns only) keeps the
+    /// replica out of service instead of failing its requests.
     async fn ready(&self) -> Result<(), RepositoryError> {
-        self.blocking(|this| {
+        self.blocking(move |this| {
+            let probe = sql::table_probe(&*this.layout_blocking()?);
             this.with_session("ping", false, |conn| {
-                Ok(conn.query_row(sql::PING, &[]).map(|_| ())?)
+                conn.query(&probe, &[])?;
+                Ok(())
             })
         })
         .await

@@ -9,7 +9,8 @@ use oracle::pool::{GetMode, PoolBuilder};
 use oracle::Connection;
 
 use super::errors::{classify, is_client_missing, is_dead_session};
-use super::sql::{self, OracleSchema};
+use super::rows::{bind_values, named};
+use super::sql::{self, OracleSchema, Statement};
 use super::OraclePipelineRepository;
 use crate::metrics::METRICS;
 use crate::repository::RepositoryError;
@@ -87,19 +88,36 @@ impl From<RepositoryError> for Failure {
     }
 }
 
-/// Sessions use UTC as their time zone (unless the operator set `ORA_SDTZ`),
-/// so a value in a plain TIMESTAMP column compares as UTC against filter
-/// bounds, as naive values do in the JSON Lines store. The Oracle client
-/// reads `ORA_SDTZ` when it opens sessions.
-fn use_utc_sessions() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("ORA_SDTZ").is_none() {
-            // Set before the first session exists and only once; nothing
-            // else in the process reads this variable concurrently.
-            std::env::set_var("ORA_SDTZ", "UTC");
+/// `dsn` with `timeout` as its connect timeout, so that opening a new
+/// session (at startup, or when the pool grows or replaces a dead one)
+/// gives up instead of waiting for the operating system's TCP timeout: an
+/// Easy Connect string gets `?connect_timeout=…` (Oracle Client 19c and
+/// later read it), a connect descriptor gets `(CONNECT_TIMEOUT=…)`. A
+/// TNS alias is left as it is (its descriptor lives in tnsnames.ora,
+/// where the operator sets the timeout), and so is a DSN that sets one.
+pub fn dsn_with_connect_timeout(dsn: &str, timeout: Duration) -> String {
+    let seconds = timeout.as_secs().max(1);
+    let trimmed = dsn.trim();
+    if trimmed.to_ascii_uppercase().contains("CONNECT_TIMEOUT") {
+        return dsn.to_owned();
+    }
+    if let Some(rest) = trimmed.strip_prefix('(') {
+        // `(DESCRIPTION=` … : the parameter goes right inside DESCRIPTION.
+        if let Some(open) = rest.find('=').filter(|_| {
+            rest.get(..11)
+                .is_some_and(|head| head.eq_ignore_ascii_case("DESCRIPTION"))
+        }) {
+            let (head, tail) = trimmed.split_at(open + 2);
+            return format!("{head}(CONNECT_TIMEOUT={seconds}){tail}");
         }
-    });
+        return dsn.to_owned();
+    }
+    let easy_connect = trimmed.contains('/') || trimmed.contains(':');
+    if !easy_connect {
+        return dsn.to_owned();
+    }
+    let joiner = if trimmed.contains('?') { '&' } else { '?' };
+    format!("{trimmed}{joiner}connect_timeout={seconds}")
 }
 
 /// Runs `work`, rolling back what it left uncommitted when it fails, so
@@ -131,7 +149,6 @@ impl OraclePipelineRepository {
     }
 
     fn connect_blocking(settings: &OracleSettings) -> Result<Self, OracleStartError> {
-        use_utc_sessions();
         let start_error = |e: oracle::Error| {
             if is_client_missing(&e) {
                 OracleStartError::ClientMissing(e.to_string())
@@ -139,10 +156,11 @@ impl OraclePipelineRepository {
                 OracleStartError::Connect(e.to_string())
             }
         };
+        let dsn = dsn_with_connect_timeout(&settings.dsn, settings.connect_timeout);
         let mut builder = PoolBuilder::new(
             settings.user.as_str(),
             settings.password.expose(),
-            settings.dsn.as_str(),
+            dsn.as_str(),
         );
         builder
             .min_connections(settings.pool_min)
@@ -155,6 +173,7 @@ impl OraclePipelineRepository {
             key_retention: settings.key_retention,
             pool: Arc::new(pool),
             schema: Arc::new(settings.schema.clone()),
+            layout: Arc::default(),
             call_timeout: settings.call_timeout,
         };
         repository
@@ -162,6 +181,9 @@ impl OraclePipelineRepository {
                 Ok(conn.query_row(sql::PING, &[]).map(|_| ())?)
             })
             .map_err(|e| OracleStartError::Connect(e.to_string()))?;
+        // Logs the layout, or why the table cannot be used yet (it may be
+        // created later: the first request looks again).
+        let _ = repository.layout_blocking();
         Ok(repository)
     }
 
@@ -176,6 +198,25 @@ impl OraclePipelineRepository {
         Ok(conn)
     }
 
+    /// A session that answers a ping. After a session died, the others
+    /// the pool holds may have died with it (a database restart ends them
+    /// all), so each is checked before use and a dead one discarded, at
+    /// most as many as the pool can hold, before one is opened anew.
+    fn live_session(&self) -> Result<Connection, RepositoryError> {
+        let mut tries = self.pool.open_count().unwrap_or(0) + 1;
+        loop {
+            let conn = self.session()?;
+            tries -= 1;
+            match conn.ping() {
+                Ok(()) => return Ok(conn),
+                // A failed ping marks the session dead; the pool drops it
+                // when it comes back.
+                Err(error) if tries > 0 && is_dead_session(&error) => drop(conn),
+                Err(error) => return Err(classify(&error)),
+            }
+        }
+    }
+
     fn record_pool_gauges(&self) {
         if let Ok(open) = self.pool.open_count() {
             METRICS.oracle_pool_open.set(i64::from(open));
@@ -186,7 +227,8 @@ impl OraclePipelineRepository {
     }
 
     /// Runs `work` on a pooled session; with `retry`, work that fails
-    /// because its session died is run once more on a fresh session.
+    /// because its session died is run once more, on a session that has
+    /// answered a ping.
     pub(super) fn with_session<T>(
         &self,
         operation: &'static str,
@@ -196,7 +238,10 @@ impl OraclePipelineRepository {
         let started = Instant::now();
         let mut attempt = 0;
         let result = loop {
-            let conn = self.session()?;
+            let conn = match attempt {
+                0 => self.session()?,
+                _ => self.live_session()?,
+            };
             match work(&conn) {
                 Ok(value) => break Ok(value),
                 Err(Failure::Driver(error)) if retry && attempt == 0 && is_dead_session(&error) => {
@@ -230,6 +275,48 @@ impl OraclePipelineRepository {
             .map_err(|e| RepositoryError::Task(e.to_string()))?
     }
 
+    /// The optimizer's plan for `statement` (`EXPLAIN PLAN`, then
+    /// `DBMS_XPLAN.DISPLAY`), a line per row: which index serves a query,
+    /// and whether it sorts. Blocks; used by the test suite.
+    pub fn explain_blocking(&self, statement: &Statement) -> Result<Vec<String>, RepositoryError> {
+        let layout = self.layout_blocking()?;
+        self.with_session("explain", false, |conn| {
+            let values = bind_values(&sql::params(&layout, statement))?;
+            conn.execute_named(
+                &format!("EXPLAIN PLAN FOR {}", statement.sql),
+                &named(&values),
+            )?;
+            let rows = conn.query(
+                "SELECT plan_table_output FROM TABLE(DBMS_XPLAN.DISPLAY(NULL, NULL, 'BASIC'))",
+                &[],
+            )?;
+            let mut lines = Vec::new();
+            for row in rows {
+                lines.push(row?.get::<usize, Option<String>>(0)?.unwrap_or_default());
+            }
+            Ok(lines)
+        })
+    }
+
+    /// The rows of a query of text columns, as the table holds them (no
+    /// stored form undone). Blocks; used by the test suite to read the
+    /// table as its other readers do.
+    pub fn texts_blocking(&self, query: &str) -> Result<Vec<Vec<Option<String>>>, RepositoryError> {
+        self.with_session("texts", false, |conn| {
+            let mut rows = Vec::new();
+            for row in conn.query(query, &[])? {
+                let row = row?;
+                let width = row.column_info().len();
+                let mut texts = Vec::with_capacity(width);
+                for at in 0..width {
+                    texts.push(row.get::<usize, Option<String>>(at)?);
+                }
+                rows.push(texts);
+            }
+            Ok(rows)
+        })
+    }
+
     /// Runs `;`-separated statements such as the output of `sql::ddl`.
     /// Blocks; used by the test suite to create and drop its tables.
     pub fn execute_script_blocking(&self, script: &str) -> Result<(), RepositoryError> {
@@ -239,5 +326,50 @@ impl OraclePipelineRepository {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connect_timeout_goes_into_the_dsn_where_it_can() {
+        let ten = Duration::from_secs(10);
+        let cases = [
+            (
+                "db.example.com:1521/FREEPDB1",
+                "db.example.com:1521/FREEPDB1?connect_timeout=10",
+            ),
+            ("localhost/XE", "localhost/XE?connect_timeout=10"),
+            (
+                "tcps://db:2484/svc?wallet_location=/w",
+                "tcps://db:2484/svc?wallet_location=/w&connect_timeout=10",
+            ),
+            (
+                "(DESCRIPTION=(ADDRESS=(PROTOCOL=TCP)(HOST=db)(PORT=1521))(CONNECT_DATA=(SERVICE_NAME=s)))",
+                "(DESCRIPTION=(CONNECT_TIMEOUT=10)(ADDRESS=(PROTOCOL=TCP)(HOST=db)(PORT=1521))(CONNECT_DATA=(SERVICE_NAME=s)))",
+            ),
+            (
+                "(description=(address=(protocol=tcp)(host=db)(port=1521)))",
+                "(description=(CONNECT_TIMEOUT=10)(address=(protocol=tcp)(host=db)(port=1521)))",
+            ),
+            // A TNS alias, and DSNs that set their own timeout, stay as they are.
+            ("PRODDB", "PRODDB"),
+            ("db:1521/s?connect_timeout=3", "db:1521/s?connect_timeout=3"),
+            (
+                "(DESCRIPTION=(CONNECT_TIMEOUT=3)(ADDRESS=(HOST=db)))",
+                "(DESCRIPTION=(CONNECT_TIMEOUT=3)(ADDRESS=(HOST=db)))",
+            ),
+            ("(ADDRESS_LIST=(ADDRESS=(HOST=db)))", "(ADDRESS_LIST=(ADDRESS=(HOST=db)))"),
+        ];
+        for (dsn, expected) in cases {
+            assert_eq!(dsn_with_connect_timeout(dsn, ten), expected, "{dsn}");
+        }
+        assert_eq!(
+            dsn_with_connect_timeout("db/s", Duration::from_millis(200)),
+            "db/s?connect_timeout=1",
+            "at least a second"
+        );
     }
 }
