@@ -22,8 +22,6 @@ mod logs;
 mod metrics;
 mod openapi;
 mod oracle;
-#[path = "../support/oracle.rs"]
-mod oracle_test;
 mod process;
 mod query;
 mod stats;

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::bulk::post_bulk;
 use crate::helpers::{run, spawn_app_with, TestApp};
-use crate::oracle_test;
+use crate::support::oracle as oracle_test;
 
 /// A fresh table, dropped when this is.
 struct Table {
