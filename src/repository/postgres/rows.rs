@@ -114,18 +114,7 @@ fn value(bind: &Bind) -> Box<dyn ToSql + Sync + Send> {
 /// is refused at its field (422) instead of failing the statement; `run`
 /// is the record's position in its insert.
 pub fn check_storable(run: usize, record: &PipelineInfo) -> Result<(), RepositoryError> {
-    let texts = [
-        ("elapsed_human", Some(record.elapsed_human())),
-        ("output_file", Some(record.output_file())),
-        ("log_file", Some(record.log_file())),
-        ("date_code", Some(record.date_code())),
-        ("pipeline_name", record.pipeline_name()),
-        ("script_name", record.script_name()),
-        ("pipeline_type", record.pipeline_type()),
-        ("environment", record.environment()),
-        ("archived_file", record.archived_file()),
-    ];
-    for (field, value) in texts {
+    for (field, value) in record.text_fields() {
         if let Some(value) = value.filter(|v| v.contains('\0')) {
             let error = FieldError::new(
                 "string_pattern_mismatch",
