@@ -25,8 +25,8 @@ use oracle::{Connection, Row};
 use serde_json::Value;
 
 use super::sql::{
-    read_elapsed, read_text, stored_elapsed, stored_text, utc_reading, Layout, Param, TimeColumn,
-    NAIVE_IN_ZONED,
+    read_elapsed, read_text, stored_elapsed, stored_text, utc_reading, BeyondOracleYears, Layout,
+    Param, TimeColumn, NAIVE_IN_ZONED,
 };
 use crate::domain::record::RecordParts;
 use crate::domain::{
@@ -198,7 +198,6 @@ pub fn check_storable(
 
 /// Why the column of the time `field` cannot hold `value`, if it cannot.
 fn storable_time(field: &str, value: FlexDateTime, layout: &Layout) -> Result<(), FieldError> {
-    use chrono::Datelike;
     let column = layout.time_column(field);
     // What the database checks: the reading a plain column holds, the UTC
     // reading of a zoned one (Oracle keeps those in UTC).
@@ -206,21 +205,20 @@ fn storable_time(field: &str, value: FlexDateTime, layout: &Layout) -> Result<()
         TimeColumn::Plain if is_local(field) => value.wall_clock(),
         _ => utc_reading(&value),
     };
-    let bound = match reading.year() {
-        ..1 => Some((
+    let bound = BeyondOracleYears::of(&reading).map(|beyond| match beyond {
+        BeyondOracleYears::Before => (
             "greater_than_equal",
             "ge",
             "greater",
             "0001-01-01T00:00:00Z",
-        )),
-        10_000.. => Some((
+        ),
+        BeyondOracleYears::After => (
             "less_than_equal",
             "le",
             "less",
             "9999-12-31T23:59:59.999999Z",
-        )),
-        _ => None,
-    };
+        ),
+    });
     if let Some((kind, key, relation, limit)) = bound {
         return Err(FieldError::new(
             kind,

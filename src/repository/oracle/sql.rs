@@ -56,17 +56,39 @@ impl TimeColumn {
     }
 }
 
+/// Which end of the years 1–9999 that Oracle's timestamps hold a reading
+/// lies beyond, if it lies beyond either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeyondOracleYears {
+    Before,
+    After,
+}
+
+impl BeyondOracleYears {
+    pub fn of(reading: &NaiveDateTime) -> Option<Self> {
+        use chrono::Datelike;
+        match reading.year() {
+            ..1 => Some(Self::Before),
+            10_000.. => Some(Self::After),
+            _ => None,
+        }
+    }
+
+    /// The reading at this end of the range that Oracle still holds.
+    fn nearest(self) -> Option<NaiveDateTime> {
+        let (date, time) = match self {
+            Self::Before => ((1, 1, 1), (0, 0, 0, 0)),
+            Self::After => ((9999, 12, 31), (23, 59, 59, 999_999)),
+        };
+        chrono::NaiveDate::from_ymd_opt(date.0, date.1, date.2)
+            .and_then(|day| day.and_hms_micro_opt(time.0, time.1, time.2, time.3))
+    }
+}
+
 /// `reading` moved into the years 1–9999 that Oracle's timestamps hold.
 fn within_oracle_years(reading: NaiveDateTime) -> NaiveDateTime {
-    use chrono::Datelike;
-    let (year, month, day, time) = match reading.year() {
-        ..=0 => (1, 1, 1, (0, 0, 0, 0)),
-        10_000.. => (9999, 12, 31, (23, 59, 59, 999_999)),
-        _ => return reading,
-    };
-    let (hour, minute, second, micro) = time;
-    chrono::NaiveDate::from_ymd_opt(year, month, day)
-        .and_then(|date| date.and_hms_micro_opt(hour, minute, second, micro))
+    BeyondOracleYears::of(&reading)
+        .and_then(BeyondOracleYears::nearest)
         .unwrap_or(reading)
 }
 
