@@ -16,8 +16,18 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// How long one protocol command, or one `wait_for`, may take.
-const PATIENCE: Duration = Duration::from_secs(20);
+/// How long one protocol command, or one `wait_for`, may take: generous,
+/// because a loaded two-core machine can stall a page for seconds, and a
+/// passing test never waits this long.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// How long Chromium may take to open its debugging port. The first start
+/// on a freshly installed machine reads the whole browser from disk.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(120);
+
+/// One browser at a time: several starting at once beside the rest of the
+/// suite starve a two-core machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The browser binary: `CHROMIUM` if set, else the usual names on `PATH`.
 pub fn find() -> Option<PathBuf> {
@@ -34,6 +44,16 @@ pub fn find() -> Option<PathBuf> {
     .iter()
     .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
     .find(|candidate| candidate.is_file())
+}
+
+/// Chromium's own messages, kept in its profile folder.
+const LOG: &str = "chromium.log";
+
+/// The end of Chromium's messages, for a failure's explanation.
+fn log_tail(profile: &Path) -> String {
+    let text = std::fs::read_to_string(profile.join(LOG)).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// Says, past the test harness's output capture, that a test did not run.
@@ -53,7 +73,8 @@ pub struct Browser {
     /// Every protocol event received so far.
     events: Vec<Value>,
     pub downloads: TempDir,
-    _profile: TempDir,
+    profile: TempDir,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Browser {
@@ -61,6 +82,7 @@ impl Browser {
     /// Chromium is installed.
     pub async fn launch() -> Option<Browser> {
         let binary = find()?;
+        let turn = ONE_AT_A_TIME.lock().await;
         let profile = tempfile::tempdir().expect("profile folder");
         let downloads = tempfile::tempdir().expect("download folder");
         let child = Command::new(binary)
@@ -81,12 +103,13 @@ impl Browser {
             .arg("about:blank")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(profile.path().join(LOG)).expect("Chromium's log file"))
             .spawn()
             .expect("Chromium starts");
         // Chromium writes its port and browser endpoint here once listening.
         let port_file = profile.path().join("DevToolsActivePort");
         let started = Instant::now();
+        let mut child = child;
         let endpoint = loop {
             if let Ok(text) = std::fs::read_to_string(&port_file) {
                 let mut lines = text.lines();
@@ -94,9 +117,13 @@ impl Browser {
                     break format!("ws://127.0.0.1:{port}{path}");
                 }
             }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("Chromium exited ({status}): {}", log_tail(profile.path()));
+            }
             assert!(
-                started.elapsed() < PATIENCE,
-                "Chromium did not open its debugging port"
+                started.elapsed() < STARTUP_PATIENCE,
+                "Chromium did not open its debugging port: {}",
+                log_tail(profile.path())
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
@@ -110,7 +137,8 @@ impl Browser {
             next_id: 0,
             events: Vec::new(),
             downloads,
-            _profile: profile,
+            profile,
+            _turn: turn,
         };
         let target = browser
             .command(None, "Target.createTarget", json!({"url": "about:blank"}))
@@ -158,7 +186,9 @@ impl Browser {
             let left = deadline.saturating_duration_since(Instant::now());
             let frame = tokio::time::timeout(left, self.socket.next())
                 .await
-                .unwrap_or_else(|_| panic!("no answer to {method}"))
+                .unwrap_or_else(|_| {
+                    panic!("no answer to {method}: {}", log_tail(self.profile.path()))
+                })
                 .expect("DevTools connection open")
                 .expect("readable frame");
             let Message::Text(text) = frame else { continue };
@@ -206,7 +236,11 @@ impl Browser {
             if truthy {
                 return value;
             }
-            assert!(started.elapsed() < PATIENCE, "timed out waiting for {what}");
+            assert!(
+                started.elapsed() < PATIENCE,
+                "timed out waiting for {what}: {}",
+                log_tail(self.profile.path())
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
