@@ -566,6 +566,11 @@ async fn a_pipeline_page_charts_pages_and_exports_the_runs_in_its_range() {
 
     // Pages of 25 tile the runs: no gap, no overlap, and back again.
     let first = runs_on_screen(&mut browser, "runs 1–25 of 30").await;
+    // Every field, in the record's own order.
+    let columns = browser
+        .eval("[...document.querySelectorAll('#runs thead th')].map((th) => th.textContent)")
+        .await;
+    assert_eq!(columns, json!(RECORD_FIELDS));
     browser.press("n").await;
     let second = runs_on_screen(&mut browser, "runs 26–30 of 30").await;
     assert_eq!([first.clone(), second.clone()].concat(), expected);

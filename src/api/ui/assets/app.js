@@ -11,7 +11,7 @@
   const RANGES = [['24h', DAY], ['7d', 7 * DAY], ['30d', 30 * DAY], ['90d', 90 * DAY], ['1y', 365 * DAY], ['all', 0]];
   const DEFAULT_RANGE = '30d';
   const FIELDS = ['start_local', 'end_local', 'start_utc', 'end_utc', 'elapsed_seconds', 'elapsed_human',
-    'output_file', 'log_file', 'rowcount', 'pid', 'date_code', 'pipeline_name', 'script_name',
+    'output_file', 'rowcount', 'log_file', 'pid', 'date_code', 'pipeline_name', 'script_name',
     'pipeline_type', 'environment', 'archived_file'];
   const KEY_FIELDS = ['pipeline_name', 'script_name', 'pipeline_type', 'environment'];
   const KEY_PARAMS = ['name', 'script', 'type', 'env'];
