@@ -146,6 +146,39 @@ impl GroupDigest {
     }
 }
 
+/// Collects runs in any order, each with its insertion order value, and
+/// digests every group exactly as `StatsBuilder` does from the answer
+/// order: a database can hand runs out fastest unsorted.
+#[derive(Debug, Default)]
+pub struct UnorderedStatsBuilder {
+    groups: HashMap<GroupKey, Vec<(RunPoint, i64)>, foldhash::fast::RandomState>,
+}
+
+impl UnorderedStatsBuilder {
+    pub fn add(&mut self, key: &GroupKey, point: RunPoint, seq: i64) {
+        match self.groups.get_mut(key) {
+            Some(points) => points.push((point, seq)),
+            None => {
+                self.groups.insert(key.clone(), vec![(point, seq)]);
+            }
+        }
+    }
+
+    /// One digest per group, with its `latest` latest runs.
+    pub fn digests(self, latest: usize) -> Vec<GroupDigest> {
+        self.groups
+            .into_iter()
+            .map(|(key, mut runs)| {
+                // Oldest first, equal starts latest-inserted first: the
+                // answer order (equal starts in insertion order) reversed.
+                runs.sort_unstable_by_key(|(point, seq)| (point.0, std::cmp::Reverse(*seq)));
+                let runs: Vec<RunPoint> = runs.into_iter().map(|(point, _)| point).collect();
+                GroupDigest::of_runs(key, &runs, latest)
+            })
+            .collect()
+    }
+}
+
 /// Collects runs (in answer order: latest start first, equal starts in
 /// insertion order) and digests every group.
 #[derive(Debug, Default)]

@@ -3,6 +3,7 @@
 mod behaviour;
 mod explain;
 mod schema;
+mod stats;
 mod summaries;
 
 use pipeline_service::repository::postgres::PostgresRepository;

@@ -87,6 +87,23 @@ pub fn record(row: &Row) -> Result<PipelineInfo, RepositoryError> {
     .ok_or_else(|| corrupt("elapsed_seconds is not finite"))
 }
 
+/// One shared copy of each distinct text read, so a value met on millions
+/// of rows costs a reference count each time, not an allocation.
+#[derive(Debug, Default)]
+pub struct SharedNames(std::collections::HashMap<String, Arc<str>>);
+
+impl SharedNames {
+    pub fn get(&mut self, value: Option<&str>) -> Option<Arc<str>> {
+        let value = value?;
+        if let Some(shared) = self.0.get(value) {
+            return Some(shared.clone());
+        }
+        let shared = Arc::<str>::from(value);
+        self.0.insert(value.to_owned(), shared.clone());
+        Some(shared)
+    }
+}
+
 /// A statement's binds as driver values (borrow them with `params`).
 pub fn values(statement: &Statement) -> Vec<Box<dyn ToSql + Sync + Send>> {
     statement.binds.iter().map(|(_, b)| value(b)).collect()
