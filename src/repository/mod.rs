@@ -58,6 +58,35 @@ impl RunFilter {
             && text(&self.pipeline_type, record.pipeline_type())
             && text(&self.environment, record.environment())
     }
+
+    /// Whether the filter keeps or drops whole groups: it bounds no time
+    /// and no rowcount, so it is a condition on the group fields only.
+    pub fn selects_whole_groups(&self) -> bool {
+        self.start_utc.is_none()
+            && self.end_utc.is_none()
+            && self.min_rowcount.is_none()
+            && self.max_rowcount.is_none()
+    }
+
+    /// Whether the group with these (pipeline_name, script_name,
+    /// pipeline_type, environment) values passes the group conditions
+    /// (empty texts select nothing, as in every store's queries).
+    pub fn matches_group(&self, key: &[Option<Arc<str>>; 4]) -> bool {
+        [
+            &self.pipeline_name,
+            &self.script_name,
+            &self.pipeline_type,
+            &self.environment,
+        ]
+        .iter()
+        .zip(key)
+        .all(
+            |(wanted, actual)| match wanted.as_deref().filter(|w| !w.is_empty()) {
+                Some(w) => actual.as_deref() == Some(w),
+                None => true,
+            },
+        )
+    }
 }
 
 /// A position in answer order: the start instant (microseconds since the

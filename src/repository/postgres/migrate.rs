@@ -19,6 +19,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "pipeline_summaries",
         sql: include_str!("../../../sql/postgres/0002_pipeline_summaries.sql"),
     },
+    Migration {
+        version: 3,
+        name: "pipeline_summaries_changes",
+        sql: include_str!("../../../sql/postgres/0003_pipeline_summaries_changes.sql"),
+    },
 ];
 
 /// The table recording which migrations have run.

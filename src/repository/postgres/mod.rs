@@ -8,6 +8,7 @@ mod error;
 pub mod migrate;
 pub mod rows;
 pub mod settings;
+mod stats;
 pub mod tls;
 mod writer;
 
@@ -28,11 +29,10 @@ use super::sql::{self as shared, Dialect, Statement, Table};
 use super::{
     CompactReport, PipelineInfoRepository, Position, QueryPage, RepositoryError, RunFilter, RunKey,
 };
-use crate::domain::digest::{GroupDigest, UnorderedStatsBuilder};
+use crate::domain::digest::GroupDigest;
 use crate::domain::{FlexDateTime, PipelineActivity, PipelineInfo, PipelineSummary, FIELD_NAMES};
 use crate::metrics::METRICS;
 use async_trait::async_trait;
-use futures_util::TryStreamExt;
 
 /// The runs table (fixed names: the schema is this service's own).
 pub const TABLE: &str = "pipeline_runs";
@@ -82,6 +82,7 @@ struct Shared {
     pool: Pool,
     table: Table,
     settings: PostgresSettings,
+    kept_digests: tokio::sync::Mutex<stats::KeptDigests>,
 }
 
 #[derive(Clone)]
@@ -137,6 +138,7 @@ impl PostgresRepository {
             pool,
             table: table(),
             settings: settings.clone(),
+            kept_digests: Default::default(),
         });
         let writer = writer::spawn(shared.clone());
         Ok(Self {
@@ -354,44 +356,14 @@ impl PipelineInfoRepository for PostgresRepository {
         Ok(Some(files))
     }
 
-    /// Every matching run's group, start, duration and rows, read in one
-    /// pass (one statement, so one snapshot) and digested here: the
-    /// default walk reads whole records page by page, several times the work.
+    /// Exact statistics whose cost follows what changed since the last
+    /// call (`stats.rs`).
     async fn stats(
         &self,
         filter: &RunFilter,
         latest: usize,
     ) -> Result<Vec<GroupDigest>, RepositoryError> {
-        let statement = shared::stats_points(Dialect::Postgres, &self.shared.table, filter);
-        let builder = self
-            .shared
-            .bounded(async |client| {
-                let values = rows::values(&statement);
-                let prepared = client.prepare_cached(&statement.sql).await?;
-                let stream = client.query_raw(&prepared, rows::params(&values)).await?;
-                let mut stream = std::pin::pin!(stream);
-                let mut builder = UnorderedStatsBuilder::default();
-                let mut names = rows::SharedNames::default();
-                while let Some(row) = stream.try_next().await? {
-                    let key = [
-                        names.get(row.try_get(0)?),
-                        names.get(row.try_get(1)?),
-                        names.get(row.try_get(2)?),
-                        names.get(row.try_get(3)?),
-                    ];
-                    let start = rows::time_at(&row, 4)?;
-                    let point = (
-                        start.instant_micros(),
-                        row.try_get(6)?,
-                        row.try_get(7)?,
-                        start,
-                    );
-                    builder.add(&key, point, row.try_get(8)?);
-                }
-                Ok(builder)
-            })
-            .await?;
-        Ok(builder.digests(latest))
+        self.shared.stats(filter, latest).await
     }
 
     /// Whether the database answers a trivial query now, within the

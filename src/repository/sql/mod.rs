@@ -324,11 +324,7 @@ pub fn count(dialect: Dialect, table: &Table, filter: &RunFilter) -> Statement {
 /// Only a filter on group fields (or none) can be answered so; `None` for
 /// one with a time or rowcount bound.
 pub fn count_from_groups(dialect: Dialect, groups: &str, filter: &RunFilter) -> Option<Statement> {
-    let bounded = filter.start_utc.is_some()
-        || filter.end_utc.is_some()
-        || filter.min_rowcount.is_some()
-        || filter.max_rowcount.is_some();
-    if bounded {
+    if !filter.selects_whole_groups() {
         return None;
     }
     let columns = FIELD_NAMES.iter().map(|f| (*f).to_owned()).collect();

@@ -208,3 +208,77 @@ async fn database_statistics_equal_those_built_from_every_run() {
         }
     }
 }
+
+/// Compares every filter's statistics with the walk's, at two `latest`s.
+async fn assert_equal_to_the_walk(repo: &PostgresRepository, when: &str) {
+    for (name, filter) in filters() {
+        for latest in [1, 21] {
+            let computed = by_key(repo.stats(&filter, latest).await.unwrap());
+            let expected = walked(repo, &filter, latest).await;
+            assert_eq!(computed, expected, "{when}, filter {name}, latest {latest}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn statistics_kept_between_calls_follow_every_change() {
+    let Some((repo, db)) = fresh().await else {
+        return;
+    };
+    let insert =
+        |runs: Vec<PipelineInfo>| repo.insert(runs.into_iter().map(NewRun::from).collect(), true);
+    insert(history(7)).await.unwrap();
+    assert_equal_to_the_walk(&repo, "first read").await;
+    // One named group changes: only its name's runs are read again.
+    insert(vec![run(
+        GROUPS[5],
+        BASE_MICROS + 86_400_000_000,
+        None,
+        99_999.0,
+        0,
+    )])
+    .await
+    .unwrap();
+    assert_equal_to_the_walk(&repo, "one named group grew").await;
+    // A group without a name changes: everything is read again.
+    insert(vec![run(
+        GROUPS[3],
+        BASE_MICROS + 86_400_000_001,
+        Some(0),
+        0.5,
+        3,
+    )])
+    .await
+    .unwrap();
+    assert_equal_to_the_walk(&repo, "a group without a name grew").await;
+    // A new group appears, then retention removes runs and whole groups.
+    insert(vec![run(
+        [Some("new"), None, None, None],
+        BASE_MICROS - 1,
+        None,
+        1.0,
+        1,
+    )])
+    .await
+    .unwrap();
+    assert_equal_to_the_walk(&repo, "a new group").await;
+    // Another replica writes: this one's kept digests follow.
+    let other = PostgresRepository::connect(&db.settings).await.unwrap();
+    other
+        .insert(
+            vec![NewRun::from(run(GROUPS[0], BASE_MICROS + 7, None, 4.0, 0))],
+            true,
+        )
+        .await
+        .unwrap();
+    assert_equal_to_the_walk(&repo, "another replica wrote").await;
+    let cutoff = FlexDateTime::from_instant_micros(BASE_MICROS + 20 * 2_160_000_007);
+    let report = repo.compact(cutoff, None, false).await.unwrap();
+    assert!(report.old > 0 && report.kept > 0, "{report:?}");
+    assert_equal_to_the_walk(&repo, "after retention").await;
+    let groups = repo.stats(&RunFilter::default(), 1).await.unwrap();
+    assert!(
+        groups.iter().all(|g| g.key[0].as_deref() != Some("new")),
+        "a group whose runs all went is gone"
+    );
+}

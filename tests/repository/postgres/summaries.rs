@@ -262,14 +262,16 @@ async fn a_database_at_version_1_gets_its_runs_counted_when_migrated() {
     let client = connect(&db.settings).await;
     client
         .batch_execute(
-            "DROP TABLE pipeline_summaries; \
-DROP FUNCTION pipeline_summaries_add, pipeline_summaries_remove CASCADE; \
-DELETE FROM pipeline_schema_migrations WHERE version = 2",
+            "DROP TABLE pipeline_summaries; DROP SEQUENCE pipeline_summaries_changes; \
+DROP FUNCTION pipeline_summaries_add, pipeline_summaries_remove, pipeline_summaries_changed CASCADE; \
+DELETE FROM pipeline_schema_migrations WHERE version >= 2",
         )
         .await
         .unwrap();
     let migrated = PostgresRepository::connect(&db.settings).await.unwrap();
-    assert_eq!((migrated.migrated().from, migrated.migrated().to), (1, 2));
+    assert_eq!((migrated.migrated().from, migrated.migrated().to), (1, 3));
     assert_eq!(migrated.summaries().await.unwrap().len(), 4);
+    let stats = migrated.stats(&RunFilter::default(), 1).await.unwrap();
+    assert_eq!(stats.iter().map(|g| g.runs).sum::<u64>(), 40);
     agree(&migrated, &client, "migrated from version 1").await;
 }
