@@ -24,6 +24,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "pipeline_summaries_changes",
         sql: include_str!("../../../sql/postgres/0003_pipeline_summaries_changes.sql"),
     },
+    Migration {
+        version: 4,
+        name: "covering_indexes",
+        sql: include_str!("../../../sql/postgres/0004_covering_indexes.sql"),
+    },
 ];
 
 /// The table recording which migrations have run.
