@@ -82,6 +82,8 @@ struct Shared {
     pool: Pool,
     table: Table,
     settings: PostgresSettings,
+    /// For cancel requests, which open a connection of their own.
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     kept_digests: tokio::sync::Mutex<stats::KeptDigests>,
 }
 
@@ -104,7 +106,7 @@ impl PostgresRepository {
             .map_err(PostgresStartError::Tls)?;
         let manager = Manager::from_config(
             settings.config().clone(),
-            tls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -138,6 +140,7 @@ impl PostgresRepository {
             pool,
             table: table(),
             settings: settings.clone(),
+            tls,
             kept_digests: Default::default(),
         });
         let writer = writer::spawn(shared.clone());
@@ -515,6 +518,31 @@ fn group_key(row: &tokio_postgres::Row) -> Result<[Option<String>; 4], Repositor
     ])
 }
 
+/// Sends a cancel request for the statement a connection runs, when
+/// dropped while armed (holding a token).
+struct CancelOnDrop {
+    token: Option<tokio_postgres::CancelToken>,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        // Outside a runtime (the process is ending) there is nothing to
+        // send it with; the server's statement timeout still bounds it.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let tls = self.tls.clone();
+            runtime.spawn(async move {
+                if let Err(error) = token.cancel_query(tls).await {
+                    tracing::warn!(%error, "could not ask PostgreSQL to cancel a statement");
+                }
+            });
+        }
+    }
+}
+
 impl Shared {
     /// Runs `work` on a pooled connection within the client-side bound
     /// (the server's statement timeout plus a margin). A connection whose
@@ -526,10 +554,18 @@ impl Shared {
     ) -> Result<T, RepositoryError> {
         let mut client = self.acquire().await?;
         let bound = self.settings.client_timeout();
+        // Armed until the work ends: if the caller gives up first (its
+        // request timed out, its client went away) or the bound passes,
+        // the server is asked to cancel what the connection runs.
+        let mut cancel = CancelOnDrop {
+            token: Some(client.cancel_token()),
+            tls: self.tls.clone(),
+        };
         let result = tokio::time::timeout(bound, work(&mut client)).await;
         if result.is_err() {
             drop(deadpool_postgres::Object::take(client));
         } else {
+            cancel.token = None;
             drop(client);
         }
         self.observe_pool();

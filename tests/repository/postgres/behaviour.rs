@@ -491,3 +491,59 @@ async fn readiness_and_a_statement_past_its_timeout_are_unavailable() {
     transaction.rollback().await.unwrap();
     slow.ready().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_statement_whose_caller_gave_up_is_cancelled_on_the_server() {
+    let Some((repo, db)) = fresh().await else {
+        return;
+    };
+    let waiting_for_the_lock = async |observer: &tokio_postgres::Client| -> i64 {
+        observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let observer = connect(&db.settings).await;
+    let mut blocker = connect(&db.settings).await;
+    let transaction = blocker.transaction().await.unwrap();
+    transaction
+        .batch_execute("LOCK TABLE pipeline_runs IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    // A read that waits for the lock (far below its statement timeout)…
+    let reader = repo.clone();
+    let read = tokio::spawn(async move {
+        reader
+            .query(&RunFilter::default(), Position::Offset(0), 10, true)
+            .await
+    });
+    let started = std::time::Instant::now();
+    while waiting_for_the_lock(&observer).await == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the read never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // …whose caller gives up (a request timeout or a client gone does
+    // this): the server stops it at once instead of letting it wait on.
+    read.abort();
+    let gave_up = std::time::Instant::now();
+    while waiting_for_the_lock(&observer).await > 0 {
+        assert!(
+            gave_up.elapsed() < std::time::Duration::from_secs(5),
+            "the abandoned statement still waits for the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    transaction.rollback().await.unwrap();
+    // The pool's connections still serve.
+    repo.query(&RunFilter::default(), Position::Offset(0), 10, true)
+        .await
+        .unwrap();
+}
