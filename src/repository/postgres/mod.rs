@@ -518,26 +518,41 @@ fn group_key(row: &tokio_postgres::Row) -> Result<[Option<String>; 4], Repositor
     ])
 }
 
-/// Sends a cancel request for the statement a connection runs, when
-/// dropped while armed (holding a token).
-struct CancelOnDrop {
-    token: Option<tokio_postgres::CancelToken>,
+/// A pooled connection lent to one piece of work. Given back to the pool
+/// only when the work ended; dropped before that (the caller gave up: its
+/// request timed out, its client went away) or past the bound, it leaves
+/// the pool for good, its statement is cancelled on the server and the
+/// connection closed — so the cancel can never reach the statement of
+/// whoever would have used the connection next.
+struct Lent {
+    client: Option<deadpool_postgres::Client>,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
-impl Drop for CancelOnDrop {
+impl Lent {
+    /// The work ended: the connection goes back to the pool.
+    fn give_back(mut self) {
+        drop(self.client.take());
+    }
+}
+
+impl Drop for Lent {
     fn drop(&mut self) {
-        let Some(token) = self.token.take() else {
+        let Some(client) = self.client.take() else {
             return;
         };
-        // Outside a runtime (the process is ending) there is nothing to
-        // send it with; the server's statement timeout still bounds it.
+        let token = client.cancel_token();
+        let connection = deadpool_postgres::Object::take(client);
+        // Outside a runtime (the process is ending) nothing can be sent;
+        // closing the connection ends the session, and the server's
+        // statement timeout bounds the statement meanwhile.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let tls = self.tls.clone();
             runtime.spawn(async move {
                 if let Err(error) = token.cancel_query(tls).await {
                     tracing::warn!(%error, "could not ask PostgreSQL to cancel a statement");
                 }
+                drop(connection);
             });
         }
     }
@@ -552,21 +567,19 @@ impl Shared {
         &self,
         work: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<T, RepositoryError>,
     ) -> Result<T, RepositoryError> {
-        let mut client = self.acquire().await?;
-        let bound = self.settings.client_timeout();
-        // Armed until the work ends: if the caller gives up first (its
-        // request timed out, its client went away) or the bound passes,
-        // the server is asked to cancel what the connection runs.
-        let mut cancel = CancelOnDrop {
-            token: Some(client.cancel_token()),
+        let mut lent = Lent {
+            client: Some(self.acquire().await?),
             tls: self.tls.clone(),
         };
-        let result = tokio::time::timeout(bound, work(&mut client)).await;
-        if result.is_err() {
-            drop(deadpool_postgres::Object::take(client));
+        let bound = self.settings.client_timeout();
+        let Some(client) = lent.client.as_mut() else {
+            return Err(RepositoryError::Task("no connection was lent".into()));
+        };
+        let result = tokio::time::timeout(bound, work(client)).await;
+        if result.is_ok() {
+            lent.give_back();
         } else {
-            cancel.token = None;
-            drop(client);
+            drop(lent);
         }
         self.observe_pool();
         result.unwrap_or_else(|_| {

@@ -530,6 +530,15 @@ WHERE wait_event_type = 'Lock' AND datname = current_database()",
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    let waiting_backend: i32 = observer
+        .query_one(
+            "SELECT pid FROM pg_stat_activity \
+WHERE wait_event_type = 'Lock' AND datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
     // …whose caller gives up (a request timeout or a client gone does
     // this): the server stops it at once instead of letting it wait on.
     read.abort();
@@ -538,6 +547,24 @@ WHERE wait_event_type = 'Lock' AND datname = current_database()",
         assert!(
             gave_up.elapsed() < std::time::Duration::from_secs(5),
             "the abandoned statement still waits for the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Its connection is closed, not lent to the next caller (whose
+    // statement a late cancel request would otherwise stop).
+    while observer
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+            &[&waiting_backend],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        > 0
+    {
+        assert!(
+            gave_up.elapsed() < std::time::Duration::from_secs(5),
+            "the abandoned connection stays open"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
