@@ -225,12 +225,7 @@ impl PipelineInfoRepository for PostgresRepository {
                     return Ok((run_query(&*client, &page).await?, None));
                 };
                 // Both statements in one snapshot, sent together.
-                let transaction = client
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .await?;
+                let transaction = snapshot(client).await?;
                 let (rows, counted) = tokio::join!(
                     run_query(&transaction, &page),
                     run_query(&transaction, &count)
@@ -498,6 +493,18 @@ async fn run_query(
     let values = rows::values(statement);
     let prepared = client.prepare_cached(&statement.sql).await?;
     Ok(client.query(&prepared, &rows::params(&values)).await?)
+}
+
+/// A read-only transaction that sees one snapshot for all its statements.
+async fn snapshot(
+    client: &mut deadpool_postgres::Client,
+) -> Result<deadpool_postgres::Transaction<'_>, RepositoryError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
 }
 
 /// A fixed statement of this backend's own.

@@ -10,10 +10,9 @@
 use std::collections::{HashMap, HashSet};
 
 use futures_util::TryStreamExt;
-use tokio_postgres::IsolationLevel;
 
 use super::rows::{self, SharedNames};
-use super::{Shared, SUMMARY_TABLE};
+use super::{snapshot, Shared, SUMMARY_TABLE};
 use crate::domain::digest::{GroupDigest, GroupKey, UnorderedStatsBuilder};
 use crate::repository::sql::{self as shared, Dialect, Statement};
 use crate::repository::{RepositoryError, RunFilter};
@@ -65,12 +64,7 @@ impl Shared {
         let keep = latest.max(KEPT_LATEST);
         let (current, builder) = self
             .bounded(async |client| {
-                let transaction = client
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .await?;
+                let transaction = snapshot(client).await?;
                 let current = change_numbers(&transaction).await?;
                 let builder = match kept.reread(&current, keep) {
                     Reread::Nothing => None,

@@ -472,12 +472,7 @@ async fn readiness_and_a_statement_past_its_timeout_are_unavailable() {
         .with_statement_timeout(std::time::Duration::from_millis(300));
     let slow = PostgresRepository::connect(&short).await.unwrap();
     // Another session holds the table: the read waits until cancelled.
-    let mut blocker = connect(&db.settings).await;
-    let transaction = blocker.transaction().await.unwrap();
-    transaction
-        .batch_execute("LOCK TABLE pipeline_runs IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let blocker = lock_the_runs(&db).await;
     let started = std::time::Instant::now();
     let error = slow
         .query(&RunFilter::default(), Position::Offset(0), 10, true)
@@ -488,7 +483,7 @@ async fn readiness_and_a_statement_past_its_timeout_are_unavailable() {
         "{error:?}"
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
-    transaction.rollback().await.unwrap();
+    blocker.batch_execute("ROLLBACK").await.unwrap();
     slow.ready().await.unwrap();
 }
 
@@ -509,12 +504,7 @@ WHERE wait_event_type = 'Lock' AND datname = current_database()",
             .get(0)
     };
     let observer = connect(&db.settings).await;
-    let mut blocker = connect(&db.settings).await;
-    let transaction = blocker.transaction().await.unwrap();
-    transaction
-        .batch_execute("LOCK TABLE pipeline_runs IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let blocker = lock_the_runs(&db).await;
     // A read that waits for the lock (far below its statement timeout)…
     let reader = repo.clone();
     let read = tokio::spawn(async move {
@@ -568,9 +558,19 @@ WHERE wait_event_type = 'Lock' AND datname = current_database()",
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    transaction.rollback().await.unwrap();
+    blocker.batch_execute("ROLLBACK").await.unwrap();
     // The pool's connections still serve.
     repo.query(&RunFilter::default(), Position::Offset(0), 10, true)
         .await
         .unwrap();
+}
+
+/// Another session holding the runs table until it sends `ROLLBACK`.
+async fn lock_the_runs(db: &crate::support::postgres::FreshDatabase) -> tokio_postgres::Client {
+    let blocker = connect(&db.settings).await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE pipeline_runs IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    blocker
 }
