@@ -14,8 +14,14 @@ use crate::domain::PipelineInfo;
 use crate::repository::jsonl::parse_line;
 use crate::repository::{PipelineInfoRepository, RepositoryError};
 
-/// Records sent to the backend at once.
-pub const BATCH_RECORDS: usize = 1000;
+/// Records sent to the backend at once (one transaction on a database):
+/// large enough that what each store does once per batch — a commit, a
+/// sync, the per-group upserts on PostgreSQL — is spread over many runs.
+pub const BATCH_RECORDS: usize = 20_000;
+
+/// Batches read ahead while the backend stores one: the file is parsed on
+/// another thread meanwhile, so reading and storing overlap.
+const BATCHES_AHEAD: usize = 2;
 
 /// What an import did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -107,6 +113,15 @@ pub enum ImportError {
     },
 }
 
+/// One batch as the reading thread hands it over, with what reading it
+/// found.
+struct ReadBatch {
+    records: Vec<PipelineInfo>,
+    lines_read: u64,
+    bytes_read: u64,
+    skipped: Vec<(u64, String)>,
+}
+
 /// Imports `path` into `repository`; `progress` is told the lines read so far.
 pub async fn import_file(
     repository: &dyn PipelineInfoRepository,
@@ -118,31 +133,70 @@ pub async fn import_file(
         source,
     };
     let file = File::open(path).map_err(read_error)?;
+    let (batches, mut ready) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
+    let reader = tokio::task::spawn_blocking(move || read_batches(file, batches));
     let mut report = ImportReport::default();
-    let mut batch: Vec<PipelineInfo> = Vec::with_capacity(BATCH_RECORDS);
-    let mut line = Vec::new();
+    while let Some(batch) = ready.recv().await {
+        let ReadBatch {
+            mut records,
+            lines_read,
+            bytes_read,
+            skipped,
+        } = batch.map_err(read_error)?;
+        report.lines_read += lines_read;
+        report.bytes_read += bytes_read;
+        report.skipped.extend(skipped);
+        store(repository, &mut records, &mut report).await?;
+        progress(&report);
+    }
+    // Every batch arrived, so the thread has ended; it cannot panic.
+    let _ = reader.await;
+    Ok(report)
+}
+
+/// Reads and parses `file` into batches of `BATCH_RECORDS` runs, sent to
+/// `batches` (a read error is sent instead, and ends the reading). Stops
+/// when the receiver is gone.
+fn read_batches(file: File, batches: tokio::sync::mpsc::Sender<Result<ReadBatch, std::io::Error>>) {
     let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    let mut line_number = 0u64;
+    let fresh = || ReadBatch {
+        records: Vec::with_capacity(BATCH_RECORDS),
+        lines_read: 0,
+        bytes_read: 0,
+        skipped: Vec::new(),
+    };
+    let mut batch = fresh();
     loop {
         line.clear();
-        let read = reader.read_until(b'\n', &mut line).map_err(read_error)?;
+        let read = match reader.read_until(b'\n', &mut line) {
+            Ok(read) => read,
+            Err(error) => {
+                let _ = batches.blocking_send(Err(error));
+                return;
+            }
+        };
         if read == 0 {
             break;
         }
-        report.lines_read += 1;
-        report.bytes_read += read as u64;
+        line_number += 1;
+        batch.lines_read += 1;
+        batch.bytes_read += read as u64;
         match parse_line(&line) {
-            Ok(Some(record)) => batch.push(record),
+            Ok(Some(record)) => batch.records.push(record),
             Ok(None) => {}
-            Err(reason) => report.skipped.push((report.lines_read, reason)),
+            Err(reason) => batch.skipped.push((line_number, reason)),
         }
-        if batch.len() >= BATCH_RECORDS {
-            store(repository, &mut batch, &mut report).await?;
-            progress(&report);
+        if batch.records.len() >= BATCH_RECORDS
+            && batches
+                .blocking_send(Ok(std::mem::replace(&mut batch, fresh())))
+                .is_err()
+        {
+            return;
         }
     }
-    store(repository, &mut batch, &mut report).await?;
-    progress(&report);
-    Ok(report)
+    let _ = batches.blocking_send(Ok(batch));
 }
 
 async fn store(

@@ -201,6 +201,49 @@ async fn import_loads_a_python_file_into_every_backend() {
 }
 
 #[tokio::test]
+async fn import_numbers_lines_across_batches_read_ahead() {
+    use pipeline_service::import::{import_file, BATCH_RECORDS};
+    use pipeline_service::repository::jsonl::parse_line;
+    // Generated lines (some deliberately not runs) over several batches.
+    let mut text = Vec::new();
+    pipeline_service::generate::generate(&mut text, (BATCH_RECORDS * 2 + 777) as u64, 5).unwrap();
+    let lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
+    let mut expected_skipped = Vec::new();
+    let mut expected_runs = 0;
+    for (i, line) in lines.iter().enumerate() {
+        match parse_line(line) {
+            Ok(Some(_)) => expected_runs += 1,
+            Ok(None) => {}
+            Err(_) => expected_skipped.push(i as u64 + 1),
+        }
+    }
+    assert!(
+        expected_skipped.iter().any(|&n| n > BATCH_RECORDS as u64),
+        "a skipped line past the first batch"
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &text).unwrap();
+    for store in every_backend().await {
+        let mut calls = 0;
+        let report = import_file(store.repository.as_ref(), file.path(), |_| calls += 1)
+            .await
+            .unwrap();
+        assert_eq!(report.lines_read, lines.len() as u64, "{}", store.name());
+        assert_eq!(report.bytes_read, text.len() as u64);
+        assert_eq!(report.imported, expected_runs);
+        let skipped: Vec<u64> = report.skipped.iter().map(|(n, _)| *n).collect();
+        assert_eq!(skipped, expected_skipped, "{}", store.name());
+        assert!(calls >= 3, "progress after every batch: {calls}");
+        let stored = store
+            .repository
+            .query(&RunFilter::default(), Position::Offset(0), 1, true)
+            .await
+            .unwrap();
+        assert_eq!(stored.total, Some(expected_runs), "{}", store.name());
+    }
+}
+
+#[tokio::test]
 async fn the_distinct_archived_files_of_a_date_code_are_listed() {
     for store in every_backend().await {
         let repo = &store.repository;
