@@ -29,6 +29,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "covering_indexes",
         sql: include_str!("../../../sql/postgres/0004_covering_indexes.sql"),
     },
+    Migration {
+        version: 5,
+        name: "keyed_runs_only",
+        sql: include_str!("../../../sql/postgres/0005_keyed_runs_only.sql"),
+    },
 ];
 
 /// The table recording which migrations have run.

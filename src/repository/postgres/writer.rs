@@ -3,7 +3,7 @@
 //! cost one commit (and one fsync on the server), not one each. Keys are
 //! looked up for the whole group in one statement and decided per request
 //! with `insert::plan`; rows go in with one multi-row `INSERT … SELECT FROM
-//! unnest(…)`. `ON CONFLICT (idempotency_key) DO NOTHING` settles a race
+//! unnest(…)`. `ON CONFLICT (idempotency_key) … DO NOTHING` settles a race
 //! with another replica: a keyed row it skipped means another transaction
 //! stored that key first, so the group is rolled back and decided again,
 //! now seeing the winner (replay or 409 against what it stored).
@@ -340,7 +340,8 @@ async fn insert_rows(
     let names: Vec<String> = (1..=types.len()).map(|i| format!("c{i}")).collect();
     let sql = format!(
         "INSERT INTO {TABLE} ({}) SELECT {} FROM unnest({}) WITH ORDINALITY AS r({}, ord) \
-ORDER BY ord ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+ORDER BY ord ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+RETURNING idempotency_key",
         insert_columns(&list),
         names.join(", "),
         arrays.join(", "),

@@ -185,4 +185,14 @@ async fn each_query_shape_uses_its_index() {
         keys.join("\n").contains("pipeline_runs_idempotency_ux"),
         "{keys:?}"
     );
+    // The seeded runs carry no key, and only keyed runs are indexed by it.
+    let entries: f32 = client
+        .query_one(
+            "SELECT reltuples FROM pg_class WHERE relname = 'pipeline_runs_idempotency_ux'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(entries, 0.0, "unkeyed runs have no entry in the key index");
 }

@@ -269,7 +269,7 @@ DELETE FROM pipeline_schema_migrations WHERE version >= 2",
         .await
         .unwrap();
     let migrated = PostgresRepository::connect(&db.settings).await.unwrap();
-    assert_eq!((migrated.migrated().from, migrated.migrated().to), (1, 4));
+    assert_eq!((migrated.migrated().from, migrated.migrated().to), (1, 5));
     assert_eq!(migrated.summaries().await.unwrap().len(), 4);
     let stats = migrated.stats(&RunFilter::default(), 1).await.unwrap();
     assert_eq!(stats.iter().map(|g| g.runs).sum::<u64>(), 40);
