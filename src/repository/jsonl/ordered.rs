@@ -154,6 +154,35 @@ pub struct Landing {
     pub entries: std::ops::Range<usize>,
 }
 
+/// Cuts `new` (sorted by `before`) into the stretches each chunk of a
+/// sorted list takes, in order: an entry goes to the first chunk whose last
+/// entry (`last_of`) is not before it, and the last chunk takes whatever
+/// follows them all.
+fn stretches<C, T: Copy>(
+    chunks: &[C],
+    last_of: impl Fn(&C) -> Option<T>,
+    new: &[T],
+    before: impl Fn(T, T) -> bool,
+) -> Vec<(usize, std::ops::Range<usize>)> {
+    let last_chunk = chunks.len().saturating_sub(1);
+    let mut cut = Vec::new();
+    let mut from = 0;
+    while from < new.len() {
+        let chunk = chunks
+            .partition_point(|c| last_of(c).is_some_and(|last| before(last, new[from])))
+            .min(last_chunk);
+        let to = match chunks.get(chunk).and_then(&last_of) {
+            Some(last) if chunk < last_chunk => {
+                from + new[from..].partition_point(|&e| !before(last, e))
+            }
+            _ => new.len(),
+        };
+        cut.push((chunk, from..to));
+        from = to;
+    }
+    cut
+}
+
 /// Merges the sorted `new` into the sorted `old` in place, `new[j]` going
 /// after the first `slots[j]` entries of `old` (and after `new[..j]`):
 /// every entry after the first slot moves once, by one copy per stretch.
@@ -306,29 +335,12 @@ impl ChunkedList {
                 .collect();
         } else {
             let mut landings = Vec::new();
-            // The chunk each new entry goes to: the first whose last entry
-            // is not before it (the last chunk takes what follows them all).
-            let last_chunk = self.chunks.len() - 1;
-            let mut stretches: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
-            let mut from = 0;
-            while from < positions.len() {
-                let chunk = self
-                    .chunks
-                    .partition_point(|c| {
-                        c.positions
-                            .last()
-                            .is_some_and(|&last| before(last, positions[from]))
-                    })
-                    .min(last_chunk);
-                let to = match self.chunks[chunk].positions.last() {
-                    Some(&last) if chunk < last_chunk => {
-                        from + positions[from..].partition_point(|&p| before(p, last))
-                    }
-                    _ => positions.len(),
-                };
-                stretches.push((chunk, from..to));
-                from = to;
-            }
+            let stretches = stretches(
+                &self.chunks,
+                |c| c.positions.last().copied(),
+                positions,
+                &before,
+            );
             // From the last chunk back, so splitting one leaves the indexes
             // of those before it as they were.
             for (chunk, range) in stretches.into_iter().rev() {
@@ -573,24 +585,7 @@ impl SortedValues {
             self.chunks = pieces(values).collect();
             return;
         }
-        let last_chunk = self.chunks.len() - 1;
-        let mut stretches: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
-        let mut from = 0;
-        while from < values.len() {
-            // The first chunk whose last value is not below it.
-            let chunk = self
-                .chunks
-                .partition_point(|c| c.last().is_some_and(|&last| last < values[from]))
-                .min(last_chunk);
-            let to = match self.chunks[chunk].last() {
-                Some(&last) if chunk < last_chunk => {
-                    from + values[from..].partition_point(|&v| v <= last)
-                }
-                _ => values.len(),
-            };
-            stretches.push((chunk, from..to));
-            from = to;
-        }
+        let stretches = stretches(&self.chunks, |c| c.last().copied(), &values, |a, b| a < b);
         for (chunk, range) in stretches.into_iter().rev() {
             let new = &values[range];
             let target = &mut self.chunks[chunk];
