@@ -313,7 +313,7 @@ impl RunIndex {
         any.then_some(files)
     }
 
-    /// Adds records in insertion order: each placed in the structures, or,
+    /// Adds records in insertion order: merged into the structures, or,
     /// when they are many against what is there (a load), everything built
     /// again on every core.
     pub fn extend(&mut self, batch: RunStore) {
@@ -331,36 +331,62 @@ impl RunIndex {
         if added > 64 && added > first_new / 8 {
             self.rebuild();
         } else {
-            for position in first_new..self.len() {
-                self.place(position as u32);
-            }
+            self.place(first_new as u32..self.len() as u32);
         }
     }
 
-    fn place(&mut self, position: u32) {
+    /// Places the records at `new` (the last ones of the store) in the
+    /// ordering, the posting lists and their groups. They are put in start
+    /// order once, and each list takes its share in one merge.
+    fn place(&mut self, new: std::ops::Range<u32>) {
         let store = &self.store;
         let columns = store.columns();
-        let i = position as usize;
-        let key = (columns.starts[i], Reverse(position));
         let starts = columns.starts;
-        let before = |p: u32| (starts[p as usize], Reverse(p)) < key;
-        self.order.insert(position, before, &columns);
-        let group = columns.groups[i];
-        for (field, value) in store.group(group).iter().enumerate() {
-            if let Some(value) = value {
+        let before = |a: u32, b: u32| order_key(starts, a) < order_key(starts, b);
+        let mut sorted: Vec<u32> = new.clone().collect();
+        sorted.sort_unstable_by_key(|&p| order_key(starts, p));
+        self.order.insert_sorted(&sorted, before, &columns);
+        // Groups are numbered in order of first appearance: a new one is
+        // met here in file order, where its first run is.
+        for position in new.clone() {
+            let i = position as usize;
+            let group = columns.groups[i] as usize;
+            while self.groups.len() <= group {
+                self.groups.push(GroupRuns::new(position));
+            }
+            self.groups[group].add_to_means(columns.durations[i], columns.rowcounts[i]);
+            if columns.ends[i] < columns.starts[i] {
+                self.reversed += 1;
+            }
+        }
+        // Each group's new runs, and each posting list's, in start order.
+        let mut by_group: FastMap<u32, Vec<u32>> = FastMap::default();
+        for &position in &sorted {
+            by_group
+                .entry(columns.groups[position as usize])
+                .or_default()
+                .push(position);
+        }
+        let mut by_value: [FastMap<&Arc<str>, Vec<u32>>; 4] = Default::default();
+        for &position in &sorted {
+            let values = store.group(columns.groups[position as usize]);
+            for (field, value) in values.iter().enumerate() {
+                if let Some(value) = value {
+                    by_value[field].entry(value).or_default().push(position);
+                }
+            }
+        }
+        for (field, lists) in by_value.into_iter().enumerate() {
+            for (value, positions) in lists {
                 self.postings[field]
                     .entry(value.clone())
                     .or_insert_with(|| ChunkedList::new(POSTING_SYNOPSES))
-                    .insert(position, before, &columns);
+                    .insert_sorted(&positions, before, &columns);
             }
         }
-        if columns.ends[i] < columns.starts[i] {
-            self.reversed += 1;
+        for (group, positions) in by_group {
+            self.groups[group as usize].add_sorted(&positions, before, &columns);
         }
-        while self.groups.len() <= group as usize {
-            self.groups.push(GroupRuns::new(position));
-        }
-        self.groups[group as usize].add(position, before, &columns);
     }
 
     /// Builds the ordering, the posting lists and the group statistics
@@ -905,6 +931,8 @@ mod tests {
         OneByOne,
         /// Half at once, then the rest one by one.
         Half,
+        /// A quarter at once, then batches of 1 to 40 merged in.
+        Batches,
     }
 
     fn build(records: &[PipelineInfo], building: Building) -> RunIndex {
@@ -916,14 +944,20 @@ mod tests {
             store
         };
         let mut index = RunIndex::default();
-        let split = match building {
-            Building::AllAtOnce => records.len(),
-            Building::OneByOne => 0,
-            Building::Half => records.len() / 2,
+        let (split, step) = match building {
+            Building::AllAtOnce => (records.len(), 1),
+            Building::OneByOne => (0, 1),
+            Building::Half => (records.len() / 2, 1),
+            Building::Batches => (records.len() / 4, 40),
         };
         index.extend(batch(&records[..split]));
-        for r in &records[split..] {
-            index.extend(batch(std::slice::from_ref(r)));
+        let mut from = split;
+        let mut size = 0;
+        while from < records.len() {
+            size = size % step + 1;
+            let to = (from + size).min(records.len());
+            index.extend(batch(&records[from..to]));
+            from = to;
         }
         index
     }
@@ -959,7 +993,7 @@ mod tests {
         fn queries_equal_a_brute_force_over_the_records(
             specs in prop::collection::vec(spec(), 0..260),
             filters in prop::collection::vec(filter_spec(), 1..6),
-            building in prop::sample::select(vec![Building::AllAtOnce, Building::OneByOne, Building::Half]),
+            building in prop::sample::select(vec![Building::AllAtOnce, Building::OneByOne, Building::Half, Building::Batches]),
             pages in prop::collection::vec((0usize..40, 1usize..25), 3),
         ) {
             let records: Vec<PipelineInfo> = specs.iter().enumerate().map(|(i, s)| record(i, s)).collect();
@@ -998,7 +1032,7 @@ mod tests {
         fn statistics_and_summaries_equal_a_brute_force_over_the_records(
             specs in prop::collection::vec(spec(), 1..260),
             filters in prop::collection::vec(filter_spec(), 1..4),
-            building in prop::sample::select(vec![Building::AllAtOnce, Building::OneByOne, Building::Half]),
+            building in prop::sample::select(vec![Building::AllAtOnce, Building::OneByOne, Building::Half, Building::Batches]),
             latest in 1usize..12,
         ) {
             let records: Vec<PipelineInfo> = specs.iter().enumerate().map(|(i, s)| record(i, s)).collect();

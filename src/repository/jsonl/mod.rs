@@ -368,7 +368,7 @@ impl Inner {
         self.extend_index(&mut index, lines.into_iter().collect());
         METRICS.records_in_memory.set(index.len() as i64);
         drop(index);
-        cursor.lines_read += appended.payload.iter().filter(|&&b| b == b'\n').count() as u64;
+        cursor.lines_read += memchr::memchr_iter(b'\n', &appended.payload).count() as u64;
         remember_taken(&mut cursor, &appended.payload);
         cursor.stamp = Some(now);
         *self.current.write() = Some(now);

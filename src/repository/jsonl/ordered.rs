@@ -143,6 +143,97 @@ fn count_within(values: &[i64], low: i64, high: i64) -> usize {
     to.saturating_sub(from)
 }
 
+/// Where a stretch of entries inserted together landed in a list: between
+/// `previous` and `next`, entries that were there before (`None` past an
+/// end), with nothing else between them; `entries` is the stretch's range
+/// in the inserted slice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Landing {
+    pub previous: Option<u32>,
+    pub next: Option<u32>,
+    pub entries: std::ops::Range<usize>,
+}
+
+/// Cuts `new` (sorted by `before`) into the stretches each chunk of a
+/// sorted list takes, in order: an entry goes to the first chunk whose last
+/// entry (`last_of`) is not before it, and the last chunk takes whatever
+/// follows them all.
+fn stretches<C, T: Copy>(
+    chunks: &[C],
+    last_of: impl Fn(&C) -> Option<T>,
+    new: &[T],
+    before: impl Fn(T, T) -> bool,
+) -> Vec<(usize, std::ops::Range<usize>)> {
+    let last_chunk = chunks.len().saturating_sub(1);
+    let mut cut = Vec::new();
+    let mut from = 0;
+    while from < new.len() {
+        let chunk = chunks
+            .partition_point(|c| last_of(c).is_some_and(|last| before(last, new[from])))
+            .min(last_chunk);
+        let to = match chunks.get(chunk).and_then(&last_of) {
+            Some(last) if chunk < last_chunk => {
+                from + new[from..].partition_point(|&e| !before(last, e))
+            }
+            _ => new.len(),
+        };
+        cut.push((chunk, from..to));
+        from = to;
+    }
+    cut
+}
+
+/// Merges the sorted `new` into the sorted `old` in place, `new[j]` going
+/// after the first `slots[j]` entries of `old` (and after `new[..j]`):
+/// every entry after the first slot moves once, by one copy per stretch.
+fn merge_at_slots(old: &mut Vec<u32>, new: &[u32], slots: &[usize]) {
+    let mut old_end = old.len();
+    old.resize(old_end + new.len(), 0);
+    let mut end = old.len();
+    for (&value, &slot) in new.iter().zip(slots).rev() {
+        let moved = old_end - slot;
+        old.copy_within(slot..old_end, end - moved);
+        end -= moved + 1;
+        old_end = slot;
+        old[end] = value;
+    }
+}
+
+/// Merges the sorted `new` into the sorted `old` in place, from the back:
+/// a pass over `old` from where the first of `new` goes, read in order,
+/// which costs less than searching a chunk not in cache for each value.
+fn merge_values(old: &mut Vec<i64>, new: &[i64]) {
+    let (mut i, mut j) = (old.len(), new.len());
+    old.resize(i + j, 0);
+    while j > 0 {
+        let at = i + j - 1;
+        match i > 0 && old[i - 1] > new[j - 1] {
+            true => {
+                old[at] = old[i - 1];
+                i -= 1;
+            }
+            false => {
+                old[at] = new[j - 1];
+                j -= 1;
+            }
+        }
+    }
+}
+
+/// `values` cut into chunks of at most half the largest size, as even as
+/// can be, so that each has room to grow.
+fn pieces<T>(mut values: Vec<T>) -> impl Iterator<Item = Vec<T>> {
+    let count = values.len().div_ceil(MAX_CHUNK / 2).max(1);
+    let size = values.len().div_ceil(count);
+    let mut cut = Vec::with_capacity(count);
+    while values.len() > size {
+        let tail = values.split_off(values.len() - size);
+        cut.push(tail);
+    }
+    cut.push(values);
+    cut.into_iter().rev()
+}
+
 /// From how many entries a list keeps chunk synopses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Synopses {
@@ -182,10 +273,12 @@ impl ChunkedList {
     /// A list from positions already in order.
     pub fn from_sorted(positions: &[u32], synopses: Synopses, columns: &Columns<'_>) -> Self {
         let summarised = Self::summarised_at(synopses, positions.len());
-        let chunks = positions
-            .chunks(MAX_CHUNK / 2)
-            .map(|c| Chunk::new(c.to_vec(), summarised, columns))
-            .collect();
+        let chunks = match positions {
+            [] => Vec::new(),
+            _ => pieces(positions.to_vec())
+                .map(|piece| Chunk::new(piece, summarised, columns))
+                .collect(),
+        };
         Self {
             chunks,
             len: positions.len(),
@@ -215,74 +308,110 @@ impl ChunkedList {
         preceding + within
     }
 
-    /// Inserts `position` after every entry for which `before` holds;
-    /// returns the entries now just before and just after it.
-    pub fn insert(
+    /// Inserts `positions`, which are in the list's order (`before(a, b)`:
+    /// `a` comes first, a strict total order the list is sorted by), each
+    /// where that order puts it. Returns where they landed: for each
+    /// stretch of them that falls between the same two entries already in
+    /// the list, those two (none past an end) and the stretch, in order.
+    ///
+    /// A chunk taking new entries is merged once — its entries after the
+    /// first new one move once — so a large batch costs a pass over the
+    /// chunks it touches instead of a chunk's worth of moving per entry.
+    pub fn insert_sorted(
         &mut self,
-        position: u32,
-        before: impl Fn(u32) -> bool,
+        positions: &[u32],
+        before: impl Fn(u32, u32) -> bool,
         columns: &Columns<'_>,
-    ) -> (Option<u32>, Option<u32>) {
-        self.len += 1;
+    ) -> Vec<Landing> {
+        if positions.is_empty() {
+            return Vec::new();
+        }
+        self.len += positions.len();
+        let summarise_all = !self.summarised && Self::summarised_at(self.synopses, self.len);
+        let keep_synopses = self.summarised;
         if self.chunks.is_empty() {
-            self.chunks
-                .push(Chunk::new(vec![position], self.summarised, columns));
-            return (None, None);
-        }
-        // Runs mostly arrive in time order: try the end first.
-        let last_chunk = self.chunks.len() - 1;
-        let index = match self.chunks[last_chunk].positions.last() {
-            Some(&last) if before(last) => last_chunk,
-            _ => self
-                .chunks
-                .partition_point(|c| c.positions.last().is_some_and(|&last| before(last)))
-                .min(last_chunk),
-        };
-        let chunk = &mut self.chunks[index];
-        let at = chunk.positions.partition_point(|&p| before(p));
-        chunk.positions.insert(at, position);
-        if self.summarised {
-            let rowcount = columns.rowcounts[position as usize];
-            let slot = chunk.rowcounts.partition_point(|&r| r < rowcount);
-            chunk.rowcounts.insert(slot, rowcount);
-            let s = span(columns, position);
-            chunk.spans = if chunk.len() == 1 {
-                (s, s)
-            } else {
-                (chunk.spans.0.min(s), chunk.spans.1.max(s))
-            };
-        }
-        let previous = match at {
-            0 => index
-                .checked_sub(1)
-                .and_then(|i| self.chunks[i].positions.last().copied()),
-            _ => Some(self.chunks[index].positions[at - 1]),
-        };
-        let next = self.chunks[index]
-            .positions
-            .get(at + 1)
-            .copied()
-            .or_else(|| {
-                self.chunks
-                    .get(index + 1)
-                    .and_then(|c| c.positions.first().copied())
-            });
-        if !self.summarised && Self::summarised_at(self.synopses, self.len) {
-            self.summarised = true;
-            for chunk in &mut self.chunks {
-                chunk.summarise(columns);
+            self.chunks = pieces(positions.to_vec())
+                .map(|piece| Chunk::new(piece, keep_synopses, columns))
+                .collect();
+        } else {
+            let mut landings = Vec::new();
+            let stretches = stretches(
+                &self.chunks,
+                |c| c.positions.last().copied(),
+                positions,
+                &before,
+            );
+            // From the last chunk back, so splitting one leaves the indexes
+            // of those before it as they were.
+            for (chunk, range) in stretches.into_iter().rev() {
+                let previous_last = chunk
+                    .checked_sub(1)
+                    .and_then(|c| self.chunks[c].positions.last().copied());
+                let new = &positions[range.clone()];
+                let old = &self.chunks[chunk].positions;
+                let mut slots = Vec::with_capacity(new.len());
+                let mut slot = 0;
+                for &p in new {
+                    slot += old[slot..].partition_point(|&o| before(o, p));
+                    slots.push(slot);
+                }
+                let mut first = 0;
+                let mut found = Vec::new();
+                while first < new.len() {
+                    let slot = slots[first];
+                    let count = slots[first..].partition_point(|&s| s == slot);
+                    found.push(Landing {
+                        previous: match slot {
+                            0 => previous_last,
+                            _ => Some(old[slot - 1]),
+                        },
+                        next: old.get(slot).copied(),
+                        entries: range.start + first..range.start + first + count,
+                    });
+                    first += count;
+                }
+                landings.extend(found.into_iter().rev());
+                let target = &mut self.chunks[chunk];
+                merge_at_slots(&mut target.positions, new, &slots);
+                if keep_synopses {
+                    let mut rowcounts: Vec<i64> =
+                        new.iter().map(|&p| columns.rowcounts[p as usize]).collect();
+                    rowcounts.sort_unstable();
+                    merge_values(&mut target.rowcounts, &rowcounts);
+                    target.spans = new
+                        .iter()
+                        .map(|&p| span(columns, p))
+                        .fold(target.spans, |(low, high), s| (low.min(s), high.max(s)));
+                }
+                if target.len() > MAX_CHUNK {
+                    let whole = std::mem::take(&mut target.positions);
+                    let split: Vec<Chunk> = pieces(whole)
+                        .map(|piece| Chunk::new(piece, keep_synopses, columns))
+                        .collect();
+                    self.chunks.splice(chunk..=chunk, split);
+                }
             }
-        }
-        if self.chunks[index].len() > MAX_CHUNK {
-            let chunk = &mut self.chunks[index];
-            let upper = chunk.positions.split_off(chunk.len() / 2);
-            if self.summarised {
-                chunk.summarise(columns);
+            landings.reverse();
+            if summarise_all {
+                self.summarise(columns);
             }
-            let upper = Chunk::new(upper, self.summarised, columns);
-            self.chunks.insert(index + 1, upper);
+            return landings;
         }
-        (previous, next)
+        if summarise_all {
+            self.summarise(columns);
+        }
+        vec![Landing {
+            previous: None,
+            next: None,
+            entries: 0..positions.len(),
+        }]
+    }
+
+    fn summarise(&mut self, columns: &Columns<'_>) {
+        self.summarised = true;
+        for chunk in &mut self.chunks {
+            chunk.summarise(columns);
+        }
     }
 
     /// Entries from rank `from` to the end, last first.
@@ -444,46 +573,64 @@ impl SortedValues {
         self.len
     }
 
-    /// The chunk where `value` belongs.
-    fn chunk_of(&self, value: i64) -> usize {
-        self.chunks
-            .partition_point(|c| c.last().is_some_and(|&last| last < value))
-            .min(self.chunks.len().saturating_sub(1))
-    }
-
-    pub fn insert(&mut self, value: i64) {
-        self.len += 1;
-        if self.chunks.is_empty() {
-            self.chunks.push(vec![value]);
+    /// Adds `values` (in any order). Each chunk taking some is merged
+    /// once, as in `ChunkedList::insert_sorted`.
+    pub fn insert_all(&mut self, mut values: Vec<i64>) {
+        if values.is_empty() {
             return;
         }
-        let index = self.chunk_of(value);
-        let chunk = &mut self.chunks[index];
-        let at = chunk.partition_point(|&v| v < value);
-        chunk.insert(at, value);
-        if chunk.len() > MAX_CHUNK {
-            let upper = chunk.split_off(chunk.len() / 2);
-            self.chunks.insert(index + 1, upper);
+        values.sort_unstable();
+        self.len += values.len();
+        if self.chunks.is_empty() {
+            self.chunks = pieces(values).collect();
+            return;
+        }
+        let stretches = stretches(&self.chunks, |c| c.last().copied(), &values, |a, b| a < b);
+        for (chunk, range) in stretches.into_iter().rev() {
+            let new = &values[range];
+            let target = &mut self.chunks[chunk];
+            merge_values(target, new);
+            if target.len() > MAX_CHUNK {
+                let whole = std::mem::take(target);
+                self.chunks.splice(chunk..=chunk, pieces(whole));
+            }
         }
     }
 
-    /// Removes one occurrence of `value`; false when there is none.
-    pub fn remove(&mut self, value: i64) -> bool {
-        if self.chunks.is_empty() {
-            return false;
+    /// Removes one occurrence of each of `values` (in any order) that is
+    /// there; how many were. Each chunk losing some is compacted once.
+    pub fn remove_all(&mut self, mut values: Vec<i64>) -> usize {
+        values.sort_unstable();
+        let mut removed = 0;
+        let mut next = 0;
+        let mut chunk = 0;
+        while next < values.len() && chunk < self.chunks.len() {
+            // Skip the chunks wholly below the next value to remove.
+            chunk += self.chunks[chunk..]
+                .partition_point(|c| c.last().is_some_and(|&last| last < values[next]));
+            let Some(target) = self.chunks.get_mut(chunk) else {
+                break;
+            };
+            let before = target.len();
+            target.retain(|&v| {
+                while next < values.len() && values[next] < v {
+                    // Not there: nothing to remove.
+                    next += 1;
+                }
+                let gone = next < values.len() && values[next] == v;
+                next += usize::from(gone);
+                !gone
+            });
+            removed += before - target.len();
+            match target.is_empty() {
+                true => {
+                    self.chunks.remove(chunk);
+                }
+                false => chunk += 1,
+            }
         }
-        let index = self.chunk_of(value);
-        let chunk = &mut self.chunks[index];
-        let at = chunk.partition_point(|&v| v < value);
-        if chunk.get(at) != Some(&value) {
-            return false;
-        }
-        chunk.remove(at);
-        if chunk.is_empty() {
-            self.chunks.remove(index);
-        }
-        self.len -= 1;
-        true
+        self.len -= removed;
+        removed
     }
 
     /// How many values lie in `low..=high`: the chunks wholly inside are
@@ -532,14 +679,39 @@ mod tests {
         };
         let mut list = ChunkedList::default();
         let mut model: Vec<u32> = Vec::new();
-        // A pseudo-random order of values, many equal, to force splits.
-        for i in 0..10_000u32 {
-            let value = (i.wrapping_mul(2_654_435_761) >> 7) % 997;
-            let (previous, next) = list.insert(value, |p| p < value, &columns);
-            let at = model.partition_point(|&p| p < value);
-            model.insert(at, value);
-            assert_eq!(previous, at.checked_sub(1).map(|i| model[i]));
-            assert_eq!(next, model.get(at + 1).copied());
+        // Distinct values in a pseudo-random order, inserted in batches of
+        // 1 to 60 (several landing in one chunk, or between the same two
+        // entries), to force splits everywhere.
+        let mut next_value = (0..10_000u32).map(|i| i * 7_919 % 10_007);
+        let mut size = 0;
+        loop {
+            size = size % 60 + 1;
+            let mut batch: Vec<u32> = next_value.by_ref().take(size).collect();
+            if batch.is_empty() {
+                break;
+            }
+            batch.sort_unstable();
+            let landings = list.insert_sorted(&batch, |a, b| a < b, &columns);
+            // Where each landed: after the same entries of the model.
+            let mut expected: Vec<Landing> = Vec::new();
+            for (j, &value) in batch.iter().enumerate() {
+                let at = model.partition_point(|&p| p < value);
+                let previous = at.checked_sub(1).map(|i| model[i]);
+                match expected.last_mut() {
+                    Some(last) if last.previous == previous && last.entries.end == j => {
+                        last.entries.end = j + 1;
+                    }
+                    _ => expected.push(Landing {
+                        previous,
+                        next: model.get(at).copied(),
+                        entries: j..j + 1,
+                    }),
+                }
+            }
+            assert_eq!(landings, expected);
+            model.extend_from_slice(&batch);
+            model.sort_unstable();
+            assert_eq!(list.len(), model.len());
         }
         assert_eq!(list.len(), model.len());
         let backwards: Vec<u32> = list.iter_rev_from(0).collect();
@@ -580,19 +752,33 @@ mod tests {
         let mut values = SortedValues::default();
         let mut model: Vec<i64> = Vec::new();
         // Many equal values (splits fall inside runs of them) and extremes.
-        for i in 0..6_000i64 {
-            let value = match i % 97 {
-                0 => i64::MIN,
-                1 => i64::MAX,
-                _ => (i.wrapping_mul(2_654_435_761) >> 9) % 300 - 150,
-            };
-            values.insert(value);
-            let at = model.partition_point(|&v| v < value);
-            model.insert(at, value);
-            if i % 5 == 0 {
-                let gone = model.remove((i as usize * 7919) % model.len());
-                assert!(values.remove(gone));
+        // In batches of 1 to 40, each followed by removals of values there
+        // and not there.
+        let value = |i: i64| match i % 97 {
+            0 => i64::MIN,
+            1 => i64::MAX,
+            _ => (i.wrapping_mul(2_654_435_761) >> 9) % 300 - 150,
+        };
+        let mut i = 0;
+        let mut size = 0;
+        while i < 6_000 {
+            size = size % 40 + 1;
+            let batch: Vec<i64> = (i..i + size).map(value).collect();
+            i += size;
+            values.insert_all(batch.clone());
+            model.extend(batch);
+            model.sort_unstable();
+            let picked: std::collections::BTreeSet<usize> = (0..size / 4)
+                .map(|k| (i * 7_919 + k * 31) as usize % model.len())
+                .collect();
+            let mut gone: Vec<i64> = picked.into_iter().map(|at| model[at]).collect();
+            gone.push(1_000 + i);
+            let present = gone.len() - 1;
+            for value in &gone[..present] {
+                let at = model.partition_point(|v| v < value);
+                model.remove(at);
             }
+            assert_eq!(values.remove_all(gone), present);
         }
         assert_eq!(values.len(), model.len());
         let ranks: Vec<i64> = (0..model.len()).filter_map(|r| values.at(r)).collect();

@@ -103,28 +103,47 @@ impl GroupRuns {
         group
     }
 
-    /// Adds the run at `position`, which `before` places among the
-    /// group's runs.
-    pub fn add(&mut self, position: u32, before: impl Fn(u32) -> bool, columns: &Columns<'_>) {
-        let i = position as usize;
-        let start = columns.starts[i];
-        let (previous, next) = self.runs.insert(position, before, columns);
+    /// Adds the runs at `positions`, given in start order (`before` being
+    /// that order, as in `ChunkedList::insert_sorted`). Each stretch of
+    /// them landing between two runs (or past an end) replaces the gap
+    /// between those two by the gaps along the stretch. The means are left
+    /// to `add_to_means`, which must see the runs in file order.
+    pub fn add_sorted(
+        &mut self,
+        positions: &[u32],
+        before: impl Fn(u32, u32) -> bool,
+        columns: &Columns<'_>,
+    ) {
         let start_of = |p: u32| columns.starts[p as usize];
-        if let (Some(previous), Some(next)) = (previous, next) {
-            self.gaps.remove(start_of(next) - start_of(previous));
+        let landings = self.runs.insert_sorted(positions, before, columns);
+        let mut replaced = Vec::new();
+        let mut gaps = Vec::with_capacity(positions.len() + landings.len());
+        for landing in landings {
+            if let (Some(previous), Some(next)) = (landing.previous, landing.next) {
+                replaced.push(start_of(next) - start_of(previous));
+            }
+            let along: Vec<u32> = landing
+                .previous
+                .into_iter()
+                .chain(positions[landing.entries].iter().copied())
+                .chain(landing.next)
+                .collect();
+            gaps.extend(along.windows(2).map(|w| start_of(w[1]) - start_of(w[0])));
         }
-        if let Some(previous) = previous {
-            self.gaps.insert(start - start_of(previous));
-        }
-        if let Some(next) = next {
-            self.gaps.insert(start_of(next) - start);
-        }
-        self.durations.insert(duration_key(columns.durations[i]));
-        self.rowcounts.insert(columns.rowcounts[i]);
-        if columns.rowcounts[i] == 0 {
-            self.zero_rows += 1;
-        }
-        self.add_to_means(columns.durations[i], columns.rowcounts[i]);
+        self.gaps.remove_all(replaced);
+        self.gaps.insert_all(gaps);
+        self.durations.insert_all(
+            positions
+                .iter()
+                .map(|&p| duration_key(columns.durations[p as usize]))
+                .collect(),
+        );
+        let rowcounts: Vec<i64> = positions
+            .iter()
+            .map(|&p| columns.rowcounts[p as usize])
+            .collect();
+        self.zero_rows += rowcounts.iter().filter(|&&r| r == 0).count() as u64;
+        self.rowcounts.insert_all(rowcounts);
     }
 
     /// Counts a run into the `/pipelines` means (of the values above zero).
