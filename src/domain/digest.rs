@@ -147,15 +147,19 @@ impl GroupDigest {
 }
 
 /// Collects runs in any order, each with its insertion order value, and
-/// digests every group exactly as `StatsBuilder` does from the answer
-/// order: a database can hand runs out fastest unsorted.
+/// digests every group: oldest first, equal starts latest-inserted first
+/// (the answer order read backwards). A database hands runs out fastest
+/// unsorted; `StatsBuilder` feeds it runs in the answer order.
 #[derive(Debug, Default)]
 pub struct UnorderedStatsBuilder {
+    /// foldhash: every run is looked up here (a `/metrics` scrape walks all
+    /// of them), and the default hasher made that the scrape's main cost.
     groups: HashMap<GroupKey, Vec<(RunPoint, i64)>, foldhash::fast::RandomState>,
 }
 
 impl UnorderedStatsBuilder {
     pub fn add(&mut self, key: &GroupKey, point: RunPoint, seq: i64) {
+        // Look up by reference; the key is cloned only for a new group.
         match self.groups.get_mut(key) {
             Some(points) => points.push((point, seq)),
             None => {
@@ -169,8 +173,6 @@ impl UnorderedStatsBuilder {
         self.groups
             .into_iter()
             .map(|(key, mut runs)| {
-                // Oldest first, equal starts latest-inserted first: the
-                // answer order (equal starts in insertion order) reversed.
                 runs.sort_unstable_by_key(|(point, seq)| (point.0, std::cmp::Reverse(*seq)));
                 let runs: Vec<RunPoint> = runs.into_iter().map(|(point, _)| point).collect();
                 GroupDigest::of_runs(key, &runs, latest)
@@ -179,13 +181,14 @@ impl UnorderedStatsBuilder {
     }
 }
 
-/// Collects runs (in answer order: latest start first, equal starts in
+/// Collects runs in answer order (latest start first, equal starts in
 /// insertion order) and digests every group.
 #[derive(Debug, Default)]
 pub struct StatsBuilder {
-    /// foldhash: every run is looked up here (a `/metrics` scrape walks all
-    /// of them), and the default hasher made that the scrape's main cost.
-    groups: HashMap<GroupKey, Vec<RunPoint>, foldhash::fast::RandomState>,
+    runs: UnorderedStatsBuilder,
+    /// Runs added so far. Among equal starts the answer order is the
+    /// insertion order, so the arrival count orders them as insertion does.
+    added: i64,
 }
 
 impl StatsBuilder {
@@ -196,26 +199,12 @@ impl StatsBuilder {
             run.rowcount(),
             run.start_utc(),
         );
-        // Look up by reference; the key is cloned only for a new group.
-        match self.groups.get_mut(run.classes()) {
-            Some(points) => points.push(point),
-            None => {
-                self.groups.insert(run.classes().clone(), vec![point]);
-            }
-        }
+        self.runs.add(run.classes(), point, self.added);
+        self.added += 1;
     }
 
     /// One digest per group, with its `latest` latest runs.
     pub fn digests(self, latest: usize) -> Vec<GroupDigest> {
-        self.groups
-            .into_iter()
-            .map(|(key, mut runs)| {
-                // Oldest first; equal starts keep the order they were read
-                // in reversed, which the stable sort preserves.
-                runs.reverse();
-                runs.sort_by_key(|r| r.0);
-                GroupDigest::of_runs(key, &runs, latest)
-            })
-            .collect()
+        self.runs.digests(latest)
     }
 }
