@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
+use crate::domain::digest::GroupKey;
 use crate::domain::record::RecordParts;
 use crate::domain::{FieldError, FlexDateTime, LocItem, PipelineInfo, ValidationErrors};
 use crate::repository::sql::{Bind, Statement};
@@ -101,6 +102,15 @@ impl SharedNames {
         let shared = Arc::<str>::from(value);
         self.0.insert(value.to_owned(), shared.clone());
         Some(shared)
+    }
+    /// The four group values in columns `first`…`first + 3` of `row`.
+    pub fn group_key(&mut self, row: &Row, first: usize) -> Result<GroupKey, RepositoryError> {
+        Ok([
+            self.get(row.try_get(first)?),
+            self.get(row.try_get(first + 1)?),
+            self.get(row.try_get(first + 2)?),
+            self.get(row.try_get(first + 3)?),
+        ])
     }
 }
 

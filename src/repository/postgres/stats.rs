@@ -175,13 +175,7 @@ FROM {SUMMARY_TABLE}"
     let mut names = SharedNames::default();
     let mut current = HashMap::with_capacity(rows.len());
     for row in rows {
-        let key = [
-            names.get(row.try_get(0)?),
-            names.get(row.try_get(1)?),
-            names.get(row.try_get(2)?),
-            names.get(row.try_get(3)?),
-        ];
-        current.insert(key, row.try_get(4)?);
+        current.insert(names.group_key(&row, 0)?, row.try_get(4)?);
     }
     Ok(current)
 }
@@ -201,12 +195,7 @@ async fn read_points(
     let mut builder = into.unwrap_or_default();
     let mut names = SharedNames::default();
     while let Some(row) = stream.try_next().await? {
-        let key = [
-            names.get(row.try_get(0)?),
-            names.get(row.try_get(1)?),
-            names.get(row.try_get(2)?),
-            names.get(row.try_get(3)?),
-        ];
+        let key = names.group_key(&row, 0)?;
         let start = rows::time_at(&row, 4)?;
         let point = (
             start.instant_micros(),
