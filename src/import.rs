@@ -138,7 +138,7 @@ pub async fn import_file(
     let mut report = ImportReport::default();
     while let Some(batch) = ready.recv().await {
         let ReadBatch {
-            mut records,
+            records,
             lines_read,
             bytes_read,
             skipped,
@@ -146,7 +146,7 @@ pub async fn import_file(
         report.lines_read += lines_read;
         report.bytes_read += bytes_read;
         report.skipped.extend(skipped);
-        store(repository, &mut records, &mut report).await?;
+        store(repository, records, &mut report).await?;
         progress(&report);
     }
     // Every batch arrived, so the thread has ended; it cannot panic.
@@ -201,14 +201,14 @@ fn read_batches(file: File, batches: tokio::sync::mpsc::Sender<Result<ReadBatch,
 
 async fn store(
     repository: &dyn PipelineInfoRepository,
-    batch: &mut Vec<PipelineInfo>,
+    batch: Vec<PipelineInfo>,
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
     if batch.is_empty() {
         return Ok(());
     }
     let stored = repository
-        .load(std::mem::take(batch))
+        .load(batch)
         .await
         .map_err(|source| ImportError::Store {
             imported: report.imported,
