@@ -221,17 +221,14 @@ fn merge_values(old: &mut Vec<i64>, new: &[i64]) {
 }
 
 /// `values` cut into chunks of at most half the largest size, as even as
-/// can be, so that each has room to grow.
-fn pieces<T>(mut values: Vec<T>) -> impl Iterator<Item = Vec<T>> {
+/// can be, so that each has room to grow. Each piece is a copy of its own
+/// length: cutting one vector with `split_off` would leave the first
+/// piece holding the whole vector's capacity (at load, a second copy of
+/// every list).
+fn pieces<T: Clone>(values: &[T]) -> impl Iterator<Item = Vec<T>> + '_ {
     let count = values.len().div_ceil(MAX_CHUNK / 2).max(1);
-    let size = values.len().div_ceil(count);
-    let mut cut = Vec::with_capacity(count);
-    while values.len() > size {
-        let tail = values.split_off(values.len() - size);
-        cut.push(tail);
-    }
-    cut.push(values);
-    cut.into_iter().rev()
+    let size = values.len().div_ceil(count).max(1);
+    values.chunks(size).map(<[T]>::to_vec)
 }
 
 /// From how many entries a list keeps chunk synopses.
@@ -275,7 +272,7 @@ impl ChunkedList {
         let summarised = Self::summarised_at(synopses, positions.len());
         let chunks = match positions {
             [] => Vec::new(),
-            _ => pieces(positions.to_vec())
+            _ => pieces(positions)
                 .map(|piece| Chunk::new(piece, summarised, columns))
                 .collect(),
         };
@@ -330,7 +327,7 @@ impl ChunkedList {
         let summarise_all = !self.summarised && Self::summarised_at(self.synopses, self.len);
         let keep_synopses = self.summarised;
         if self.chunks.is_empty() {
-            self.chunks = pieces(positions.to_vec())
+            self.chunks = pieces(positions)
                 .map(|piece| Chunk::new(piece, keep_synopses, columns))
                 .collect();
         } else {
@@ -385,7 +382,7 @@ impl ChunkedList {
                 }
                 if target.len() > MAX_CHUNK {
                     let whole = std::mem::take(&mut target.positions);
-                    let split: Vec<Chunk> = pieces(whole)
+                    let split: Vec<Chunk> = pieces(&whole)
                         .map(|piece| Chunk::new(piece, keep_synopses, columns))
                         .collect();
                     self.chunks.splice(chunk..=chunk, split);
@@ -582,7 +579,7 @@ impl SortedValues {
         values.sort_unstable();
         self.len += values.len();
         if self.chunks.is_empty() {
-            self.chunks = pieces(values).collect();
+            self.chunks = pieces(&values).collect();
             return;
         }
         let stretches = stretches(&self.chunks, |c| c.last().copied(), &values, |a, b| a < b);
@@ -592,7 +589,7 @@ impl SortedValues {
             merge_values(target, new);
             if target.len() > MAX_CHUNK {
                 let whole = std::mem::take(target);
-                self.chunks.splice(chunk..=chunk, pieces(whole));
+                self.chunks.splice(chunk..=chunk, pieces(&whole));
             }
         }
     }
@@ -745,6 +742,32 @@ mod tests {
         }
         let rebuilt = ChunkedList::from_sorted(&model, Synopses::Never, &columns);
         assert_eq!(rebuilt.iter_rev_from(0).collect::<Vec<_>>(), expected);
+    }
+
+    /// A list built whole holds its entries once: no chunk keeps the
+    /// capacity of the vector it was cut from (which at load doubled the
+    /// memory of every ordering).
+    #[test]
+    fn lists_built_whole_hold_each_entry_once() {
+        let columns = Columns {
+            starts: &[],
+            ends: &[],
+            rowcounts: &[],
+            durations: &[],
+            groups: &[],
+        };
+        let positions: Vec<u32> = (0..1_000).collect();
+        let built = ChunkedList::from_sorted(&positions, Synopses::Never, &columns);
+        let mut inserted = ChunkedList::new(Synopses::Never);
+        inserted.insert_sorted(&positions, |a, b| a < b, &columns);
+        for list in [&built, &inserted] {
+            let held: usize = list.chunks.iter().map(|c| c.positions.capacity()).sum();
+            assert_eq!(held, positions.len());
+        }
+        let mut values = SortedValues::default();
+        values.insert_all((0..1_000).collect());
+        let held: usize = values.chunks.iter().map(Vec::capacity).sum();
+        assert_eq!(held, 1_000);
     }
 
     #[test]
