@@ -116,6 +116,13 @@ cursor=$(curl -sf "$base/get_pipeline_info?limit=1&offset=$deep&count=none&curso
 latency_row "keyset page 100 at position $deep (count=none)" "context" "$base/get_pipeline_info?limit=100&count=none&cursor=$cursor"
 latency_row "count=exact unfiltered (limit=1)" "must not dominate a page" "$base/get_pipeline_info?limit=1&count=exact"
 latency_row "count=exact, one pipeline (limit=1)" "context" "$base/get_pipeline_info?limit=1&count=exact&pipeline_name=ingest_orders"
+# A rowcount bound's exact total is counted through an index, in time
+# linear in its matches: two clients (not a queue of them), counted and not.
+rowcount_page="$base/get_pipeline_info?limit=100&environment=prod&min_rowcount=1000"
+wrk_run "$rowcount_page" 2
+row "count=exact, environment + min_rowcount (limit=100)" "must not dominate a page" "p50 $(latency_ms 50) ms, p99 $(latency_ms 99) ms (-c2)"
+wrk_run "$rowcount_page&count=none" 2
+row "the same page, count=none" "context" "p50 $(latency_ms 50) ms, p99 $(latency_ms 99) ms (-c2)"
 latency_row "GET /pipelines (summaries)" "context" "$base/pipelines"
 # Statistics, one request at a time rather than under load: the first call
 # reads every run; later ones read only the groups whose runs changed
