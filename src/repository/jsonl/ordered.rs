@@ -665,15 +665,20 @@ impl SortedValues {
 mod tests {
     use super::*;
 
-    #[test]
-    fn inserts_anywhere_keep_the_order_and_ranks() {
-        let columns = Columns {
+    /// Columns for lists that keep no synopses (nothing is read from them).
+    fn no_columns() -> Columns<'static> {
+        Columns {
             starts: &[],
             ends: &[],
             rowcounts: &[],
             durations: &[],
             groups: &[],
-        };
+        }
+    }
+
+    #[test]
+    fn inserts_anywhere_keep_the_order_and_ranks() {
+        let columns = no_columns();
         let mut list = ChunkedList::default();
         let mut model: Vec<u32> = Vec::new();
         // Distinct values in a pseudo-random order, inserted in batches of
@@ -749,13 +754,7 @@ mod tests {
     /// memory of every ordering).
     #[test]
     fn lists_built_whole_hold_each_entry_once() {
-        let columns = Columns {
-            starts: &[],
-            ends: &[],
-            rowcounts: &[],
-            durations: &[],
-            groups: &[],
-        };
+        let columns = no_columns();
         let positions: Vec<u32> = (0..1_000).collect();
         let built = ChunkedList::from_sorted(&positions, Synopses::Never, &columns);
         let mut inserted = ChunkedList::new(Synopses::Never);
