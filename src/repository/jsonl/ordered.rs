@@ -40,6 +40,14 @@ impl Chunk {
         chunk
     }
 
+    /// Sorted `positions` as chunks (see `pieces`), with synopses when
+    /// `summarised`.
+    fn cut(positions: &[u32], summarised: bool, columns: &Columns<'_>) -> Vec<Chunk> {
+        pieces(positions)
+            .map(|piece| Chunk::new(piece, summarised, columns))
+            .collect()
+    }
+
     fn summarise(&mut self, columns: &Columns<'_>) {
         let mut rowcounts: Vec<i64> = self
             .positions
@@ -270,14 +278,8 @@ impl ChunkedList {
     /// A list from positions already in order.
     pub fn from_sorted(positions: &[u32], synopses: Synopses, columns: &Columns<'_>) -> Self {
         let summarised = Self::summarised_at(synopses, positions.len());
-        let chunks = match positions {
-            [] => Vec::new(),
-            _ => pieces(positions)
-                .map(|piece| Chunk::new(piece, summarised, columns))
-                .collect(),
-        };
         Self {
-            chunks,
+            chunks: Chunk::cut(positions, summarised, columns),
             len: positions.len(),
             synopses,
             summarised,
@@ -327,9 +329,7 @@ impl ChunkedList {
         let summarise_all = !self.summarised && Self::summarised_at(self.synopses, self.len);
         let keep_synopses = self.summarised;
         if self.chunks.is_empty() {
-            self.chunks = pieces(positions)
-                .map(|piece| Chunk::new(piece, keep_synopses, columns))
-                .collect();
+            self.chunks = Chunk::cut(positions, keep_synopses, columns);
         } else {
             let mut landings = Vec::new();
             let stretches = stretches(
@@ -382,9 +382,7 @@ impl ChunkedList {
                 }
                 if target.len() > MAX_CHUNK {
                     let whole = std::mem::take(&mut target.positions);
-                    let split: Vec<Chunk> = pieces(&whole)
-                        .map(|piece| Chunk::new(piece, keep_synopses, columns))
-                        .collect();
+                    let split = Chunk::cut(&whole, keep_synopses, columns);
                     self.chunks.splice(chunk..=chunk, split);
                 }
             }
@@ -561,7 +559,7 @@ pub struct SortedValues {
 impl SortedValues {
     pub fn from_sorted(values: &[i64]) -> Self {
         Self {
-            chunks: values.chunks(MAX_CHUNK / 2).map(<[i64]>::to_vec).collect(),
+            chunks: pieces(values).collect(),
             len: values.len(),
         }
     }
